@@ -1,0 +1,57 @@
+"""Progress reporting for long steps (index build, generation, tracing, scoring).
+
+Long functions take ``progress: ProgressFn | None`` and call it with a :class:`ProgressEvent`.
+The CLI renders events as a text bar, the app as ``st.progress``; tests collect them in a list.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str  # e.g. "tokenize", "suffix-array", "generate", "trace", "score"
+    done: int  # units finished so far
+    total: int  # units in all (0 when unknown)
+    unit: str = "items"  # what a unit is: documents, prompts, tokens, completions
+    rate: float | None = None  # units (or tokens, see message) per second
+    eta_s: float | None = None  # seconds left, when known
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop a long step; work done so far stays cached."""
+
+
+class Tracker:
+    """Turns (done, total) updates into events with a rate and an ETA.
+
+    >>> events = []
+    >>> t = Tracker("trace", 4, events.append, unit="completions")
+    >>> t.advance(2); t.advance(2)
+    >>> [e.done for e in events], events[-1].fraction
+    ([2, 4], 1.0)
+    """
+
+    def __init__(self, stage: str, total: int, progress: ProgressFn | None, unit: str = "items"):
+        self.stage, self.total, self.progress, self.unit = stage, total, progress, unit
+        self.done = 0
+        self._t0 = time.perf_counter()
+
+    def advance(self, n: int = 1, message: str = "") -> None:
+        self.done += n
+        if self.progress is None:
+            return
+        elapsed = time.perf_counter() - self._t0
+        rate = self.done / elapsed if elapsed > 0 else None
+        eta = (self.total - self.done) / rate if rate and self.total else None
+        self.progress(ProgressEvent(self.stage, self.done, self.total, self.unit, rate, eta, message))
