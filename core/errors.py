@@ -60,3 +60,7 @@ class BackendError(PropMeError):
 
 class ResultsError(PropMeError):
     """A results folder is missing files or was written by an incompatible version."""
+
+
+class GenerationError(PropMeError):
+    """Generation cannot proceed (e.g. out of GPU memory even at batch size 1)."""
