@@ -1,0 +1,89 @@
+"""Which maximal spans may be traced (SPEC section 4, step 2), decided on the completion's text.
+
+Spans are token ranges [start, end) of the completion in index tokens. Their text is read from the
+completion itself through the tokenizer's character offsets, so the rules work for any tokenizer
+(SentencePiece, byte-level BPE, WordPiece), not only for the Llama-2 ``▁`` marker the authors tested.
+
+**Word boundary.** Token position ``p`` (0 <= p <= L) is a word boundary when ``p == 0``, ``p == L``,
+or a whitespace character touches the boundary: with ``b`` the character offset where token ``p``
+starts, ``text[b - 1]`` or ``text[b]`` is whitespace. This is what the authors' ``▁``-prefix test
+means for SentencePiece tokens (a token that carries a leading space), extended to tokenizers whose
+offsets trim the space, and to any whitespace (a span may start right after a newline). Punctuation
+alone is not a boundary: a span ending before ``,`` is dropped, as in the authors' release.
+
+**Inadmissible spans are dropped, not shrunk.** The maximal span of a start either passes the filter
+or that start contributes nothing; a shorter prefix of it is never substituted (the authors'
+``_keep_span`` filters the maximal spans, and SPEC says admissibility filters spans).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SENTENCE_END_CHARS = frozenset("!.?\n")
+MIXED_MIN_TOKENS = 4  # the authors' MIXED_MIN_SPAN_TOKENS
+
+
+def boundary_offsets(offsets: Sequence[tuple[int, int]], text_len: int) -> list[int]:
+    """Character offset of each token boundary 0..L (L + 1 values, non-decreasing).
+
+    >>> boundary_offsets([(0, 3), (3, 7), (7, 9)], 9)
+    [0, 3, 7, 9]
+    """
+    n = len(offsets)
+    out = [0] * (n + 1)
+    for p in range(1, n):
+        out[p] = max(out[p - 1], offsets[p][0])
+    if n:
+        out[n] = max(out[n - 1], text_len)
+    return out
+
+
+def word_boundaries(text: str, bounds: Sequence[int]) -> list[bool]:
+    """For each token boundary 0..L: is it a word boundary (see module docstring)?
+
+    >>> word_boundaries("ab cd", [0, 1, 2, 5])
+    [True, False, True, True]
+    >>> word_boundaries("ab cd", [0, 1, 3, 5])
+    [True, False, True, True]
+    """
+    n = len(bounds) - 1
+    out = []
+    for p, b in enumerate(bounds):
+        if p == 0 or p == n:
+            out.append(True)
+            continue
+        before = b > 0 and text[b - 1].isspace()
+        at = b < len(text) and text[b].isspace()
+        out.append(before or at)
+    return out
+
+
+def crosses_sentence_end(span_text: str) -> bool:
+    """True when the span text, minus its last character, holds one of ``! . ? \\n``.
+
+    >>> crosses_sentence_end("som er fastsat i kontrakten."), crosses_sentence_end("Krig. Jlden")
+    (False, True)
+    """
+    return any(ch in SENTENCE_END_CHARS for ch in span_text[:-1])
+
+
+def text_admissible(span_text: str, start: int, end: int, n_tokens: int, is_boundary: Sequence[bool]) -> bool:
+    """Prose rule: no sentence end inside, starts at a word boundary, ends at one unless end == L."""
+    if end <= start or crosses_sentence_end(span_text):
+        return False
+    if not is_boundary[start]:
+        return False
+    return end == n_tokens or is_boundary[end]
+
+
+def mixed_admissible(span_text: str, start: int, end: int, n_tokens: int, min_tokens: int = MIXED_MIN_TOKENS) -> bool:
+    """Code/mixed rule: the whole generation is always kept; else >= min_tokens and a non-space char.
+
+    >>> mixed_admissible("   ", 0, 3, 3), mixed_admissible("a b", 2, 5, 9), mixed_admissible("x = 1", 0, 4, 9)
+    (True, False, True)
+    """
+    if end <= start:
+        return False
+    if start == 0 and end == n_tokens:
+        return True
+    return end - start >= min_tokens and any(not ch.isspace() for ch in span_text)

@@ -1,0 +1,48 @@
+"""Match tier of a retrieved document window (SPEC section 4, step 5).
+
+``exact_full_raw``: the raw completion string is a substring of the window text.
+``exact_full_normalized`` (mixed mode only): it is after :func:`normalize_mixed` of both.
+``partial``: anything else.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"[ \t]+")
+_SPACES_AROUND_NEWLINE = re.compile(r" *\n *")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+
+
+def normalize_mixed(text: str) -> str:
+    """NFKC, CRLF/CR -> LF, spaces and tabs collapsed, spaces around newlines stripped, 3+ newlines
+    to 2, outer whitespace stripped (as the authors' ``_normalize_mixed_text``).
+
+    >>> normalize_mixed("def f():\\r\\n\\t  return 1  \\n\\n\\n\\nx")
+    'def f():\\nreturn 1\\n\\nx'
+    >>> normalize_mixed("ﬁ  x")
+    'fi x'
+    """
+    norm = unicodedata.normalize("NFKC", text)
+    norm = norm.replace("\r\n", "\n").replace("\r", "\n")
+    norm = _SPACES.sub(" ", norm)
+    norm = _SPACES_AROUND_NEWLINE.sub("\n", norm)
+    norm = _MANY_NEWLINES.sub("\n\n", norm)
+    return norm.strip()
+
+
+def match_tier(completion: str, window_text: str, mode: str, normalized_completion: str | None = None) -> str:
+    """Tier of one window for one completion; ``normalized_completion`` avoids re-normalizing.
+
+    >>> match_tier("a  b", "xx a  b yy", "text"), match_tier("a  b", "a b", "text"), match_tier("a  b", "a b", "mixed")
+    ('exact_full_raw', 'partial', 'exact_full_normalized')
+    >>> match_tier("", "anything", "mixed")
+    'partial'
+    """
+    if completion and completion in window_text:
+        return "exact_full_raw"
+    if mode == "mixed":
+        norm = normalize_mixed(completion) if normalized_completion is None else normalized_completion
+        if norm and norm in normalize_mixed(window_text):
+            return "exact_full_normalized"
+    return "partial"
