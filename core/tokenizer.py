@@ -1,0 +1,75 @@
+"""Loading the index tokenizer and naming it: a stable fingerprint and a readable identity.
+
+The index tokenizer decides what a "token" is in every span length (SPEC section 2), so an index
+records the fingerprint of the tokenizer it was built with and refuses queries from another one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from core.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# Files of which at least one must be in a local tokenizer folder.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+
+
+def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False):
+    """Load a tokenizer from a local folder or a hub id (pinned by ``revision``).
+
+    Raises :class:`ModelLoadError` when the folder holds no tokenizer files or the hub id cannot be
+    fetched (offline, unknown id, gated). Remote code runs only with ``trust_remote_code=True``.
+    """
+    from transformers import AutoTokenizer
+
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"Tokenizer path {path} is a file; pass the folder that holds tokenizer.json")
+        if not any((path / f).exists() for f in TOKENIZER_FILES):
+            raise ModelLoadError(
+                f"No tokenizer files in {path}: expected one of {', '.join(TOKENIZER_FILES)}. "
+                "Save one with tokenizer.save_pretrained(folder) or pass a hub id."
+            )
+        source = str(path)
+    else:
+        source = name_or_path
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError, KeyError) as e:
+        where = "folder" if path.exists() else "hub id (is the network reachable and the id right?)"
+        raise ModelLoadError(f"Cannot load a tokenizer from {where} {name_or_path!r}: {e}") from e
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of a canonical dump of the tokenizer: the fast backend's JSON, else the sorted vocab.
+
+    Two tokenizers with the same fingerprint split every text into the same ids.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        canon = json.dumps(json.loads(backend.to_str()), sort_keys=True, ensure_ascii=False)
+    else:
+        canon = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def tokenizer_identity(tokenizer) -> str:
+    """A readable name: the hub id or folder it was loaded from, else its class name."""
+    name = getattr(tokenizer, "name_or_path", "") or ""
+    return str(name) if name else type(tokenizer).__name__
+
+
+def tokenizer_vocab_size(tokenizer) -> int:
+    """Number of ids the tokenizer can emit (base vocab plus added tokens)."""
+    return max(len(tokenizer), max(tokenizer.get_vocab().values(), default=-1) + 1)
+
+
+def tokenizer_eos_id(tokenizer) -> int:
+    """The EOS id, falling back to the last id when the tokenizer has none (infini-gram needs one)."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return int(eos) if eos is not None else tokenizer_vocab_size(tokenizer) - 1
