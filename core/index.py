@@ -11,15 +11,16 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from core import index_format as fmt
-from core.errors import ConfigError, IndexMismatch, IndexNotBuilt, QueryOutOfRange
+from core.errors import ConfigError, IndexMismatch, QueryOutOfRange
 from core.index_build import build_index, build_index_from_ids  # noqa: F401  (re-exported)
+from core.index_shards import Shard, expand_dirs, shard_paths
 
 log = logging.getLogger(__name__)
 
@@ -32,65 +33,6 @@ class Occurrence:
     doc_len: int  # document length in tokens
 
 
-class _Shard:
-    """Memory maps of one shard's files (a folder may hold several shards)."""
-
-    def __init__(self, tokens: Path, table: Path, offsets: Path, meta: Path | None, metaoff: Path | None,
-                 token_dtype: str):
-        self.width = fmt.WIDTHS[token_dtype]
-        self.ds_size = tokens.stat().st_size
-        self.tok_cnt = self.ds_size // self.width
-        self.ptr_size = fmt.ptr_size_for(self.ds_size)
-        self.tokens = np.memmap(tokens, dtype=fmt.DTYPES[token_dtype], mode="r")
-        self.table = np.memmap(table, dtype=np.uint8, mode="r").reshape(self.tok_cnt, self.ptr_size)
-        self.offsets = np.fromfile(offsets, dtype=np.uint64).astype(np.int64)
-        self.doc_cnt = len(self.offsets)
-        self.meta = np.memmap(meta, dtype=np.uint8, mode="r") if meta and meta.stat().st_size else None
-        self.metaoff = np.fromfile(metaoff, dtype=np.uint64).astype(np.int64) if metaoff else None
-        self.doc_ends = np.append(self.offsets[1:], self.ds_size)  # byte end of each document
-
-    def ptrs(self, ranks: np.ndarray) -> np.ndarray:
-        rows = np.zeros((len(ranks), 8), dtype=np.uint8)
-        rows[:, :self.ptr_size] = self.table[ranks]
-        return rows.view("<u8").ravel().astype(np.int64)
-
-    def locate(self, ptrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(local doc index, token start inside the doc, doc length) for byte pointers."""
-        local = np.searchsorted(self.offsets, ptrs, side="right") - 1
-        start = (ptrs - self.offsets[local]) // self.width - 1
-        length = (self.doc_ends[local] - self.offsets[local]) // self.width - 1
-        return local, start, length
-
-
-def _shard_paths(folder: Path) -> list[tuple[Path, ...]]:
-    def files(key: str) -> list[Path]:
-        return sorted((p for p in folder.iterdir() if p.name.startswith(key)), key=str)
-
-    tok, tab, off = files("tokenized"), files("table"), files("offset")
-    meta, metaoff = files("metadata"), files("metaoff")
-    if not (len(tok) == len(tab) == len(off)) or not tok:
-        raise fmt.not_built(folder, "it needs one tokenized.N, table.N and offset.N file per shard")
-    if len(meta) != len(tok) or len(metaoff) != len(tok):
-        meta, metaoff = [None] * len(tok), [None] * len(tok)
-    return list(zip(tok, tab, off, meta, metaoff))
-
-
-def _expand(index_dirs) -> list[Path]:
-    dirs = [index_dirs] if isinstance(index_dirs, (str, Path)) else list(index_dirs)
-    out: list[Path] = []
-    for d in map(lambda x: Path(x).expanduser().resolve(), dirs):
-        if not d.is_dir():
-            raise IndexNotBuilt(f"No index at {d}: the folder does not exist; " + fmt.BUILD_HINT.format(path=d))
-        subs = sorted(p for p in d.iterdir() if p.is_dir() and ((p / fmt.MANIFEST).exists() or fmt.has_shard_files(p)))
-        if not fmt.has_shard_files(d) and not (d / fmt.MANIFEST).exists() and subs:
-            out.extend(subs)
-        else:
-            out.append(d)
-    if not out:
-        raise IndexNotBuilt("No index folders given; " + fmt.BUILD_HINT.format(path="<folder>"))
-    return out
-
-
 class CorpusIndex:
     """An opened index. Use :meth:`open`; all token ids are index-tokenizer ids."""
 
@@ -101,7 +43,7 @@ class CorpusIndex:
         self.dirs = dirs
         self.token_dtype, self.vocab_size, self.eos_token_id = token_dtype, vocab_size, eos_token_id
         self._manifests = manifests
-        self._shards = [_Shard(*paths, token_dtype) for d in dirs for paths in _shard_paths(d)]
+        self._shards = [Shard(*paths, token_dtype) for d in dirs for paths in shard_paths(d)]
         self._doc_base = np.cumsum([0] + [s.doc_cnt for s in self._shards])
         self.num_docs = int(self._doc_base[-1])
         self.num_tokens = sum(s.tok_cnt - s.doc_cnt for s in self._shards)  # separators excluded
@@ -124,13 +66,13 @@ class CorpusIndex:
 
     @classmethod
     def open(cls, index_dirs: str | Path | Sequence[str | Path], *, tokenizer=None, eos_token_id: int | None = None,
-             vocab_size: int | None = None, token_dtype: str | None = None) -> "CorpusIndex":
+             vocab_size: int | None = None, token_dtype: str | None = None) -> CorpusIndex:
         """Open one folder, several folders (one shard each) or a folder of shard folders.
 
         Our folders need a valid manifest (else :class:`IndexNotBuilt`). A prebuilt infini-gram index
         (no manifest, none of our files) opens with the given or inferred dtype/vocab/eos.
         """
-        dirs = _expand(index_dirs)
+        dirs = expand_dirs(index_dirs)
         manifests: list[dict | None] = []
         for d in dirs:
             if (d / fmt.MANIFEST).exists() or (d / fmt.COUNTS).exists() or (d / fmt.BUILDING).exists():
@@ -271,7 +213,7 @@ class CorpusIndex:
 
     def distinct_docs(self, ids, cap: int) -> int:
         """Number of distinct documents containing ``ids``, counted up to ``cap``."""
-        cnt, segments = self._find(ids)
+        _cnt, segments = self._find(ids)
         seen: set[int] = set()
         for si, (s, e) in enumerate(segments):
             shard = self._shards[si]
@@ -295,7 +237,7 @@ class CorpusIndex:
         return self.count(ids), self.occurrences(ids, max_docs, seed=0, spread="even")
 
     # ---- documents ------------------------------------------------------------------------------
-    def _where(self, doc_ix: int) -> tuple[_Shard, int]:
+    def _where(self, doc_ix: int) -> tuple[Shard, int]:
         if not 0 <= doc_ix < self.num_docs:
             raise QueryOutOfRange(f"doc_ix {doc_ix} outside [0, {self.num_docs}) of the index at {self.dirs[0]}")
         si = int(np.searchsorted(self._doc_base, doc_ix, side="right") - 1)
@@ -357,7 +299,7 @@ class CorpusIndex:
         counts = np.maximum(self.unigram_counts().astype(np.float64), 0.5)
         return np.log(counts) - np.log(max(self.num_tokens, 1))
 
-    def _shard_counts(self, shard: _Shard, chunk: int = 1 << 24) -> np.ndarray:
+    def _shard_counts(self, shard: Shard, chunk: int = 1 << 24) -> np.ndarray:
         sep = fmt.separator_id(self.token_dtype)
         out = np.zeros(self.vocab_size, dtype=np.int64)
         for lo in range(0, shard.tok_cnt, chunk):
@@ -365,7 +307,7 @@ class CorpusIndex:
             out += np.bincount(block[block != sep], minlength=self.vocab_size)[:self.vocab_size]
         return out
 
-    def _token_max(self, shard: _Shard, chunk: int = 1 << 24) -> int:
+    def _token_max(self, shard: Shard, chunk: int = 1 << 24) -> int:
         sep = fmt.separator_id(self.token_dtype)
         top = 0
         for lo in range(0, shard.tok_cnt, chunk):

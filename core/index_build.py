@@ -13,8 +13,9 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,12 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
 
     No special tokens are added. Returns the opened :class:`core.index.CorpusIndex`.
     """
-    from core.tokenizer import tokenizer_eos_id, tokenizer_fingerprint, tokenizer_identity, tokenizer_vocab_size
+    from core.tokenizer import (
+        tokenizer_eos_id,
+        tokenizer_fingerprint,
+        tokenizer_identity,
+        tokenizer_vocab_size,
+    )
 
     docs = documents if isinstance(documents, (list, tuple)) else list(documents)
     if not docs:
@@ -231,7 +237,7 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
 
 
 def _run(cmd: list[str], step: str, token_file: Path) -> None:
-    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    res = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if res.returncode != 0:
         raise IndexNotBuilt(f"rust_indexing {step} failed on {token_file} (exit {res.returncode}): "
                             f"{res.stderr.decode(errors='replace')[-2000:]}")

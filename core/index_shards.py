@@ -1,0 +1,68 @@
+"""Finding and memory-mapping the shard files of index folders (see :mod:`core.index_format`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core import index_format as fmt
+from core.errors import IndexNotBuilt
+
+
+class Shard:
+    """Memory maps of one shard's files (a folder may hold several shards)."""
+
+    def __init__(self, tokens: Path, table: Path, offsets: Path, meta: Path | None, metaoff: Path | None,
+                 token_dtype: str):
+        self.width = fmt.WIDTHS[token_dtype]
+        self.ds_size = tokens.stat().st_size
+        self.tok_cnt = self.ds_size // self.width
+        self.ptr_size = fmt.ptr_size_for(self.ds_size)
+        self.tokens = np.memmap(tokens, dtype=fmt.DTYPES[token_dtype], mode="r")
+        self.table = np.memmap(table, dtype=np.uint8, mode="r").reshape(self.tok_cnt, self.ptr_size)
+        self.offsets = np.fromfile(offsets, dtype=np.uint64).astype(np.int64)
+        self.doc_cnt = len(self.offsets)
+        self.meta = np.memmap(meta, dtype=np.uint8, mode="r") if meta and meta.stat().st_size else None
+        self.metaoff = np.fromfile(metaoff, dtype=np.uint64).astype(np.int64) if metaoff else None
+        self.doc_ends = np.append(self.offsets[1:], self.ds_size)  # byte end of each document
+
+    def ptrs(self, ranks: np.ndarray) -> np.ndarray:
+        rows = np.zeros((len(ranks), 8), dtype=np.uint8)
+        rows[:, :self.ptr_size] = self.table[ranks]
+        return rows.view("<u8").ravel().astype(np.int64)
+
+    def locate(self, ptrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(local doc index, token start inside the doc, doc length) for byte pointers."""
+        local = np.searchsorted(self.offsets, ptrs, side="right") - 1
+        start = (ptrs - self.offsets[local]) // self.width - 1
+        length = (self.doc_ends[local] - self.offsets[local]) // self.width - 1
+        return local, start, length
+
+
+def shard_paths(folder: Path) -> list[tuple[Path, ...]]:
+    def files(key: str) -> list[Path]:
+        return sorted((p for p in folder.iterdir() if p.name.startswith(key)), key=str)
+
+    tok, tab, off = files("tokenized"), files("table"), files("offset")
+    meta, metaoff = files("metadata"), files("metaoff")
+    if not (len(tok) == len(tab) == len(off)) or not tok:
+        raise fmt.not_built(folder, "it needs one tokenized.N, table.N and offset.N file per shard")
+    if len(meta) != len(tok) or len(metaoff) != len(tok):
+        meta, metaoff = [None] * len(tok), [None] * len(tok)
+    return list(zip(tok, tab, off, meta, metaoff))
+
+
+def expand_dirs(index_dirs) -> list[Path]:
+    dirs = [index_dirs] if isinstance(index_dirs, (str, Path)) else list(index_dirs)
+    out: list[Path] = []
+    for d in (Path(x).expanduser().resolve() for x in dirs):
+        if not d.is_dir():
+            raise IndexNotBuilt(f"No index at {d}: the folder does not exist; " + fmt.BUILD_HINT.format(path=d))
+        subs = sorted(p for p in d.iterdir() if p.is_dir() and ((p / fmt.MANIFEST).exists() or fmt.has_shard_files(p)))
+        if not fmt.has_shard_files(d) and not (d / fmt.MANIFEST).exists() and subs:
+            out.extend(subs)
+        else:
+            out.append(d)
+    if not out:
+        raise IndexNotBuilt("No index folders given; " + fmt.BUILD_HINT.format(path="<folder>"))
+    return out
