@@ -1,0 +1,1 @@
+"""Streamlit-aware helpers shared by the pages (see README: app/*.py)."""

@@ -1,0 +1,41 @@
+"""The few ``st.session_state`` keys shared across pages, and the run in view.
+
+Keys (everything else in session state is a widget's own ``key=``):
+- ``RUN_PATH``: the results folder in view, set by the sidebar picker in streamlit_app.py.
+- ``CANCEL``: a ``threading.Event`` the Run page's Cancel button sets; the running experiment's
+  progress callback raises ``core.progress.Cancelled`` when it is set.
+- ``RETRACED``: {(run id, TraceConfig): RunResults} re-traced by the Thresholds page in this session.
+Session state is per browser session, so two people never see each other's runs or re-traces.
+"""
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from app import cached
+
+RUN_PATH = "propme_run_path"
+CANCEL = "propme_cancel"
+RETRACED = "propme_retraced"
+
+
+def current_run():
+    """(run id, RunResults) of the folder in view; st.info + stop when none is chosen."""
+    path = st.session_state.get(RUN_PATH, "")
+    if not path:
+        st.info("No results folder is open. Type one in the sidebar ('Results folder'), or create one on "
+                "the Run page or with `python -m core run CONFIG.toml`.")
+        st.stop()
+    ident = cached.run_id(path)
+    return ident, cached.load_run(path, ident)
+
+
+def cancel_event() -> threading.Event:
+    if CANCEL not in st.session_state:
+        st.session_state[CANCEL] = threading.Event()
+    return st.session_state[CANCEL]
+
+
+def retraced() -> dict:
+    return st.session_state.setdefault(RETRACED, {})

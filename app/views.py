@@ -1,0 +1,223 @@
+"""Pure view models for the pages: filtering examples, tables, deep links, plain-language reading.
+
+No Streamlit here: pages call these so they hold no loops over corpus data themselves.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from core.config import MetricsConfig, from_dict
+from core.errors import ConfigError
+from core.records import GenKey, Generation, TraceResult
+
+CAPABILITY = "prefix"
+PRIMARY = ("als", "fmr", "nvr")
+LABELS = {"als": "ALS", "fmr": "FMR", "nvr": "NVR", "r_n": "R_N", "max_span": "max span",
+          "max_nv_recall": "max nv_recall", "unique_docs": "unique docs", "gen_nv_above": "nv_recall > t"}
+
+
+@dataclass(frozen=True)
+class ExploreFilter:
+    """What the Explore page shows; every field narrows the list."""
+
+    setting: str | None = None  # None: all settings
+    domain: str | None = None  # None: all domains
+    min_span: int = 0  # longest final span at least this many tokens
+    min_nv: float = 0.0  # best nv_recall of a retrieved document at least this
+    full_match_only: bool = False  # only completions found verbatim in full in a document
+    search: str = ""  # case-insensitive substring of the completion
+
+
+@dataclass(frozen=True)
+class ExampleRow:
+    key: GenKey
+    domain: str | None
+    longest_span: int
+    max_nv: float
+    full_match: bool
+    n_spans: int
+    completion: str
+
+
+def example_rows(generations: Sequence[Generation], traces: Sequence[TraceResult]) -> list[ExampleRow]:
+    """One row per traced generation."""
+    by_key = {t.key: t for t in traces}
+    rows = []
+    for g in generations:
+        t = by_key.get(g.key)
+        if t is None:
+            continue
+        rows.append(ExampleRow(g.key, g.prompt.domain, t.longest_span,
+                               max((d.nv.recall for d in t.docs), default=0.0), t.full_match, len(t.spans),
+                               g.completion))
+    return rows
+
+
+def filter_examples(rows: Sequence[ExampleRow], f: ExploreFilter) -> list[ExampleRow]:
+    """Rows passing ``f``, longest span first (ties: higher nv_recall, then key order)."""
+    needle = f.search.casefold()
+    kept = [r for r in rows
+            if (f.setting is None or r.key.setting == f.setting)
+            and (f.domain is None or r.domain == f.domain)
+            and r.longest_span >= f.min_span and r.max_nv >= f.min_nv
+            and (r.full_match or not f.full_match_only)
+            and (not needle or needle in r.completion.casefold())]
+    return sorted(kept, key=lambda r: (-r.longest_span, -r.max_nv, r.key))
+
+
+def example_label(r: ExampleRow) -> str:
+    return (f"{r.key.setting} / {r.key.prompt_id} / sample {r.key.sample_index}: longest span "
+            f"{r.longest_span}, nv_recall {r.max_nv:.2f}{', full match' if r.full_match else ''}")
+
+
+def examples_frame(rows: Sequence[ExampleRow]) -> pd.DataFrame:
+    return pd.DataFrame([{"setting": r.key.setting, "prompt": r.key.prompt_id, "sample": r.key.sample_index,
+                          "domain": r.domain, "longest span": r.longest_span, "max nv_recall": r.max_nv,
+                          "full match": r.full_match, "spans": r.n_spans,
+                          "completion": r.completion[:160]} for r in rows])
+
+
+def key_from_params(params: Mapping[str, str]) -> GenKey | None:
+    """The example a deep link names (``?setting=..&prompt=..&sample=..``), or None."""
+    if "setting" not in params or "prompt" not in params:
+        return None
+    try:
+        sample = int(params.get("sample", "0"))
+    except ValueError:
+        return None
+    return GenKey(params["setting"], params["prompt"], sample)
+
+
+def params_for(key: GenKey) -> dict[str, str]:
+    return {"setting": key.setting, "prompt": key.prompt_id, "sample": str(key.sample_index)}
+
+
+def fmt(v: float) -> str:
+    return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def interval_table(per_setting: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
+    """Rows = settings; per metric its value and '[lo, hi]' interval column."""
+    rows = []
+    for setting, ivs in per_setting.items():
+        row: dict[str, Any] = {"setting": setting}
+        for m in metrics:
+            iv = ivs[m]
+            row[LABELS.get(m, m)] = round(iv.value, 6)
+            row[f"{LABELS.get(m, m)} 95% CI"] = f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"setting": s, **{LABELS.get(m, m): v.get(m) for m in metrics}}
+                         for s, v in per_setting.items()])
+
+
+def plain_reading(values: Mapping[str, Mapping[str, float]], pm_values: Mapping[str, float],
+                  span_threshold: int) -> str:
+    """One sentence: what the model can reproduce (prefix) and how much of it ordinary prompts elicit."""
+    cap = values.get(CAPABILITY)
+    natural = {s: v for s, v in values.items() if s != CAPABILITY}
+    if cap is None or not natural:
+        return ("This run lacks a prefix setting or a natural setting, so capability and propensity "
+                "cannot be compared.")
+    worst = max(natural, key=lambda s: natural[s].get("nvr", 0.0))
+    nat = natural[worst]
+    pm_text = f"PM = {pm_values[worst]:.2f}" if worst in pm_values else "PM not available"
+    return (f"Under prefix attacks the model reproduces training text verbatim: its longest verbatim "
+            f"span averages {cap.get('als', 0):.1f} tokens, {cap.get('fmr', 0):.0%} of completions match a "
+            f"document in full and {cap.get('r_n', 0):.0%} hold a span of at least {span_threshold} tokens. "
+            f"Under ordinary prompts ({worst}, the leakiest natural setting) it does so far "
+            f"{'less' if nat.get('nvr', 0) < cap.get('nvr', 0) else 'as much or more'}: average longest span "
+            f"{nat.get('als', 0):.1f} tokens, full matches {nat.get('fmr', 0):.0%}, near-verbatim recall "
+            f"{nat.get('nvr', 0):.4f} against {cap.get('nvr', 0):.4f} ({pm_text}; 0.5 would mean ordinary "
+            f"use leaks as much as the attack).")
+
+
+def manifest_rows(manifest: Mapping[str, Any]) -> pd.DataFrame:
+    """The manifest flattened to (field, value) rows for display as a table."""
+    rows = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            rows.append({"field": prefix, "value": value if isinstance(value, str) else json.dumps(value)})
+
+    walk("", manifest)
+    return pd.DataFrame(rows)
+
+
+def index_dirs(manifest: Mapping[str, Any]) -> list[str]:
+    """Index folders a run used, from its manifest (``index.dirs`` or ``index_dirs``)."""
+    index = manifest.get("index")
+    dirs = index.get("dirs") if isinstance(index, Mapping) else None
+    dirs = dirs or manifest.get("index_dirs") or []
+    return [dirs] if isinstance(dirs, str) else list(dirs)
+
+
+def metrics_config_of(manifest: Mapping[str, Any]) -> MetricsConfig:
+    """The MetricsConfig the run was scored with (defaults when the manifest has none)."""
+    data = manifest.get("metrics")
+    if not isinstance(data, Mapping):
+        return MetricsConfig()
+    try:
+        return from_dict(MetricsConfig, {k: v for k, v in data.items() if k != "nvr"})
+    except ConfigError:
+        return MetricsConfig()
+
+
+def leaks_by_doc(traces: Sequence[TraceResult]) -> pd.DataFrame:
+    """Per retrieved document: which settings leaked it, in how many completions, best nv_recall."""
+    acc: dict[str, dict[str, Any]] = {}
+    for t in traces:
+        for d in t.docs:
+            row = acc.setdefault(d.doc_id, {"doc_id": d.doc_id, "doc_ix": d.doc_ix, "settings": set(),
+                                            "completions": set(), "max nv_recall": 0.0, "full match": False})
+            row["settings"].add(t.key.setting)
+            row["completions"].add(t.key)
+            row["max nv_recall"] = max(row["max nv_recall"], d.nv.recall)
+            row["full match"] = row["full match"] or d.tier == "exact_full_raw"
+    out = [{**r, "settings": ", ".join(sorted(r["settings"])), "completions": len(r["completions"])}
+           for r in acc.values()]
+    return pd.DataFrame(sorted(out, key=lambda r: (-r["completions"], r["doc_id"])),
+                        columns=["doc_id", "doc_ix", "settings", "completions", "max nv_recall", "full match"])
+
+
+def records_frame(generations: Sequence[Generation], traces: Sequence[TraceResult]) -> pd.DataFrame:
+    """One row per generation with its trace summary (for CSV/JSON export)."""
+    by_key = {t.key: t for t in traces}
+    rows = []
+    for g in generations:
+        t = by_key.get(g.key)
+        rows.append({"setting": g.key.setting, "prompt_id": g.key.prompt_id, "sample_index": g.key.sample_index,
+                     "domain": g.prompt.domain, "prompt": g.prompt.text, "completion": g.completion,
+                     "traced": t is not None, "longest_span": t.longest_span if t else None,
+                     "n_spans": len(t.spans) if t else None, "full_match": t.full_match if t else None,
+                     "max_nv_recall": max((d.nv.recall for d in t.docs), default=0.0) if t else None,
+                     "spans": json.dumps([s.text for s in t.spans], ensure_ascii=False) if t else None})
+    return pd.DataFrame(rows)
+
+
+def run_label(manifest: Mapping[str, Any], fallback: str = "run") -> str:
+    """A short name for a run: its run name, else the model identity."""
+    model = manifest.get("model")
+    ident = model.get("identity") or model.get("name_or_path") if isinstance(model, Mapping) else None
+    return str(manifest.get("run_name") or manifest.get("name") or ident or fallback)
+
+
+def plane_points(label: str, intervals: Mapping[str, Mapping[str, Any]], metric: str) -> list:
+    """Capability-propensity points of one run: one per natural setting (needs a prefix setting)."""
+    from app.charts import PlanePoint
+
+    cap = intervals.get(CAPABILITY)
+    if cap is None:
+        return []
+    return [PlanePoint(f"{label} / {s}", cap[metric], ivs[metric]) for s, ivs in intervals.items()
+            if s != CAPABILITY]

@@ -1,0 +1,132 @@
+"""Controls that return core config values. The only place widget labels, ranges and defaults live.
+
+Every widget has an explicit ``key=`` (tests find widgets by key; keys are listed in app/state.py
+where they are shared between pages).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import streamlit as st
+
+from app import paths, views
+from core.config import (SETTINGS, TRACE_MODES, AdaptiveParam, DecodingConfig, MetricsConfig, ModelConfig,
+                         NVRConfig, SettingConfig, TraceConfig)
+
+BOOTSTRAP_CHOICES = (200, 1000, 10_000)
+
+
+def results_picker() -> str:
+    """Sidebar: the results folder in view; typed paths are confined to $PROPME_DATA_ROOT."""
+    default = paths.default_results_dir()
+    value = st.sidebar.text_input("Results folder", value=default, key="results_dir",
+                                  help="A folder written by `python -m core run` or the Run page.")
+    if not value.strip():
+        return ""
+    if value == default:
+        return str(paths.confine(value, None))
+    return str(paths.confine(value, paths.data_root()))
+
+
+def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> MetricsConfig:
+    """Scoring thresholds that need no re-tracing: R_N span threshold, nv threshold, loop filter."""
+    top = max(200, max_span + 1)
+    n = st.slider("Span threshold N of R_N (tokens)", 1, top, min(base.span_threshold, top), key=f"{key}_span_n",
+                  help="R_N: share of completions with a final verbatim span of at least N tokens.")
+    nv = st.slider("nv_recall threshold", 0.0, 1.0, float(base.nv_threshold), 0.01, key=f"{key}_nv",
+                   help="Completions whose best retrieved document has nv_recall above this.")
+    loops = st.checkbox("Exclude degenerate repetition loops", base.exclude_degenerate, key=f"{key}_loops")
+    zlib = st.slider("Loop filter: zlib ratio below", 0.01, 0.5, float(base.loop_zlib_ratio), 0.01,
+                     key=f"{key}_zlib", disabled=not loops)
+    boot = st.select_slider("Bootstrap resamples", BOOTSTRAP_CHOICES, value=min(
+        BOOTSTRAP_CHOICES, key=lambda b: abs(b - base.bootstrap_samples)), key=f"{key}_boot")
+    return replace(base, span_threshold=int(n), nv_threshold=float(nv), exclude_degenerate=loops,
+                   loop_zlib_ratio=float(zlib), bootstrap_samples=int(boot))
+
+
+def _adaptive(label: str, p: AdaptiveParam, key: str) -> AdaptiveParam:
+    frac = st.slider(f"{label}: fraction of the completion's words", 0.0, 0.5, float(p.frac), 0.01, key=key,
+                     help=f"threshold = clamp(round(fraction x n), {p.lo}, {p.hi})")
+    return replace(p, frac=float(frac))
+
+
+def nvr_controls(base: NVRConfig, key: str = "thr") -> NVRConfig:
+    """NVR block thresholds (SPEC 5): minimum matched words l1/l2 and merge gaps of both passes."""
+    c1, c2 = st.columns(2)
+    with c1:
+        l1 = _adaptive("l1 (min words, pass 1)", base.l1, f"{key}_l1")
+        gap1 = _adaptive("gap1 (max gap, pass 1)", base.gap1, f"{key}_gap1")
+    with c2:
+        l2 = _adaptive("l2 (min words, pass 2)", base.l2, f"{key}_l2")
+        gap2 = _adaptive("gap2 (max gap, pass 2)", base.gap2, f"{key}_gap2")
+    return replace(base, l1=l1, l2=l2, gap1=gap1, gap2=gap2)
+
+
+def trace_controls(base: TraceConfig, key: str) -> TraceConfig:
+    """Trace-time parameters (changing them needs a re-trace)."""
+    c1, c2, c3 = st.columns(3)
+    mode = c1.selectbox("Trace mode", TRACE_MODES, TRACE_MODES.index(base.mode), key=f"{key}_mode",
+                        help="text: prose admissibility; mixed: code and mixed data, full matches first")
+    rarity = c2.slider("Rarity fraction", 0.01, 1.0, float(base.rarity_fraction), 0.01, key=f"{key}_rarity")
+    docs = c3.number_input("Documents per span", 1, 100, int(base.docs_per_span), key=f"{key}_docs")
+    return replace(base, mode=mode, rarity_fraction=float(rarity), docs_per_span=int(docs))
+
+
+def decoding_controls(key: str = "run") -> DecodingConfig:
+    c1, c2, c3, c4 = st.columns(4)
+    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.1, key=f"{key}_temp")
+    top_p = c2.number_input("top-p", 0.01, 1.0, 1.0, 0.01, key=f"{key}_top_p")
+    samples = c3.number_input("Samples per prompt", 1, 50, 1, key=f"{key}_samples",
+                              help="More than 1 needs a temperature above 0.")
+    max_new = c4.number_input("Max new tokens", 1, 2048, 256, key=f"{key}_max_new")
+    seed = st.number_input("Decoding seed", 0, 2**31 - 1, 42, key=f"{key}_seed")
+    return DecodingConfig(temperature=float(temperature), top_p=float(top_p), num_samples=int(samples),
+                          max_new_tokens=int(max_new), seed=int(seed))
+
+
+def model_picker(demo_path: str | None, key: str = "run") -> ModelConfig:
+    """The demo model, a local folder (confined to the data root) or a hub id."""
+    kinds = (["demo model"] if demo_path else []) + ["local folder", "hub id"]
+    kind = st.radio("Model", kinds, horizontal=True, key=f"{key}_model_kind")
+    trust = st.checkbox("Trust remote code", False, key=f"{key}_trust",
+                        help="Runs Python code shipped with the model: only for models you trust.")
+    if trust:
+        st.warning("Trust remote code is ON: the model folder's own Python code will run on this machine.")
+    if kind == "demo model":
+        return ModelConfig(demo_path, trust_remote_code=trust)
+    if kind == "local folder":
+        folder = st.text_input("Model folder", key=f"{key}_model_path")
+        return ModelConfig(str(paths.confine(folder, paths.data_root())), trust_remote_code=trust)
+    hub = st.text_input("Hub id (e.g. EleutherAI/pythia-70m)", key=f"{key}_model_hub")
+    revision = st.text_input("Revision (optional)", key=f"{key}_model_rev")
+    return ModelConfig(hub.strip(), revision=revision.strip() or None, trust_remote_code=trust)
+
+
+def settings_picker(key: str = "run") -> tuple[SettingConfig, ...]:
+    """Which settings to run, with prompt counts and the prompt-sample seed."""
+    chosen = st.multiselect("Settings", SETTINGS, ["prefix", "generic", "specific"], key=f"{key}_settings")
+    n = st.number_input("Prompts per setting", 1, 10_000, 100, key=f"{key}_n_prompts")
+    seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, 42, key=f"{key}_prompt_seed")
+    return tuple(SettingConfig(name=s, n_prompts=int(n), seed=int(seed)) for s in chosen)
+
+
+def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: int,
+                    initial_setting: str | None = None) -> views.ExploreFilter:
+    """Filters of the Explore page (sidebar)."""
+    sb = st.sidebar
+    options = ["all"] + list(settings)
+    setting = sb.selectbox("Setting", options, options.index(initial_setting) if initial_setting in options else 0,
+                           key="ex_setting")
+    domain = sb.selectbox("Domain", ["all"] + list(domains), key="ex_domain")
+    min_span = sb.slider("Minimum longest span (tokens)", 0, max(1, max_span), 0, key="ex_min_span")
+    min_nv = sb.slider("Minimum nv_recall", 0.0, 1.0, 0.0, 0.05, key="ex_min_nv")
+    full = sb.checkbox("Full matches only", False, key="ex_full")
+    search = sb.text_input("Text search in completions", key="ex_search")
+    return views.ExploreFilter(None if setting == "all" else setting, None if domain == "all" else domain,
+                               int(min_span), float(min_nv), full, search)
+
+
+def color_by_picker(key: str = "ex_color_by") -> str:
+    label = st.radio("Highlight intensity by", ["span length", "corpus count"], horizontal=True, key=key)
+    return "length" if label == "span length" else "count"

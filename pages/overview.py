@@ -1,0 +1,44 @@
+"""Overview: the run in view, headline metrics with intervals, PM, capability vs propensity."""
+import streamlit as st
+
+from app import cached, charts, render, state, views
+
+st.title("Overview")
+with render.page_boundary():
+    ident, run = state.current_run()
+    cfg = views.metrics_config_of(run.manifest)
+    settings = tuple(run.settings())
+    label = views.run_label(run.manifest)
+    st.subheader(f"Run: {label}")
+    with st.expander("Run in view: model, corpus, index, settings, decoding, seeds", expanded=False):
+        st.dataframe(views.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
+
+    values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
+    metric = st.selectbox("Headline metric for PM and the plane", views.PRIMARY,
+                          format_func=views.LABELS.get, key="ov_metric")
+    pm_point = cached.pm_values(values, metric)
+    for col, (s, v) in zip(st.columns(max(1, len(pm_point))), pm_point.items()):
+        col.metric(f"PM {views.LABELS[metric]} ({s})", f"{v:.3f}")
+    st.info(views.plain_reading(values, cached.pm_values(values, "nvr"), cfg.span_threshold))
+    cols = st.columns(len(settings))
+    for col, s in zip(cols, settings):
+        col.metric(f"ALS ({s})", views.fmt(values[s]["als"]))
+    st.dataframe(views.metric_table(values, ("n_generations",) + views.PRIMARY + ("r_n", "max_span",
+                                    "unique_docs", "gen_nv_above")), hide_index=True, key="ov_points")
+
+    st.subheader("With 95% bootstrap intervals")
+    intervals = {s: cached.setting_intervals(ident, s, cfg, views.PRIMARY, run) for s in settings}
+    st.dataframe(views.interval_table(intervals, views.PRIMARY), hide_index=True, key="ov_intervals")
+    pm = cached.pm_intervals(ident, settings, metric, cfg, run)
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(charts.metric_bars({s: intervals[s][metric] for s in settings},
+                                           views.LABELS[metric]), key="ov_bars")
+    with c2:
+        if pm:
+            st.plotly_chart(charts.pm_bars(pm, views.LABELS[metric]), key="ov_pm")
+        else:
+            st.info("PM needs a prefix setting and at least one natural setting in the run.")
+    points = views.plane_points(label, intervals, metric)
+    if points:
+        st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="ov_plane")

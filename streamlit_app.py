@@ -1,0 +1,26 @@
+"""PropMe Explorer: `streamlit run streamlit_app.py`. Pages live in pages/ (see README)."""
+import streamlit as st
+
+from app import cached, state, widgets
+from core.errors import PropMeError
+
+st.set_page_config(page_title="PropMe Explorer", layout="wide")
+
+try:
+    st.session_state[state.RUN_PATH] = widgets.results_picker()
+except PropMeError as e:
+    st.sidebar.error(str(e))
+    st.session_state[state.RUN_PATH] = ""
+if st.sidebar.button("Clear cache", key="clear_cache", help="Forget cached results and metrics."):
+    cached.clear_all()
+
+page = st.navigation([
+    st.Page("pages/overview.py", title="Overview", url_path="overview", default=True),
+    st.Page("pages/run.py", title="Run", url_path="run"),
+    st.Page("pages/explore.py", title="Explore", url_path="explore"),
+    st.Page("pages/thresholds.py", title="Thresholds and curves", url_path="thresholds"),
+    st.Page("pages/compare.py", title="Compare", url_path="compare"),
+    st.Page("pages/corpus.py", title="Corpus", url_path="corpus"),
+    st.Page("pages/export.py", title="Export", url_path="export"),
+])
+page.run()

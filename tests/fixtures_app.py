@@ -1,0 +1,109 @@
+"""Synthetic results folders for the app tests: real records, known spans, hostile text planted.
+
+One "token" is one whitespace-separated word here, so span lengths, char offsets and counts are
+known exactly. Near-verbatim recall comes from the real ``core.nvrecall.nv_recall``.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from core.config import MetricsConfig, to_dict
+from core.nvrecall import nv_recall
+from core.records import DocMatch, Generation, GenKey, Prompt, Span, TraceResult
+from core.results import RunResults, save_results
+
+WORDS = ("river stone quiet lamp harbor violet engine paper window silver market garden thunder "
+         "maple candle orbit meadow signal copper valley pocket lantern whisper forest anchor ribbon "
+         "marble canyon falcon velvet breeze summit cobalt harvest island").split()
+
+# Planted in a document and in a completion: none of it may execute or render as markup.
+HOSTILE = ('<script>document.title="pwned";window.__pwned=1</script> '
+           '<img src=x onerror="document.title=\'pwned\';window.__pwned=1"> '
+           '[click](javascript:window.__pwned=1) **bold** \u202eevil\u202c ' + "A" * 10_000)
+HOSTILE_SPAN_TEXT = '<script>document.title="pwned";window.__pwned=1</script>'
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def make_docs(seed: int = 7, n_docs: int = 10) -> list[tuple[str, str]]:
+    """(doc_id, text) pairs; doc 'doc-hostile' holds :data:`HOSTILE`."""
+    rng = random.Random(seed)
+    docs = [(f"doc-{i}", _sentence(rng, 90)) for i in range(n_docs)]
+    docs.append(("doc-hostile", _sentence(rng, 20) + " " + HOSTILE + " " + _sentence(rng, 20)))
+    return docs
+
+
+def _count(docs, text: str) -> int:
+    return sum(d.count(text) for _, d in docs)
+
+
+def _doc_match(docs, doc_ix: int, span_text: str, completion: str) -> DocMatch:
+    doc_id, window = docs[doc_ix]
+    start = window.index(span_text)
+    tier = "exact_full_raw" if completion in window else "partial"
+    return DocMatch(doc_ix, doc_id, tier, window, start, start + len(span_text), nv_recall(completion, window))
+
+
+def _traced(docs, key: GenKey, before: str, piece: str, after: str, src: int) -> tuple[str, TraceResult]:
+    """A completion ``before piece after`` whose only span is ``piece`` (taken from doc ``src``)."""
+    completion = " ".join(p for p in (before, piece, after) if p)
+    spans: tuple[Span, ...] = ()
+    if piece:
+        cs = completion.index(piece)
+        start = len(completion[:cs].split())
+        spans = (Span(start, start + len(piece.split()), piece, cs, cs + len(piece), _count(docs, piece),
+                      (_doc_match(docs, src, piece, completion),)),)
+    full = sum(1 for _, d in docs if completion in d)
+    return completion, TraceResult(key, completion, len(completion.split()), spans, full)
+
+
+def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: str = "fixture") -> RunResults:
+    """A run over settings prefix/generic/specific with spans of known lengths (see module doc)."""
+    rng = random.Random(seed)
+    docs = make_docs(seed)
+    gens, traces = [], []
+    span_len = {"prefix": (30, 55), "generic": (0, 12), "specific": (3, 25)}
+    for setting in ("prefix", "generic", "specific"):
+        for i in range(n_per_setting):
+            key = GenKey(setting, f"{setting}-{i}")
+            src = rng.randrange(len(docs) - 1)
+            words = docs[src][1].split()
+            lo, hi = span_len[setting]
+            k = rng.randint(lo, hi)
+            at = rng.randrange(0, len(words) - k - 1) if setting != "prefix" else 10
+            piece = " ".join(words[at:at + k])
+            if setting == "prefix":
+                prompt = Prompt(setting, key.prompt_id, " ".join(words[:10]), source_doc_id=docs[src][0],
+                                source_doc_ix=src, true_continuation=" ".join(words[10:10 + 60]))
+                before, after = "", _sentence(rng, 4) if i % 2 else ""
+            else:
+                prompt = Prompt(setting, key.prompt_id, f"Tell me about {rng.choice(WORDS)} number {i}.",
+                                domain=("nature", "tech")[i % 2])
+                before, after = "zzq " + _sentence(rng, 5).upper(), "QQZ " + _sentence(rng, 5).upper()
+            completion, trace = _traced(docs, key, before, piece, after, src)
+            gens.append(Generation(key, prompt, completion, finish_reason="length"))
+            traces.append(trace)
+    if hostile:
+        key = GenKey("generic", "generic-hostile")
+        hdoc = len(docs) - 1
+        completion, trace = _traced(docs, key, "Here it is:", HOSTILE_SPAN_TEXT, HOSTILE[len(HOSTILE_SPAN_TEXT):],
+                                    hdoc)
+        gens.append(Generation(key, Prompt("generic", key.prompt_id, "<b>hostile</b> [x](javascript:1)",
+                                           domain="<i>dom</i>"), completion))
+        traces.append(trace)
+    manifest = {
+        "run_name": name, "model": {"identity": f"{name}-model", "name_or_path": "tests/fixture-model"},
+        "index": {"dirs": [], "fingerprint": "fixture-index", "tokenizer": "whitespace"},
+        "decoding": {"temperature": 0.0, "max_new_tokens": 256, "seed": 42},
+        "metrics": to_dict(MetricsConfig()), "settings": ["prefix", "generic", "specific"],
+        "seeds": {"decoding": 42, "trace": 42, "bootstrap": 42},
+    }
+    return RunResults(None, manifest, tuple(gens), tuple(traces))
+
+
+def write_run(folder: Path, **kwargs) -> Path:
+    """Save :func:`make_run` (kwargs passed on) as a results folder at ``folder``."""
+    return save_results(make_run(**kwargs), folder)
