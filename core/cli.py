@@ -1,0 +1,239 @@
+"""Command line: ``python -m core {index build, run, report, cache show|clear, serve, demo}``.
+
+Every :class:`PropMeError` becomes one line ``error: ...`` on stderr and exit code 2 (never a
+traceback); Ctrl-C exits 130 and keeps what the cache already holds. Progress goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from core.errors import PropMeError
+from core.progress import Cancelled, ProgressEvent
+
+log = logging.getLogger(__name__)
+
+
+class TextProgress:
+    """Renders progress events as a one-line text bar on a stream (redrawn in place on a terminal)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30, min_interval_s: float = 0.2):
+        self.stream = stream or sys.stderr
+        self.width, self.min_interval_s = width, min_interval_s
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._stage, self._last = None, 0.0
+
+    def line(self, e: ProgressEvent) -> str:
+        """The bar for one event.
+
+        >>> TextProgress(width=10).line(ProgressEvent("trace", 5, 10, "completions", 2.5, 2.0))
+        'trace        [#####.....]  5/10 completions  2.5/s  eta 2s'
+        """
+        bar = "#" * round(e.fraction * self.width) if e.total else ""
+        text = f"{e.stage:<12} [{bar.ljust(self.width, '.')}]  {e.done}/{e.total or '?'} {e.unit}"
+        if e.rate:
+            text += f"  {e.rate:.3g}/s"
+        if e.eta_s is not None:
+            text += f"  eta {e.eta_s:.0f}s"
+        return text + (f"  {e.message}" if e.message and not e.rate else "")
+
+    def __call__(self, e: ProgressEvent) -> None:
+        now = time.monotonic()
+        finished = bool(e.total) and e.done >= e.total
+        if e.stage == self._stage and not finished and now - self._last < self.min_interval_s:
+            return
+        if self._stage is not None and e.stage != self._stage and self.tty:
+            self.stream.write("\n")
+        self._stage, self._last = e.stage, now
+        if self.tty:
+            self.stream.write("\r" + self.line(e) + ("\n" if finished else ""))
+        else:
+            self.stream.write(self.line(e) + "\n")
+        self.stream.flush()
+
+
+# -- commands ----------------------------------------------------------------------------------------
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from core.config import CorpusConfig
+    from core.corpus import describe_problems, load_corpus
+    from core.index_build import build_index
+    from core.tokenizer import load_tokenizer
+
+    cfg = CorpusConfig(path=args.corpus, format=args.format, text_field=args.text_field,
+                       id_field=None if args.id_field == "" else args.id_field, sample_size=args.sample,
+                       seed=args.seed, on_bad_rows=args.on_bad_rows)
+    progress = TextProgress()
+    load = load_corpus(cfg, progress)
+    if load.problems:
+        print(f"skipped {len(load.problems)} bad row(s) of {load.rows_read}:\n{describe_problems(load.problems)}",
+              file=sys.stderr)
+    tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
+    index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus)
+    print(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens, "
+          f"fingerprint {index.fingerprint[:16]}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from core.cache import ResultCache
+    from core.experiment import load_experiment, run_experiment
+    from core.report import format_report
+
+    cfg = load_experiment(args.config)
+    if args.output_dir:
+        cfg = dataclasses.replace(cfg, output_dir=args.output_dir)
+    cache = ResultCache(args.cache_dir or cfg.cache_dir)
+    run = run_experiment(cfg, progress=TextProgress(), cache=cache,
+                         config_text=Path(args.config).read_text(encoding="utf-8"))
+    c = run.manifest.get("counts", {})
+    print(f"results: {run.path}  ({c.get('generated', 0)} generated, {c.get('generations_from_cache', 0)} from "
+          f"cache; {c.get('traced', 0)} traced, {c.get('traces_from_cache', 0)} from cache)")
+    print(format_report(run))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.report import format_report, report_dict
+    from core.results import load_results
+
+    run = load_results(args.results_dir)
+    if args.json:
+        print(json.dumps(report_dict(run), indent=2, ensure_ascii=False, sort_keys=True))
+    else:
+        print(format_report(run), end="")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from core.cache import ResultCache
+
+    cache = ResultCache(args.cache_dir)
+    if args.action == "clear":
+        before = cache.size_report()
+        cache.clear(args.table)
+        n = sum(t["entries"] for name, t in before["tables"].items() if args.table in (None, name))
+        print(f"cleared {n} entries from {cache.path}")
+        return 0
+    rep = cache.size_report()
+    print(f"cache {rep['path']}  ({rep['disk_bytes'] / 1e6:.2f} MB on disk)")
+    for name, t in rep["tables"].items():
+        print(f"  {name:<12} {t['entries']:>8} entries  {t['bytes'] / 1e6:10.2f} MB")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib
+
+    try:
+        server = importlib.import_module("core.server")
+    except ModuleNotFoundError as e:
+        if e.name != "core.server":
+            raise
+        raise PropMeError("the model server (core/server.py) is not part of this install") from None
+    return int(server.main(list(args.server_args)) or 0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core import demo
+
+    index = demo.ensure_demo_index(TextProgress(), rebuild=args.rebuild)
+    print(f"demo index {demo.demo_index_dir()}: {index.num_docs} documents, {index.num_tokens} tokens")
+    print(f"demo results: {demo.demo_results_dir()}  (re-run with: python -m core run {demo.demo_experiment_path()})")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="PropMe Explorer: memorization audits of "
+                                "language models (capability via prefix attacks vs propensity via natural prompts).")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level) to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    idx = sub.add_parser("index", help="build corpus indexes", description="Build infini-gram corpus indexes.")
+    isub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    b = isub.add_parser("build", help="tokenize a corpus and build its suffix-array index",
+                        description="Tokenize a corpus with a tokenizer and build its suffix-array index.")
+    b.add_argument("--corpus", required=True, help="corpus file or folder (JSONL[.gz/.zst], Parquet, CSV, .txt "
+                   "folder, saved HF dataset) or hf:NAME")
+    b.add_argument("--format", default="auto", choices=["auto", "jsonl", "parquet", "csv", "txt", "hf"],
+                   help="corpus format (default: guessed from the path)")
+    b.add_argument("--text-field", default="text", help="column/key holding the document text (default: text)")
+    b.add_argument("--id-field", default="id", help="column/key holding the document id; '' for row numbers "
+                   "(default: id)")
+    b.add_argument("--sample", type=int, default=None, metavar="N", help="index a seeded sample of N documents "
+                   "(default: all)")
+    b.add_argument("--seed", type=int, default=42, help="seed of the sample (default: 42)")
+    b.add_argument("--on-bad-rows", default="skip", choices=["skip", "stop"],
+                   help="skip bad rows and list them (default), or stop at the first")
+    b.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id (normally the evaluated model's)")
+    b.add_argument("--trust-remote-code", action="store_true", help="allow the tokenizer folder to run its own "
+                   "code (only for tokenizers you trust)")
+    b.add_argument("--cpus", type=int, default=None, help="parallel jobs of the suffix-array builder (default: "
+                   "chosen from the corpus size)")
+    b.add_argument("--out", required=True, help="output index folder")
+    b.set_defaults(func=cmd_index_build)
+
+    r = sub.add_parser("run", help="run an experiment: generate, trace, score, write a results folder",
+                       description="Run an experiment TOML: generate what the cache misses, trace, score, and "
+                       "write the results folder output_dir/name.")
+    r.add_argument("config", metavar="CONFIG.toml", help="experiment config (see demo/experiment.toml)")
+    r.add_argument("--cache-dir", default=None, help="cache folder (default: the config's cache_dir, else "
+                   "$PROPME_CACHE_DIR or ~/.cache/propme)")
+    r.add_argument("--output-dir", default=None, help="write the results folder here instead of the config's "
+                   "output_dir")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="print the metrics and PM table of a results folder",
+                         description="Print metrics per setting with intervals, and the PM table.")
+    rep.add_argument("results_dir", metavar="RESULTS_DIR", help="a results folder written by `run`")
+    rep.add_argument("--json", action="store_true", help="print JSON instead of text tables")
+    rep.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("cache", help="show or clear the persistent result cache",
+                       description="Show the size of the persistent result cache, or clear it.")
+    c.add_argument("action", choices=["show", "clear"], help="show: entries and bytes per table; clear: delete "
+                   "entries")
+    c.add_argument("--cache-dir", default=None, help="cache folder (default: $PROPME_CACHE_DIR or ~/.cache/propme)")
+    c.add_argument("--table", default=None, choices=["generations", "traces", "summaries"],
+                   help="clear only this table (default: all)")
+    c.set_defaults(func=cmd_cache)
+
+    s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API (see core/server.py)",
+                       description="Serve a model over an OpenAI-compatible HTTP API; arguments go to core.server.",
+                       add_help=False)
+    s.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of core.server (try: serve --help)")
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="build the demo corpus index (first use) and show where the demo run is",
+                       description="Prepare the shipped demo (toy model, corpus, prompt sets): build its index.")
+    d.add_argument("--rebuild", action="store_true", help="rebuild the demo index even if it is up to date")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["serve"]:  # everything after `serve` belongs to core.server, --help included
+        args = argparse.Namespace(verbose=False, func=cmd_serve, server_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except PropMeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("interrupted: finished batches are in the cache; run the same command again to resume",
+              file=sys.stderr)
+        return 130
