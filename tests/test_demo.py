@@ -1,0 +1,139 @@
+"""The shipped toy demo bundle: weights intact, loads offline, index built on first use and exact,
+planted records memorized, prompt sets well formed."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.demo import (CORPUS_FILE, demo_corpus_config, demo_experiment_path, demo_model_dir, demo_prompt_paths,
+                       demo_results_dir, ensure_demo_index)
+from demo.build_corpus import DUP_COUNTS, RECORDS_PER_COUNT, read_corpus
+
+MODEL_DIR = demo_model_dir()
+REQUIRED_FIELDS = {"id", "text", "source", "licence", "dup_count", "kind"}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return read_corpus(CORPUS_FILE)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    import torch
+
+    from demo.planted_extraction import load_demo_model
+
+    torch.set_num_threads(2)
+    return load_demo_model(MODEL_DIR)
+
+
+def test_shipped_weights_match_sha256sums():
+    lines = (MODEL_DIR / "SHA256SUMS").read_text().splitlines()
+    listed = {}
+    for line in lines:
+        digest, name = line.split("  ", 1)
+        listed[name] = digest
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"} <= set(listed)
+    for name, digest in listed.items():
+        assert hashlib.sha256((MODEL_DIR / name).read_bytes()).hexdigest() == digest, f"{name} differs from SHA256SUMS"
+
+
+def test_bundle_is_small_and_labelled_toy():
+    size = sum(p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file())
+    assert size < 30 * 2**20
+    assert "toy demo model" in (MODEL_DIR / "README.md").read_text().lower()
+
+
+def test_model_loads_offline_with_auto_classes(model_and_tokenizer, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = AutoModelForCausalLM.from_pretrained(str(MODEL_DIR), local_files_only=True)
+    _, tok = model_and_tokenizer
+    assert model.config.model_type == "gpt2"
+    assert tok.eos_token == tok.bos_token == tok.pad_token == "<|endoftext|>"
+    assert tok.eos_token_id < model.config.vocab_size == len(tok)
+    assert model.config.n_positions >= 512
+
+
+def test_corpus_rows_have_metadata_and_planted_duplication(rows):
+    assert all(REQUIRED_FIELDS <= set(r) for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+    records = [r for r in rows if r["kind"] == "record"]
+    copies = Counter(r["record_id"] for r in records)
+    dup_of = {r["record_id"]: r["dup_count"] for r in records}
+    assert all(copies[rid] == dup_of[rid] for rid in copies)  # dup_count says how many copies exist
+    assert Counter(dup_of.values()) == {d: RECORDS_PER_COUNT for d in DUP_COUNTS}
+    for r in records:  # obviously fake: reserved example domains only
+        email = r["text"].split("E-mail: ", 1)[1].split("\n", 1)[0]
+        assert email.rsplit("@", 1)[1] in {"example.com", "example.org", "example.net", "mail.test", "inbox.test"}
+    assert {"code", "prose", "licence", "record"} <= {r["kind"] for r in rows}
+
+
+def _brute_count(docs_ids: list[list[int]], query: list[int]) -> int:
+    n = len(query)
+    return sum(1 for ids in docs_ids for i in range(len(ids) - n + 1) if ids[i:i + n] == query)
+
+
+def test_ensure_demo_index_counts_equal_brute_force_and_rebuilds_on_mismatch(rows, tmp_path):
+    from core.corpus import corpus_fingerprint, load_corpus
+    from core.tokenizer import load_tokenizer, tokenizer_fingerprint
+
+    out = tmp_path / "index"
+    index = ensure_demo_index(index_dir=out)
+    tok = load_tokenizer(str(MODEL_DIR))
+    docs = load_corpus(demo_corpus_config()).documents
+    assert index.num_docs == len(docs) == len(rows)
+    assert index.manifest["corpus_fingerprint"] == corpus_fingerprint(docs)
+    assert index.manifest["tokenizer_fingerprint"] == tokenizer_fingerprint(tok)
+    docs_ids = [tok(d.text, add_special_tokens=False)["input_ids"] for d in docs]
+    by_dup = {r["dup_count"]: r for r in rows if r["kind"] == "record"}
+    emails = {d: " " + by_dup[d]["text"].split("E-mail: ", 1)[1].split("\n", 1)[0] for d in (1, 4, 32)}
+    queries = [*emails.values(), "\nPhone: +1-", " the GNU General Public License", "    def __init__(self"]
+    for q in queries:
+        ids = tok(q, add_special_tokens=False)["input_ids"]
+        assert index.count(ids) == _brute_count(docs_ids, ids), q
+    for d, q in emails.items():  # each e-mail is unique to its record, so it occurs once per copy
+        assert index.count(tok(q, add_special_tokens=False)["input_ids"]) == d
+    # a manifest naming another corpus is not trusted: the index is rebuilt with the right fingerprint
+    mpath = out / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    manifest["corpus_fingerprint"] = "0" * 64
+    mpath.write_text(json.dumps(manifest))
+    again = ensure_demo_index(index_dir=out)
+    assert again.manifest["corpus_fingerprint"] == corpus_fingerprint(docs)
+
+
+def test_planted_32x_record_is_reproduced_from_its_prefix(rows, model_and_tokenizer):
+    from demo.planted_extraction import attempt, planted_records, split_prefix
+
+    model, tok = model_and_tokenizer
+    rec = next(p for p in planted_records(rows) if p.dup_count == 32)
+    ids, rest = split_prefix(tok, rec.text)
+    assert tok.decode(ids) + rest == rec.text and rest.startswith(" ") and "@" in rest.split("\n")[0]
+    result = attempt(model, tok, rec, with_eos=True)
+    assert result.rest_ok, result.completion
+
+
+def test_prompt_files_have_100_valid_prompts_and_generic_has_10_domains_of_10():
+    from core.prompt_sets import load_prompt_set
+
+    paths = demo_prompt_paths()
+    for setting, path in paths.items():
+        loaded = load_prompt_set(path, setting, on_bad_rows="stop")
+        assert len(loaded.prompts) == 100 and not loaded.problems
+        raw = [json.loads(line) for line in Path(path).read_text().splitlines()]
+        assert len(raw) == 100 and all(set(r) == {"id", "text", "domain"} and r["text"].strip() for r in raw)
+    generic = load_prompt_set(paths["generic"], "generic").prompts
+    assert Counter(p.domain for p in generic) == Counter({d: 10 for d in {p.domain for p in generic}})
+    assert len({p.domain for p in generic}) == 10
+
+
+def test_demo_paths_point_into_the_bundle():
+    assert demo_experiment_path().exists()
+    assert demo_results_dir().parent.parent == demo_model_dir().parent
