@@ -1,0 +1,123 @@
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import TextProgress, build_parser, main
+from core.progress import ProgressEvent
+from core.records import GenKey, Generation, Prompt, TraceResult
+from core.results import RunResults, load_results, save_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, env_extra=None, timeout=300):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield name, helps.get(name), sub
+
+
+def _walk(parser, path=()):
+    yield path, parser
+    for name, help_text, sub in _subparsers(parser):
+        assert help_text, f"subcommand {' '.join(path + (name,))} has no help text"
+        yield from _walk(sub, path + (name,))
+
+
+def test_every_command_and_flag_has_help_text():
+    seen = []
+    for path, parser in _walk(build_parser()):
+        seen.append(" ".join(path))
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help, f"{' '.join(path) or 'python -m core'}: {action.option_strings or action.dest} lacks help"
+    assert {"", "index", "index build", "run", "report", "cache", "serve", "demo"} <= set(seen)
+
+
+@pytest.mark.parametrize("cmd", [[], ["index"], ["index", "build"], ["run"], ["report"], ["cache"], ["demo"]])
+def test_help_runs_for_every_command(cmd):
+    out = _cli(*cmd, "--help", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "usage: python -m core" in out.stdout
+    assert out.stdout.count("\n") > 3
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path):
+    out = _cli("report", str(tmp_path / "missing"), timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"error: no results folder at {tmp_path / 'missing'}: run "
+                                               "`python -m core run CONFIG.toml` to create one"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[model]\nname_or_path = 'm'\n")
+    out = _cli("run", str(bad), "--cache-dir", str(tmp_path / "c"), timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: {bad}: missing required key 'index_dirs'")
+    out = _cli("index", "build", "--corpus", str(tmp_path / "none.jsonl"), "--tokenizer", "x", "--out",
+               str(tmp_path / "i"), timeout=120)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+
+
+def test_argparse_errors_exit_2():
+    out = _cli("cache", "frobnicate", timeout=60)
+    assert out.returncode == 2 and "invalid choice: 'frobnicate'" in out.stderr
+
+
+def _tiny_results(folder):
+    gens = [Generation(GenKey(s, f"p{i}", 0), Prompt(s, f"p{i}", "t"), "c") for s in ("prefix", "generic")
+            for i in range(2)]
+    run = RunResults(None, {"run_name": "tiny", "metrics": {"confidence": 0.95, "span_threshold": 50}},
+                     tuple(gens), tuple(TraceResult(g.key, g.completion, 1) for g in gens),
+                     {"prefix": {"n_generations": 2, "metrics": {"als": 24.75, "fmr": 0.08, "nvr": 0.0367},
+                                 "intervals": {"als": {"value": 24.75, "lo": 20.0, "hi": 30.0, "method": "p"}}},
+                      "generic": {"n_generations": 2, "metrics": {"als": 15.68, "fmr": 0.0, "nvr": 0.000857},
+                                  "intervals": {}}},
+                     {"generic": {"nvr": {"value": 0.0228, "lo": 0.01, "hi": 0.05, "method": "p"}}})
+    return save_results(run, folder)
+
+
+def test_report_text_and_json(tmp_path):
+    folder = _tiny_results(tmp_path / "r")
+    out = _cli("report", str(folder), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "24.75 [20, 30]" in out.stdout and "15.68" in out.stdout and "0.000857" in out.stdout
+    assert "0.0228 [0.01, 0.05]" in out.stdout
+    out = _cli("report", str(folder), "--json", timeout=60)
+    data = json.loads(out.stdout)
+    assert data["run_name"] == "tiny" and data["summary"]["prefix"]["metrics"]["als"] == 24.75
+    assert data["pm"]["generic"]["nvr"]["value"] == 0.0228 and data["n_generations"] == 4
+
+
+def test_cache_show_and_clear(tmp_path, capsys):
+    from core.cache import ResultCache
+    cache = ResultCache(tmp_path / "c")
+    cache.put_summary("k", {"a": 1})
+    assert main(["cache", "show", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "summaries           1 entries" in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "cleared 1 entries" in capsys.readouterr().out
+    assert cache.get_summary("k") is None
+
+
+def test_progress_bar_lines():
+    import io
+    stream = io.StringIO()
+    bar = TextProgress(stream, width=4, min_interval_s=0)
+    bar(ProgressEvent("generate", 1, 4, "generations"))
+    bar(ProgressEvent("generate", 4, 4, "generations"))
+    bar(ProgressEvent("trace", 2, 0, "completions"))
+    assert stream.getvalue().splitlines() == ["generate     [#...]  1/4 generations",
+                                              "generate     [####]  4/4 generations",
+                                              "trace        [....]  2/? completions"]
