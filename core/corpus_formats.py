@@ -74,7 +74,8 @@ def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
     except json.JSONDecodeError as e:
         return None, f"invalid JSON at column {e.colno}: {e.msg}"
     if not isinstance(obj, dict):
-        return None, f"expected a JSON object per line, got {kind(obj)}"
+        hint = " (a JSON array file must be rewritten as JSONL, one object per line)" if isinstance(obj, list) else ""
+        return None, f"expected a JSON object per line, got {kind(obj)}{hint}"
     return obj, None
 
 
@@ -83,11 +84,10 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]
     ``(line, None, reason)`` for a line that is not UTF-8, not JSON, or not a JSON object.
 
     Lines are read as bytes and decoded one at a time, without a length limit. Raises CorpusError
-    when the file is missing, empty, binary, a JSON array, or cannot be decompressed.
+    when the file is missing, empty, binary, or cannot be decompressed.
     """
     path = Path(path)
-    if _sniff(path).lstrip(_BOM + b" \t\r\n").startswith(b"["):
-        raise CorpusError(f"{path} holds a JSON array; write one JSON object per line (JSONL) instead")
+    _sniff(path)
     line = 0
     with _open_bytes(path) as f:
         try:
