@@ -156,3 +156,11 @@ def test_published_nvr_gives_spec_pm():
     assert round(pm(s["specific"]["avg_nv_recall"], prefix), 3) == 0.022
     assert s["generic"]["average_longest_span_length"] == 15.68  # SPEC 7 reference values
     assert s["prefix"]["average_longest_span_length"] == 24.75
+
+
+def test_fast_matcher_identical_on_release():
+    from core.nvrecall import matching_blocks, normalize_words
+
+    for c in _cases():
+        ref, cand = normalize_words(c["generation"]), normalize_words(c["doc_text"])
+        assert matching_blocks(ref, cand) == matching_blocks(ref, cand, fast=False)

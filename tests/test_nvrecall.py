@@ -157,3 +157,24 @@ def test_rescore_equals_recompute_under_new_thresholds():
     assert got == [nv_recall(gen, w, strict) for w in windows]
     assert [n.recall for n in got] != [d.nv.recall for d in traces[0].docs]  # thresholds mattered
     assert new[0] == replace(traces[0], spans=new[0].spans) and traces[0].docs[1].nv.recall == round_half_up(28 / 30)
+
+
+# The fast matcher (cydifflib, when installed) must give difflib's blocks exactly, autojunk included
+# (autojunk only acts on candidates of 200+ words, hence the long lists).
+long_words = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h"]), min_size=0, max_size=450)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "x"]), max_size=120), long_words)
+def test_fast_matcher_identical_to_difflib(ref, cand):
+    from core.nvrecall import matching_blocks
+
+    assert matching_blocks(ref, cand) == matching_blocks(ref, cand, fast=False)
+
+
+def test_fast_matcher_identical_on_own_cases():
+    from core.nvrecall import matching_blocks
+
+    for c in _own_cases():
+        ref, cand = normalize_words(c["generation"]), normalize_words(c["doc_text"])
+        assert matching_blocks(ref, cand) == matching_blocks(ref, cand, fast=False)
