@@ -110,6 +110,8 @@ def detect_format(cfg: CorpusConfig) -> str:
     if cfg.path.startswith("hf:"):
         return "hf"
     path = Path(cfg.path)
+    if not path.exists():
+        raise CorpusError(f"corpus path {path} does not exist; check the path")
     if path.is_dir():
         saved = (path / "dataset_dict.json").exists() or (path / "state.json").exists()
         return "hf" if saved else "txt"

@@ -194,6 +194,7 @@ def test_unknown_on_bad_rows_and_sample_size_are_config_errors(tmp_path):
 def test_whole_file_problems_raise_corpus_error(tmp_path):
     cases = {
         "missing": (tmp_path / "nope.jsonl", r"nope\.jsonl does not exist"),
+        "missing_folder": (tmp_path / "no_such_folder", r"no_such_folder does not exist"),
         "empty": (tmp_path / "empty.jsonl", r"empty\.jsonl is empty"),
         "blank": (tmp_path / "blank.jsonl", r"blank\.jsonl holds no rows"),
         "binary": (tmp_path / "bin.jsonl", r"bin\.jsonl looks binary"),
