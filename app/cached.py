@@ -14,7 +14,6 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
 
 import streamlit as st
 
@@ -55,8 +54,10 @@ def load_run(path: str, ident: str):
 @st.cache_resource(max_entries=64)
 def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
     """(generations, traces) of one setting, nv_recall re-scored from stored blocks under ``nvr``."""
+    from app.views import metrics_config_of
+
     gens, traces = _run.by_setting(setting)
-    if nvr != NVRConfig():
+    if nvr != metrics_config_of(_run.manifest).nvr:  # stored nv_recall was scored with the run's own nvr
         traces = need("nvrecall").rescore(traces, nvr)
     return tuple(gens), tuple(traces)
 
@@ -130,8 +131,17 @@ def phrase_search(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: 
 
 
 @st.cache_data(max_entries=8, show_spinner="Building the HTML report ...")
-def html_report(ident: str, cfg: MetricsConfig, _run, _figures: Sequence[Any], _summary: Any) -> str:
-    return need("html_report").build_report(_run, _figures, _summary, cfg)
+def html_report(ident: str, cfg: MetricsConfig, metric: str, _inp) -> str:
+    """``core.html_report.build_report`` of the report input built for (run, cfg, metric)."""
+    return need("html_report").build_report(_inp)
+
+
+@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...")
+def cross_pm(ident: str, ref_ident: str, setting: str, metric: str, cfg: MetricsConfig, _run, _ref):
+    """PM of ``metric`` of ``_run`` against the reference run ``_ref`` (reference in the prefix slot)."""
+    mine = setting_traces(ident, setting, cfg.nvr, _run)[1]
+    ref = setting_traces(ref_ident, setting, cfg.nvr, _ref)[1]
+    return need("propensity").pm_interval(mine, ref, metric, cfg)
 
 
 def clear_all() -> None:
@@ -150,3 +160,71 @@ def pm_values(values: dict, metric: str) -> dict[str, float]:
         return {}
     pm = need("propensity").pm
     return {s: pm(v[metric], values["prefix"][metric]) for s, v in values.items() if s != "prefix"}
+
+
+def pm_curves(curves: dict) -> dict:
+    """PM of R_n against n per natural setting, from :func:`span_curves` output (uncached, cheap)."""
+    pm = need("propensity").pm
+    cap = curves["prefix"]
+    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap))]
+            for s, shares in curves.items() if s != "prefix"}
+
+
+def retrace(run, tcfg, nvr, progress):
+    """Re-trace every completion of ``run`` with ``tcfg`` (not cached: the page keeps it in session state).
+
+    Needs the run's index and tokenizer; returns a RunResults with the new traces.
+    """
+    import dataclasses
+
+    from app.views import index_dirs
+
+    dirs = tuple(index_dirs(run.manifest))
+    if not dirs:
+        raise Unavailable("This run's manifest names no index folders, so it cannot be re-traced.")
+    index = open_index(dirs)
+    tok_name = (run.manifest.get("index") or {}).get("tokenizer") or index.tokenizer_name
+    tok = tokenizer(str(tok_name))
+    traces = need("trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, nvr,
+                                      progress=progress)
+    return dataclasses.replace(run, traces=tuple(traces))
+
+
+def run_index(run):
+    """(index, tokenizer) of a run: its manifest's index folders, or the demo index for the demo run.
+
+    Raises Unavailable with the reason when the index is not on this machine.
+    """
+    from app.views import index_dirs
+
+    dirs = tuple(index_dirs(run.manifest))
+    index_meta = run.manifest.get("index") if isinstance(run.manifest.get("index"), dict) else {}
+    try:
+        demo = need("demo")
+    except Unavailable:
+        demo = None
+    if demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve():
+        return demo_index(), tokenizer(str(demo.demo_model_dir()))
+    if dirs and all(Path(d).is_dir() for d in dirs):
+        index = open_index(dirs)
+        tok_name = index_meta.get("tokenizer") or index.tokenizer_name
+        if tok_name:
+            return index, tokenizer(str(tok_name))
+    where = ", ".join(dirs) or "(none recorded)"
+    raise Unavailable(f"This run's corpus index is not on this machine (index folders: {where}). "
+                      "Copy or build it there (python -m core index build ...) to search the corpus.")
+
+
+def demo_info() -> dict:
+    """Paths of the shipped demo (model folder, prompt sets) or {} when core/demo.py is absent."""
+    try:
+        demo = need("demo")
+    except Unavailable:
+        return {}
+    return {"model": str(demo.demo_model_dir()),
+            "prompts": {k: str(v) for k, v in demo.demo_prompt_paths().items()}}
+
+
+def run_experiment(cfg, progress):
+    """``core.experiment.run_experiment`` (uncached: it has its own result cache on disk)."""
+    return need("experiment").run_experiment(cfg, progress=progress)

@@ -39,3 +39,13 @@ def cancel_event() -> threading.Event:
 
 def retraced() -> dict:
     return st.session_state.setdefault(RETRACED, {})
+
+
+def open_results(path: str) -> None:
+    """Button callback: make ``path`` the results folder in view (runs before the sidebar renders)."""
+    st.session_state["results_dir"] = path
+
+
+def open_results_from(key: str) -> None:
+    """Button callback: open the folder typed in the text input ``key``."""
+    open_results(st.session_state.get(key, ""))

@@ -167,10 +167,12 @@ def metrics_config_of(manifest: Mapping[str, Any]) -> MetricsConfig:
     data = manifest.get("metrics")
     if not isinstance(data, Mapping):
         return MetricsConfig()
-    try:
-        return from_dict(MetricsConfig, {k: v for k, v in data.items() if k != "nvr"})
-    except ConfigError:
-        return MetricsConfig()
+    for drop in ((), ("nvr",)):  # a malformed nvr table falls back to the default thresholds
+        try:
+            return from_dict(MetricsConfig, {k: v for k, v in data.items() if k not in drop})
+        except (ConfigError, TypeError):
+            continue
+    return MetricsConfig()
 
 
 def leaks_by_doc(traces: Sequence[TraceResult]) -> pd.DataFrame:
@@ -221,3 +223,45 @@ def plane_points(label: str, intervals: Mapping[str, Mapping[str, Any]], metric:
         return []
     return [PlanePoint(f"{label} / {s}", cap[metric], ivs[metric]) for s, ivs in intervals.items()
             if s != CAPABILITY]
+
+
+def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapping[str, Mapping[str, Any]],
+                 pm: Mapping[str, Any], figures: Sequence[Any], span_threshold: int, n_examples: int = 10):
+    """The HTML report's content: tables, figures and the top examples (longest span first)."""
+    from core.html_report import ReportInput
+
+    tables = [("Metrics with 95% bootstrap intervals", interval_table(intervals, PRIMARY)),
+              ("Secondary metrics", metric_table(values, ("n_generations", "r_n", "max_span", "unique_docs",
+                                                          "gen_nv_above", "max_nv_recall")))]
+    if pm:
+        tables.append(("Propensity score PM (natural setting against prefix)", pd.DataFrame(
+            [{"setting": s, "PM": round(iv.value, 6), "95% CI": f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"}
+             for s, iv in pm.items()])))
+    top = filter_examples(example_rows(run.generations, run.traces), ExploreFilter())[:n_examples]
+    examples = tuple(run.lookup(r.key) for r in top)
+    return ReportInput(f"PropMe report: {run_label(run.manifest)}",
+                       plain_reading(values, {s: iv.value for s, iv in pm.items()}, span_threshold),
+                       manifest_rows(run.manifest), tuple(tables), tuple(figures), examples)
+
+
+def decoded_window(tok, ids: Sequence[int], offset: int, match_len: int) -> tuple[str, int, int]:
+    """Decode a document window; (text, char start, char end) of the match inside it."""
+    start = len(tok.decode(list(ids[:offset])))
+    end = len(tok.decode(list(ids[:offset + match_len])))
+    return tok.decode(list(ids)), start, max(start, end)
+
+
+def compare_frame(values: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Rows = runs, columns = settings (one metric)."""
+    return pd.DataFrame([{"run": run, **by_setting} for run, by_setting in values.items()])
+
+
+def rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+def window_match(occ, text: str, start: int, end: int):
+    """A DocMatch-shaped value for showing a phrase-search hit with :func:`core.highlight.window_html`."""
+    from core.records import DocMatch, NVResult
+
+    return DocMatch(occ.doc_ix, occ.doc_id, "partial", text, start, end, NVResult(0.0, 0, 0, 0))

@@ -20,7 +20,8 @@ BOOTSTRAP_CHOICES = (200, 1000, 10_000)
 def results_picker() -> str:
     """Sidebar: the results folder in view; typed paths are confined to $PROPME_DATA_ROOT."""
     default = paths.default_results_dir()
-    value = st.sidebar.text_input("Results folder", value=default, key="results_dir",
+    st.session_state.setdefault("results_dir", default)  # set here (not value=) so callbacks may change it
+    value = st.sidebar.text_input("Results folder", key="results_dir",
                                   help="A folder written by `python -m core run` or the Run page.")
     if not value.strip():
         return ""
@@ -103,12 +104,19 @@ def model_picker(demo_path: str | None, key: str = "run") -> ModelConfig:
     return ModelConfig(hub.strip(), revision=revision.strip() or None, trust_remote_code=trust)
 
 
-def settings_picker(key: str = "run") -> tuple[SettingConfig, ...]:
-    """Which settings to run, with prompt counts and the prompt-sample seed."""
+def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[SettingConfig, ...]:
+    """Which settings to run, with prompt counts, prompt files (generic/specific) and the sample seed."""
     chosen = st.multiselect("Settings", SETTINGS, ["prefix", "generic", "specific"], key=f"{key}_settings")
     n = st.number_input("Prompts per setting", 1, 10_000, 100, key=f"{key}_n_prompts")
     seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, 42, key=f"{key}_prompt_seed")
-    return tuple(SettingConfig(name=s, n_prompts=int(n), seed=int(seed)) for s in chosen)
+    files = {}
+    for s in chosen:
+        if s in ("generic", "specific"):
+            typed = st.text_input(f"Prompt set for {s} (JSONL: text, optional domain, id)",
+                                  prompt_paths.get(s, ""), key=f"{key}_prompts_{s}")
+            default = prompt_paths.get(s, "")
+            files[s] = str(paths.confine(typed, None if typed == default else paths.data_root())) if typed else None
+    return tuple(SettingConfig(name=s, n_prompts=int(n), seed=int(seed), prompts_path=files.get(s)) for s in chosen)
 
 
 def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: int,

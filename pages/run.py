@@ -1,0 +1,79 @@
+"""Run: choose model, corpus, settings and decoding; run with per-stage progress; open a results folder."""
+import streamlit as st
+
+from app import cached, paths, render, runner, state, widgets
+from core.config import TraceConfig
+from core.progress import Cancelled
+
+st.title("Run an experiment")
+with render.page_boundary():
+    st.subheader("Open a results folder written by the CLI")
+    st.text_input("Results folder path", key="run_open_path")
+    st.button("Open", key="run_open", on_click=state.open_results_from, args=("run_open_path",))
+
+    demo = cached.demo_info()
+    st.subheader("1. Model")
+    model = widgets.model_picker(demo.get("model"))
+    st.subheader("2. Corpus")
+    kinds = (["demo corpus"] if demo else []) + ["existing index folder", "corpus file path", "upload a corpus file"]
+    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind")
+    corpus_path = index_path = upload = None
+    if corpus_kind == "existing index folder":
+        index_path = st.text_input("Index folder", key="run_index_path")
+    elif corpus_kind == "corpus file path":
+        corpus_path = st.text_input("Corpus file or folder (jsonl, parquet, csv, txt)", key="run_corpus_path")
+    elif corpus_kind == "upload a corpus file":
+        upload = st.file_uploader("Corpus file", type=["jsonl", "json", "parquet", "csv", "txt", "zst"],
+                                  key="run_upload")
+    st.subheader("3. Settings, decoding, tracing")
+    settings = widgets.settings_picker(prompt_paths=demo.get("prompts", {}))
+    decoding = widgets.decoding_controls()
+    trace = widgets.trace_controls(TraceConfig(), key="run_trace")
+    name = st.text_input("Run name", "app-run", key="run_name")
+    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", "results/local", key="run_out")
+
+    c1, c2 = st.columns(2)
+    start = c1.button("Run", type="primary", key="run_start")
+    c2.button("Cancel", key="run_cancel", on_click=state.cancel_event().set)
+    if not start:
+        st.caption("Runs resume from the result cache: a cancelled or repeated run skips finished work.")
+        st.stop()
+
+    cancel = state.cancel_event()
+    cancel.clear()
+    box = st.container()
+    bars = {}
+
+    def show(e):
+        if e.stage not in bars:
+            bars[e.stage] = box.progress(0.0)
+        bars[e.stage].progress(e.fraction, text=runner.describe(e))
+
+    progress = runner.progress_callback(cancel, show)
+    root = paths.data_root()
+    if corpus_kind == "demo corpus":
+        index_dirs = (str(cached.demo_index().dirs[0]),)
+    elif index_path is not None:
+        index_dirs = (str(paths.confine(index_path, root)),)
+    else:
+        if upload is not None:
+            source = runner.save_upload(upload.name, upload.getvalue())
+        elif corpus_path:
+            source = paths.confine(corpus_path, root)
+        else:
+            st.info("Choose a corpus file (path or upload) first.")
+            st.stop()
+        folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress)
+        if load.problems:
+            st.warning(f"{len(load.problems)} corpus row(s) skipped; first: {load.problems[0].source} "
+                       f"line {load.problems[0].line}: {load.problems[0].reason}")
+        index_dirs = (str(folder),)
+    cfg = runner.experiment_config(runner.RunChoices(name, model, index_dirs, settings, decoding, trace,
+                                                     str(paths.confine(out_dir, root))))
+    try:
+        result = cached.run_experiment(cfg, progress)
+    except Cancelled as e:
+        st.warning(f"Run {e}. Finished work is cached: press Run again to resume.")
+        st.stop()
+    st.success(f"Done: {len(result.generations)} completions in {result.path}.")
+    st.button("Open these results", key="run_open_new", on_click=state.open_results, args=(result.path,))

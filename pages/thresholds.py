@@ -1,0 +1,69 @@
+"""Thresholds and curves: re-score cached traces live; re-trace only for trace-time parameters."""
+from dataclasses import replace
+
+import streamlit as st
+
+from app import cached, charts, render, state, views, widgets
+from core.config import TraceConfig, from_dict
+
+st.title("Thresholds and curves")
+with render.page_boundary():
+    ident, run = state.current_run()
+    base = views.metrics_config_of(run.manifest)
+    retraced = state.retraced()
+    with st.sidebar:
+        st.header("Scoring thresholds (live)")
+        cfg = widgets.metrics_controls(base, max((t.longest_span for t in run.traces), default=0))
+        with st.expander("Near-verbatim recall block thresholds"):
+            cfg = replace(cfg, nvr=widgets.nvr_controls(base.nvr))
+    with st.expander("Trace-time parameters (re-trace with the corpus index)"):
+        stored = run.manifest.get("trace")
+        tcfg = widgets.trace_controls(from_dict(TraceConfig, stored) if isinstance(stored, dict) else TraceConfig(),
+                                      key="thr_trace")
+        if st.button("Re-trace with these parameters", key="thr_retrace"):
+            bar = st.progress(0.0, text="tracing ...")
+            retraced[(ident, tcfg)] = cached.retrace(run, tcfg, cfg.nvr, lambda e: bar.progress(
+                e.fraction, text=f"{e.stage}: {e.done}/{e.total} {e.unit}"
+                                 + (f", ETA {e.eta_s:.0f} s" if e.eta_s is not None else "")))
+            bar.empty()
+    if (ident, tcfg) in retraced:
+        run = retraced[(ident, tcfg)]
+        ident = f"{ident}|retrace:{hash(tcfg)}"
+        st.success("Showing the re-traced completions (this session only).")
+
+    settings = tuple(run.settings())
+    values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
+    n = cfg.span_threshold
+    cols = st.columns(len(settings))
+    for col, s in zip(cols, settings):
+        col.metric(f"R_{n} ({s})", views.fmt(values[s]["r_n"]))
+    pm_point = cached.pm_values(values, "r_n")
+    if pm_point:
+        for col, (s, v) in zip(st.columns(len(pm_point)), pm_point.items()):
+            col.metric(f"PM of R_{n} ({s})", f"{v:.3f}")
+    st.dataframe(views.metric_table(values, views.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
+                                    "degenerate_share", "n_generations")), hide_index=True, key="thr_table")
+
+    max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
+    curves = cached.span_curves(ident, settings, max_n, cfg, run)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.span_share_curves(curves, n), key="thr_curves")
+    if "prefix" in curves:
+        pm_curves = cached.pm_curves(curves)
+        c2.plotly_chart(charts.pm_vs_threshold(pm_curves), key="thr_pm_curve")
+    dist = cached.distributions(ident, settings, cfg, run)
+    c3, c4 = st.columns(2)
+    c3.plotly_chart(charts.distribution({s: d["spans"] for s, d in dist.items()}, "Final span lengths",
+                                        "span length (tokens)"), key="thr_span_dist")
+    c4.plotly_chart(charts.distribution({s: d["nv"] for s, d in dist.items()}, "nv_recall of retrieved documents",
+                                        "nv_recall"), key="thr_nv_dist")
+
+    if st.checkbox("Capability-propensity plane with bootstrap intervals", True, key="thr_plane"):
+        metric = st.selectbox("Plane metric", views.PRIMARY + ("r_n",), format_func=views.LABELS.get,
+                              key="thr_plane_metric")
+        intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
+        points = views.plane_points(views.run_label(run.manifest), intervals, metric)
+        if points:
+            st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="thr_plane_chart")
+        else:
+            st.info("The plane needs a prefix setting and a natural setting in the run.")
