@@ -193,6 +193,9 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     token_file = Path(token_file)
     folder = token_file.parent
     ds_size = token_file.stat().st_size
+    # rust_indexing allocates a bucket per possible token (32 GiB for u32), so u32 files are sorted as
+    # u16 (suffixes compare bytewise either way) and the misaligned suffixes are dropped afterwards.
+    sort_width = min(token_width, 2)
     ratio = fmt.ptr_size_for(ds_size)
     cpus = max(1, cpus or os.cpu_count() or 1)
     batches = 1
@@ -207,7 +210,7 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
     exe = str(_rust_indexing())
-    common = ["--data-file", str(token_file), "--ratio", str(ratio), "--token-width", str(token_width)]
+    common = ["--data-file", str(token_file), "--ratio", str(ratio), "--token-width", str(sort_width)]
     ranges = [(i * part, min((i + 1) * part + HACK, ds_size)) for i in range(total_jobs) if i * part < ds_size]
     tracker = Tracker("suffix-array", len(ranges) + 2, progress, unit="steps")
     for b in range(0, len(ranges), parallel):
@@ -225,15 +228,30 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
           "--num-threads", str(cpus), "--hacksize", str(HACK)], "merge", token_file)
     tracker.advance(1, "merge")
     table = folder / fmt.TABLE
-    _run([exe, "concat", *common, "--merged-dir", str(merged_dir), "--merged-file", str(table),
+    sorted_file = table if sort_width == token_width else folder / "sa-all.bin"
+    _run([exe, "concat", *common, "--merged-dir", str(merged_dir), "--merged-file", str(sorted_file),
           "--num-threads", str(cpus)], "concat", token_file)
     tracker.advance(1, "concat")
     shutil.rmtree(parts_dir)
     shutil.rmtree(merged_dir)
+    if sorted_file != table:
+        _keep_aligned(sorted_file, table, ratio, token_width)
+        sorted_file.unlink()
     expected = (ds_size // token_width) * ratio
     if table.stat().st_size != expected:
         raise IndexNotBuilt(f"rust_indexing wrote {table.stat().st_size} bytes to {table}, expected {expected}")
     return table
+
+
+def _keep_aligned(src: Path, dst: Path, ptr_size: int, token_width: int, chunk: int = 1 << 22) -> None:
+    """Copy the suffix-array entries of ``src`` that point at token starts (ptr % token_width == 0)."""
+    raw = np.memmap(src, dtype=np.uint8, mode="r").reshape(-1, ptr_size)
+    with open(dst, "wb") as out:
+        for lo in range(0, len(raw), chunk):
+            rows = np.zeros((min(chunk, len(raw) - lo), 8), dtype=np.uint8)
+            rows[:, :ptr_size] = raw[lo:lo + chunk]
+            keep = rows.view("<u8").ravel() % token_width == 0
+            out.write(np.ascontiguousarray(rows[keep, :ptr_size]).tobytes())
 
 
 def _run(cmd: list[str], step: str, token_file: Path) -> None:

@@ -36,12 +36,12 @@ BUILD_HINT = "build it with: python -m core index build --corpus <corpus> --toke
 
 
 def choose_dtype(vocab_size: int) -> str:
-    """u16 when every id fits below the 0xFFFF separator, else u32.
+    """u16 when every id (< vocab_size) stays below the 0xFFFF separator, else u32.
 
-    >>> choose_dtype(50257), choose_dtype(65535), choose_dtype(128256)
-    ('u16', 'u32', 'u32')
+    >>> choose_dtype(50257), choose_dtype(65535), choose_dtype(65536), choose_dtype(128256)
+    ('u16', 'u16', 'u32', 'u32')
     """
-    return "u16" if vocab_size < 0xFFFF else "u32"
+    return "u16" if vocab_size <= 0xFFFF else "u32"
 
 
 def separator_id(token_dtype: str) -> int:
