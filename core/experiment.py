@@ -39,6 +39,11 @@ def _check_types(obj: Any, where: str) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value, tp = getattr(obj, f.name), hints[f.name]
+        if typing.get_origin(tp) in (tuple, list, dict):
+            for i, item in enumerate(value if isinstance(value, (tuple, list)) else ()):
+                if dataclasses.is_dataclass(item):
+                    _check_types(item, f"{where}.{f.name}[{i}]")
+            continue
         allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
         if dataclasses.is_dataclass(value):
             _check_types(value, f"{where}.{f.name}")
@@ -173,7 +178,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     t = time.perf_counter()
     prompts: list[Prompt] = []
     for setting in cfg.settings:
-        prompts += build_prompts(setting, model_tok, index)
+        prompts += build_prompts(setting, model_tok, index,
+                                 index_tokenizer=index_tok if cfg.index_tokenizer else None)
     timings["prompts"] = time.perf_counter() - t
 
     # generate what the cache misses, persisting every batch

@@ -179,8 +179,8 @@ def _check_keys(run: RunResults) -> dict[GenKey, int]:
     return trace_pos
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n",
+def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=sort_keys, default=str) + "\n",
                     encoding="utf-8")
 
 
@@ -211,8 +211,8 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), tmp / "generations.parquet")
         pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), tmp / "spans.parquet")
         pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), tmp / "docs.parquet")
-        _write_json(tmp / "summary.json", codec.to_jsonable(dict(run.summary)))
-        _write_json(tmp / "pm.json", codec.to_jsonable(dict(run.pm)))
+        _write_json(tmp / "summary.json", codec.to_jsonable(dict(run.summary)), sort_keys=False)  # setting order
+        _write_json(tmp / "pm.json", codec.to_jsonable(dict(run.pm)), sort_keys=False)
         if config_text is not None:
             (tmp / "config.toml").write_text(config_text, encoding="utf-8")
         _write_json(tmp / "manifest.json", codec.to_jsonable(manifest))  # last: marks the folder complete

@@ -52,3 +52,71 @@ def runs(draw, max_generations: int = 6) -> RunResults:
     traces = draw(st.permutations(traces)) if traces else []
     manifest = {"run_name": draw(texts), "seeds": {"decoding": 42}}
     return RunResults(None, manifest, tuple(gens), tuple(traces))
+
+
+# -- a tiny experiment on disk: toy model, tiny index, a prompt file, a TOML config -----------------
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog. The cat sat on the mat and looked at the sea shore.",
+    "It was the best of times, it was the worst of times. She sells sea shells by the sea shore today.",
+    "A memorization audit asks whether a model can reproduce its training data under ordinary use.",
+    "Numbers like 12345 and 67890 appear in code: def f(x): return x + 1. Hello world! Hello again.",
+    "Hello world! The quick brown fox jumps over the lazy dog again and again, said the old cat.",
+    "The cat sat on the mat. It was the best of times. A model can reproduce its training data.",
+    "She sells sea shells by the sea shore. Numbers like 12345 appear in code: def f(x): return x.",
+    "Whether it does so under ordinary use is the question of propensity, not of capability at all.",
+]
+GENERIC_PROMPTS = ["Tell me about the sea.", "Write a short poem.", "What is a fox?", "Explain code to me."]
+
+
+def make_tiny_experiment(folder, *, name: str = "tiny", batch_size: int = 2, extra: str = "") -> "Path":
+    """Write a complete tiny experiment under ``folder`` (model, index, prompts, TOML); return the TOML path.
+
+    Settings: prefix (6 prompts of 8 tokens) and generic (4 prompts from a file); greedy, 12 new tokens.
+    """
+    import json
+    from pathlib import Path
+
+    from core.tokenizer import load_tokenizer
+    from tests.fixtures_index import build_tiny_index
+    from tests.fixtures_model import make_tiny_model_dir
+
+    folder = Path(folder)
+    model_dir = folder / "model"
+    if not model_dir.exists():
+        make_tiny_model_dir(model_dir)
+    if not (folder / "index").exists():
+        build_tiny_index(CORPUS, folder / "index", tokenizer=load_tokenizer(str(model_dir)))
+    (folder / "generic.jsonl").write_text(
+        "".join(json.dumps({"id": f"g{i}", "text": t}) + "\n" for i, t in enumerate(GENERIC_PROMPTS)))
+    toml = folder / f"{name}.toml"
+    toml.write_text(f"""name = "{name}"
+output_dir = "results"
+cache_dir = "cache"
+index_dirs = ["index"]
+
+[model]
+name_or_path = "model"
+device = "cpu"
+dtype = "float32"
+
+[decoding]
+max_new_tokens = 12
+batch_size = {batch_size}
+
+[trace]
+mode = "text"
+
+[metrics]
+bootstrap_samples = 200
+
+[[settings]]
+name = "prefix"
+n_prompts = 6
+prefix_tokens = 8
+min_doc_tokens = 16
+
+[[settings]]
+name = "generic"
+prompts_path = "generic.jsonl"
+{extra}""")
+    return toml
