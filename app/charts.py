@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
+import html
+
 import plotly.graph_objects as go
 
 CAPABILITY = "prefix"
@@ -29,6 +31,11 @@ class PlanePoint:
     propensity: IntervalLike  # the same metric under a natural setting
 
 
+def _safe(label: str) -> str:
+    """Plotly renders a pseudo-HTML subset (<a href>, <b>) in names and labels: escape untrusted ones."""
+    return html.escape(str(label), quote=True)
+
+
 def _errors(intervals: Sequence[IntervalLike]) -> tuple[list[float], list[float]]:
     plus = [max(0.0, iv.hi - iv.value) for iv in intervals]
     minus = [max(0.0, iv.value - iv.lo) for iv in intervals]
@@ -40,7 +47,7 @@ def metric_bars(values: Mapping[str, IntervalLike], metric_label: str) -> go.Fig
     settings = list(values)
     plus, minus = _errors([values[s] for s in settings])
     fig = go.Figure(go.Bar(
-        x=settings, y=[values[s].value for s in settings], name=metric_label,
+        x=[_safe(s) for s in settings], y=[values[s].value for s in settings], name=metric_label,
         error_y=dict(type="data", array=plus, arrayminus=minus, visible=True),
         marker_color=["#d62728" if s == CAPABILITY else "#1f77b4" for s in settings],
     ))
@@ -53,7 +60,7 @@ def pm_bars(pm_by_setting: Mapping[str, IntervalLike], metric_label: str) -> go.
     """Propensity score PM per natural setting, 0..1 axis with the 0.5 'leaks as much' line."""
     settings = list(pm_by_setting)
     plus, minus = _errors([pm_by_setting[s] for s in settings])
-    fig = go.Figure(go.Bar(x=settings, y=[pm_by_setting[s].value for s in settings], name="PM",
+    fig = go.Figure(go.Bar(x=[_safe(s) for s in settings], y=[pm_by_setting[s].value for s in settings], name="PM",
                            error_y=dict(type="data", array=plus, arrayminus=minus, visible=True)))
     fig.add_hline(y=0.5, line_dash="dot", annotation_text="0.5: ordinary use leaks as much as the attack")
     fig.update_layout(title=f"Propensity score PM ({metric_label})", xaxis_title="natural setting",
@@ -68,8 +75,8 @@ def capability_propensity(points: Sequence[PlanePoint], metric_label: str) -> go
         (xp,), (xm,) = _errors([p.capability])
         (yp,), (ym,) = _errors([p.propensity])
         fig.add_trace(go.Scatter(
-            x=[p.capability.value], y=[p.propensity.value], mode="markers+text", name=p.label,
-            text=[p.label], textposition="top center", marker=dict(size=11),
+            x=[p.capability.value], y=[p.propensity.value], mode="markers+text", name=_safe(p.label),
+            text=[_safe(p.label)], textposition="top center", marker=dict(size=11),
             error_x=dict(type="data", array=[xp], arrayminus=[xm], visible=True),
             error_y=dict(type="data", array=[yp], arrayminus=[ym], visible=True),
         ))
@@ -87,7 +94,7 @@ def span_share_curves(curves: Mapping[str, Sequence[float]], threshold: int | No
     fig = go.Figure()
     for setting, shares in curves.items():
         fig.add_trace(go.Scatter(x=list(range(1, len(shares) + 1)), y=list(shares), mode="lines",
-                                 name=setting, line=dict(width=3 if setting == CAPABILITY else 2)))
+                                 name=_safe(setting), line=dict(width=3 if setting == CAPABILITY else 2)))
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dot", annotation_text=f"N = {threshold}")
     fig.update_layout(title="Share of completions with a verbatim span of at least n tokens",
@@ -101,7 +108,7 @@ def pm_vs_threshold(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go.Fig
     fig = go.Figure()
     for setting, pts in curves.items():
         fig.add_trace(go.Scatter(x=[n for n, _ in pts], y=[v for _, v in pts], mode="lines+markers",
-                                 name=setting))
+                                 name=_safe(setting)))
     fig.add_hline(y=0.5, line_dash="dot")
     fig.update_layout(title="PM of R_n against the span threshold n", xaxis_title="n (tokens)",
                       yaxis_title="PM", yaxis_range=[0, 1], **LAYOUT)
@@ -113,7 +120,7 @@ def distribution(values_by_setting: Mapping[str, Sequence[float]], title: str, x
     """Overlaid histograms (span lengths, nv_recall values), one per setting."""
     fig = go.Figure()
     for setting, values in values_by_setting.items():
-        fig.add_trace(go.Histogram(x=list(values), name=setting, opacity=0.6, nbinsx=nbins))
+        fig.add_trace(go.Histogram(x=list(values), name=_safe(setting), opacity=0.6, nbinsx=nbins))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="count", barmode="overlay", **LAYOUT)
     return fig
 
@@ -122,7 +129,8 @@ def compare_bars(values: Mapping[str, Mapping[str, float]], metric_label: str) -
     """Grouped bars: x = setting, one bar group per run."""
     fig = go.Figure()
     for run_label, by_setting in values.items():
-        fig.add_trace(go.Bar(x=list(by_setting), y=list(by_setting.values()), name=run_label))
+        fig.add_trace(go.Bar(x=[_safe(s) for s in by_setting], y=list(by_setting.values()),
+                             name=_safe(run_label)))
     fig.update_layout(title=f"{metric_label} per setting and run", barmode="group", xaxis_title="setting",
                       yaxis_title=metric_label, **LAYOUT)
     return fig
