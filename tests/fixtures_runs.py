@@ -68,9 +68,11 @@ CORPUS = [
 GENERIC_PROMPTS = ["Tell me about the sea.", "Write a short poem.", "What is a fox?", "Explain code to me."]
 
 
-def make_tiny_experiment(folder, *, name: str = "tiny", batch_size: int = 2, extra: str = "") -> "Path":
+def make_tiny_experiment(folder, *, name: str = "tiny", batch_size: int = 2, extra: str = "",
+                         build_index: bool = True) -> "Path":
     """Write a complete tiny experiment under ``folder`` (model, index, prompts, TOML); return the TOML path.
 
+    With ``build_index=False`` the caller builds ``folder/index`` (e.g. with the CLI) from :data:`CORPUS`.
     Settings: prefix (6 prompts of 8 tokens) and generic (4 prompts from a file); greedy, 12 new tokens.
     """
     import json
@@ -84,7 +86,7 @@ def make_tiny_experiment(folder, *, name: str = "tiny", batch_size: int = 2, ext
     model_dir = folder / "model"
     if not model_dir.exists():
         make_tiny_model_dir(model_dir)
-    if not (folder / "index").exists():
+    if build_index and not (folder / "index").exists():
         build_tiny_index(CORPUS, folder / "index", tokenizer=load_tokenizer(str(model_dir)))
     (folder / "generic.jsonl").write_text(
         "".join(json.dumps({"id": f"g{i}", "text": t}) + "\n" for i, t in enumerate(GENERIC_PROMPTS)))

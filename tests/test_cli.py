@@ -121,3 +121,28 @@ def test_progress_bar_lines():
     assert stream.getvalue().splitlines() == ["generate     [#...]  1/4 generations",
                                               "generate     [####]  4/4 generations",
                                               "trace        [....]  2/? completions"]
+
+
+def test_end_to_end_index_build_run_report(tmp_path):
+    from tests.fixtures_runs import CORPUS, make_tiny_experiment
+
+    toml = make_tiny_experiment(tmp_path, build_index=False)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"doc{i}", "text": t}) + "\n" for i, t in enumerate(CORPUS))
+                      + "{broken json\n")
+    out = _cli("index", "build", "--corpus", str(corpus), "--tokenizer", str(tmp_path / "model"),
+               "--out", str(tmp_path / "index"), "--cpus", "1")
+    assert out.returncode == 0, out.stderr
+    assert "8 documents" in out.stdout and "skipped 1 bad row(s)" in out.stderr
+    out = _cli("run", str(toml), "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr
+    assert "generate     [" in out.stderr and "trace        [" in out.stderr  # the progress bar
+    assert "10 generated, 0 from cache" in out.stdout
+    run = load_results(tmp_path / "results" / "tiny")
+    assert len(run.generations) == 10 and len(run.traces) == 10
+    assert run.manifest["index"]["num_docs"] == 8
+    assert (tmp_path / "results" / "tiny" / "config.toml").read_text() == toml.read_text()
+    out = _cli("run", str(toml), "--cache-dir", str(tmp_path / "cache"))
+    assert out.returncode == 0 and "0 generated, 10 from cache" in out.stdout
+    out = _cli("report", str(tmp_path / "results" / "tiny"))
+    assert out.returncode == 0 and "prefix" in out.stdout and "PM_ALS" in out.stdout
