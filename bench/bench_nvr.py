@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import core.nvrecall  # noqa: E402
-from core.config import AdaptiveParam, NVRConfig  # noqa: E402
-from core.metrics import nvr  # noqa: E402
-from core.nvrecall import nv_recall, rescore  # noqa: E402
-from core.records import DocMatch, GenKey, Span, TraceResult  # noqa: E402
+import core.nvrecall
+from core.config import AdaptiveParam, NVRConfig
+from core.metrics import nvr
+from core.nvrecall import nv_recall, rescore
+from core.records import DocMatch, GenKey, Span, TraceResult
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "propme_release" / "nv_recall_cases.jsonl"
 N_GEN, N_DOCS = 100, 30

@@ -9,9 +9,9 @@ Seeded with ``numpy.random.default_rng(cfg.seed)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Callable, Sequence
 
 import numpy as np
 

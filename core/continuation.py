@@ -12,8 +12,8 @@ shorter than N tokens can score at most its own length. Means are over eligible 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from rapidfuzz.distance import LCSseq, Levenshtein, Prefix
 

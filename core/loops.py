@@ -7,7 +7,7 @@ span metrics, so it is flagged and, with ``MetricsConfig.exclude_degenerate``, l
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from core.config import MetricsConfig
 from core.records import TraceResult

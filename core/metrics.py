@@ -17,14 +17,15 @@ without memorizing anything; report a setting's values next to it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 
 from core.config import MetricsConfig
 from core.continuation import continuation_metrics
 from core.loops import degenerate_share, drop_degenerate, is_degenerate
 from core.metric_specs import METRICS, SPAN_BUCKETS, MetricSpec, bucket_key, bucket_label, metric_spec
-from core.records import DocMatch, GenKey, Generation, NVResult, Span, TraceResult
+from core.records import DocMatch, Generation, GenKey, NVResult, Span, TraceResult
+
 
 def _toy(*gens: Sequence[tuple[int, int, Sequence[tuple[int, str, float]]]], freq: Sequence[int] = ()) -> list[TraceResult]:
     """Doctest helper: one TraceResult per arg, spans as (start, end, [(doc_ix, tier, recall)])."""
@@ -238,8 +239,26 @@ def compute_metrics(
 
 
 __all__ = [
-    "SPAN_BUCKETS", "METRICS", "MetricSpec", "metric_spec", "bucket_label", "bucket_key", "als", "fmr", "nvr",
-    "r_at", "span_share_curve", "max_span", "generations_with_spans", "gen_nv_share", "max_nv_recall",
-    "unique_docs", "full_match_docs", "k_eidetic", "span_length_counts", "span_length_shares", "label_floor",
+    "METRICS",
+    "SPAN_BUCKETS",
+    "MetricSpec",
+    "als",
+    "bucket_key",
+    "bucket_label",
     "compute_metrics",
+    "fmr",
+    "full_match_docs",
+    "gen_nv_share",
+    "generations_with_spans",
+    "k_eidetic",
+    "label_floor",
+    "max_nv_recall",
+    "max_span",
+    "metric_spec",
+    "nvr",
+    "r_at",
+    "span_length_counts",
+    "span_length_shares",
+    "span_share_curve",
+    "unique_docs",
 ]

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import replace
-from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import SequenceMatcher
-from typing import Sequence
+from functools import lru_cache
 
 try:  # C port of difflib by the rapidfuzz author: identical blocks (tests/test_nvrecall.py), ~4x faster
     from cydifflib import SequenceMatcher as _FastMatcher

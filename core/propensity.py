@@ -11,8 +11,8 @@ propensity slot; PM < 0.5 then means the compared model leaks less than the refe
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -20,7 +20,7 @@ from core.bootstrap import Interval, bootstrap_intervals, wilson_interval, wilso
 from core.config import MetricsConfig
 from core.errors import ConfigError
 from core.metrics import METRICS, compute_metrics, metric_spec
-from core.records import DocMatch, GenKey, Generation, NVResult, Prompt, Span, TraceResult
+from core.records import DocMatch, Generation, GenKey, NVResult, Prompt, Span, TraceResult
 
 # ---- building traces from raw descriptions ----------------------------------------------------
 # raw generation: dict(prompt, sample, text, freq, spans=[(start, end, [(doc_ix, tier, recall)])])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.config import AdaptiveParam, NVRConfig
-from core.nvrecall import nv_blocks, nv_recall, normalize_words, rescore, round_half_up, score_blocks
+from core.nvrecall import normalize_words, nv_blocks, nv_recall, rescore, round_half_up, score_blocks
 from core.records import DocMatch, GenKey, Span, TraceResult
 
 OWN_CASES = Path(__file__).parent / "data" / "nv_cases_own.jsonl"
