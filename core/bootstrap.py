@@ -5,6 +5,9 @@ Each metric is decomposed into per-generation numerators and denominators (or ma
 document sets), summed per prompt once; a replicate is then a weighted sum with the prompt's
 draw count (B x P matrix ``W``), so B = 10,000 over 100 prompts is a few matrix products.
 Seeded with ``numpy.random.default_rng(cfg.seed)``.
+
+Caveat: for ``distinct`` metrics (unique documents) a resample repeats prompts, so replicates
+are biased low and the percentile interval can lie below the point value; read it as spread.
 """
 from __future__ import annotations
 
