@@ -1,0 +1,144 @@
+"""Index-build throughput: a >= 100M-token index from text generated on this machine.
+
+Corpus: see bench/make_bench_corpus.py (Python stdlib source, tokenized with a BPE trained on it,
+then spliced into documents with a fixed seed). Measured in one run:
+
+1. tokenization throughput of the real stdlib text (HF fast tokenizer, batched);
+2. a baseline build of ``--baseline-tokens`` (10M) pre-tokenized tokens;
+3. the full build of ``--tokens`` (100M) into ``--out``; ratio = time per token vs the baseline;
+4. peak RSS of this process and of the largest rust_indexing child (getrusage);
+5. a few spot checks of counts against numpy, and the latency of longest_matches on 256 tokens.
+
+    python bench/bench_index_build.py --out /work/bench_data/index_100m
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from bench.make_bench_corpus import spliced_docs, stdlib_texts, tokenize_all, train_bench_tokenizer
+from core.index import build_index_from_ids
+from core.tokenizer import tokenizer_fingerprint, tokenizer_identity
+
+
+def _build(stream, num_tokens, out: Path, tok, seed: int, cpus: int):
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    index = build_index_from_ids(spliced_docs(stream, num_tokens, seed), out, vocab_size=len(tok),
+                                 eos_token_id=tok.eos_token_id, tokenizer_name=tokenizer_identity(tok),
+                                 tokenizer_fingerprint=tokenizer_fingerprint(tok),
+                                 corpus_fingerprint=f"make_bench_corpus:stdlib:seed={seed}:tokens={num_tokens}",
+                                 cpus=cpus)
+    return index, time.perf_counter() - t0
+
+
+def _rss_mb(who) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+class TreeRss:
+    """Samples the summed RSS of this process and its live descendants (Linux /proc) every 0.1 s.
+
+    getrusage(RUSAGE_CHILDREN) reports only the largest single child, and a forked child's maximum
+    includes the parent's pages before exec, so the sum of the live tree is the honest peak.
+    """
+
+    def __init__(self):
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree(self, pid: int) -> list[int]:
+        out = [pid]
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            for child in task.read_text().split():
+                out.extend(self._tree(int(child)))
+        return out
+
+    def _rss_kb(self, pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            total = 0
+            for pid in self._tree(os.getpid()):
+                try:
+                    total += self._rss_kb(pid)
+                except (FileNotFoundError, ProcessLookupError):
+                    continue  # the process ended between listing and reading: it holds no memory now
+            self.peak_kb = max(self.peak_kb, total)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=100_000_000)
+    ap.add_argument("--baseline-tokens", type=int, default=10_000_000)
+    ap.add_argument("--out", type=Path, default=Path("/work/bench_data/index_100m"))
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    src = stdlib_texts()
+    t0 = time.perf_counter()
+    tok = train_bench_tokenizer(src.texts)
+    t_train = time.perf_counter() - t0
+    stream, t_tok = tokenize_all(tok, src.texts)
+    tok_folder = args.out.parent / (args.out.name + "_tokenizer")
+    tok.save_pretrained(str(tok_folder))
+    print(f"source: {src.files} stdlib files, {src.chars / 1e6:.1f} M chars; BPE vocab {len(tok)} trained in {t_train:.1f} s")
+    print(f"tokenize: {len(stream) / 1e6:.2f} M tokens in {t_tok:.1f} s = {len(stream) / t_tok / 1e6:.2f} M tokens/s")
+
+    base_dir = args.out.parent / (args.out.name + "_baseline")
+    base, t_base = _build(stream, args.baseline_tokens, base_dir, tok, args.seed, args.cpus)
+    print(f"baseline build: {base.num_tokens / 1e6:.1f} M tokens in {t_base:.1f} s = "
+          f"{base.num_tokens / t_base / 1e6:.2f} M tokens/s  {base.manifest['build_seconds']}")
+    shutil.rmtree(base_dir)
+
+    del src
+    with TreeRss() as tree:
+        index, t_full = _build(stream, args.tokens, args.out, tok, args.seed, args.cpus)
+    ratio = (t_full / index.num_tokens) / (t_base / base.num_tokens)
+    print(f"full build: {index.num_tokens / 1e6:.1f} M tokens, {index.num_docs} docs in {t_full:.1f} s = "
+          f"{index.num_tokens / t_full / 1e6:.2f} M tokens/s  {index.manifest['build_seconds']}")
+    print(f"time per token vs the {args.baseline_tokens / 1e6:.0f} M baseline: x{ratio:.2f} (1.0 = linear scaling)")
+    print(f"peak RSS during the full build (this process + live children, sampled): {tree.peak_kb / 1024:.0f} MB; "
+          f"getrusage: self {_rss_mb(resource.RUSAGE_SELF):.0f} MB, largest child "
+          f"{_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+    print(f"index: {args.out} ({sum(p.stat().st_size for p in args.out.iterdir()) / 1e6:.0f} MB), "
+          f"tokenizer: {tok_folder}, fingerprint {index.fingerprint[:16]}")
+
+    rng = np.random.default_rng(1)
+    doc = np.asarray(index.doc_tokens(int(rng.integers(index.num_docs))))
+    for n in (1, 3, 8, 32):
+        q = doc[:n].tolist()
+        assert index.count(q) >= 1, q
+    t0 = time.perf_counter()
+    query = doc[:128].tolist() + stream[:128].tolist()
+    spans = index.longest_matches(query)
+    print(f"longest_matches on {len(query)} tokens: {(time.perf_counter() - t0) * 1e3:.1f} ms, "
+          f"max span {max(spans)}")
+
+
+if __name__ == "__main__":
+    main()
