@@ -157,6 +157,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
                    config_text: str | None = None) -> RunResults:
     """Run ``cfg`` and write its results folder ``cfg.output_dir/cfg.name``; returns the saved results.
 
+    With the ``openai`` backend the model name is the served name: set ``index_tokenizer`` (a folder
+    or hub id) and it is used as the model tokenizer too (prompts are sent as its token ids).
+
     ``manifest["counts"]`` says how many generations the model produced (``generated``) and how many
     came from the cache; a repeated run of the same config generates 0 and traces 0.
     """
@@ -168,8 +171,13 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
 
     t_start, timings = time.perf_counter(), {}
     cache = cache if cache is not None else ResultCache(cfg.cache_dir)
-    model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
-    index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else model_tok
+    if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
+        model_tok = index_tok = load_tokenizer(cfg.index_tokenizer)
+        separate_index_tok = False
+    else:
+        model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
+        index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else model_tok
+        separate_index_tok = bool(cfg.index_tokenizer)
     index = CorpusIndex.open(cfg.index_dirs, tokenizer=index_tok)
     index.check_tokenizer(index_tok)
     identity, model_tok_fp = model_identity_for(cfg.model), tokenizer_fingerprint(model_tok)
@@ -179,7 +187,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     prompts: list[Prompt] = []
     for setting in cfg.settings:
         prompts += build_prompts(setting, model_tok, index,
-                                 index_tokenizer=index_tok if cfg.index_tokenizer else None)
+                                 index_tokenizer=index_tok if separate_index_tok else None)
     timings["prompts"] = time.perf_counter() - t
 
     # generate what the cache misses, persisting every batch

@@ -154,3 +154,32 @@ def test_killed_run_resumes_with_identical_results(tiny, tmp_path):
     assert resumed.generations == fresh.generations
     assert resumed.traces == fresh.traces
     assert resumed.summary == fresh.summary and resumed.pm == fresh.pm
+
+
+def test_openai_backend_gives_the_same_completions(tiny, tmp_path):
+    """The same experiment through core.server over HTTP: greedy completions equal in-process ones."""
+    import threading
+
+    from core.config import ModelConfig
+    from core.model import load_model
+    from core.server import make_server
+
+    local = run_experiment(_cfg(tiny, tmp_path / "hf"), cache=ResultCache(tmp_path / "hf-cache"))
+    model_dir = str(tiny.parent / "model")
+    server = make_server(load_model(ModelConfig(model_dir, device="cpu", dtype="float32")), port=0,
+                         model_name="tiny-served")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        cfg = _cfg(tiny, tmp_path / "oa")
+        cfg = dataclasses.replace(cfg, index_tokenizer=model_dir, model=ModelConfig(
+            "tiny-served", backend="openai", base_url=f"http://{host}:{port}/v1", concurrency=2))
+        remote = run_experiment(cfg, cache=ResultCache(tmp_path / "oa-cache"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert remote.manifest["model"]["identity"] == f"openai:http://{host}:{port}/v1:tiny-served"
+    assert [g.key for g in remote.generations] == [g.key for g in local.generations]
+    assert [g.completion for g in remote.generations] == [g.completion for g in local.generations]
+    assert [t.spans for t in remote.traces] == [t.spans for t in local.traces]
