@@ -11,6 +11,11 @@ means for SentencePiece tokens (a token that carries a leading space), extended 
 offsets trim the space, and to any whitespace (a span may start right after a newline). Punctuation
 alone is not a boundary: a span ending before ``,`` is dropped, as in the authors' release.
 
+A token that starts inside the same character as the token before it (byte-level pieces of one
+multi-byte character, e.g. a combining mark) is never a boundary, except at character 0: a token
+that starts at the text's first character follows only a phantom prefix (SentencePiece's dummy
+``▁``, offsets (0, 1)) or pieces of that character, and counts as the start of the text.
+
 **Inadmissible spans are dropped, not shrunk.** The maximal span of a start either passes the filter
 or that start contributes nothing; a shorter prefix of it is never substituted (the authors'
 ``_keep_span`` filters the maximal spans, and SPEC says admissibility filters spans).
@@ -45,12 +50,20 @@ def word_boundaries(text: str, bounds: Sequence[int]) -> list[bool]:
     [True, False, True, True]
     >>> word_boundaries("ab cd", [0, 1, 3, 5])
     [True, False, True, True]
+    >>> word_boundaries("a \u0308x", [0, 2, 2, 3, 4])  # two byte pieces of the combining mark
+    [True, True, False, False, True]
     """
     n = len(bounds) - 1
     out = []
     for p, b in enumerate(bounds):
         if p == 0 or p == n:
             out.append(True)
+            continue
+        if b == 0:  # only a phantom prefix (SentencePiece's dummy "▁") or the first character before it
+            out.append(True)
+            continue
+        if b == bounds[p - 1]:  # shares its first character with the previous token
+            out.append(False)
             continue
         before = b > 0 and text[b - 1].isspace()
         at = b < len(text) and text[b].isspace()
