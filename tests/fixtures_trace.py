@@ -70,6 +70,7 @@ class BruteIndex:
         self.num_docs = len(self.docs)
         self.num_tokens = sum(len(d) for d in self.docs)
         self._tokenizer_vocab = len(tokenizer) if tokenizer is not None else None
+        self._memo: dict[tuple[int, ...], list[tuple[int, int]]] = {}
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], tokenizer, doc_ids: Sequence[str] | None = None) -> "BruteIndex":
@@ -82,8 +83,13 @@ class BruteIndex:
                                 f"got a tokenizer with {len(tokenizer)}")
 
     def positions(self, ids: Sequence[int]) -> list[tuple[int, int]]:
-        ids, n = list(ids), len(ids)
-        return [(d, i) for d, doc in enumerate(self.docs) for i in range(len(doc) - n + 1) if doc[i:i + n] == ids]
+        """Every (doc, start) where ids occur, by scanning (memoized on the query)."""
+        key = tuple(int(t) for t in ids)
+        if key not in self._memo:
+            n, q = len(key), list(key)
+            self._memo[key] = [(d, i) for d, doc in enumerate(self.docs) for i in range(len(doc) - n + 1)
+                               if doc[i:i + n] == q]
+        return self._memo[key]
 
     def count(self, ids: Sequence[int]) -> int:
         return len(self.positions(ids))

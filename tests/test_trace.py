@@ -35,6 +35,18 @@ def _ws_edge(tok_str: str, first: bool) -> bool:
     return bool(tok_str) and (tok_str[0] if first else tok_str[-1]) in WS_TOKEN_CHARS
 
 
+_GRAMS: dict[int, tuple[int, set]] = {}
+
+
+def _grams(docs: list[list[int]], n: int) -> set:
+    """Every n-gram of length <= n of the documents (cached per corpus, grown on demand)."""
+    have, grams = _GRAMS.get(id(docs), (0, set()))
+    if n > have:
+        grams = {tuple(d[i:j]) for d in docs for i in range(len(d)) for j in range(i + 1, min(len(d), i + n) + 1)}
+        _GRAMS[id(docs)] = (n, grams)
+    return grams
+
+
 def oracle_spans(docs: list[list[int]], tok, text: str, mode: str = "text", fraction: float = 0.05):
     """Final spans (merge "none") of SPEC section 4, steps 1-4, by brute force over n-gram sets."""
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -42,7 +54,7 @@ def oracle_spans(docs: list[list[int]], tok, text: str, mode: str = "text", frac
     L = len(ids)
     if L < 2:
         return ids, []
-    grams = {tuple(d[i:j]) for d in docs for i in range(len(d)) for j in range(i + 1, min(len(d), i + L) + 1)}
+    grams = _grams(docs, L)
     strs = tok.convert_ids_to_tokens(ids)
     n_tok = sum(len(d) for d in docs)
     unigram = {}
