@@ -1,4 +1,4 @@
-"""PropMe Explorer: `streamlit run streamlit_app.py`. Pages live in pages/ (see README)."""
+"""PropMe Explorer: `streamlit run streamlit_app.py`. Pages live in app_pages/ (not pages/: that name switches on Streamlit's legacy multipage mode, which skips this file) (see README)."""
 import streamlit as st
 
 from app import cached, state, widgets
@@ -15,12 +15,12 @@ if st.sidebar.button("Clear cache", key="clear_cache", help="Forget cached resul
     cached.clear_all()
 
 page = st.navigation([
-    st.Page("pages/overview.py", title="Overview", url_path="overview", default=True),
-    st.Page("pages/run.py", title="Run", url_path="run"),
-    st.Page("pages/explore.py", title="Explore", url_path="explore"),
-    st.Page("pages/thresholds.py", title="Thresholds and curves", url_path="thresholds"),
-    st.Page("pages/compare.py", title="Compare", url_path="compare"),
-    st.Page("pages/corpus.py", title="Corpus", url_path="corpus"),
-    st.Page("pages/export.py", title="Export", url_path="export"),
+    st.Page("app_pages/overview.py", title="Overview", url_path="overview", default=True),
+    st.Page("app_pages/run.py", title="Run", url_path="run"),
+    st.Page("app_pages/explore.py", title="Explore", url_path="explore"),
+    st.Page("app_pages/thresholds.py", title="Thresholds and curves", url_path="thresholds"),
+    st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
+    st.Page("app_pages/corpus.py", title="Corpus", url_path="corpus"),
+    st.Page("app_pages/export.py", title="Export", url_path="export"),
 ])
 page.run()

@@ -1,0 +1,206 @@
+"""Every page through the real entrypoint (AppTest), on synthetic results folders with hostile text.
+
+Numbers on screen are checked against core computed independently in the test.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import paths, runner, views
+from core.config import AdaptiveParam, MetricsConfig, NVRConfig
+from core.errors import ConfigError
+from core.metrics import compute_metrics
+from core.nvrecall import rescore
+from core.progress import Cancelled, ProgressEvent
+from core.propensity import pm
+from core.results import load_results
+from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
+from tests.test_render import parse, visible
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["overview", "run", "explore", "thresholds", "compare", "corpus", "export"]
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    return write_run(tmp_path_factory.mktemp("app") / "run-a")
+
+
+@pytest.fixture(scope="module")
+def results_b(tmp_path_factory) -> Path:
+    return write_run(tmp_path_factory.mktemp("app") / "run-b", seed=11, name="other")
+
+
+def app(monkeypatch, folder: Path, page: str | None = None, query: dict | None = None) -> AppTest:
+    monkeypatch.setenv(paths.RESULTS_ENV, str(folder))
+    monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def marks(at: AppTest) -> list[list[str]]:
+    """Texts of the propme-span marks of every st.html block on screen."""
+    return [parse(h.proto.body).marks for h in at.get("html") if "propme-span" in h.proto.body]
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    found = [m.value for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return found[0]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_results_folder(monkeypatch, results, page):
+    at = app(monkeypatch, results, page)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_overview_shows_core_metrics_and_a_reading(monkeypatch, results):
+    at = app(monkeypatch, results, "overview")
+    run = load_results(results)
+    for s in run.settings():
+        expected = compute_metrics(run.by_setting(s)[1], MetricsConfig())["als"]
+        assert metric_value(at, f"ALS ({s})") == views.fmt(expected)
+    assert any("Under prefix attacks" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) >= 2
+
+
+def test_span_threshold_slider_drives_r_n(monkeypatch, results):
+    at = app(monkeypatch, results, "thresholds")
+    run = load_results(results)
+    shown = {}
+    for n in (10, 40):
+        at.slider(key="thr_span_n").set_value(n).run()
+        assert not at.exception
+        r = {s: compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=n))["r_n"] for s in run.settings()}
+        for s in run.settings():
+            assert metric_value(at, f"R_{n} ({s})") == views.fmt(r[s])
+        assert metric_value(at, f"PM of R_{n} (generic)") == f"{pm(r['generic'], r['prefix']):.3f}"
+        shown[n] = r
+    assert shown[10] != shown[40]  # the fixture's spans make the two thresholds differ
+
+
+def test_nvr_block_threshold_rescores_without_retracing(monkeypatch, results):
+    at = app(monkeypatch, results, "thresholds")
+    at.slider(key="thr_l1").set_value(0.45).run()
+    assert not at.exception
+    run = load_results(results)
+    nvr = NVRConfig(l1=AdaptiveParam(0.45, NVRConfig().l1.lo, NVRConfig().l1.hi))
+    table = at.dataframe[0].value.set_index("setting")
+    changed = []
+    for s in run.settings():
+        expected = compute_metrics(rescore(run.by_setting(s)[1], nvr), MetricsConfig(nvr=nvr))["nvr"]
+        default = compute_metrics(run.by_setting(s)[1], MetricsConfig())["nvr"]
+        assert table.loc[s, "NVR"] == pytest.approx(expected)
+        changed.append(expected != pytest.approx(default))
+    assert any(changed)  # the slider really changed a number
+
+
+def test_explore_highlights_the_spans_core_found(monkeypatch, results):
+    at = app(monkeypatch, results, "explore")
+    run = load_results(results)
+    top = max(run.traces, key=lambda t: t.longest_span)
+    assert marks(at) == [[visible(s.text) for s in top.spans]]
+    assert at.selectbox(key="ex_pick").index == 0
+
+
+def test_explore_deep_link_opens_the_hostile_example_as_text(monkeypatch, results):
+    at = app(monkeypatch, results, "explore", {"setting": "generic", "prompt": "generic-hostile", "sample": "0"})
+    assert marks(at) == [[visible(HOSTILE_SPAN_TEXT)]]
+    bodies = "".join(h.proto.body for h in at.get("html"))
+    assert "<script" not in bodies and "<img" not in bodies and "&lt;script&gt;" in bodies
+    at.selectbox(key="ex_span").set_value(0).run()
+    doc_marks = [parse(h.proto.body) for h in at.get("html") if "propme-doc-match" in h.proto.body]
+    assert doc_marks and HOSTILE_SPAN_TEXT in "".join(doc_marks[0].text)
+
+
+def test_explore_filters_narrow_and_sort(monkeypatch, results):
+    at = app(monkeypatch, results, "explore")
+    at.sidebar.selectbox(key="ex_setting").set_value("specific").run()
+    at.sidebar.slider(key="ex_min_span").set_value(10).run()
+    labels = at.selectbox(key="ex_pick").options
+    run = load_results(results)
+    expected = sorted((t for t in run.by_setting("specific")[1] if t.longest_span >= 10),
+                      key=lambda t: -t.longest_span)
+    assert len(labels) == len(expected) > 0
+    assert all(lb.startswith("specific / ") for lb in labels)
+    assert [int(lb.split("longest span ")[1].split(",")[0]) for lb in labels] == [t.longest_span for t in expected]
+
+
+def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_b):
+    at = app(monkeypatch, results, "compare")
+    at.text_area(key="cmp_paths").input(f"{results}\n{results_b}").run()
+    assert not at.exception
+    pm_table = at.dataframe[-1].value
+    assert sorted(pm_table["setting"]) == ["generic", "prefix", "specific"]
+    assert ((pm_table["lo"] <= pm_table["PM"]) & (pm_table["PM"] <= pm_table["hi"])).all()
+
+
+def test_export_builds_the_html_report(monkeypatch, results):
+    at = app(monkeypatch, results, "export")
+    at.button(key="exp_build").click().run()
+    assert not at.exception
+    assert len(at.get("download_button")) == 5
+
+
+def test_missing_results_folder_is_an_error_not_a_crash(monkeypatch, tmp_path):
+    at = app(monkeypatch, tmp_path / "nope", "explore")
+    assert at.error and "no results folder" in at.error[0].value
+
+
+def test_data_root_refuses_paths_outside_it(monkeypatch, results, tmp_path):
+    at = app(monkeypatch, results, "overview")
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
+    at.sidebar.text_input(key="results_dir").input(str(results.parent / ".." / "elsewhere")).run()
+    assert not at.exception
+    assert any("outside the data root" in e.value for e in at.sidebar.error)
+    assert any("No results folder is open" in i.value for i in at.info)
+
+
+def test_confine_follows_symlinks_and_dotdot(tmp_path):
+    root = tmp_path / "root"
+    (root / "ok").mkdir(parents=True)
+    (root / "link").symlink_to(tmp_path)
+    assert paths.confine(str(root / "ok"), root.resolve()) == (root / "ok").resolve()
+    for bad in (str(root / ".." / "x"), str(root / "link" / "x"), "/etc"):
+        with pytest.raises(ConfigError, match="outside the data root"):
+            paths.confine(bad, root.resolve())
+    with pytest.raises(ConfigError, match="no path given"):
+        paths.confine("  ", None)
+
+
+def test_two_sessions_keep_their_own_runs(monkeypatch, results, results_b):
+    a = app(monkeypatch, results, "overview")
+    b = app(monkeypatch, results_b, "overview")
+    a.run()
+    assert a.subheader[0].value == "Run: fixture" and b.subheader[0].value == "Run: other"
+
+
+def test_run_page_opens_a_cli_results_folder(monkeypatch, results, results_b):
+    at = app(monkeypatch, results, "run")
+    at.text_input(key="run_open_path").input(str(results_b)).run()
+    at.button(key="run_open").click().run()
+    assert not at.exception
+    assert at.sidebar.text_input(key="results_dir").value == str(results_b)
+
+
+def test_progress_callback_raises_cancelled_once_the_flag_is_set():
+    seen, flag = [], threading.Event()
+    cb = runner.progress_callback(flag, seen.append)
+    cb(ProgressEvent("generate", 1, 4, "prompts", eta_s=3.0))
+    flag.set()
+    with pytest.raises(Cancelled, match="generate at 2/4"):
+        cb(ProgressEvent("generate", 2, 4, "prompts"))
+    assert [e.done for e in seen] == [1]
+    assert runner.describe(seen[0]) == "generate: 1/4 prompts, about 3 s left"
