@@ -26,7 +26,7 @@ from core.progress import ProgressEvent, ProgressFn, Tracker
 log = logging.getLogger(__name__)
 
 HACK = 100_000  # rust_indexing's overlap between parts, in bytes (its --hacksize default)
-MIN_PART_BYTES = 4 * HACK  # parts smaller than this make rust_indexing miscount (seen: <200 KB, 2 jobs)
+MIN_PART_BYTES = 4 * HACK  # parts under HACK bytes make rust_indexing miscount or fail (seen at 75 KB)
 
 
 def _rust_indexing() -> Path:
@@ -201,8 +201,9 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     batches = 1
     while batches * (max_memory_bytes // 12) < ds_size:
         batches *= 2
-    parallel = max(1, min(cpus, ds_size // MIN_PART_BYTES))
-    total_jobs = batches * parallel
+    # Parts under rust_indexing's overlap (HACK bytes) give wrong tables: keep every part >= MIN_PART_BYTES.
+    total_jobs = max(1, min(batches * cpus, ds_size // MIN_PART_BYTES))
+    parallel = min(cpus, total_jobs)
     part = -(-ds_size // total_jobs)
     part += (-part) % token_width
     parts_dir, merged_dir = folder / "sa-parts", folder / "sa-merged"

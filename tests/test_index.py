@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from core import index_format as fmt
 from core.errors import CorpusError, IndexMismatch, IndexNotBuilt, ModelLoadError, QueryOutOfRange
-from core.index import CorpusIndex, build_index
+from core.index import CorpusIndex, build_index, build_index_from_ids
 from core.tokenizer import load_tokenizer, tokenizer_fingerprint
 from tests.fixtures_index import (
     TinyDoc,
@@ -107,14 +107,18 @@ def _ngram_count(docs_flat: np.ndarray, query: list[int]) -> int:
     return int(np.all(windows == np.asarray(query), axis=1).sum())
 
 
-@pytest.mark.parametrize("num_tokens,cpus", [(95_000, 2), (105_000, 2), (600_000, 2)])
-def test_counts_around_the_small_file_boundary(tmp_path, num_tokens, cpus):
-    """u16 files near 200 KB (where 2 rust jobs used to fail) and a 1.2 MB one built with 2 jobs."""
+@pytest.mark.parametrize("num_tokens,cpus,memory", [(95_000, 2, 1 << 30), (105_000, 2, 1 << 30),
+                                                    (600_000, 2, 1 << 30), (600_000, 2, 3 << 20)])
+def test_counts_around_the_small_file_boundary(tmp_path, num_tokens, cpus, memory):
+    """u16 files near 200 KB (where 2 rust jobs used to fail), a 1.2 MB one built with 2 parallel jobs,
+    and the same with a memory cap that splits it into several batches of jobs."""
     rng = np.random.default_rng(num_tokens)
     lengths = rng.integers(50, 400, size=num_tokens // 200)
     docs = [rng.integers(1, 40, size=n) for n in lengths]
     docs.append(docs[3].copy())
-    index = build_ids_index(docs, tmp_path / "ix", vocab_size=40, cpus=cpus)
+    ids = ((f"d{i}", d, {}) for i, d in enumerate(docs))
+    index = build_index_from_ids(ids, tmp_path / "ix", vocab_size=40, eos_token_id=0, cpus=cpus,
+                                 max_memory_bytes=memory)
     flat = np.concatenate([np.append(d, -1) for d in docs])  # -1 never matches a query id
     for n in (1, 2, 3, 5):
         for _ in range(6):
