@@ -26,7 +26,7 @@ _INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u
 # Layout that survives 10k-character unbroken tokens and keeps bidi text isolated.
 TEXT_STYLE = (
     "white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-word; unicode-bidi: isolate; "
-    "max-width: 100%; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.9rem; "
+    "max-width: 100%; max-height: 32rem; overflow-y: auto; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.9rem; "
     "line-height: 1.5; padding: 0.5rem; border: 1px solid rgba(128,128,128,0.35); border-radius: 0.3rem;"
 )
 MARK_COLOR = "255, 165, 0"  # orange; intensity is the alpha channel

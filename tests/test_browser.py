@@ -1,0 +1,140 @@
+"""Real browser: the running app in headless Chromium shows core's spans and runs no planted script.
+
+Starts ``streamlit run streamlit_app.py`` on a free port over a fixture results folder whose
+document and completion carry <script>, onerror handlers, javascript: links and bidi overrides.
+Needs /usr/bin/chromium (tests/run script installs it with apt); skipped with a message otherwise.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.results import load_results
+from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
+from tests.test_render import visible
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+MARKS_JS = "() => Array.from(document.querySelectorAll('mark.propme-span')).map(m => m.textContent)"
+PWNED_JS = "() => [document.title, typeof window.__pwned]"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install -y chromium` to run the browser tests",
+                allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = write_run(tmp_path_factory.mktemp("browser") / "run")
+    port = _free_port()
+    env = {**os.environ, "PROPME_RESULTS_DIR": str(folder)}
+    env.pop("PROPME_DATA_ROOT", None)
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"streamlit did not start: {log.read()[-3000:]}")
+                time.sleep(0.5)
+        yield url, folder
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                              "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(url)
+    page.wait_for_selector("mark.propme-span", timeout=60_000)
+    page.wait_for_timeout(500)  # let the rest of the page settle before reading it
+    return page
+
+
+def test_explore_first_screen_shows_core_spans(server, browser):
+    url, folder = server
+    run = load_results(folder)
+    top = max(run.traces, key=lambda t: t.longest_span)
+    page = _open(browser, f"{url}/explore")
+    assert page.evaluate(MARKS_JS) == [visible(s.text) for s in top.spans]
+    titles = page.eval_on_selector_all("mark.propme-span", "ms => ms.map(m => m.getAttribute('title'))")
+    assert titles[0].startswith(f"{top.spans[0].length} tokens; {top.spans[0].count} occurrences")
+    assert page.get_by_text("Results folder").count() >= 1  # the entrypoint's sidebar ran on this page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=False)
+    page.close()
+
+
+def test_hostile_completion_and_document_show_as_text_and_run_nothing(server, browser):
+    url, _ = server
+    page = _open(browser, f"{url}/explore?setting=generic&prompt=generic-hostile&sample=0")
+    assert page.evaluate(MARKS_JS) == [visible(HOSTILE_SPAN_TEXT)]
+    page.wait_for_selector("mark.propme-doc-match", timeout=30_000)
+    doc_text = page.eval_on_selector("mark.propme-doc-match", "m => m.textContent")
+    assert doc_text == HOSTILE_SPAN_TEXT
+    title, pwned = page.evaluate(PWNED_JS)
+    assert title != "pwned" and pwned == "undefined"
+    # nothing injected became an element: no <img>, <script> or javascript: link inside our blocks
+    injected = page.evaluate("""() => Array.from(document.querySelectorAll('.propme-text'))
+        .map(d => d.querySelectorAll('img, script, a, svg, iframe').length).reduce((a, b) => a + b, 0)""")
+    assert injected == 0
+    # the 10k-character token wraps instead of widening the page
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1] + 5
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explore-hostile.png"), full_page=False)
+    page.close()
+
+
+def test_html_report_runs_no_planted_script(browser, tmp_path):
+    from tests.test_html_report import _report
+
+    doc, _ = _report()
+    path = tmp_path / "report.html"
+    path.write_text(doc, encoding="utf-8")
+    page = browser.new_page()
+    page.goto(path.as_uri())
+    page.wait_for_selector(".plotly-graph-div .main-svg", timeout=30_000)  # charts drew offline
+    assert visible(HOSTILE_SPAN_TEXT) in page.evaluate(MARKS_JS)
+    title, pwned = page.evaluate(PWNED_JS)
+    assert title != "pwned" and pwned == "undefined"
+    page.close()
