@@ -299,3 +299,12 @@ def test_progress_reports_every_stage(tmp_path):
     assert events[-1].stage == "suffix-array" or stages.index("suffix-array") > stages.index("tokenize")
     manifest = json.loads((tmp_path / "ix" / fmt.MANIFEST).read_text())
     assert manifest["num_tokens"] == 5 and manifest["token_dtype"] == "u16"
+
+
+def test_build_tiny_index_trains_its_own_tokenizer(tmp_path):
+    index = build_tiny_index(["the cat sat on the mat", "the dog sat"], tmp_path / "ix")
+    tok = load_tokenizer(str(tmp_path / "tiny_tokenizer"))
+    index.check_tokenizer(tok)
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in ["the cat sat on the mat", "the dog sat"]]
+    phrase = tok(" sat", add_special_tokens=False)["input_ids"]
+    assert index.count(phrase) == brute_count(ids, phrase) == 2
