@@ -53,10 +53,10 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]
     """Index-tokenizer ids (no special tokens) and token-boundary character offsets of each text."""
     if not texts:
         return []
-    if getattr(tokenizer, "is_fast", False):
-        enc = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
-        return [(list(ids), boundary_offsets([tuple(o) for o in offs], len(t)))
-                for ids, offs, t in zip(enc["input_ids"], enc["offset_mapping"], texts)]
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None:  # the Rust tokenizer directly: same ids and offsets, no Python conversion
+        encs = backend.encode_batch(list(texts), add_special_tokens=False)
+        return [(list(e.ids), boundary_offsets(e.offsets, len(t))) for e, t in zip(encs, texts)]
     out = []
     for t in texts:  # slow tokenizers have no offsets: boundaries from decoded prefixes
         ids = list(tokenizer.encode(t, add_special_tokens=False))
@@ -67,10 +67,15 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]
 
 
 def _decode(tokenizer, ids: Sequence[int]) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None:
+        return backend.decode(list(ids), skip_special_tokens=False)
     return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
 def _common_prefix(a: str, b: str) -> int:
+    if b.startswith(a):
+        return len(a)
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:

@@ -1,0 +1,130 @@
+"""Tracing throughput: trace_many vs a naive per-start loop, on the same completions and index.
+
+Completions (seeded): half are planted copies (a random window of an indexed document, decoded)
+spliced with random text, half random text only, each about ``--tokens`` index tokens long.
+
+Measured in one run, on the same warm index:
+
+1. span finding: ``index.longest_matches`` (one engine call per completion) vs the naive loop
+   that grows every start one token at a time with ``index.count`` (one engine ``find`` per step);
+   the lengths must be identical;
+2. the whole pipeline: ``trace_many`` vs ``trace_many`` on an index whose ``longest_matches`` is the
+   naive loop; the final spans must be identical;
+3. the split of ``trace_many`` time: tokenize + spans vs documents (windows, tiers, nv_recall).
+
+    python bench/bench_trace.py --index /work/bench_data/index_100m \\
+        --tokenizer /work/bench_data/index_100m_tokenizer
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from core.config import TraceConfig
+from core.index import CorpusIndex
+from core.records import GenKey
+from core.trace import tokenize, trace_many
+from core.tokenizer import load_tokenizer
+
+
+def naive_longest(index, ids) -> list[int]:
+    """Per start, extend one token at a time while the prefix still occurs (one find per step)."""
+    out = []
+    for s in range(len(ids)):
+        n = 0
+        while s + n < len(ids) and index.count(ids[s:s + n + 1]) > 0:
+            n += 1
+        out.append(n)
+    return out
+
+
+class NaiveSpans:
+    """The same index, except that longest_matches is the naive per-start loop."""
+
+    def __init__(self, index):
+        self._index = index
+
+    def __getattr__(self, name):
+        return getattr(self._index, name)
+
+    def longest_matches(self, ids):
+        return naive_longest(self._index, list(ids))
+
+
+def make_completions(index, tok, n: int, n_tokens: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = [tok.decode([rng.randrange(256, len(tok))]) for _ in range(2000)]
+    out = []
+    for i in range(n):
+        noise = "".join(rng.choice(words) for _ in range(n_tokens))
+        if i % 2 == 0:
+            doc = rng.randrange(index.num_docs)
+            toks = index.doc_tokens(doc)
+            a = rng.randrange(max(1, len(toks) - n_tokens // 2))
+            copy = tok.decode(toks[a:a + n_tokens // 2])
+            cut = rng.randrange(len(noise) // 4)
+            text = noise[:cut] + copy + noise[cut:]
+        else:
+            text = noise
+        ids = tok(text, add_special_tokens=False)["input_ids"][:n_tokens]
+        out.append(tok.decode(ids))
+    return out
+
+
+def _time(fn):
+    t0 = time.perf_counter()
+    res = fn()
+    return res, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", type=Path, default=Path("/work/bench_data/index_100m"))
+    ap.add_argument("--tokenizer", default="/work/bench_data/index_100m_tokenizer")
+    ap.add_argument("--n", type=int, default=100, help="completions")
+    ap.add_argument("--tokens", type=int, default=256, help="index tokens per completion")
+    ap.add_argument("--naive-n", type=int, default=100, help="completions for the naive baseline")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    tok = load_tokenizer(args.tokenizer)
+    index = CorpusIndex.open(args.index, tokenizer=tok)
+    print(f"index: {args.index} ({index.num_tokens / 1e6:.1f} M tokens, {index.num_docs} docs)")
+    comps = make_completions(index, tok, args.n, args.tokens, args.seed)
+    items = [(GenKey("bench", str(i)), c) for i, c in enumerate(comps)]
+    cfg = TraceConfig()
+
+    trace_many(index, tok, items[:3], cfg)  # warm: page in the index, build unigram counts
+    toks = [ids for ids, _ in tokenize(tok, comps)]
+    print(f"completions: {len(comps)}, mean {sum(map(len, toks)) / len(toks):.0f} tokens")
+
+    fast, t_fast = _time(lambda: [index.longest_matches(ids) for ids in toks])
+    m = args.naive_n
+    slow, t_slow = _time(lambda: [naive_longest(index, ids) for ids in toks[:m]])
+    assert fast[:m] == slow, "longest_matches differs from the naive loop"
+    t_fast_m = t_fast * m / len(toks)
+    print(f"span finding: longest_matches {t_fast:.2f} s for {len(toks)}; naive loop {t_slow:.2f} s for {m} "
+          f"-> {t_slow / t_fast_m:.1f}x faster (identical lengths)")
+
+    traced, t_trace = _time(lambda: trace_many(index, tok, items, cfg))
+    naive_traced, t_naive = _time(lambda: trace_many(NaiveSpans(index), tok, items[:m], cfg))
+    same = all([(s.start, s.end) for s in a.spans] == [(s.start, s.end) for s in b.spans]
+               for a, b in zip(traced, naive_traced))
+    assert same, "trace_many spans differ between longest_matches and the naive loop"
+    n_spans = sum(len(t.spans) for t in traced)
+    n_docs = sum(len(t.docs) for t in traced)
+    print(f"trace_many: {t_trace:.2f} s for {len(items)} ({n_spans} spans, {n_docs} documents); "
+          f"naive-span trace {t_naive:.2f} s for {m} -> {t_naive / (t_trace * m / len(items)):.1f}x "
+          f"(identical spans)")
+    print(f"  of which span finding {t_fast:.2f} s, documents/tiers/nv_recall {t_trace - t_fast:.2f} s")
+    nodocs, t_nodocs = _time(lambda: trace_many(index, tok, items, TraceConfig(docs_per_span=1, window_factor=1)))
+    print(f"trace_many with docs_per_span=1, window_factor=1: {t_nodocs:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
