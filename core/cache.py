@@ -17,8 +17,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from core import codec
 from core.config import DecodingConfig, NVRConfig, TraceConfig, to_dict

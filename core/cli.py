@@ -10,8 +10,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from core.errors import PropMeError
 from core.progress import Cancelled, ProgressEvent

@@ -10,15 +10,16 @@ import dataclasses
 import json
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any, Union
 
-from core.records import GenKey, Generation, Prompt, TraceResult
+from core.records import Generation, Prompt, TraceResult
 
 
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses to dicts (by field), tuples to lists; everything else as is.
 
+    >>> from core.records import GenKey
     >>> to_jsonable(GenKey("prefix", "p1", 2))
     {'setting': 'prefix', 'prompt_id': 'p1', 'sample_index': 2}
     """
@@ -31,7 +32,7 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -39,6 +40,7 @@ def _hints(cls: type) -> dict[str, Any]:
 def from_jsonable(tp: Any, data: Any) -> Any:
     """Rebuild a value of type ``tp`` from :func:`to_jsonable` output.
 
+    >>> from core.records import GenKey
     >>> from_jsonable(GenKey, {"setting": "generic", "prompt_id": "g1", "sample_index": 0})
     GenKey(setting='generic', prompt_id='g1', sample_index=0)
     """

@@ -19,11 +19,19 @@ from typing import Any
 
 from core import codec
 from core.cache import ResultCache, generation_key, summary_key, trace_key
-from core.config import (DecodingConfig, ExperimentConfig, MetricsConfig, ModelConfig, SettingConfig, TraceConfig,
-                         from_dict, to_dict)
+from core.config import (
+    DecodingConfig,
+    ExperimentConfig,
+    MetricsConfig,
+    ModelConfig,
+    SettingConfig,
+    TraceConfig,
+    from_dict,
+    to_dict,
+)
 from core.errors import ConfigError
 from core.progress import ProgressFn
-from core.records import GenKey, Generation, Prompt
+from core.records import Generation, GenKey, Prompt
 from core.results import RunResults, load_results, save_results
 
 log = logging.getLogger(__name__)
@@ -250,7 +258,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
 
     manifest = {
         "run_name": cfg.name,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {"identity": identity, "config": to_dict(cfg.model),
                   "tokenizer": tokenizer_identity(model_tok), "tokenizer_fingerprint": model_tok_fp},
         "index": {"dirs": list(cfg.index_dirs), "fingerprint": index.fingerprint,

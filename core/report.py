@@ -18,7 +18,7 @@ def fmt_number(x: Any) -> str:
     """
     if x is None:
         return "-"
-    if isinstance(x, bool) or isinstance(x, int):
+    if isinstance(x, (bool, int)):
         return str(int(x))
     if isinstance(x, float) and math.isnan(x):
         return "nan"
@@ -33,7 +33,7 @@ def _with_interval(value: Any, iv: dict | None) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
@@ -51,8 +51,8 @@ def format_report(run: RunResults) -> str:
     m = run.manifest
     conf = m.get("metrics", {}).get("confidence", 0.95)
     lines = [f"Run {m.get('run_name', '?')}  ({run.path or 'not saved'})",
-             f"  created {m.get('created', '?')}; model {(m.get('model') or {}).get('identity', '?')}; "
-             f"index {str((m.get('index') or {}).get('fingerprint', '?'))[:16]}",
+             (f"  created {m.get('created', '?')}; model {(m.get('model') or {}).get('identity', '?')}; "
+              f"index {str((m.get('index') or {}).get('fingerprint', '?'))[:16]}"),
              f"  {len(run.generations)} generations, {len(run.traces)} traced", ""]
     if not run.summary:
         lines.append("No scores in this results folder (summary.json is empty).")

@@ -24,16 +24,17 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import codec
 from core.errors import ResultsError
-from core.records import GenKey, Generation, Prompt, Span, TraceResult
+from core.records import Generation, GenKey, Prompt, Span, TraceResult
 
 log = logging.getLogger(__name__)
 

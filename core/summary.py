@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from core.config import MetricsConfig
 from core.progress import ProgressFn, Tracker
@@ -23,9 +24,10 @@ def _interval(iv: Any) -> dict[str, Any]:
     return dataclasses.asdict(iv) if dataclasses.is_dataclass(iv) else dict(iv)
 
 
-def summarize(run, cfg: MetricsConfig = MetricsConfig(), *, progress: ProgressFn | None = None,
+def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | None = None,
               interval_metrics: Sequence[str] = PM_METRICS) -> tuple[dict, dict]:
     """(summary, pm) of a :class:`core.results.RunResults`; only traced generations are scored."""
+    cfg = cfg if cfg is not None else MetricsConfig()
     from core.bootstrap import bootstrap_intervals
     from core.metrics import compute_metrics
     from core.propensity import pm, pm_interval
@@ -43,7 +45,7 @@ def summarize(run, cfg: MetricsConfig = MetricsConfig(), *, progress: ProgressFn
                       "intervals": {k: _interval(v) for k, v in intervals.items()}}
         tracker.advance(1, s)
     out_pm: dict[str, Any] = {}
-    if "prefix" in by_setting and by_setting["prefix"]:
+    if by_setting.get("prefix"):
         cap = by_setting["prefix"]
         for s in settings:
             if s == "prefix" or not by_setting[s]:

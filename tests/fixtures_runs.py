@@ -1,6 +1,8 @@
 """Test helpers of the runs area: hypothesis strategies for run records, synthetic runs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import strategies as st
 
 from core.records import MATCH_TIERS, DocMatch, Generation, GenKey, NVResult, Prompt, Span, TraceResult
@@ -69,14 +71,13 @@ GENERIC_PROMPTS = ["Tell me about the sea.", "Write a short poem.", "What is a f
 
 
 def make_tiny_experiment(folder, *, name: str = "tiny", batch_size: int = 2, extra: str = "",
-                         build_index: bool = True) -> "Path":
+                         build_index: bool = True) -> Path:
     """Write a complete tiny experiment under ``folder`` (model, index, prompts, TOML); return the TOML path.
 
     With ``build_index=False`` the caller builds ``folder/index`` (e.g. with the CLI) from :data:`CORPUS`.
     Settings: prefix (6 prompts of 8 tokens) and generic (4 prompts from a file); greedy, 12 new tokens.
     """
     import json
-    from pathlib import Path
 
     from core.tokenizer import load_tokenizer
     from tests.fixtures_index import build_tiny_index

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from core.cache import ResultCache, default_cache_path, generation_key, summary_key, trace_key
 from core.config import DecodingConfig, NVRConfig, TraceConfig
 from core.errors import CacheError
-from core.records import GenKey, Generation, Prompt, TraceResult
+from core.records import Generation, GenKey, Prompt
 from tests.fixtures_runs import runs
 
 
@@ -183,7 +183,7 @@ def test_one_cache_object_shared_by_threads(tmp_path):
     def work(w):
         try:
             cache.put_generations((f"t{w}-{i}", _gen(i)) for i in range(50))
-        except Exception as e:  # collected and asserted below
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]

@@ -9,7 +9,7 @@ import pytest
 
 from core.cli import TextProgress, build_parser, main
 from core.progress import ProgressEvent
-from core.records import GenKey, Generation, Prompt, TraceResult
+from core.records import Generation, GenKey, Prompt, TraceResult
 from core.results import RunResults, load_results, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args, env_extra=None, timeout=300):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, check=False,
                           timeout=timeout, env=env)
 
 
@@ -58,8 +58,8 @@ def test_help_runs_for_every_command(cmd):
 def test_user_errors_are_one_line_and_exit_2(tmp_path):
     out = _cli("report", str(tmp_path / "missing"), timeout=60)
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"error: no results folder at {tmp_path / 'missing'}: run "
-                                               "`python -m core run CONFIG.toml` to create one"]
+    assert out.stderr.strip().splitlines() == [(f"error: no results folder at {tmp_path / 'missing'}: run "
+                                                "`python -m core run CONFIG.toml` to create one")]
     bad = tmp_path / "bad.toml"
     bad.write_text("name = 'x'\n[model]\nname_or_path = 'm'\n")
     out = _cli("run", str(bad), "--cache-dir", str(tmp_path / "c"), timeout=60)

@@ -1,13 +1,12 @@
 import json
 import os
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from core.errors import ResultsError
-from core.records import GenKey, Generation, Prompt, TraceResult
+from core.records import Generation, GenKey, Prompt, TraceResult
 from core.results import FORMAT_VERSION, RunResults, load_results, save_results
 from tests.fixtures_runs import runs
 
@@ -107,7 +106,7 @@ def test_truncated_parquet_is_reported(tmp_path):
 
 def test_failed_write_keeps_previous_folder(tmp_path, monkeypatch):
     save_results(_tiny_run(), tmp_path / "r")
-    import core.results as results
+    from core import results
 
     def boom(*a, **k):
         raise OSError("disk full")
