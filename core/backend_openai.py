@@ -18,18 +18,28 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Sequence
 
 from core.config import DecodingConfig, ModelConfig
 from core.errors import BackendError, ConfigError
 from core.progress import ProgressEvent, ProgressFn
-from core.records import GenKey, Generation, Prompt
+from core.records import Generation, GenKey, Prompt
 from core.sampling import row_seed
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})  # transient: retried with backoff
+
+
+def _reply_problem(reply) -> str | None:
+    """What is wrong with a /v1/completions reply; None when it has a first choice with text."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list) or not reply["choices"]:
+        return "no 'choices' list"
+    first = reply["choices"][0]
+    if not isinstance(first, dict) or not isinstance(first.get("text"), str):
+        return "choices[0].text is not a string"
+    return None
 
 
 class OpenAIBackend:
@@ -80,12 +90,10 @@ class OpenAIBackend:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
                 reply = json.loads(raw)
-                if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list) or not reply["choices"]:
-                    raise ValueError("no 'choices' list")
-                text = reply["choices"][0].get("text")
-                if not isinstance(text, str):
-                    raise ValueError("choices[0].text is not a string")
-                return reply
+                problem = _reply_problem(reply)
+                if problem is None:
+                    return reply
+                last = f"malformed response: {problem}"
             except urllib.error.HTTPError as e:
                 detail = e.read()[:300].decode("utf-8", "replace")
                 last = f"HTTP {e.code}: {detail}"
@@ -97,7 +105,7 @@ class OpenAIBackend:
                     delay = min(self.max_backoff_s, float(retry_after))
             except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
                 last = f"connection error: {getattr(e, 'reason', e)}"
-            except ValueError as e:  # json.JSONDecodeError is a ValueError
+            except ValueError as e:  # json.JSONDecodeError
                 last = f"malformed response: {e}"
             if attempt < self.cfg.max_retries:
                 log.warning("%s: %s; retry %d/%d in %.2fs", self.url, last, attempt + 1, self.cfg.max_retries, delay)

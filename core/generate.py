@@ -23,8 +23,8 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -33,7 +33,7 @@ from core.config import DecodingConfig
 from core.errors import ConfigError, GenerationError, PromptSetError
 from core.model import LoadedModel, context_length
 from core.progress import ProgressEvent, ProgressFn
-from core.records import GenKey, Generation, Prompt
+from core.records import Generation, GenKey, Prompt
 from core.sampling import choose_tokens, row_seed
 
 log = logging.getLogger(__name__)

@@ -119,13 +119,13 @@ def make_server(lm: LoadedModel, host: str = "127.0.0.1", port: int = 0, model_n
         def _error(self, e: RequestError) -> None:
             self._send(e.status, {"error": {"message": str(e), "type": "invalid_request_error", "code": e.code}})
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        def do_GET(self) -> None:
             if self.path.rstrip("/") != "/v1/models":
                 return self._error(RequestError(f"no route GET {self.path}", 404, "not_found"))
             self._send(200, {"object": "list", "data": [
                 {"id": name, "object": "model", "created": int(time.time()), "owned_by": "propme"}]})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path.rstrip("/") != "/v1/completions":
                 return self._error(RequestError(f"no route POST {self.path}", 404, "not_found"))
             try:

@@ -20,7 +20,9 @@ from core.generate import generate
 from core.records import GenKey, Prompt
 from core.sampling import row_seed
 from core.server import make_server
-from tests.fixtures_model import tiny_lm, tiny_model_dir  # noqa: F401 (fixtures)
+from tests import fixtures_model
+
+tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm  # shared fixtures
 
 PROMPTS = [Prompt("generic", f"g{i}", t) for i, t in
            enumerate(["The cat", "It was the best of times", "Hello world", "She sells"])]
@@ -142,7 +144,7 @@ def scripted(replies):
     seen = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             seen.append((json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
                          self.headers.get("Authorization")))
             status, body, headers = replies.pop(0) if replies else (200, GOOD, {})
@@ -190,7 +192,7 @@ def test_gives_up_naming_url_and_last_status():
 
 
 def test_malformed_reply_is_retried_then_reported():
-    server, seen = scripted([(200, b"<html>oops", {})] * 3)
+    server, _ = scripted([(200, b"<html>oops", {})] * 3)
     with running(server) as url:
         backend, _ = _backend(url, max_retries=1)
         with pytest.raises(BackendError, match="last: malformed response"):

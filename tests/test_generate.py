@@ -18,7 +18,9 @@ from core.errors import ConfigError, PromptSetError
 from core.generate import generate
 from core.records import GenKey, Prompt
 from core.sampling import apply_repetition_penalty, filter_top_k_top_p
-from tests.fixtures_model import tiny_lm, tiny_model_dir  # noqa: F401 (fixtures)
+from tests import fixtures_model
+
+tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm  # shared fixtures
 
 TEXTS = ["The cat", "A memorization audit asks whether a model can", "Hello", "It was the best of times, it was",
          "x", "She sells sea", "Numbers like 12345 and", "def f(x): return"]

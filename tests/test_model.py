@@ -11,7 +11,10 @@ import torch
 from core.config import ModelConfig
 from core.errors import ModelLoadError
 from core.model import context_length, load_model, model_identity, resolve_device, resolve_dtype
-from tests.fixtures_model import make_tiny_model_dir, tiny_lm, tiny_model_dir  # noqa: F401 (fixtures)
+from tests import fixtures_model
+from tests.fixtures_model import make_tiny_model_dir
+
+tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm  # shared fixtures
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -13,7 +13,7 @@ from core.prompts import CONTINUATION_TOKENS, build_prompts
 from tests.fixtures_index import build_tiny_index, train_tiny_tokenizer
 from tests.fixtures_model import make_tiny_tokenizer
 
-WORDS = "alpha beta gamma delta river stone cloud paper seven lantern orbit marble quiet harbor".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "river", "stone", "cloud", "paper", "seven", "lantern", "orbit", "marble", "quiet", "harbor"]
 
 
 def _docs(n: int, seed: int = 3) -> list[tuple[str, str]]:
