@@ -11,7 +11,7 @@ A core module that has not landed yet raises :class:`Unavailable`; pages show it
 from __future__ import annotations
 
 import importlib
-import os
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -69,16 +69,33 @@ def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[
     return need("metrics").compute_metrics(traces, cfg, gens)
 
 
-@st.cache_data(max_entries=256, show_spinner="Bootstrapping intervals ...")
+def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
+    """``cfg`` with thresholds that ``metrics`` do not read reset to defaults, so moving the R_N or
+    nv threshold does not invalidate cached intervals, curves and distributions that ignore them."""
+    default = MetricsConfig()
+    return replace(cfg, span_threshold=cfg.span_threshold if "r_n" in metrics else default.span_threshold,
+                   nv_threshold=cfg.nv_threshold if "gen_nv_above" in metrics else default.nv_threshold)
+
+
 def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
+    """``bootstrap_intervals`` of one setting for ``metrics`` (cached under the thresholds they read)."""
+    return _setting_intervals(ident, setting, only_relevant(cfg, metrics), tuple(metrics), _run)
+
+
+@st.cache_data(max_entries=256, show_spinner="Bootstrapping intervals ...")
+def _setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
     """``bootstrap_intervals`` of one setting for ``metrics``."""
     gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
     return need("bootstrap").bootstrap_intervals(traces, cfg, gens, metrics=metrics)
 
 
-@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM ...")
 def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
     """PM interval of ``metric`` per natural setting (against prefix), {} when the run has no prefix."""
+    return _pm_intervals(ident, settings, metric, only_relevant(cfg, (metric,)), _run)
+
+
+@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM ...")
+def _pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
     if "prefix" not in _run.settings():
         return {}
     _, cap = setting_traces(ident, "prefix", cfg.nvr, _run)
@@ -87,17 +104,25 @@ def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: Metric
             for s in settings if s != "prefix"}
 
 
-@st.cache_data(max_entries=256)
 def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
     """``span_share_curve`` per setting for n = 1..max_n (after the loop filter)."""
+    return _span_curves(ident, settings, max_n, only_relevant(cfg), _run)
+
+
+@st.cache_data(max_entries=256)
+def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
     metrics, loops = need("metrics"), need("loops")
     return {s: metrics.span_share_curve(loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg),
                                         max_n) for s in settings}
 
 
-@st.cache_data(max_entries=256)
 def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
     """Per setting: final span lengths and per-document nv_recall values (after the loop filter)."""
+    return _distributions(ident, settings, only_relevant(cfg), _run)
+
+
+@st.cache_data(max_entries=256)
+def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
     loops = need("loops")
     out = {}
     for s in settings:
@@ -148,10 +173,6 @@ def clear_all() -> None:
     """Drop every cached value (the sidebar's 'Clear cache' button)."""
     st.cache_data.clear()
     st.cache_resource.clear()
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip() not in ("", "0", "false", "no")
 
 
 def pm_values(values: dict, metric: str) -> dict[str, float]:

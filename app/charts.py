@@ -10,10 +10,12 @@ from typing import Mapping, Protocol, Sequence
 
 import html
 
+import numpy as np
 import plotly.graph_objects as go
 
 CAPABILITY = "prefix"
-LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=45), height=380)
+# No template here: Streamlit applies its theme, and coercing a template costs ~10 ms per figure.
+LAYOUT = dict(margin=dict(l=50, r=20, t=50, b=45), height=380)
 
 
 class IntervalLike(Protocol):
@@ -34,6 +36,13 @@ class PlanePoint:
 def _safe(label: str) -> str:
     """Plotly renders a pseudo-HTML subset (<a href>, <b>) in names and labels: escape untrusted ones."""
     return html.escape(str(label), quote=True)
+
+
+def _hline(fig: go.Figure, y: float, text: str) -> None:
+    fig.update_layout(shapes=[dict(type="line", x0=0, x1=1, xref="paper", y0=y, y1=y,
+                                   line=dict(dash="dot", color="gray"))],
+                      annotations=[dict(x=1, xref="paper", y=y, text=text, showarrow=False, xanchor="right",
+                                        yanchor="bottom")] if text else [])
 
 
 def _errors(intervals: Sequence[IntervalLike]) -> tuple[list[float], list[float]]:
@@ -62,7 +71,7 @@ def pm_bars(pm_by_setting: Mapping[str, IntervalLike], metric_label: str) -> go.
     plus, minus = _errors([pm_by_setting[s] for s in settings])
     fig = go.Figure(go.Bar(x=[_safe(s) for s in settings], y=[pm_by_setting[s].value for s in settings], name="PM",
                            error_y=dict(type="data", array=plus, arrayminus=minus, visible=True)))
-    fig.add_hline(y=0.5, line_dash="dot", annotation_text="0.5: ordinary use leaks as much as the attack")
+    _hline(fig, 0.5, "0.5: ordinary use leaks as much as the attack")
     fig.update_layout(title=f"Propensity score PM ({metric_label})", xaxis_title="natural setting",
                       yaxis_title="PM", yaxis_range=[0, 1], **LAYOUT)
     return fig
@@ -93,10 +102,13 @@ def span_share_curves(curves: Mapping[str, Sequence[float]], threshold: int | No
     """Share of completions with a span >= n against n (n = 1..len), one line per setting."""
     fig = go.Figure()
     for setting, shares in curves.items():
-        fig.add_trace(go.Scatter(x=list(range(1, len(shares) + 1)), y=list(shares), mode="lines",
+        fig.add_trace(go.Scatter(x=np.arange(1, len(shares) + 1), y=np.asarray(shares, dtype=float), mode="lines",
                                  name=_safe(setting), line=dict(width=3 if setting == CAPABILITY else 2)))
-    if threshold is not None:
-        fig.add_vline(x=threshold, line_dash="dot", annotation_text=f"N = {threshold}")
+    if threshold is not None:  # a layout shape: add_vline costs ~25 ms per call
+        fig.update_layout(shapes=[dict(type="line", x0=threshold, x1=threshold, y0=0, y1=1, yref="paper",
+                                       line=dict(dash="dot", color="gray"))],
+                          annotations=[dict(x=threshold, y=1, yref="paper", text=f"N = {threshold}",
+                                            showarrow=False, yanchor="bottom")])
     fig.update_layout(title="Share of completions with a verbatim span of at least n tokens",
                       xaxis_title="n (tokens)", yaxis_title="share of completions", yaxis_range=[0, 1.02],
                       **LAYOUT)
@@ -109,7 +121,7 @@ def pm_vs_threshold(curves: Mapping[str, Sequence[tuple[int, float]]]) -> go.Fig
     for setting, pts in curves.items():
         fig.add_trace(go.Scatter(x=[n for n, _ in pts], y=[v for _, v in pts], mode="lines+markers",
                                  name=_safe(setting)))
-    fig.add_hline(y=0.5, line_dash="dot")
+    _hline(fig, 0.5, "")
     fig.update_layout(title="PM of R_n against the span threshold n", xaxis_title="n (tokens)",
                       yaxis_title="PM", yaxis_range=[0, 1], **LAYOUT)
     return fig
@@ -120,7 +132,7 @@ def distribution(values_by_setting: Mapping[str, Sequence[float]], title: str, x
     """Overlaid histograms (span lengths, nv_recall values), one per setting."""
     fig = go.Figure()
     for setting, values in values_by_setting.items():
-        fig.add_trace(go.Histogram(x=list(values), name=_safe(setting), opacity=0.6, nbinsx=nbins))
+        fig.add_trace(go.Histogram(x=np.asarray(values, dtype=float), name=_safe(setting), opacity=0.6, nbinsx=nbins))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="count", barmode="overlay", **LAYOUT)
     return fig
 

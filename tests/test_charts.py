@@ -36,17 +36,18 @@ def test_capability_propensity_one_point_per_run_with_intervals():
 
 
 def test_span_share_curves_x_runs_from_1_and_marks_threshold():
-    fig = charts.span_share_curves({"prefix": [1.0, 0.5, 0.25], "generic": [0.5, 0.0, 0.0]}, threshold=2).to_dict()
-    assert [list(d["x"]) for d in fig["data"]] == [[1, 2, 3], [1, 2, 3]]
-    assert list(fig["data"][0]["y"]) == [1.0, 0.5, 0.25]
-    assert fig["layout"]["shapes"][0]["x0"] == 2
+    figure = charts.span_share_curves({"prefix": [1.0, 0.5, 0.25], "generic": [0.5, 0.0, 0.0]}, threshold=2)
+    assert [list(d.x) for d in figure.data] == [[1, 2, 3], [1, 2, 3]]  # numpy arrays (plotly encodes them)
+    assert list(figure.data[0].y) == [1.0, 0.5, 0.25]
+    fig = figure.to_dict()
+    assert fig["layout"]["shapes"][0]["x0"] == 2 and fig["layout"]["annotations"][0]["text"] == "N = 2"
 
 
 def test_pm_vs_threshold_and_distributions_and_compare():
     fig = charts.pm_vs_threshold({"generic": [(1, 0.4), (2, 0.0)]}).to_dict()
     assert list(fig["data"][0]["x"]) == [1, 2] and list(fig["data"][0]["y"]) == [0.4, 0.0]
-    hist = charts.distribution({"prefix": [1, 2, 2], "generic": [3]}, "t", "x").to_dict()
-    assert [d["type"] for d in hist["data"]] == ["histogram", "histogram"] and list(hist["data"][0]["x"]) == [1, 2, 2]
+    hist = charts.distribution({"prefix": [1, 2, 2], "generic": [3]}, "t", "x")
+    assert [d.type for d in hist.data] == ["histogram", "histogram"] and list(hist.data[0].x) == [1, 2, 2]
     cmp = charts.compare_bars({"run a": {"prefix": 1.0}, "run b": {"prefix": 2.0}}, "ALS").to_dict()
     assert [d["name"] for d in cmp["data"]] == ["run a", "run b"] and cmp["layout"]["barmode"] == "group"
 
