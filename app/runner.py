@@ -20,8 +20,9 @@ from core.progress import Cancelled, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-UPLOAD_DIR = Path("build") / "uploads"  # gitignored (/build/)
-APP_INDEX_DIR = Path("build") / "app-indexes"
+BUILD = Path(__file__).resolve().parents[1] / "build"  # gitignored
+UPLOAD_DIR = BUILD / "uploads"  # uploaded corpora, content-addressed
+APP_INDEX_DIR = BUILD / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer fingerprints
 
 
 @dataclass(frozen=True)

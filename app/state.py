@@ -5,6 +5,8 @@ Keys (everything else in session state is a widget's own ``key=``):
 - ``CANCEL``: a ``threading.Event`` the Run page's Cancel button sets; the running experiment's
   progress callback raises ``core.progress.Cancelled`` when it is set.
 - ``RETRACED``: {(run id, TraceConfig): RunResults} re-traced by the Thresholds page in this session.
+- ``"exp_report"``: (run id, metric, HTML) of the last report the Export page built.
+- ``"results_dir"``: the sidebar picker's own widget key; button callbacks set it to open a folder.
 Session state is per browser session, so two people never see each other's runs or re-traces.
 """
 from __future__ import annotations

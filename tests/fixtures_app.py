@@ -60,7 +60,8 @@ def _traced(docs, key: GenKey, before: str, piece: str, after: str, src: int) ->
     return completion, TraceResult(key, completion, len(completion.split()), spans, full)
 
 
-def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: str = "fixture") -> RunResults:
+def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: str = "fixture",
+             index: dict | None = None) -> RunResults:
     """A run over settings prefix/generic/specific with spans of known lengths (see module doc)."""
     rng = random.Random(seed)
     docs = make_docs(seed)
@@ -96,7 +97,7 @@ def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: 
         traces.append(trace)
     manifest = {
         "run_name": name, "model": {"identity": f"{name}-model", "name_or_path": "tests/fixture-model"},
-        "index": {"dirs": [], "fingerprint": "fixture-index", "tokenizer": "whitespace"},
+        "index": index or {"dirs": [], "fingerprint": "fixture-index", "tokenizer": "whitespace"},
         "decoding": {"temperature": 0.0, "max_new_tokens": 256, "seed": 42},
         "metrics": to_dict(MetricsConfig()), "settings": ["prefix", "generic", "specific"],
         "seeds": {"decoding": 42, "trace": 42, "bootstrap": 42},

@@ -204,3 +204,58 @@ def test_progress_callback_raises_cancelled_once_the_flag_is_set():
         cb(ProgressEvent("generate", 2, 4, "prompts"))
     assert [e.done for e in seen] == [1]
     assert runner.describe(seen[0]) == "generate: 1/4 prompts, about 3 s left"
+
+
+def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_path):
+    from core.demo import demo_model_dir, ensure_demo_index
+    from core.tokenizer import load_tokenizer
+
+    index = ensure_demo_index()
+    tok = load_tokenizer(str(demo_model_dir()))
+    folder = write_run(tmp_path / "run", index={"dirs": [str(d) for d in index.dirs], "tokenizer": str(demo_model_dir())})
+    docs = [index.doc_tokens(i) for i in range(index.num_docs)]
+    phrase = tok.decode(docs[3][5:11])
+    ids = tok(phrase, add_special_tokens=False)["input_ids"]
+    brute = sum(1 for d in docs for i in range(len(d) - len(ids) + 1) if d[i:i + len(ids)] == ids)
+    at = app(monkeypatch, folder, "corpus")
+    assert metric_value(at, "Documents") == f"{index.num_docs:,}"
+    at.text_input(key="corpus_phrase").input(phrase).run()
+    assert not at.exception, at.exception
+    assert brute >= 1 and metric_value(at, "Occurrences in the index") == f"{brute:,}"
+    hits = [parse(h.proto.body) for h in at.get("html") if "propme-doc-match" in h.proto.body]
+    assert hits and phrase.strip() in "".join(hits[0].text)
+
+
+@pytest.mark.slow
+def test_run_page_runs_an_experiment_end_to_end(monkeypatch, tmp_path):
+    import json
+
+    from tests.fixtures_model import make_tiny_model_dir
+
+    model = make_tiny_model_dir(tmp_path / "model")
+    corpus = tmp_path / "corpus.jsonl"
+    words = "the river carried stones past the mill while the old miller counted sacks of grain".split()
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": " ".join(words[i:] + words[:i]) * 6}) + "\n"
+                              for i in range(8)), encoding="utf-8")
+    prompts = tmp_path / "generic.jsonl"
+    prompts.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("Tell me a story.", "What is grain?")),
+                       encoding="utf-8")
+    monkeypatch.setenv("PROPME_CACHE_DIR", str(tmp_path / "cache"))
+    at = app(monkeypatch, write_run(tmp_path / "start"), "run")
+    at.radio(key="run_model_kind").set_value("local folder").run()
+    at.text_input(key="run_model_path").input(str(model)).run()
+    at.radio(key="run_corpus_kind").set_value("corpus file path").run()
+    at.text_input(key="run_corpus_path").input(str(corpus)).run()
+    at.multiselect(key="run_settings").set_value(["prefix", "generic"]).run()
+    at.text_input(key="run_prompts_generic").input(str(prompts)).run()
+    at.number_input(key="run_n_prompts").set_value(2).run()
+    at.number_input(key="run_max_new").set_value(8).run()
+    at.text_input(key="run_out").input(str(tmp_path / "out")).run()
+    at.button(key="run_start").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.success and "completions in" in at.success[0].value
+    done = load_results(tmp_path / "out" / "app-run")
+    assert sorted(done.settings()) == ["generic", "prefix"] and len(done.traces) == len(done.generations) == 4
+    at.button(key="run_open_new").click().run()
+    assert at.sidebar.text_input(key="results_dir").value == str(tmp_path / "out" / "app-run")
