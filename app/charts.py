@@ -5,17 +5,17 @@ Intervals are anything with ``value``, ``lo`` and ``hi`` (``core.bootstrap.Inter
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
-
 import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import plotly.graph_objects as go
 
 CAPABILITY = "prefix"
 # No template here: Streamlit applies its theme, and coercing a template costs ~10 ms per figure.
-LAYOUT = dict(margin=dict(l=50, r=20, t=50, b=45), height=380)
+LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 45}, "height": 380}
 
 
 class IntervalLike(Protocol):
@@ -39,10 +39,10 @@ def _safe(label: str) -> str:
 
 
 def _hline(fig: go.Figure, y: float, text: str) -> None:
-    fig.update_layout(shapes=[dict(type="line", x0=0, x1=1, xref="paper", y0=y, y1=y,
-                                   line=dict(dash="dot", color="gray"))],
-                      annotations=[dict(x=1, xref="paper", y=y, text=text, showarrow=False, xanchor="right",
-                                        yanchor="bottom")] if text else [])
+    fig.update_layout(shapes=[{"type": "line", "x0": 0, "x1": 1, "xref": "paper", "y0": y, "y1": y,
+                                   "line": {"dash": "dot", "color": "gray"}}],
+                      annotations=[{"x": 1, "xref": "paper", "y": y, "text": text, "showarrow": False, "xanchor": "right",
+                                        "yanchor": "bottom"}] if text else [])
 
 
 def _errors(intervals: Sequence[IntervalLike]) -> tuple[list[float], list[float]]:
@@ -57,7 +57,7 @@ def metric_bars(values: Mapping[str, IntervalLike], metric_label: str) -> go.Fig
     plus, minus = _errors([values[s] for s in settings])
     fig = go.Figure(go.Bar(
         x=[_safe(s) for s in settings], y=[values[s].value for s in settings], name=metric_label,
-        error_y=dict(type="data", array=plus, arrayminus=minus, visible=True),
+        error_y={"type": "data", "array": plus, "arrayminus": minus, "visible": True},
         marker_color=["#d62728" if s == CAPABILITY else "#1f77b4" for s in settings],
     ))
     fig.update_layout(title=f"{metric_label} per setting (95% interval)", xaxis_title="setting",
@@ -70,7 +70,7 @@ def pm_bars(pm_by_setting: Mapping[str, IntervalLike], metric_label: str) -> go.
     settings = list(pm_by_setting)
     plus, minus = _errors([pm_by_setting[s] for s in settings])
     fig = go.Figure(go.Bar(x=[_safe(s) for s in settings], y=[pm_by_setting[s].value for s in settings], name="PM",
-                           error_y=dict(type="data", array=plus, arrayminus=minus, visible=True)))
+                           error_y={"type": "data", "array": plus, "arrayminus": minus, "visible": True}))
     _hline(fig, 0.5, "0.5: ordinary use leaks as much as the attack")
     fig.update_layout(title=f"Propensity score PM ({metric_label})", xaxis_title="natural setting",
                       yaxis_title="PM", yaxis_range=[0, 1], **LAYOUT)
@@ -85,13 +85,13 @@ def capability_propensity(points: Sequence[PlanePoint], metric_label: str) -> go
         (yp,), (ym,) = _errors([p.propensity])
         fig.add_trace(go.Scatter(
             x=[p.capability.value], y=[p.propensity.value], mode="markers+text", name=_safe(p.label),
-            text=[_safe(p.label)], textposition="top center", marker=dict(size=11),
-            error_x=dict(type="data", array=[xp], arrayminus=[xm], visible=True),
-            error_y=dict(type="data", array=[yp], arrayminus=[ym], visible=True),
+            text=[_safe(p.label)], textposition="top center", marker={"size": 11},
+            error_x={"type": "data", "array": [xp], "arrayminus": [xm], "visible": True},
+            error_y={"type": "data", "array": [yp], "arrayminus": [ym], "visible": True},
         ))
     top = max([max(p.capability.hi, p.propensity.hi) for p in points] + [1e-9])
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="propensity = capability",
-                             line=dict(dash="dot", color="gray")))
+                             line={"dash": "dot", "color": "gray"}))
     fig.update_layout(title=f"Capability vs propensity ({metric_label})",
                       xaxis_title=f"capability: {metric_label} under prefix prompts",
                       yaxis_title=f"propensity: {metric_label} under natural prompts", **LAYOUT)
@@ -103,12 +103,12 @@ def span_share_curves(curves: Mapping[str, Sequence[float]], threshold: int | No
     fig = go.Figure()
     for setting, shares in curves.items():
         fig.add_trace(go.Scatter(x=np.arange(1, len(shares) + 1), y=np.asarray(shares, dtype=float), mode="lines",
-                                 name=_safe(setting), line=dict(width=3 if setting == CAPABILITY else 2)))
+                                 name=_safe(setting), line={"width": 3 if setting == CAPABILITY else 2}))
     if threshold is not None:  # a layout shape: add_vline costs ~25 ms per call
-        fig.update_layout(shapes=[dict(type="line", x0=threshold, x1=threshold, y0=0, y1=1, yref="paper",
-                                       line=dict(dash="dot", color="gray"))],
-                          annotations=[dict(x=threshold, y=1, yref="paper", text=f"N = {threshold}",
-                                            showarrow=False, yanchor="bottom")])
+        fig.update_layout(shapes=[{"type": "line", "x0": threshold, "x1": threshold, "y0": 0, "y1": 1, "yref": "paper",
+                                       "line": {"dash": "dot", "color": "gray"}}],
+                          annotations=[{"x": threshold, "y": 1, "yref": "paper", "text": f"N = {threshold}",
+                                            "showarrow": False, "yanchor": "bottom"}])
     fig.update_layout(title="Share of completions with a verbatim span of at least n tokens",
                       xaxis_title="n (tokens)", yaxis_title="share of completions", yaxis_range=[0, 1.02],
                       **LAYOUT)

@@ -6,8 +6,8 @@ HTML comes from :func:`core.highlight.escape_text`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import streamlit as st
 

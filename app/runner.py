@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
 from core.errors import PropMeError

@@ -5,14 +5,15 @@ No Streamlit here: pages call these so they hold no loops over corpus data thems
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from core.config import MetricsConfig, from_dict
 from core.errors import ConfigError
-from core.records import GenKey, Generation, TraceResult
+from core.records import Generation, GenKey, TraceResult
 
 CAPABILITY = "prefix"
 PRIMARY = ("als", "fmr", "nvr")

@@ -5,14 +5,23 @@ where they are shared between pages).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import streamlit as st
 
 from app import paths, views
-from core.config import (SETTINGS, TRACE_MODES, AdaptiveParam, DecodingConfig, MetricsConfig, ModelConfig,
-                         NVRConfig, SettingConfig, TraceConfig)
+from core.config import (
+    SETTINGS,
+    TRACE_MODES,
+    AdaptiveParam,
+    DecodingConfig,
+    MetricsConfig,
+    ModelConfig,
+    NVRConfig,
+    SettingConfig,
+    TraceConfig,
+)
 
 BOOTSTRAP_CHOICES = (200, 1000, 10_000)
 

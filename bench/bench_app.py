@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-import streamlit as st  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 PAGES = ["overview", "run", "explore", "thresholds", "compare", "corpus", "export"]
 
@@ -50,7 +50,7 @@ def _results(args) -> tuple[Path, str]:
 
 def _p(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def _timed(fn) -> float:
@@ -69,7 +69,7 @@ def bench_thresholds(changes: int) -> None:
     nv = [_timed(lambda v=v: at.slider(key="thr_nv").set_value(v).run()) for v in (0.1, 0.2, 0.3, 0.4, 0.6, 0.7)]
     idle = [_timed(at.run) for _ in range(10)]
     assert not at.exception, at.exception
-    ms = lambda xs, q: 1000 * _p(xs, q)  # noqa: E731
+    ms = lambda xs, q: 1000 * _p(xs, q)
     print(f"threshold change (span N, {len(change)} new values): p50 {ms(change, .5):.0f} ms, "
           f"p95 {ms(change, .95):.0f} ms (target <= 200 ms)")
     print(f"threshold change (nv threshold, {len(nv)} new values): p50 {ms(nv, .5):.0f} ms, p95 {ms(nv, .95):.0f} ms")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 import plotly.io as pio
@@ -75,7 +74,7 @@ def build_report(inp: ReportInput) -> str:
         for i, f in enumerate(inp.figures))
     tables = "".join(f"<h3>{html.escape(h)}</h3>{_table(df)}" for h, df in inp.tables)
     examples = "".join(_example(g, t) for g, t in inp.examples)
-    made = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(inp.title)}</title><style>{STYLE}</style>"

@@ -13,9 +13,7 @@ from core.nvrecall import nv_recall
 from core.records import DocMatch, Generation, GenKey, Prompt, Span, TraceResult
 from core.results import RunResults, save_results
 
-WORDS = ("river stone quiet lamp harbor violet engine paper window silver market garden thunder "
-         "maple candle orbit meadow signal copper valley pocket lantern whisper forest anchor ribbon "
-         "marble canyon falcon velvet breeze summit cobalt harvest island").split()
+WORDS = ["river", "stone", "quiet", "lamp", "harbor", "violet", "engine", "paper", "window", "silver", "market", "garden", "thunder", "maple", "candle", "orbit", "meadow", "signal", "copper", "valley", "pocket", "lantern", "whisper", "forest", "anchor", "ribbon", "marble", "canyon", "falcon", "velvet", "breeze", "summit", "cobalt", "harvest", "island"]
 
 # Planted in a document and in a completion: none of it may execute or render as markup.
 HOSTILE = ('<script>document.title="pwned";window.__pwned=1</script> '

@@ -234,7 +234,7 @@ def test_run_page_runs_an_experiment_end_to_end(monkeypatch, tmp_path):
 
     model = make_tiny_model_dir(tmp_path / "model")
     corpus = tmp_path / "corpus.jsonl"
-    words = "the river carried stones past the mill while the old miller counted sacks of grain".split()
+    words = ["the", "river", "carried", "stones", "past", "the", "mill", "while", "the", "old", "miller", "counted", "sacks", "of", "grain"]
     corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": " ".join(words[i:] + words[:i]) * 6}) + "\n"
                               for i in range(8)), encoding="utf-8")
     prompts = tmp_path / "generic.jsonl"

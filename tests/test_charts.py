@@ -1,8 +1,8 @@
 """Plotly builders (app/charts.py) checked through fig.to_dict(): trace types, values, error bars."""
 from __future__ import annotations
 
-from core.bootstrap import Interval
 from app import charts
+from core.bootstrap import Interval
 
 
 def iv(v, lo, hi):

@@ -41,7 +41,7 @@ def test_report_is_offline_and_has_one_script_per_figure_plus_plotly():
 def test_report_shows_hostile_text_literally_and_marks_every_span():
     doc, run = _report()
     body = doc.split("</head>", 1)[1]
-    no_scripts = re.sub(r"<script\b.*?</script>", "", body, flags=re.S)
+    no_scripts = re.sub(r"<script\b.*?</script>", "", body, flags=re.DOTALL)
     c = parse(no_scripts)
     assert {t for t, _ in c.tags} <= {"body", "h1", "h2", "h3", "p", "b", "div", "mark", "span", "table", "thead",
                                        "tbody", "tr", "th", "td", "html"}
