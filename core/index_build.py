@@ -73,11 +73,11 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
                          vocab_size: int, eos_token_id: int, tokenizer_name: str | None = None,
                          tokenizer_fingerprint: str | None = None, corpus_fingerprint: str | None = None,
                          progress: ProgressFn | None = None, cpus: int | None = None,
-                         max_memory_bytes: int = 1 << 30):
+                         max_memory_bytes: int = 3 << 29):
     """Index pre-tokenized documents ``(doc_id, ids, metadata)``; ids must lie in ``[0, vocab_size)``.
 
-    ``max_memory_bytes`` bounds the text handled by one suffix-array job (rust_indexing uses about
-    12x its part in RAM); ``cpus`` jobs run in parallel (one job for small corpora).
+    ``max_memory_bytes`` is the RAM budget of the suffix-array step (see :func:`build_suffix_array`);
+    up to ``cpus`` jobs run in parallel when the text must be cut into parts.
     """
     if not 0 <= eos_token_id < vocab_size:
         raise IndexNotBuilt(f"eos_token_id {eos_token_id} must lie in [0, vocab_size={vocab_size})")
@@ -92,8 +92,8 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     if stats["num_docs"] == 0:
         raise CorpusError(f"No documents to index into {out}: the corpus is empty")
     t_write = time.perf_counter()
-    build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
-                       max_memory_bytes=max_memory_bytes)
+    sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
+                                  max_memory_bytes=max_memory_bytes)
     t_sa = time.perf_counter()
     np.save(out / fmt.COUNTS, stats["counts"])
     manifest = {
@@ -108,7 +108,7 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
         "eos_token_id": int(eos_token_id),
         "fingerprint": fmt.index_fingerprint([fmt.sha256_file(out / fmt.TOKENS)], dtype_name),
         "build_seconds": {"tokenize_write": round(t_write - t0, 3), "suffix_array": round(t_sa - t_write, 3),
-                          "total": round(time.perf_counter() - t0, 3)},
+                          "total": round(time.perf_counter() - t0, 3), "suffix_array_steps": sa_steps},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {name: (out / name).stat().st_size for name in (*fmt.SHARD_FILES, fmt.COUNTS)},
     }
@@ -188,8 +188,14 @@ def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: Pr
 
 
 def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None = None,
-                       progress: ProgressFn | None = None, max_memory_bytes: int = 1 << 30) -> Path:
-    """Run rust_indexing (make-part, merge, concat) on ``token_file``; writes ``table.0`` beside it."""
+                       progress: ProgressFn | None = None, max_memory_bytes: int = 3 << 29) -> dict:
+    """Run rust_indexing on ``token_file``; writes the suffix array ``table.0`` beside it.
+
+    One make-part job covers the file when it fits in ``max_memory_bytes`` (about 12 bytes of RAM
+    per byte of text); its table is then final. Larger files are cut into parts sorted ``cpus`` at
+    a time (each part >= MIN_PART_BYTES) and merged, which costs more time than the sorting.
+    Returns the seconds of each step and the job layout (recorded in the manifest).
+    """
     token_file = Path(token_file)
     folder = token_file.parent
     ds_size = token_file.stat().st_size
@@ -198,11 +204,11 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     sort_width = min(token_width, 2)
     ratio = fmt.ptr_size_for(ds_size)
     cpus = max(1, cpus or os.cpu_count() or 1)
-    batches = 1
-    while batches * (max_memory_bytes // 12) < ds_size:
-        batches *= 2
-    # Parts under rust_indexing's overlap (HACK bytes) give wrong tables: keep every part >= MIN_PART_BYTES.
-    total_jobs = max(1, min(batches * cpus, ds_size // MIN_PART_BYTES))
+    if 12 * ds_size <= max_memory_bytes:
+        total_jobs = 1
+    else:  # `cpus` jobs run at once and share the memory budget
+        total_jobs = -(-12 * ds_size * cpus // max_memory_bytes)
+    total_jobs = max(1, min(total_jobs, ds_size // MIN_PART_BYTES))
     parallel = min(cpus, total_jobs)
     part = -(-ds_size // total_jobs)
     part += (-part) % token_width
@@ -214,6 +220,8 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     common = ["--data-file", str(token_file), "--ratio", str(ratio), "--token-width", str(sort_width)]
     ranges = [(i * part, min((i + 1) * part + HACK, ds_size)) for i in range(total_jobs) if i * part < ds_size]
     tracker = Tracker("suffix-array", len(ranges) + 2, progress, unit="steps")
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
     for b in range(0, len(ranges), parallel):
         procs = [subprocess.Popen([exe, "make-part", *common, "--parts-dir", str(parts_dir),
                                    "--start-byte", str(s), "--end-byte", str(e)],
@@ -225,23 +233,33 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
                 raise IndexNotBuilt(f"rust_indexing make-part failed on {token_file} (exit {p.returncode}): "
                                     f"{err.decode(errors='replace')[-2000:]}")
             tracker.advance(1, "make-part")
-    _run([exe, "merge", *common, "--parts-dir", str(parts_dir), "--merged-dir", str(merged_dir),
-          "--num-threads", str(cpus), "--hacksize", str(HACK)], "merge", token_file)
-    tracker.advance(1, "merge")
+    times["make_part"] = time.perf_counter() - t0
     table = folder / fmt.TABLE
     sorted_file = table if sort_width == token_width else folder / "sa-all.bin"
-    _run([exe, "concat", *common, "--merged-dir", str(merged_dir), "--merged-file", str(sorted_file),
-          "--num-threads", str(cpus)], "concat", token_file)
-    tracker.advance(1, "concat")
+    whole = (ds_size // sort_width) * ratio
+    made = sorted(parts_dir.iterdir())
+    if len(ranges) == 1 and len(made) == 1 and made[0].stat().st_size == whole:
+        os.replace(made[0], sorted_file)  # one part covering the file: its table is the suffix array
+        tracker.advance(2, "single part: no merge needed")
+    else:
+        _run([exe, "merge", *common, "--parts-dir", str(parts_dir), "--merged-dir", str(merged_dir),
+              "--num-threads", str(cpus), "--hacksize", str(HACK)], "merge", token_file)
+        tracker.advance(1, "merge")
+        times["merge"] = time.perf_counter() - t0 - times["make_part"]
+        _run([exe, "concat", *common, "--merged-dir", str(merged_dir), "--merged-file", str(sorted_file),
+              "--num-threads", str(cpus)], "concat", token_file)
+        tracker.advance(1, "concat")
     shutil.rmtree(parts_dir)
     shutil.rmtree(merged_dir)
     if sorted_file != table:
         _keep_aligned(sorted_file, table, ratio, token_width)
         sorted_file.unlink()
+    times["total"] = time.perf_counter() - t0
     expected = (ds_size // token_width) * ratio
     if table.stat().st_size != expected:
         raise IndexNotBuilt(f"rust_indexing wrote {table.stat().st_size} bytes to {table}, expected {expected}")
-    return table
+    log.info("suffix array of %s: %d jobs (%d parallel), %s", token_file, len(ranges), parallel, times)
+    return {k: round(v, 3) for k, v in times.items()} | {"jobs": len(ranges), "parallel": parallel}
 
 
 def _keep_aligned(src: Path, dst: Path, ptr_size: int, token_width: int, chunk: int = 1 << 22) -> None:
