@@ -31,14 +31,14 @@ from core.index import build_index_from_ids
 from core.tokenizer import tokenizer_fingerprint, tokenizer_identity
 
 
-def _build(stream, num_tokens, out: Path, tok, seed: int, cpus: int):
+def _build(stream, num_tokens, out: Path, tok, seed: int, cpus: int, memory_mb: int):
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     index = build_index_from_ids(spliced_docs(stream, num_tokens, seed), out, vocab_size=len(tok),
                                  eos_token_id=tok.eos_token_id, tokenizer_name=tokenizer_identity(tok),
                                  tokenizer_fingerprint=tokenizer_fingerprint(tok),
                                  corpus_fingerprint=f"make_bench_corpus:stdlib:seed={seed}:tokens={num_tokens}",
-                                 cpus=cpus)
+                                 cpus=cpus, max_memory_bytes=memory_mb << 20)
     return index, time.perf_counter() - t0
 
 
@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/work/bench_data/index_100m"))
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--memory-mb", type=int, default=1536, help="RAM budget of the suffix-array step")
     args = ap.parse_args()
 
     src = stdlib_texts()
@@ -110,14 +111,14 @@ def main() -> None:
     print(f"tokenize: {len(stream) / 1e6:.2f} M tokens in {t_tok:.1f} s = {len(stream) / t_tok / 1e6:.2f} M tokens/s")
 
     base_dir = args.out.parent / (args.out.name + "_baseline")
-    base, t_base = _build(stream, args.baseline_tokens, base_dir, tok, args.seed, args.cpus)
+    base, t_base = _build(stream, args.baseline_tokens, base_dir, tok, args.seed, args.cpus, args.memory_mb)
     print(f"baseline build: {base.num_tokens / 1e6:.1f} M tokens in {t_base:.1f} s = "
           f"{base.num_tokens / t_base / 1e6:.2f} M tokens/s  {base.manifest['build_seconds']}")
     shutil.rmtree(base_dir)
 
     del src
     with TreeRss() as tree:
-        index, t_full = _build(stream, args.tokens, args.out, tok, args.seed, args.cpus)
+        index, t_full = _build(stream, args.tokens, args.out, tok, args.seed, args.cpus, args.memory_mb)
     ratio = (t_full / index.num_tokens) / (t_base / base.num_tokens)
     print(f"full build: {index.num_tokens / 1e6:.1f} M tokens, {index.num_docs} docs in {t_full:.1f} s = "
           f"{index.num_tokens / t_full / 1e6:.2f} M tokens/s  {index.manifest['build_seconds']}")
