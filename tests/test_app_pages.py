@@ -17,6 +17,7 @@ from core.metrics import compute_metrics
 from core.nvrecall import rescore
 from core.progress import Cancelled, ProgressEvent
 from core.propensity import pm
+from core.records import GenKey
 from core.results import load_results
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.test_render import parse, visible
@@ -109,10 +110,17 @@ def test_nvr_block_threshold_rescores_without_retracing(monkeypatch, results):
 
 def test_explore_highlights_the_spans_core_found(monkeypatch, results):
     at = app(monkeypatch, results, "explore")
-    run = load_results(results)
-    top = max(run.traces, key=lambda t: t.longest_span)
-    assert marks(at) == [[visible(s.text) for s in top.spans]]
+    _assert_top_example_marked(at, load_results(results))
     assert at.selectbox(key="ex_pick").index == 0
+
+
+def _assert_top_example_marked(at: AppTest, run) -> None:
+    """The first screen shows a completion with the longest span, its spans (as core found them) marked."""
+    label = at.selectbox(key="ex_pick").format_func(at.selectbox(key="ex_pick").value)
+    setting, prompt_id, sample = label.split(":")[0].split(" / ")
+    _, trace = run.lookup(GenKey(setting, prompt_id, int(sample.removeprefix("sample "))))
+    assert trace.longest_span == max(t.longest_span for t in run.traces)
+    assert marks(at) == [[visible(s.text) for s in trace.spans]]
 
 
 def test_explore_deep_link_opens_the_hostile_example_as_text(monkeypatch, results):
@@ -259,3 +267,27 @@ def test_run_page_runs_an_experiment_end_to_end(monkeypatch, tmp_path):
     assert sorted(done.settings()) == ["generic", "prefix"] and len(done.traces) == len(done.generations) == 4
     at.button(key="run_open_new").click().run()
     assert at.sidebar.text_input(key="results_dir").value == str(tmp_path / "out" / "app-run")
+
+
+def _demo_results() -> Path:
+    from core.demo import demo_results_dir
+
+    folder = demo_results_dir()
+    if not (folder / "manifest.json").is_file():
+        pytest.skip(f"the shipped demo results are not in this checkout yet ({folder})")
+    return folder
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
+    folder = _demo_results()
+    monkeypatch.delenv(paths.RESULTS_ENV, raising=False)
+    monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    assert at.sidebar.text_input(key="results_dir").value == str(folder)  # no set-up: the demo opens
+    if page != "overview":
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    if page == "explore":
+        _assert_top_example_marked(at, load_results(folder))

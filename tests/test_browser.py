@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from app import views
 from core.results import load_results
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.test_render import visible
@@ -93,7 +94,9 @@ def _open(browser, url: str):
 def test_explore_first_screen_shows_core_spans(server, browser):
     url, folder = server
     run = load_results(folder)
-    top = max(run.traces, key=lambda t: t.longest_span)
+    first = views.filter_examples(views.example_rows(run.generations, run.traces), views.ExploreFilter())[0]
+    _, top = run.lookup(first.key)
+    assert top.longest_span == max(t.longest_span for t in run.traces)
     page = _open(browser, f"{url}/explore")
     assert page.evaluate(MARKS_JS) == [visible(s.text) for s in top.spans]
     titles = page.eval_on_selector_all("mark.propme-span", "ms => ms.map(m => m.getAttribute('title'))")
