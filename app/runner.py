@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ def experiment_config(c: RunChoices) -> ExperimentConfig:
 
 def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
     """Store an uploaded corpus under a content-addressed name (keeps its extension for format detection)."""
-    suffix = "".join(Path(name).suffixes[-2:])[:16] if Path(name).suffix else ".txt"
+    suffix = re.sub(r"[^A-Za-z0-9.]", "", "".join(Path(name).suffixes[-2:]))[:16] or ".txt"
     path = root / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():

@@ -291,3 +291,36 @@ def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
     assert not at.error, [e.value for e in at.error]
     if page == "explore":
         _assert_top_example_marked(at, load_results(folder))
+
+
+def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_path):
+    from core.config import TraceConfig
+    from core.demo import demo_model_dir, ensure_demo_index
+    from core.tokenizer import load_tokenizer
+    from core.trace import trace_many
+
+    index = ensure_demo_index()
+    folder = write_run(tmp_path / "run", n_per_setting=2, hostile=False,
+                       index={"dirs": [str(d) for d in index.dirs], "tokenizer": str(demo_model_dir())})
+    run = load_results(folder)
+    at = app(monkeypatch, folder, "thresholds")
+    at.selectbox(key="thr_trace_mode").set_value("mixed").run()
+    at.slider(key="thr_span_n").set_value(3).run()
+    at.button(key="thr_retrace").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert at.success and "re-traced" in at.success[0].value
+    base = views.metrics_config_of(run.manifest)
+    tcfg = TraceConfig(mode="mixed")
+    traces = trace_many(index, load_tokenizer(str(demo_model_dir())), [(g.key, g.completion) for g in run.generations],
+                        tcfg, base.nvr)
+    for s in run.settings():
+        mine = [t for t in traces if t.key.setting == s]
+        assert metric_value(at, f"R_3 ({s})") == views.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
+
+
+def test_uploads_are_stored_by_content(tmp_path):
+    a = runner.save_upload("corpus.jsonl.zst", b"abc", tmp_path)
+    assert a.name.endswith(".jsonl.zst") and a.read_bytes() == b"abc"
+    assert runner.save_upload("other-name.jsonl.zst", b"abc", tmp_path) == a
+    assert runner.save_upload("../../evil", b"x", tmp_path).parent == tmp_path
+    assert runner.save_upload("x.<b>;rm", b"y", tmp_path).suffix == ".brm"
