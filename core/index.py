@@ -246,8 +246,8 @@ class CorpusIndex:
     def doc_tokens(self, doc_ix: int, lo: int = 0, hi: int | None = None) -> list[int]:
         """Token ids of a document (or of its slice [lo, hi))."""
         shard, i = self._where(doc_ix)
-        first = int(shard.offsets[i]) // shard.width + 1
-        last = int(shard.doc_ends[i]) // shard.width
+        starts, ends = shard.doc_bytes(np.array([i]))
+        first, last = int(starts[0]) // shard.width + 1, int(ends[0]) // shard.width
         hi = last - first if hi is None else hi
         return shard.tokens[first + lo:first + min(hi, last - first)].astype(np.int64).tolist()
 
@@ -272,7 +272,8 @@ class CorpusIndex:
 
     def doc_lengths(self) -> np.ndarray:
         """Length in tokens of every document, in doc_ix order."""
-        return np.concatenate([(s.doc_ends - s.offsets) // s.width - 1 for s in self._shards])
+        spans = [s.doc_bytes(np.arange(s.doc_cnt)) for s in self._shards]
+        return np.concatenate([(e - b) // s.width - 1 for s, (b, e) in zip(self._shards, spans)])
 
     def doc_window(self, occ: Occurrence, match_len: int, window_tokens: int) -> tuple[list[int], int]:
         """A window of ``window_tokens`` tokens centred on the match, clipped to the document.

@@ -20,11 +20,18 @@ class Shard:
         self.ptr_size = fmt.ptr_size_for(self.ds_size)
         self.tokens = np.memmap(tokens, dtype=fmt.DTYPES[token_dtype], mode="r")
         self.table = np.memmap(table, dtype=np.uint8, mode="r").reshape(self.tok_cnt, self.ptr_size)
-        self.offsets = np.fromfile(offsets, dtype=np.uint64).astype(np.int64)
+        self.offsets = _u64_map(offsets)  # byte offset of each document's separator
         self.doc_cnt = len(self.offsets)
         self.meta = np.memmap(meta, dtype=np.uint8, mode="r") if meta and meta.stat().st_size else None
-        self.metaoff = np.fromfile(metaoff, dtype=np.uint64).astype(np.int64) if metaoff else None
-        self.doc_ends = np.append(self.offsets[1:], self.ds_size)  # byte end of each document
+        self.metaoff = _u64_map(metaoff) if metaoff else None
+
+    def doc_bytes(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Byte start (the separator) and end of documents ``local`` (int64 arrays)."""
+        local = np.asarray(local, dtype=np.int64)
+        starts = np.asarray(self.offsets[local], dtype=np.int64)
+        nxt = np.minimum(local + 1, self.doc_cnt - 1)
+        ends = np.where(local + 1 < self.doc_cnt, np.asarray(self.offsets[nxt], dtype=np.int64), self.ds_size)
+        return starts, ends
 
     def ptrs(self, ranks: np.ndarray) -> np.ndarray:
         rows = np.zeros((len(ranks), 8), dtype=np.uint8)
@@ -33,10 +40,16 @@ class Shard:
 
     def locate(self, ptrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(local doc index, token start inside the doc, doc length) for byte pointers."""
-        local = np.searchsorted(self.offsets, ptrs, side="right") - 1
-        start = (ptrs - self.offsets[local]) // self.width - 1
-        length = (self.doc_ends[local] - self.offsets[local]) // self.width - 1
-        return local, start, length
+        local = np.searchsorted(self.offsets, ptrs.astype(np.uint64), side="right").astype(np.int64) - 1
+        starts, ends = self.doc_bytes(local)
+        return local, (ptrs - starts) // self.width - 1, (ends - starts) // self.width - 1
+
+
+def _u64_map(path: Path) -> np.ndarray:
+    """A read-only uint64 view of a file (an empty array for an empty file: mmap refuses size 0)."""
+    if path.stat().st_size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    return np.memmap(path, dtype=np.uint64, mode="r")
 
 
 def shard_paths(folder: Path) -> list[tuple[Path, ...]]:
