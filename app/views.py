@@ -17,6 +17,7 @@ from core.records import Generation, GenKey, TraceResult
 
 CAPABILITY = "prefix"
 PRIMARY = ("als", "fmr", "nvr")
+SECONDARY = ("r_n", "max_span", "unique_docs", "gen_nv_above")  # shown by default next to the primary ones
 LABELS = {"als": "ALS", "fmr": "FMR", "nvr": "NVR", "r_n": "R_N", "max_span": "max span",
           "max_nv_recall": "max nv_recall", "unique_docs": "unique docs", "gen_nv_above": "nv_recall > t"}
 
@@ -95,6 +96,12 @@ def key_from_params(params: Mapping[str, str]) -> GenKey | None:
 
 def params_for(key: GenKey) -> dict[str, str]:
     return {"setting": key.setting, "prompt": key.prompt_id, "sample": str(key.sample_index)}
+
+
+def metric_names(values: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Every metric name computed for any setting (for pickers), primary ones excluded."""
+    names = dict.fromkeys(m for v in values.values() for m in v)
+    return [m for m in names if m not in PRIMARY and m != "n_generations"]
 
 
 def fmt(v: float) -> str:

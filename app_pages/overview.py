@@ -23,8 +23,10 @@ with render.page_boundary():
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
         col.metric(f"ALS ({s})", views.fmt(values[s]["als"]))
-    st.dataframe(views.metric_table(values, ("n_generations",) + views.PRIMARY + ("r_n", "max_span",
-                                    "unique_docs", "gen_nv_above")), hide_index=True, key="ov_points")
+    secondary = st.multiselect("Secondary metrics", views.metric_names(values), views.SECONDARY,
+                               format_func=lambda m: views.LABELS.get(m, m), key="ov_secondary")
+    st.dataframe(views.metric_table(values, ("n_generations", *views.PRIMARY, *secondary)), hide_index=True,
+                 key="ov_points")
 
     st.subheader("With 95% bootstrap intervals")
     intervals = {s: cached.setting_intervals(ident, s, cfg, views.PRIMARY, run) for s in settings}
