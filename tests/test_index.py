@@ -308,3 +308,11 @@ def test_build_tiny_index_trains_its_own_tokenizer(tmp_path):
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in ["the cat sat on the mat", "the dog sat"]]
     phrase = tok(" sat", add_special_tokens=False)["input_ids"]
     assert index.count(phrase) == brute_count(ids, phrase) == 2
+
+
+def test_unreachable_hub_id_is_a_model_load_error(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never touch the network
+    with pytest.raises(ModelLoadError, match=re.escape("Cannot load a tokenizer from hub id")):
+        load_tokenizer("nobody/no-such-tokenizer-xyz")
