@@ -15,7 +15,7 @@ if st.sidebar.button("Clear cache", key="clear_cache", help="Forget cached resul
     cached.clear_all()
 
 page = st.navigation([
-    st.Page("app_pages/overview.py", title="Overview", url_path="overview", default=True),
+    st.Page("app_pages/overview.py", title="Overview", default=True),  # served at /
     st.Page("app_pages/run.py", title="Run", url_path="run"),
     st.Page("app_pages/explore.py", title="Explore", url_path="explore"),
     st.Page("app_pages/thresholds.py", title="Thresholds and curves", url_path="thresholds"),
