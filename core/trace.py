@@ -73,6 +73,13 @@ def _decode(tokenizer, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
+def _decode_many(tokenizer, seqs: Sequence[Sequence[int]]) -> list[str]:
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None:
+        return backend.decode_batch([list(q) for q in seqs], skip_special_tokens=False)
+    return [_decode(tokenizer, q) for q in seqs]
+
+
 def _common_prefix(a: str, b: str) -> int:
     if b.startswith(a):
         return len(a)
@@ -130,6 +137,13 @@ class _Tracer:
 
         self.index, self.tok, self.cfg, self.nvr, self._nv = index, tokenizer, cfg, nvr, nv_recall
         self.log_probs = np.asarray(index.unigram_log_probs(), dtype=np.float64)
+        self._counts: dict[tuple[int, ...], int] = {}  # span counts, shared by all completions of the run
+
+    def count(self, span_ids: Sequence[int]) -> int:
+        key = tuple(span_ids)
+        if key not in self._counts:
+            self._counts[key] = int(self.index.count(list(key)))
+        return self._counts[key]
 
     # -- documents -------------------------------------------------------------------------
     def docs_for(self, span_ids: Sequence[int], completion: str, norm: str | None, n_tokens: int,
@@ -137,21 +151,23 @@ class _Tracer:
         """Up to k occurrences of span_ids, one DocMatch per distinct document (first occurrence)."""
         occs = self.index.occurrences(list(span_ids), k=k, seed=occurrence_seed(self.cfg.seed, span_ids),
                                       spread=spread)
-        out, seen = [], set()
+        firsts, seen = [], set()
         for occ in occs:
-            if occ.doc_ix in seen:
-                continue
-            seen.add(occ.doc_ix)
-            out.append(self._doc_match(occ, len(span_ids), completion, norm, n_tokens))
+            if occ.doc_ix not in seen:
+                seen.add(occ.doc_ix)
+                firsts.append(occ)
+        n, width = len(span_ids), self.cfg.window_factor * n_tokens
+        windows = [self.index.doc_window(occ, n, width) for occ in firsts]
+        # one batched decode per span: each window, its text before the match, and through the match
+        texts = _decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
+        out = []
+        for i, occ in enumerate(firsts):
+            text, before, through = texts[3 * i: 3 * i + 3]
+            cs = _common_prefix(before, text)
+            ce = max(cs, _common_prefix(through, text))
+            tier = match_tier(completion, text, self.cfg.mode, norm)
+            out.append(DocMatch(occ.doc_ix, occ.doc_id, tier, text, cs, ce, self._nv(completion, text, self.nvr)))
         return out
-
-    def _doc_match(self, occ, match_len: int, completion: str, norm: str | None, n_tokens: int) -> DocMatch:
-        window, off = self.index.doc_window(occ, match_len, self.cfg.window_factor * n_tokens)
-        text = _decode(self.tok, window)
-        cs = _common_prefix(_decode(self.tok, window[:off]), text)
-        ce = max(cs, _common_prefix(_decode(self.tok, window[: off + match_len]), text))
-        tier = match_tier(completion, text, self.cfg.mode, norm)
-        return DocMatch(occ.doc_ix, occ.doc_id, tier, text, cs, ce, self._nv(completion, text, self.nvr))
 
     # -- one completion --------------------------------------------------------------------
     def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int]) -> TraceResult:
@@ -183,7 +199,7 @@ class _Tracer:
         if piece.strip():  # highlight the words, not the whitespace around them
             cs += len(piece) - len(piece.lstrip())
             ce -= len(piece) - len(piece.rstrip())
-        n = self.index.count(ids[s:e]) if count is None else count
+        n = self.count(ids[s:e]) if count is None else count
         return Span(s, e, completion[cs:ce], cs, ce, int(n), tuple(docs))
 
     def _merged_spans(self, kept, ids, bounds, completion, norm) -> list[Span]:
@@ -194,7 +210,7 @@ class _Tracer:
         elif cfg.merge == "always":
             groups = _merge_groups(kept, lambda s, e: True)
         else:
-            groups = _merge_groups(kept, lambda s, e: self.index.count(ids[s:e]) > 0)
+            groups = _merge_groups(kept, lambda s, e: self.count(ids[s:e]) > 0)
         out = []
         for g in groups:
             s, e = min(x[0] for x in g), max(x[1] for x in g)
