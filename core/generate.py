@@ -77,6 +77,7 @@ def prompt_limit(model, cfg: DecodingConfig) -> int:
 def _plan(prompts: Sequence[Prompt], cfg: DecodingConfig, lm: LoadedModel,
           skip: Callable[[GenKey], bool] | None) -> list[_Row]:
     limit = prompt_limit(lm.model, cfg)
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
     rows, cut = [], 0
     for prompt in prompts:
         keys = [GenKey(prompt.setting, prompt.prompt_id, s) for s in range(cfg.num_samples)]
@@ -84,6 +85,9 @@ def _plan(prompts: Sequence[Prompt], cfg: DecodingConfig, lm: LoadedModel,
         if not todo:
             continue
         ids = prompt_token_ids(prompt, lm.tokenizer)
+        if not all(0 <= t < vocab for t in ids):
+            raise PromptSetError(f"prompt {prompt.prompt_id!r} ({prompt.setting}) has token ids outside the model's "
+                                 f"vocabulary [0, {vocab}): was it built with another tokenizer?")
         if len(ids) > limit:
             cut += limit < cfg.max_prompt_tokens  # cut by the context, not only by max_prompt_tokens
             ids = ids[:limit]

@@ -25,7 +25,7 @@ tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm 
 TEXTS = ["The cat", "A memorization audit asks whether a model can", "Hello", "It was the best of times, it was",
          "x", "She sells sea", "Numbers like 12345 and", "def f(x): return"]
 PROMPTS = [Prompt("generic", f"g{i}", t) for i, t in enumerate(TEXTS)]
-SAMPLED = DecodingConfig(temperature=1.0, num_samples=3, max_new_tokens=12, batch_size=8, seed=7)
+SAMPLED = DecodingConfig(temperature=1.0, num_samples=2, max_new_tokens=8, batch_size=8, seed=7)
 
 
 def _argmax_loop(lm, ids: list[int], n: int) -> list[int]:
@@ -65,7 +65,7 @@ def test_sampling_reproducible_per_prompt_and_sample(tiny_lm):
     assert all(full[k] == v for k, v in alone.items())  # independent of the other prompts in the batch
     other_seed = _ids(generate(tiny_lm, PROMPTS, dataclasses.replace(SAMPLED, seed=8)))
     assert other_seed != full
-    samples = [full[GenKey("generic", "g1", s)] for s in range(3)]
+    samples = [full[GenKey("generic", "g1", s)] for s in range(2)]
     assert len(set(samples)) > 1  # samples of one prompt draw from different streams
 
 
@@ -100,14 +100,17 @@ def test_prompt_truncation_keeps_start_and_fits_context(tiny_lm):
     g = generate(tiny_lm, [p], DecodingConfig(max_new_tokens=6, max_prompt_tokens=40))[0]
     assert list(g.completion_ids) == _argmax_loop(tiny_lm, list(ids[:40]), 6)
     g = generate(tiny_lm, [p], DecodingConfig(max_new_tokens=100, max_prompt_tokens=256))[0]
-    assert list(g.completion_ids) == _argmax_loop(tiny_lm, list(ids[:28]), 100)  # 28 + 100 = 128
+    assert len(g.completion_ids) == 100  # greedy is prefix-consistent: the first tokens show the prompt used
+    assert list(g.completion_ids[:8]) == _argmax_loop(tiny_lm, list(ids[:28]), 8)  # 28 + 100 = 128 positions
     with pytest.raises(ConfigError, match="max_new_tokens = 128 leaves no room .* <= 127"):
         generate(tiny_lm, [p], DecodingConfig(max_new_tokens=128))
 
 
-def test_empty_prompt_is_an_error(tiny_lm):
+def test_empty_or_out_of_vocabulary_prompt_is_an_error(tiny_lm):
     with pytest.raises(PromptSetError, match="'empty'"):
         generate(tiny_lm, [Prompt("generic", "empty", "")], DecodingConfig(max_new_tokens=2))
+    with pytest.raises(PromptSetError, match=r"'big' \(prefix\) has token ids outside .*\[0, 320\)"):
+        generate(tiny_lm, [Prompt("prefix", "big", "", token_ids=(1, 320))], DecodingConfig(max_new_tokens=2))
 
 
 def test_skip_and_on_batch_allow_resuming(tiny_lm):
@@ -118,7 +121,7 @@ def test_skip_and_on_batch_allow_resuming(tiny_lm):
                     on_batch=batches.append)
     assert {g.key for g in rest} == set(full) - done
     assert all(g.completion_ids == full[g.key] for g in rest)
-    assert [len(b) for b in batches] == [5, 5, 2]
+    assert [len(b) for b in batches] == [5, 3]
     assert sorted(g.key for b in batches for g in b) == sorted(g.key for g in rest)
 
 
