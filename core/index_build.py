@@ -36,10 +36,12 @@ def _rust_indexing() -> Path:
 
 
 def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress: ProgressFn | None = None,
-                cpus: int | None = None, batch_size: int = 512):
+                cpus: int | None = None, batch_size: int = 512, max_memory_bytes: int = 3 << 29):
     """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
 
-    No special tokens are added. Returns the opened :class:`core.index.CorpusIndex`.
+    No special tokens are added. ``max_memory_bytes`` is the RAM budget of the suffix-array step:
+    a text of up to budget/12 bytes (2 bytes per u16 token) is sorted in one job, larger ones in
+    parts that are then merged (several times slower). Returns the opened :class:`core.index.CorpusIndex`.
     """
     from core.tokenizer import (
         tokenizer_eos_id,
@@ -65,7 +67,7 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     return build_index_from_ids(
         tokenized(), out_dir, vocab_size=tokenizer_vocab_size(tokenizer), eos_token_id=tokenizer_eos_id(tokenizer),
         tokenizer_name=tokenizer_identity(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
-        corpus_fingerprint=corpus_fp, progress=progress, cpus=cpus,
+        corpus_fingerprint=corpus_fp, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
     )
 
 
