@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/work/bench_data/index_100m"))
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--memory-mb", type=int, default=1536, help="RAM budget of the suffix-array step")
+    ap.add_argument("--memory-mb", type=int, default=2048,
+                    help="RAM budget of the suffix-array step (below ~10x the text size: parts + a slow merge)")
     args = ap.parse_args()
 
     src = stdlib_texts()
