@@ -108,6 +108,7 @@ def main() -> None:
     stream, t_tok = tokenize_all(tok, src.texts)
     tok_folder = args.out.parent / (args.out.name + "_tokenizer")
     tok.save_pretrained(str(tok_folder))
+    tok.name_or_path = str(tok_folder)  # recorded as the index's tokenizer name
     print(f"source: {src.files} stdlib files, {src.chars / 1e6:.1f} M chars; BPE vocab {len(tok)} trained in {t_train:.1f} s")
     print(f"tokenize: {len(stream) / 1e6:.2f} M tokens in {t_tok:.1f} s = {len(stream) / t_tok / 1e6:.2f} M tokens/s")
 
