@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from core.config import TraceConfig
 from core.index import CorpusIndex
 from core.records import GenKey
-from core.trace import tokenize, trace_many
 from core.tokenizer import load_tokenizer
+from core.trace import tokenize, trace_many
 
 
 def naive_longest(index, ids) -> list[int]:
@@ -122,7 +122,7 @@ def main() -> None:
           f"naive-span trace {t_naive:.2f} s for {m} -> {t_naive / (t_trace * m / len(items)):.1f}x "
           f"(identical spans)")
     print(f"  of which span finding {t_fast:.2f} s, documents/tiers/nv_recall {t_trace - t_fast:.2f} s")
-    nodocs, t_nodocs = _time(lambda: trace_many(index, tok, items, TraceConfig(docs_per_span=1, window_factor=1)))
+    _nodocs, t_nodocs = _time(lambda: trace_many(index, tok, items, TraceConfig(docs_per_span=1, window_factor=1)))
     print(f"trace_many with docs_per_span=1, window_factor=1: {t_nodocs:.2f} s")
 
 

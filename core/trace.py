@@ -34,6 +34,8 @@ from core.tiers import match_tier, normalize_mixed
 log = logging.getLogger(__name__)
 
 FULL_TIERS = ("exact_full_raw", "exact_full_normalized")
+DEFAULT_TRACE = TraceConfig()
+DEFAULT_NVR = NVRConfig()
 
 
 def occurrence_seed(seed: int, span_ids: Sequence[int]) -> int:
@@ -177,7 +179,10 @@ class _Tracer:
         lengths = [int(x) for x in self.index.longest_matches(ids)]
         whole = lengths[0] >= L
         raw = [(s, s + min(lengths[s], L - s)) for s in range(L - 1) if lengths[s] > 0]
-        text_of = lambda s, e: completion[bounds[s]:bounds[e]]  # noqa: E731
+
+        def text_of(s: int, e: int) -> str:
+            return completion[bounds[s]:bounds[e]]
+
         if cfg.mode == "text":
             is_b = word_boundaries(completion, bounds)
             adm = [(s, e) for s, e in raw if text_admissible(text_of(s, e), s, e, L, is_b)]
@@ -277,8 +282,8 @@ def _check(index, tokenizer) -> None:
     check(tokenizer)
 
 
-def trace_completion(index, tokenizer, key: GenKey, completion: str, cfg: TraceConfig = TraceConfig(),
-                     nvr: NVRConfig = NVRConfig()) -> TraceResult:
+def trace_completion(index, tokenizer, key: GenKey, completion: str, cfg: TraceConfig = DEFAULT_TRACE,
+                     nvr: NVRConfig = DEFAULT_NVR) -> TraceResult:
     """Trace one completion against the index (SPEC section 4). Never raises on empty text.
 
     Raises IndexMismatch when the tokenizer is not the index's.
@@ -286,8 +291,8 @@ def trace_completion(index, tokenizer, key: GenKey, completion: str, cfg: TraceC
     return trace_many(index, tokenizer, [(key, completion)], cfg, nvr)[0]
 
 
-def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: TraceConfig = TraceConfig(),
-               nvr: NVRConfig = NVRConfig(), progress: ProgressFn | None = None) -> list[TraceResult]:
+def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: TraceConfig = DEFAULT_TRACE,
+               nvr: NVRConfig = DEFAULT_NVR, progress: ProgressFn | None = None) -> list[TraceResult]:
     """Trace many completions, one TraceResult per item in order, each carrying its own key.
 
     Identical completion texts are traced once and the result re-keyed, so duplicates stay

@@ -20,8 +20,14 @@ from core.config import TraceConfig
 from core.errors import IndexMismatch
 from core.records import GenKey
 from core.trace import trace_completion, trace_many
-from tests.fixtures_trace import (BruteIndex, byte_bpe_tokenizer, log_sum, metaspace_tokenizer, naive_longest,
-                                  random_corpus)
+from tests.fixtures_trace import (
+    BruteIndex,
+    byte_bpe_tokenizer,
+    log_sum,
+    metaspace_tokenizer,
+    naive_longest,
+    random_corpus,
+)
 
 CONFORMANCE = Path("/work/shared/conformance/propme_release/generations.jsonl")
 WS_TOKEN_CHARS = set(" \t\n\r▁ĠĊĉč")
@@ -154,7 +160,7 @@ def setup(request, tmp_path_factory):
 
 # ---- the checks ---------------------------------------------------------------------------------------
 def test_longest_matches_exact(setup):
-    texts, comps, tok, docs, index = setup
+    _texts, comps, tok, docs, index = setup
     for c in comps[:12]:
         ids = tok(c, add_special_tokens=False)["input_ids"]
         assert index.longest_matches(ids) == naive_longest(BruteIndex(docs, ["x"] * len(docs), len(tok)), ids)
@@ -162,7 +168,7 @@ def test_longest_matches_exact(setup):
 
 @pytest.mark.parametrize("mode", ["text", "mixed"])
 def test_spans_counts_and_docs_match_brute_force(setup, mode):
-    texts, comps, tok, docs, index = setup
+    _texts, comps, tok, docs, index = setup
     cfg = TraceConfig(mode=mode, merge="none", docs_per_span=4, window_factor=3)
     traces = trace_many(index, tok, [(GenKey("generic", str(i)), c) for i, c in enumerate(comps)], cfg)
     n_checked = 0
@@ -200,7 +206,7 @@ def test_spans_counts_and_docs_match_brute_force(setup, mode):
 
 
 def test_als_fmr_equal_brute_force(setup):
-    texts, comps, tok, docs, index = setup
+    _texts, comps, tok, docs, index = setup
     cfg = TraceConfig(docs_per_span=1000, window_factor=1000, merge="none")  # all docs, whole-doc windows
     traces = trace_many(index, tok, [(GenKey("prefix", str(i)), c) for i, c in enumerate(comps)], cfg)
     longest, full = [], []
@@ -222,9 +228,9 @@ def test_als_fmr_equal_brute_force(setup):
 def test_union_merge_equals_none_and_always_merges_overlaps(setup):
     """Exact maximal spans never have an occurring union (the union extends a maximal prefix), so
     "union" keeps them apart; "always" joins strictly overlapping neighbours, never touching ones."""
-    texts, comps, tok, docs, index = setup
+    _texts, comps, tok, _docs, index = setup
     items = [(GenKey("generic", str(i)), c) for i, c in enumerate(comps)]
-    kw = dict(docs_per_span=2, window_factor=2, rarity_fraction=0.5)
+    kw = {"docs_per_span": 2, "window_factor": 2, "rarity_fraction": 0.5}
     none = trace_many(index, tok, items, TraceConfig(merge="none", **kw))
     union = trace_many(index, tok, items, TraceConfig(merge="union", **kw))
     always = trace_many(index, tok, items, TraceConfig(merge="always", **kw))
@@ -245,7 +251,7 @@ def test_union_merge_equals_none_and_always_merges_overlaps(setup):
 
 
 def test_duplicate_completions_stay_separate(setup):
-    texts, comps, tok, docs, index = setup
+    texts, _comps, tok, _docs, index = setup
     text = texts[1][:80]
     keys = [GenKey("generic", "p1"), GenKey("generic", "p2"), GenKey("specific", "p1", 3)]
     out = trace_many(index, tok, [(k, text) for k in keys])
@@ -256,7 +262,7 @@ def test_duplicate_completions_stay_separate(setup):
 
 
 def test_rarity_keeps_k_lowest_log_sums(setup):
-    texts, comps, tok, docs, index = setup
+    _texts, comps, tok, docs, index = setup
     lp = index.unigram_log_probs()
     for c in comps:
         ids, full = oracle_spans(docs, tok, c, fraction=1.0)
@@ -292,14 +298,14 @@ def test_mixed_mode_full_and_normalized_matches(tmp_path):
 
 
 def test_tokenizer_mismatch_raises(setup):
-    texts, comps, tok, docs, index = setup
+    _texts, _comps, _tok, _docs, index = setup
     other = byte_bpe_tokenizer(["completely different"], vocab_size=280)
     with pytest.raises(IndexMismatch):
         trace_many(index, other, [(GenKey("g", "1"), "text")])
 
 
 def test_progress_events(setup):
-    texts, comps, tok, docs, index = setup
+    _texts, comps, tok, _docs, index = setup
     events = []
     trace_many(index, tok, [(GenKey("g", str(i)), c) for i, c in enumerate(comps[:5])], progress=events.append)
     assert [e.done for e in events] == [1, 2, 3, 4, 5] and events[-1].stage == "trace"
