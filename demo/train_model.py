@@ -31,7 +31,7 @@ MODEL_DIR = Path(__file__).resolve().parent / "model"
 EOS = "<|endoftext|>"
 VOCAB_SIZE = 4096
 BLOCK = 256
-ARCH = dict(n_layer=4, n_embd=256, n_head=4, n_positions=512)
+ARCH = dict(n_layer=4, n_embd=128, n_head=4, n_positions=512)
 CHECKSUMMED = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
     ap.add_argument("--epochs", type=int, default=36)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--lr", type=float, default=4e-3)
+    ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bench-steps", type=int, default=0, help="only time this many steps, save nothing")
     args = ap.parse_args(argv)
