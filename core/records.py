@@ -86,6 +86,7 @@ class Span:
     char_end: int
     count: int  # occurrences of the span in the index
     docs: tuple[DocMatch, ...] = ()
+    sample_seed: int | None = None  # seed of the occurrence sample (core.trace.occurrence_seed); None: none drawn
 
     @property
     def length(self) -> int:
