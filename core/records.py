@@ -86,7 +86,7 @@ class Span:
     char_end: int
     count: int  # occurrences of the span in the index
     docs: tuple[DocMatch, ...] = ()
-    sample_seed: int | None = None  # seed of the occurrence sample (core.trace.occurrence_seed); None: none drawn
+    sample_seed: int | None = None  # seed given to index.occurrences for this span's docs (None: several queries)
 
     @property
     def length(self) -> int:

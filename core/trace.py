@@ -198,14 +198,13 @@ class _Tracer:
         return TraceResult(key=key, completion=completion, n_tokens=L, spans=tuple(spans),
                            full_doc_frequency=int(freq))
 
-    def _span(self, s: int, e: int, ids, bounds, completion: str, docs, count: int | None = None) -> Span:
+    def _span(self, s: int, e: int, ids, bounds, completion: str, docs, seed: int | None = None) -> Span:
         cs, ce = bounds[s], bounds[e]
         piece = completion[cs:ce]
         if piece.strip():  # highlight the words, not the whitespace around them
             cs += len(piece) - len(piece.lstrip())
             ce -= len(piece) - len(piece.rstrip())
-        n = self.count(ids[s:e]) if count is None else count
-        return Span(s, e, completion[cs:ce], cs, ce, int(n), tuple(docs))
+        return Span(s, e, completion[cs:ce], cs, ce, self.count(ids[s:e]), tuple(docs), seed)
 
     def _merged_spans(self, kept, ids, bounds, completion, norm) -> list[Span]:
         cfg, L = self.cfg, len(ids)
@@ -219,13 +218,15 @@ class _Tracer:
         out = []
         for g in groups:
             s, e = min(x[0] for x in g), max(x[1] for x in g)
+            seed = None
             if len(g) == 1 or cfg.merge == "union":
                 docs = self.docs_for(ids[s:e], completion, norm, L, dps, "random")
+                seed = occurrence_seed(cfg.seed, ids[s:e])
             else:  # "always": the authors' budget split over the constituent spans' own documents
                 budget = math.ceil(dps / len(g))
                 docs = [d for gs, ge in g
                         for d in self.docs_for(ids[gs:ge], completion, norm, L, dps, "random")[:budget]]
-            out.append(self._span(s, e, ids, bounds, completion, docs))
+            out.append(self._span(s, e, ids, bounds, completion, docs, seed))
         return out
 
     def _attach_full(self, spans, raw, whole, ids, bounds, completion, norm) -> list[Span]:
@@ -238,7 +239,7 @@ class _Tracer:
             return spans
         for i, sp in enumerate(spans):
             if sp.start == 0 and sp.end == L:
-                spans[i] = replace(sp, docs=_dedupe(list(full) + list(sp.docs)))
+                spans[i] = replace(sp, docs=_dedupe(list(full) + list(sp.docs)), sample_seed=None)
                 return spans
         full_span = self._span(0, L, ids, bounds, completion, _dedupe(full))
         return sorted([full_span] + spans, key=lambda sp: (sp.start, -sp.end))

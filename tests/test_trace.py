@@ -19,7 +19,7 @@ from core.admissibility import crosses_sentence_end, word_boundaries
 from core.config import TraceConfig
 from core.errors import IndexMismatch
 from core.records import GenKey
-from core.trace import trace_completion, trace_many
+from core.trace import occurrence_seed, trace_completion, trace_many
 from tests.fixtures_trace import (
     BruteIndex,
     byte_bpe_tokenizer,
@@ -188,6 +188,7 @@ def test_spans_counts_and_docs_match_brute_force(setup, mode):
             if attached and sp.count == 0:  # full match found through anchors: whole text in every window
                 assert sp.docs and all(d.tier != "partial" for d in sp.docs)
                 continue
+            assert sp.sample_seed == (None if attached else occurrence_seed(cfg.seed, span_ids))
             containing = brute_docs_containing(docs, span_ids)
             got_docs = [d.doc_ix for d in sp.docs]
             assert len(got_docs) == len(set(got_docs)) or mode == "mixed"
