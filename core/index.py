@@ -168,16 +168,26 @@ class CorpusIndex:
             return []
         rs = self._engine.creativity(input_ids=q)["rs"]
         lengths = [int(r) - s for s, r in enumerate(rs)]
+        # infini-gram compares the query with both suffix-array neighbours of its insertion point,
+        # except when it sorts before a shard's first suffix: that shard then reports 0. Each shard's
+        # answer is exact or 0, so one shard needs a second look at 0s only, several at every value.
+        multi = len(self._shards) > 1
         for s, n in enumerate(lengths):
-            # The engine inspects no neighbour when the query sorts before every suffix (rank 0), so
-            # a 0 may be wrong there: recompute it by extending while the prefix still occurs.
-            if n == 0 and self._find(q[s:s + 1])[0] > 0:
-                lo, hi = 1, len(q) - s  # prefix of length lo occurs; find the largest that does
-                while lo < hi:
-                    mid = (lo + hi + 1) // 2
-                    lo, hi = (mid, hi) if self._find(q[s:s + mid])[0] > 0 else (lo, mid - 1)
-                lengths[s] = lo
+            if s + n < len(q) and (multi or n == 0) and self._occurs(q[s:s + n + 1]):
+                lengths[s] = self._extend(q, s, n + 1)
         return lengths
+
+    def _occurs(self, ids: list[int]) -> bool:
+        return self._find(ids)[0] > 0
+
+    def _extend(self, q: list[int], s: int, lo: int) -> int:
+        """Largest k >= lo such that q[s:s+k] occurs, given that q[s:s+lo] does (binary search:
+        every prefix of an occurring sequence occurs)."""
+        hi = len(q) - s
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self._occurs(q[s:s + mid]) else (lo, mid - 1)
+        return lo
 
     def _locate(self, picks: np.ndarray, segments: list[tuple[int, int]]) -> list[Occurrence]:
         """Occurrences for positions ``picks`` in the concatenation of the shards' rank segments."""

@@ -94,6 +94,36 @@ def test_tricky_token_ids_count_and_match_exactly(dtype, data):
         assert index.longest_matches(query) == brute_longest(docs, query)
 
 
+@slow_build
+@given(corpora, st.data())
+def test_longest_matches_across_two_shards_equal_brute_force(docs, data):
+    docs = _with_copies(docs, data)
+    cut = data.draw(st.integers(0, len(docs)))
+    if cut in (0, len(docs)):
+        docs = docs + [[1]] if cut == len(docs) else [[1]] + docs
+        cut = max(1, min(cut, len(docs) - 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        build_ids_index(docs[:cut], Path(tmp) / "a", VOCAB)
+        build_ids_index(docs[cut:], Path(tmp) / "b", VOCAB)
+        index = CorpusIndex.open([Path(tmp) / "a", Path(tmp) / "b"])
+        for _ in range(4):
+            query = data.draw(st.lists(st.integers(0, VOCAB - 1), max_size=20))
+            if data.draw(st.booleans()):
+                src = data.draw(st.sampled_from(docs))
+                query = query[:4] + src[:12] + query[4:]
+            assert index.longest_matches(query) == brute_longest(docs, query)
+            assert all(index.count(query[:1 + i]) == brute_count(docs, query[:1 + i]) for i in range(min(3, len(query))))
+
+
+def test_longest_match_in_a_shard_where_the_query_sorts_first(tmp_path):
+    # [1, 3, 4] sorts before shard a's first suffix [1, 3, 5] (the engine reports 0 there) while
+    # shard b reports 1 from [1, 2]; the true answer is 2.
+    build_ids_index([[1, 3, 5]], tmp_path / "a", VOCAB)
+    build_ids_index([[1, 2]], tmp_path / "b", VOCAB)
+    index = CorpusIndex.open([tmp_path / "a", tmp_path / "b"])
+    assert index.longest_matches([1, 3, 4]) == brute_longest([[1, 3, 5], [1, 2]], [1, 3, 4]) == [2, 1, 0]
+
+
 def test_longest_match_when_query_sorts_before_every_suffix(tmp_path):
     # infini-gram's creativity() inspects no neighbour at rank 0 and reports 0 here.
     index = build_ids_index([[1, 3]], tmp_path / "ix", VOCAB)
