@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 from core import index_format as fmt
 from core.errors import ConfigError, IndexMismatch, QueryOutOfRange
 from core.index_build import build_index, build_index_from_ids  # noqa: F401  (re-exported)
-from core.index_shards import Shard, expand_dirs, shard_paths
+from core.index_shards import Shard, engine_safe_path, expand_dirs, shard_paths
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +46,11 @@ class CorpusIndex:
         self._doc_base = np.cumsum([0] + [s.doc_cnt for s in self._shards])
         self.num_docs = int(self._doc_base[-1])
         self.num_tokens = sum(s.tok_cnt - s.doc_cnt for s in self._shards)  # separators excluded
-        self._links = tempfile.TemporaryDirectory(prefix="propme_ix_")  # engine-safe paths, see _engine_path
-        paths = [self._engine_path(d, i) for i, d in enumerate(dirs)]
+        self._links = tempfile.TemporaryDirectory(prefix="propme_ix_")  # see engine_safe_path
+        paths = [engine_safe_path(d, Path(self._links.name) / f"s{i}") for i, d in enumerate(dirs)]
         self._engine = InfiniGramEngine(index_dir=paths, eos_token_id=eos_token_id, vocab_size=vocab_size,
                                         version=4, token_dtype=token_dtype)
         self._counts: np.ndarray | None = None
-
-    def _engine_path(self, folder: Path, i: int) -> str:
-        """The engine sorts files by keywords found anywhere in the path, so hide odd folder names."""
-        if not any(k in str(folder) for k in fmt.ENGINE_KEYWORDS):
-            return str(folder)
-        link = Path(self._links.name) / f"s{i}"
-        if any(k in str(link) for k in fmt.ENGINE_KEYWORDS):
-            raise ConfigError(f"Index folder {folder} and temp folder {link} both contain one of "
-                              f"{fmt.ENGINE_KEYWORDS}; rename the folder or set TMPDIR")
-        os.symlink(folder, link)
-        return str(link)
 
     @classmethod
     def open(cls, index_dirs: str | Path | Sequence[str | Path], *, tokenizer=None, eos_token_id: int | None = None,
@@ -97,7 +85,7 @@ class CorpusIndex:
                 eos_token_id = int(eos) if eos is not None else 0
         index = cls(dirs, manifests, token_dtype, vocab_size or 1, eos_token_id)
         if not vocab_size:  # prebuilt u32 index: the largest id in use decides
-            index.vocab_size = int(max(index._token_max(s) for s in index._shards)) + 1
+            index.vocab_size = max(s.token_max(fmt.separator_id(token_dtype)) for s in index._shards) + 1
         if tokenizer is not None:
             index.check_tokenizer(tokenizer)
         return index
@@ -302,30 +290,14 @@ class CorpusIndex:
             if all(m is not None for m in self._manifests):
                 self._counts = sum(np.load(d / fmt.COUNTS) for d in self.dirs)
             else:
-                self._counts = sum(self._shard_counts(s) for s in self._shards)
+                sep = fmt.separator_id(self.token_dtype)
+                self._counts = sum(s.unigram_counts(self.vocab_size, sep) for s in self._shards)
         return self._counts
 
     def unigram_log_probs(self) -> np.ndarray:
         """float64 [vocab_size]: log(count / num_tokens); unseen ids get log(0.5 / num_tokens)."""
         counts = np.maximum(self.unigram_counts().astype(np.float64), 0.5)
         return np.log(counts) - np.log(max(self.num_tokens, 1))
-
-    def _shard_counts(self, shard: Shard, chunk: int = 1 << 24) -> np.ndarray:
-        sep = fmt.separator_id(self.token_dtype)
-        out = np.zeros(self.vocab_size, dtype=np.int64)
-        for lo in range(0, shard.tok_cnt, chunk):
-            block = np.asarray(shard.tokens[lo:lo + chunk])
-            out += np.bincount(block[block != sep], minlength=self.vocab_size)[:self.vocab_size]
-        return out
-
-    def _token_max(self, shard: Shard, chunk: int = 1 << 24) -> int:
-        sep = fmt.separator_id(self.token_dtype)
-        top = 0
-        for lo in range(0, shard.tok_cnt, chunk):
-            block = np.asarray(shard.tokens[lo:lo + chunk])
-            block = block[block != sep]
-            top = max(top, int(block.max()) if block.size else 0)
-        return top
 
     def __repr__(self) -> str:
         return (f"CorpusIndex({[str(d) for d in self.dirs]}, docs={self.num_docs}, tokens={self.num_tokens}, "

@@ -1,12 +1,13 @@
 """Finding and memory-mapping the shard files of index folders (see :mod:`core.index_format`)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from core import index_format as fmt
-from core.errors import IndexNotBuilt
+from core.errors import ConfigError, IndexNotBuilt
 
 
 class Shard:
@@ -43,6 +44,36 @@ class Shard:
         local = np.searchsorted(self.offsets, ptrs.astype(np.uint64), side="right").astype(np.int64) - 1
         starts, ends = self.doc_bytes(local)
         return local, (ptrs - starts) // self.width - 1, (ends - starts) // self.width - 1
+
+
+    def unigram_counts(self, vocab_size: int, sep: int, chunk: int = 1 << 24) -> np.ndarray:
+        """Occurrences of every id below ``vocab_size`` (separators excluded), read in chunks."""
+        out = np.zeros(vocab_size, dtype=np.int64)
+        for lo in range(0, self.tok_cnt, chunk):
+            block = np.asarray(self.tokens[lo:lo + chunk])
+            out += np.bincount(block[block != sep], minlength=vocab_size)[:vocab_size]
+        return out
+
+    def token_max(self, sep: int, chunk: int = 1 << 24) -> int:
+        """The largest token id in the shard (separators excluded)."""
+        top = 0
+        for lo in range(0, self.tok_cnt, chunk):
+            block = np.asarray(self.tokens[lo:lo + chunk])
+            block = block[block != sep]
+            top = max(top, int(block.max()) if block.size else 0)
+        return top
+
+
+def engine_safe_path(folder: Path, link: Path) -> str:
+    """infini-gram's engine sorts files by keywords ("table", "offset", ...) found anywhere in their
+    path, so a folder whose path holds one is handed to it through the symlink ``link``."""
+    if not any(k in str(folder) for k in fmt.ENGINE_KEYWORDS):
+        return str(folder)
+    if any(k in str(link) for k in fmt.ENGINE_KEYWORDS):
+        raise ConfigError(f"Index folder {folder} and temp folder {link} both contain one of "
+                          f"{fmt.ENGINE_KEYWORDS}; rename the folder or set TMPDIR")
+    os.symlink(folder, link)
+    return str(link)
 
 
 def _u64_map(path: Path) -> np.ndarray:
