@@ -346,3 +346,11 @@ def test_unreachable_hub_id_is_a_model_load_error(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # never touch the network
     with pytest.raises(ModelLoadError, match=re.escape("Cannot load a tokenizer from hub id")):
         load_tokenizer("nobody/no-such-tokenizer-xyz")
+
+
+def test_folder_names_holding_engine_keywords(tmp_path):
+    # infini-gram picks its files by words found anywhere in the path; such folders must still work
+    docs = [[1, 2, 3], [2, 3, 4]]
+    index = build_ids_index(docs, tmp_path / "metadata_table" / "offset.tokenized", VOCAB)
+    assert index.count([2, 3]) == 2 and index.longest_matches([1, 2, 3, 4]) == brute_longest(docs, [1, 2, 3, 4])
+    assert index.doc_id(1) == "d1"
