@@ -19,6 +19,18 @@ class Shard:
         self.ds_size = tokens.stat().st_size
         self.tok_cnt = self.ds_size // self.width
         self.ptr_size = fmt.ptr_size_for(self.ds_size)
+        # infini-gram's engine aborts the process on inconsistent files, so check them first
+        sizes = {p.name: p.stat().st_size for p in (table, offsets, *(x for x in (meta, metaoff) if x))}
+        problems = [f"{tokens.name} has {self.ds_size} bytes, not a positive multiple of {self.width}"
+                    if self.ds_size == 0 or self.ds_size % self.width else "",
+                    f"{table.name} has {sizes[table.name]} bytes, expected {self.tok_cnt * self.ptr_size}"
+                    if sizes[table.name] != self.tok_cnt * self.ptr_size else "",
+                    f"{offsets.name} has {sizes[offsets.name]} bytes, not a multiple of 8"
+                    if sizes[offsets.name] % 8 else "",
+                    f"{metaoff.name} and {offsets.name} differ in size"
+                    if metaoff and sizes[metaoff.name] != sizes[offsets.name] else ""]
+        if any(problems):
+            raise fmt.not_built(tokens.parent, "; ".join(p for p in problems if p))
         self.tokens = np.memmap(tokens, dtype=fmt.DTYPES[token_dtype], mode="r")
         self.table = np.memmap(table, dtype=np.uint8, mode="r").reshape(self.tok_cnt, self.ptr_size)
         self.offsets = _u64_map(offsets)  # byte offset of each document's separator

@@ -276,6 +276,10 @@ def test_prebuilt_infini_gram_folder_opens_without_manifest(tmp_path):
     assert np.array_equal(plain.unigram_counts()[:VOCAB], ours.unigram_counts())
     assert [plain.doc_id(i) for i in range(3)] == ["x0", "1", "x2"]
     assert plain.doc_metadata(2)["linenum"] == 2 and plain.doc_tokens(2) == [7, 1, 2]
+    with open(tmp_path / "plain" / fmt.OFFSETS, "ab") as f:  # a broken prebuilt shard is refused, not opened
+        f.write(b"\0")
+    with pytest.raises(IndexNotBuilt, match="offset.0 has 25 bytes, not a multiple of 8"):
+        CorpusIndex.open(tmp_path / "plain")
 
 
 def test_tokenizer_mismatch_names_both(tmp_path):
