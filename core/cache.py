@@ -103,6 +103,12 @@ class ResultCache:
         except sqlite3.OperationalError as e:
             raise CacheError(f"cannot open the cache {self.path}: {e}") from None
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+        self._retry_locked(self._set_up, conn)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @staticmethod
+    def _set_up(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         for table in TABLES:
@@ -110,8 +116,23 @@ class ResultCache:
                          "checksum TEXT NOT NULL, created REAL NOT NULL)")
         conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+
+    def _retry_locked(self, fn, *args):
+        """Run ``fn(*args)``, retrying while another connection holds the lock.
+
+        Switching to WAL needs an exclusive lock and SQLite may answer SQLITE_BUSY at once, without
+        its busy handler, when two connections open a new database together.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def _move_aside(self, error: Exception) -> None:
         conn = getattr(self._local, "conn", None)
