@@ -42,6 +42,39 @@ _SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceCon
 
 
 # -- loading the TOML ----------------------------------------------------------------------------
+def _check_value(value: Any, tp: Any, where: str) -> None:
+    """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names."""
+    allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
+    if not allowed or any(a in (tuple, list, dict) or dataclasses.is_dataclass(a) for a in allowed):
+        return
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
+        raise ConfigError(f"{where} = {value!r}: expected {names}")
+
+
+def _check_table(cls: type, data: Any, where: str) -> None:
+    """Check the basic types of a TOML table's values BEFORE ``cls`` is built, so a wrong type is
+    reported by its key (``experiment.decoding.temperature = 'hot': expected float``) and not by whatever
+    comparison in ``__post_init__`` it trips over. Unknown keys are left to :func:`from_dict`."""
+    if not isinstance(data, dict):
+        return
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if name not in hints:
+            continue
+        default = getattr(cls, name, None)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name} = {value!r}: expected a table of fields "
+                                  f"{sorted(f.name for f in dataclasses.fields(default))}")
+            _check_table(type(default), value, f"{where}.{name}")
+        else:
+            _check_value(value, hints[name], f"{where}.{name}")
+
+
 def _check_types(obj: Any, where: str) -> None:
     """Raise ConfigError when a field holds a value of the wrong basic type (str/int/float/bool)."""
     hints = typing.get_type_hints(type(obj))
@@ -52,18 +85,20 @@ def _check_types(obj: Any, where: str) -> None:
                 if dataclasses.is_dataclass(item):
                     _check_types(item, f"{where}.{f.name}[{i}]")
             continue
-        allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
         if dataclasses.is_dataclass(value):
             _check_types(value, f"{where}.{f.name}")
             continue
-        if not allowed or any(a in (tuple, list, dict) or dataclasses.is_dataclass(a) for a in allowed):
-            continue
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
-            raise ConfigError(f"{where}.{f.name} = {value!r}: expected {names}")
+        _check_value(value, tp, f"{where}.{f.name}")
+
+
+def looks_like_local_path(name: str) -> bool:
+    """True when ``name`` can only be a local path, never a hub id (``org/name``).
+
+    >>> [looks_like_local_path(n) for n in ("gpt2", "org/model", "./m", "/abs/m", "~/m", "a/b/c", "m/")]
+    [False, False, True, True, True, True, True]
+    """
+    return (name.startswith((".", "/", "~")) or name.endswith("/") or "\\" in name or name.count("/") > 1
+            or Path(name).is_absolute())
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
@@ -95,10 +130,13 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         kw: dict[str, Any] = {}
         for key, value in data.items():
             if key in _SECTIONS:
+                _check_table(_SECTIONS[key], value, f"experiment.{key}")
                 kw[key] = from_dict(_SECTIONS[key], value)
             elif key == "settings":
                 if not isinstance(value, list) or not value:
                     raise ConfigError("settings: expected one or more [[settings]] tables")
+                for i, s in enumerate(value):
+                    _check_table(SettingConfig, s, f"experiment.settings[{i}]")
                 kw[key] = tuple(from_dict(SettingConfig, s) for s in value)
             elif key == "index_dirs":
                 dirs = [value] if isinstance(value, str) else value
@@ -114,13 +152,23 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     names = [s.name for s in cfg.settings]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: setting names must be unique, got {names}")
-    model_dir = base / cfg.model.name_or_path
+    model_dir = base / Path(cfg.model.name_or_path).expanduser()
     model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
         cfg.model.backend == "hf" and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
+    if model.backend == "hf" and not Path(model.name_or_path).expanduser().exists() and looks_like_local_path(
+            model.name_or_path):
+        raise ConfigError(f"{path}: [model] name_or_path: the model folder {model_dir} does not exist; fix the "
+                          "path (relative paths are read from the TOML file's folder) or give a hub id (org/name)")
+    index_tok = cfg.index_tokenizer
+    if index_tok and (base / Path(index_tok).expanduser()).exists():
+        index_tok = str(base / Path(index_tok).expanduser())
+    elif index_tok and looks_like_local_path(index_tok):
+        raise ConfigError(f"{path}: index_tokenizer: the tokenizer folder {base / index_tok} does not exist; fix "
+                          "the path (relative paths are read from the TOML file's folder) or give a hub id")
     settings = tuple(dataclasses.replace(s, prompts_path=rel(s.prompts_path)) if s.prompts_path else s
                      for s in cfg.settings)
     return dataclasses.replace(cfg, model=model, settings=settings, output_dir=rel(cfg.output_dir),
-                               cache_dir=rel(cfg.cache_dir) if cfg.cache_dir else None)
+                               cache_dir=rel(cfg.cache_dir) if cfg.cache_dir else None, index_tokenizer=index_tok)
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -153,6 +201,21 @@ class _Generator:
         return self._backend(prompts, decoding, **kw)
 
 
+def _skipped_prompt_rows(settings) -> dict[str, dict]:
+    """Bad prompt-set rows skipped per setting: {setting: {"count", "file", "first"}} (recorded in the
+    manifest so the app and report can show them; the CLI also logs them while building prompts)."""
+    from core.prompt_sets import load_prompt_set
+
+    out = {}
+    for s in settings:
+        if s.prompts_path and s.name not in ("prefix", "unconditional", "minimal-cue"):
+            problems = load_prompt_set(s.prompts_path, s.name).problems
+            if problems:
+                out[s.name] = {"count": len(problems), "file": s.prompts_path,
+                               "first": f"line {problems[0].line}: {problems[0].reason}"}
+    return out
+
+
 def model_identity_for(cfg: ModelConfig) -> str:
     """Identity of the generating model: file hashes for hf, server + model name for openai."""
     if cfg.backend == "openai":
@@ -179,6 +242,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
 
     t_start, timings = time.perf_counter(), {}
     cache = cache if cache is not None else ResultCache(cfg.cache_dir)
+    if cfg.model.trust_remote_code and cfg.model.backend == "hf":
+        log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
+                    "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
     if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
         model_tok = index_tok = load_tokenizer(cfg.index_tokenizer)
         separate_index_tok = False
@@ -196,6 +262,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     for setting in cfg.settings:
         prompts += build_prompts(setting, model_tok, index,
                                  index_tokenizer=index_tok if separate_index_tok else None)
+    skipped = _skipped_prompt_rows(cfg.settings)
     timings["prompts"] = time.perf_counter() - t
 
     # generate what the cache misses, persisting every batch
@@ -272,6 +339,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         "counts": {"generations": len(generations), "generated": generated, "generations_from_cache": from_cache,
                    "traced": len(todo), "traces_from_cache": traces_from_cache},
         "cache": str(cache.path),
+        "skipped_rows": skipped,
     }
     run = RunResults(None, manifest, generations, trace_list, scored["summary"], scored["pm"])
     folder = save_results(run, Path(cfg.output_dir) / cfg.name, config_text=config_text)
