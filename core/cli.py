@@ -62,9 +62,18 @@ class TextProgress:
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
     from core.corpus import describe_problems, load_corpus
+    from core.experiment import looks_like_local_path
     from core.index_build import build_index
     from core.tokenizer import load_tokenizer
 
+    if args.trust_remote_code:
+        log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
+                    args.tokenizer)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise PropMeError(f"--out {args.out} is a file; give a new or existing index folder")
+    if looks_like_local_path(args.tokenizer) and not Path(args.tokenizer).expanduser().exists():
+        raise PropMeError(f"--tokenizer {args.tokenizer}: no such folder; give the folder that holds "
+                          "tokenizer.json (normally the evaluated model's folder) or a hub id (org/name)")
     cfg = CorpusConfig(path=args.corpus, format=args.format, text_field=args.text_field,
                        id_field=None if args.id_field == "" else args.id_field, sample_size=args.sample,
                        seed=args.seed, on_bad_rows=args.on_bad_rows)
@@ -233,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except PropMeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system refused (permissions, disk full, a file where a folder goes)
+        where = f" {e.filename}" if e.filename else ""
+        print(f"error: cannot read or write{where}: {e.strerror or e}; check the path, its permissions and free "
+              "disk space", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
         print("interrupted: finished batches are in the cache; run the same command again to resume",
