@@ -75,6 +75,12 @@ class ResultCache:
         """``path``: a ``.sqlite``/``.db`` file or an existing file, else a folder holding ``cache.sqlite``;
         None: :func:`default_cache_path`."""
         p = Path(path) if path is not None else default_cache_path()
+        if p.is_file() and p.suffix not in (".sqlite", ".db"):
+            with open(p, "rb") as f:
+                head = f.read(len(_HEADER))
+            if head and head != _HEADER:  # never move a user's other file aside as a "damaged cache"
+                raise CacheError(f"{p} is a file that is not a cache database; give a cache folder (or a "
+                                 ".sqlite file) with --cache-dir / PROPME_CACHE_DIR")
         if not (p.suffix in (".sqlite", ".db") or p.is_file()):
             p = p / "cache.sqlite"
         self.path = p
