@@ -56,6 +56,9 @@ def load_prompt_set(path: str | Path, setting: str, on_bad_rows: str = "skip") -
     PromptSetError naming the file.
     """
     check_on_bad_rows(on_bad_rows)
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise PromptSetError(f"prompt set {path}: the file is empty; write one JSON object per line with a "
+                             "non-empty 'text' field, or point prompts_path at another file")
     prompts: list[Prompt] = []
     problems: list[RowProblem] = []
     first_line: dict[str, int] = {}
