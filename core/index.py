@@ -1,8 +1,9 @@
 """CorpusIndex: exact n-gram queries over a tokenized corpus (one or several infini-gram shards).
 
-Counting and maximal-span search run in infini-gram's C++ engine; documents, offsets and the suffix
-array are also memory-mapped with numpy, so locating occurrences and reading windows is vectorised
-and never loads a shard into RAM. Build indexes with :func:`build_index` (in :mod:`core.index_build`).
+Counting runs in infini-gram's C++ engine; documents, offsets and the suffix array are also
+memory-mapped with numpy, so maximal-span search (:mod:`core.sa_search`), locating occurrences and
+reading windows are vectorised and never load a shard into RAM. Build indexes with
+:func:`build_index` (in :mod:`core.index_build`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from core import index_format as fmt
 from core.errors import ConfigError, IndexMismatch, QueryOutOfRange
 from core.index_build import build_index, build_index_from_ids  # noqa: F401  (re-exported)
 from core.index_shards import Shard, engine_safe_path, expand_dirs, shard_paths
+from core.sa_search import ShardSearcher, longest_matches_many
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class CorpusIndex:
         self._engine = InfiniGramEngine(index_dir=paths, eos_token_id=eos_token_id, vocab_size=vocab_size,
                                         version=4, token_dtype=token_dtype)
         self._counts: np.ndarray | None = None
+        self._searchers: list[ShardSearcher] | None = None
 
     @classmethod
     def open(cls, index_dirs: str | Path | Sequence[str | Path], *, tokenizer=None, eos_token_id: int | None = None,
@@ -151,6 +154,19 @@ class CorpusIndex:
 
     def longest_matches(self, ids) -> list[int]:
         """For every start s, the length of the longest prefix of ``ids[s:]`` occurring in the index."""
+        return self.longest_matches_many([ids])[0]
+
+    def longest_matches_many(self, queries: Sequence[Sequence[int]]) -> list[list[int]]:
+        """:meth:`longest_matches` of several queries in one vectorised suffix-array search
+        (:mod:`core.sa_search`; no engine calls)."""
+        qs = [self._ids(q) for q in queries]
+        if self._searchers is None:
+            self._searchers = [ShardSearcher(s) for s in self._shards]
+        return [a.tolist() for a in longest_matches_many(self._searchers, qs)]
+
+    def longest_matches_engine(self, ids) -> list[int]:
+        """:meth:`longest_matches` through infini-gram's ``creativity`` (slow: a thread per start;
+        kept as an independent oracle for tests and benchmarks)."""
         q = self._ids(ids)
         if not q:
             return []
