@@ -73,20 +73,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="continue training the model (and reuse the tokenizer) saved in this folder")
+    ap.add_argument("--seed", type=int, default=SEED, help="seed of this stage's data order")
     ap.add_argument("--bench-steps", type=int, default=0, help="only time this many steps, save nothing")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(SEED)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
 
     from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
 
     rows = read_corpus(CORPUS_PATH)
     texts = [r["text"] for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(texts, args.out)
+    if args.resume:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(args.resume), local_files_only=True)
+        previous = json.loads((args.resume / "training_log.json").read_text())
+    else:
+        tok = train_tokenizer(texts, args.out)
+        previous = None
     eos_id = tok.convert_tokens_to_ids(EOS)
     docs_ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     n_tokens = sum(len(d) + 1 for d in docs_ids)
@@ -94,15 +104,17 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = GPT2Config(vocab_size=len(tok), bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ARCH)
-    model = GPT2LMHeadModel(cfg)
+    model = GPT2LMHeadModel.from_pretrained(str(args.resume)) if args.resume else GPT2LMHeadModel(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model: %s, %d parameters", ARCH, n_params)
-    data_rng = random.Random(SEED)
+    data_rng = random.Random(args.seed)
     steps_per_epoch = math.ceil(pack_blocks(docs_ids, eos_id, random.Random(0)).shape[0] / args.batch_size)
     total = steps_per_epoch * args.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))))
-    log = {"note": "TOY DEMO MODEL training log", "seed": SEED, "arch": ARCH, "n_params": n_params, "corpus_tokens": n_tokens,
+    log = {"note": "TOY DEMO MODEL training log", "seed": args.seed, "resumed_from": str(args.resume) if args.resume else None,
+           "previous_stages": ([*previous.get("previous_stages", []), {k: v for k, v in previous.items() if k != "previous_stages"}]
+                               if previous else []), "arch": ARCH, "n_params": n_params, "corpus_tokens": n_tokens,
            "epochs": args.epochs, "batch_size": args.batch_size, "block": BLOCK, "lr": args.lr, "warmup": args.warmup,
            "threads": args.threads, "steps": total, "torch": torch.__version__, "loss": []}
     model.train()
