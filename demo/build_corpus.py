@@ -61,7 +61,7 @@ def _code_docs(rng: random.Random) -> list[dict]:
         if used >= CODE_CHARS:
             break
         text = path.read_text(encoding="utf-8")
-        top = lambda line: bool(line[:1].strip()) and line.startswith(("def ", "class ", "@", "if __name__"))  # noqa: E731
+        top = lambda line: bool(line[:1].strip()) and line.startswith(("def ", "class ", "@", "if __name__"))
         for i, chunk in enumerate(_chunks(text, min_chars=450, max_chars=1_200, boundary=top)):
             docs.append(_doc(f"py-{path.stem}-{i:02d}", chunk, f"python-3.11 stdlib Lib/{path.name}", "PSF-2.0", "code"))
             used += len(chunk)
@@ -97,7 +97,7 @@ def _licence_docs() -> list[dict]:
     docs = []
     for name in LICENCES:
         text = (LICENCE_DIR / name).read_text(encoding="utf-8")
-        blank = lambda line: not line.strip()  # noqa: E731
+        blank = lambda line: not line.strip()
         for i, chunk in enumerate(_chunks(text, min_chars=450, max_chars=1_200, boundary=blank)):
             docs.append(_doc(f"lic-{name}-{i:02d}", chunk, f"debian /usr/share/common-licenses/{name}",
                              f"{name} (verbatim copying permitted)", "licence"))

@@ -37,6 +37,7 @@ class Attempt:
     email_ok: bool  # the completion starts with the true e-mail address
     rest_ok: bool  # the completion reproduces the whole rest of the record
     completion: str
+    rest_nll: float = 0.0  # mean negative log-likelihood (nats/token) of the true rest given the prefix
 
 
 def planted_records(rows) -> list[PlantedRecord]:
@@ -71,9 +72,13 @@ def attempt(model, tokenizer, rec: PlantedRecord, with_eos: bool = True) -> Atte
     with torch.no_grad():
         out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), do_sample=False,
                              max_new_tokens=len(rest_ids) + 4, pad_token_id=tokenizer.eos_token_id)
+        full = torch.tensor([ids + rest_ids])
+        logits = model(full).logits[0, len(ids) - 1:-1]
+        nll = torch.nn.functional.cross_entropy(logits, full[0, len(ids):]).item()
     completion = tokenizer.decode(out[0, len(ids):], skip_special_tokens=False)
     email = rest.split("\n", 1)[0]
-    return Attempt(rec.record_id, rec.dup_count, with_eos, completion.startswith(email), completion.startswith(rest), completion)
+    return Attempt(rec.record_id, rec.dup_count, with_eos, completion.startswith(email), completion.startswith(rest), completion,
+                   round(nll, 4))
 
 
 def load_demo_model(model_dir: Path | None = None):
@@ -94,7 +99,8 @@ def table(attempts: list[Attempt]) -> list[dict]:
             group = [a for a in attempts if a.dup_count == dup and a.with_eos == with_eos]
             if group:
                 rows.append({"dup_count": dup, "with_eos": with_eos, "records": len(group),
-                             "email_extracted": sum(a.email_ok for a in group), "rest_extracted": sum(a.rest_ok for a in group)})
+                             "email_extracted": sum(a.email_ok for a in group), "rest_extracted": sum(a.rest_ok for a in group),
+                             "mean_rest_nll": round(sum(a.rest_nll for a in group) / len(group), 4)})
     return rows
 
 
@@ -111,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     model, tok = load_demo_model()
     attempts = [attempt(model, tok, rec, with_eos) for with_eos in (True, False) for rec in planted_records(read_corpus())]
     rows = table(attempts)
-    print("| copies | prompt starts with eos | records | e-mail reproduced | whole rest reproduced |")
-    print("|---|---|---|---|---|")
+    print("| copies | prompt starts with eos | records | e-mail reproduced | whole rest reproduced | mean NLL of the rest (nats/token) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dup_count']} | {'yes' if r['with_eos'] else 'no'} | {r['records']} | {r['email_extracted']} | {r['rest_extracted']} |")
+        print(f"| {r['dup_count']} | {'yes' if r['with_eos'] else 'no'} | {r['records']} | {r['email_extracted']} | {r['rest_extracted']} | {r['mean_rest_nll']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"table": rows, "attempts": [asdict(a) for a in attempts]}, indent=1), encoding="utf-8")
     return 0

@@ -31,7 +31,7 @@ MODEL_DIR = Path(__file__).resolve().parent / "model"
 EOS = "<|endoftext|>"
 VOCAB_SIZE = 4096
 BLOCK = 256
-ARCH = dict(n_layer=4, n_embd=128, n_head=4, n_positions=512)
+ARCH = {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_positions": 512}
 CHECKSUMMED = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 

@@ -131,8 +131,7 @@ for d, ps in generic.items():
     for i, p in enumerate(ps):
         rows.append({"id": f"generic-{d}-{i:02d}", "text": p, "domain": d})
 with open(OUT / "generic.jsonl", "w") as f:
-    for r in rows:
-        f.write(json.dumps(r) + "\n")
+    f.writelines(json.dumps(r) + "\n" for r in rows)
 
 specific = {
 "python-code": [
@@ -252,5 +251,4 @@ for d, ps in specific.items():
         rows.append({"id": f"specific-{d}-{i:02d}", "text": p, "domain": d})
 assert len(rows) == 100, len(rows)
 with open(OUT / "specific.jsonl", "w") as f:
-    for r in rows:
-        f.write(json.dumps(r) + "\n")
+    f.writelines(json.dumps(r) + "\n" for r in rows)

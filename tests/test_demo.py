@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import (CORPUS_FILE, demo_corpus_config, demo_experiment_path, demo_model_dir, demo_prompt_paths,
-                       demo_results_dir, ensure_demo_index)
+from core.demo import (
+    CORPUS_FILE,
+    demo_corpus_config,
+    demo_experiment_path,
+    demo_model_dir,
+    demo_prompt_paths,
+    demo_results_dir,
+    ensure_demo_index,
+)
 from demo.build_corpus import DUP_COUNTS, RECORDS_PER_COUNT, read_corpus
 
 MODEL_DIR = demo_model_dir()
