@@ -32,7 +32,7 @@ class AdaptiveParam:
         return max(self.lo, min(self.hi, round(self.frac * n)))
 
     @classmethod
-    def fixed(cls, value: int) -> "AdaptiveParam":
+    def fixed(cls, value: int) -> AdaptiveParam:
         return cls(0.0, value, value)
 
 

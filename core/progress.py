@@ -6,8 +6,8 @@ The CLI renders events as a text bar, the app as ``st.progress``; tests collect 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ identical completions stay two records.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MATCH_TIERS = ("exact_full_raw", "exact_full_normalized", "partial")
 
