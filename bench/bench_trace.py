@@ -46,6 +46,8 @@ def naive_longest(index, ids) -> list[int]:
 class NaiveSpans:
     """The same index, except that longest_matches is the naive per-start loop."""
 
+    longest_matches_many = None  # trace_many then calls longest_matches once per completion
+
     def __init__(self, index):
         self._index = index
 

@@ -21,7 +21,7 @@ from core import index_format as fmt
 from core.errors import ConfigError, IndexMismatch, QueryOutOfRange
 from core.index_build import build_index, build_index_from_ids  # noqa: F401  (re-exported)
 from core.index_shards import Shard, engine_safe_path, expand_dirs, shard_paths
-from core.sa_search import ShardSearcher, longest_matches_many
+from core.sa_search import ShardSearcher, find_many, longest_matches_many
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class CorpusIndex:
                                         version=4, token_dtype=token_dtype)
         self._counts: np.ndarray | None = None
         self._searchers: list[ShardSearcher] | None = None
+        self._found: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # see prefetch
 
     @classmethod
     def open(cls, index_dirs: str | Path | Sequence[str | Path], *, tokenizer=None, eos_token_id: int | None = None,
@@ -143,8 +144,26 @@ class CorpusIndex:
         return out
 
     def _find(self, ids) -> tuple[int, list[tuple[int, int]]]:
-        res = self._engine.find(input_ids=self._ids(ids))
-        return int(res["cnt"]), [tuple(map(int, seg)) for seg in res["segment_by_shard"]]
+        q = tuple(self._ids(ids))
+        segments = self._found.get(q)
+        if segments is None:
+            res = self._engine.find(input_ids=list(q))
+            segments = [tuple(map(int, seg)) for seg in res["segment_by_shard"]]
+        return sum(e - s for s, e in segments), segments
+
+    def prefetch(self, queries: Sequence[Sequence[int]]) -> None:
+        """Look up many non-empty token sequences in one vectorised suffix-array search, so that
+        :meth:`count`, :meth:`occurrences` and :meth:`distinct_docs` of them need no engine call
+        (the last few thousand are kept)."""
+        qs = list(dict.fromkeys(tuple(self._ids(q)) for q in queries if len(q)))
+        if len(self._found) + len(qs) > 4096:
+            self._found.clear()
+        self._found.update(zip(qs, find_many(self._shard_searchers(), [list(q) for q in qs])))
+
+    def _shard_searchers(self) -> list[ShardSearcher]:
+        if self._searchers is None:
+            self._searchers = [ShardSearcher(s) for s in self._shards]
+        return self._searchers
 
     def count(self, ids) -> int:
         """Occurrences of the token sequence ``ids`` in the corpus (never across documents)."""
@@ -160,9 +179,7 @@ class CorpusIndex:
         """:meth:`longest_matches` of several queries in one vectorised suffix-array search
         (:mod:`core.sa_search`; no engine calls)."""
         qs = [self._ids(q) for q in queries]
-        if self._searchers is None:
-            self._searchers = [ShardSearcher(s) for s in self._shards]
-        return [a.tolist() for a in longest_matches_many(self._searchers, qs)]
+        return [a.tolist() for a in longest_matches_many(self._shard_searchers(), qs)]
 
     def longest_matches_engine(self, ids) -> list[int]:
         """:meth:`longest_matches` through infini-gram's ``creativity`` (slow: a thread per start;

@@ -77,9 +77,10 @@ class ShardSearcher:
             todo = todo[~stop]
         return lcp, ge
 
-    def longest(self, qkeys: np.ndarray, pos: np.ndarray, n: np.ndarray) -> np.ndarray:
-        """For each query i (keys ``qkeys[pos[i]:pos[i] + n[i]]``, n[i] >= 1), the length of its
-        longest prefix that occurs in the shard."""
+    def _search(self, qkeys: np.ndarray, pos: np.ndarray, n: np.ndarray,
+                upper: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """First rank whose suffix sorts at or after each query (``upper``: after every suffix that
+        starts with the query), with the query's lcp with the suffixes at rank - 1 and rank."""
         count = len(pos)
         lo = np.zeros(count, dtype=np.int64)
         hi = np.full(count, self.n_suffixes, dtype=np.int64)
@@ -88,25 +89,56 @@ class ShardSearcher:
         act = np.nonzero(lo < hi)[0]
         while act.size:
             mid = (lo[act] + hi[act]) // 2
-            lcp, ge = self._compare(self._suffix_starts(mid), qkeys, pos[act], n[act],
+            q_n = n[act]
+            lcp, ge = self._compare(self._suffix_starts(mid), qkeys, pos[act], q_n,
                                     np.minimum(lo_lcp[act], hi_lcp[act]))
+            if upper:
+                ge &= lcp < q_n
             left, right = act[ge], act[~ge]
             hi[left], hi_lcp[left] = mid[ge], lcp[ge]
             lo[right], lo_lcp[right] = mid[~ge] + 1, lcp[~ge]
             act = act[lo[act] < hi[act]]
+        return lo, lo_lcp, hi_lcp
+
+    def longest(self, qkeys: np.ndarray, pos: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """For each query i (keys ``qkeys[pos[i]:pos[i] + n[i]]``, n[i] >= 1), the length of its
+        longest prefix that occurs in the shard."""
+        _rank, lo_lcp, hi_lcp = self._search(qkeys, pos, n, upper=False)
         return np.maximum(lo_lcp, hi_lcp)
+
+    def ranges(self, qkeys: np.ndarray, pos: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Suffix-array rank range [start, end) of the suffixes that start with each query."""
+        start, _, _ = self._search(qkeys, pos, n, upper=False)
+        end, _, _ = self._search(qkeys, pos, n, upper=True)
+        return start, end
+
+
+def _flatten(searchers: list[ShardSearcher], queries: list[np.ndarray]):
+    lens = np.array([len(q) for q in queries], dtype=np.int64)
+    tokens = np.concatenate([np.asarray(q, dtype=np.int64) for q in queries] + [np.zeros(0, np.int64)])
+    return lens, _sort_keys(tokens.astype(searchers[0].shard.tokens.dtype))
+
+
+def find_many(searchers: list[ShardSearcher], queries: list[np.ndarray]) -> list[list[tuple[int, int]]]:
+    """For each non-empty query, its rank range [start, end) in every shard (as infini-gram's
+    ``find`` reports ``segment_by_shard``); the count is the sum of the range sizes."""
+    lens, qkeys = _flatten(searchers, queries)
+    if not len(lens):
+        return []
+    if (lens < 1).any():
+        raise ValueError("find_many needs non-empty queries")
+    pos = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    per_shard = [s.ranges(qkeys, pos, lens) for s in searchers]
+    return [[(int(st[i]), int(en[i])) for st, en in per_shard] for i in range(len(lens))]
 
 
 def longest_matches_many(searchers: list[ShardSearcher], queries: list[np.ndarray]) -> list[np.ndarray]:
     """For every query and every start s, the length of the longest prefix of ``query[s:]`` that
     occurs in any shard (the maximum over shards). Token ids must be below the separator."""
-    lens = np.array([len(q) for q in queries], dtype=np.int64)
+    lens, qkeys = _flatten(searchers, queries)
     total = int(lens.sum())
     if total == 0:
         return [np.zeros(0, dtype=np.int64) for _ in queries]
-    tokens = np.concatenate([np.asarray(q, dtype=np.int64) for q in queries])
-    dtype = searchers[0].shard.tokens.dtype
-    qkeys = _sort_keys(tokens.astype(dtype))
     ends = np.repeat(np.cumsum(lens), lens)
     pos = np.arange(total, dtype=np.int64)
     n = ends - pos

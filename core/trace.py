@@ -172,11 +172,13 @@ class _Tracer:
         return out
 
     # -- one completion --------------------------------------------------------------------
-    def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int]) -> TraceResult:
+    def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int],
+              lengths: Sequence[int] | None = None) -> TraceResult:
+        """``lengths``: ``index.longest_matches(ids)`` when already computed (batched)."""
         cfg, L = self.cfg, len(ids)
         if L < 2:
             return TraceResult(key=key, completion=completion, n_tokens=L)
-        lengths = [int(x) for x in self.index.longest_matches(ids)]
+        lengths = [int(x) for x in (self.index.longest_matches(ids) if lengths is None else lengths)]
         whole = lengths[0] >= L
         raw = [(s, s + min(lengths[s], L - s)) for s in range(L - 1) if lengths[s] > 0]
 
@@ -190,6 +192,9 @@ class _Tracer:
             adm = [(s, e) for s, e in raw if mixed_admissible(text_of(s, e), s, e, L, cfg.min_anchor_tokens)]
         kept = rarest_spans(non_maximal_suppression(adm), ids, self.log_probs,
                             max(math.ceil(cfg.rarity_fraction * L), 1))
+        prefetch = getattr(self.index, "prefetch", None)  # one vectorised lookup of the kept spans
+        if prefetch is not None:
+            prefetch([ids[s:e] for s, e in kept] + ([ids] if whole else []))
         norm = normalize_mixed(completion) if cfg.mode == "mixed" else None
         spans = self._merged_spans(kept, ids, bounds, completion, norm)
         if cfg.mode == "mixed":
@@ -276,6 +281,24 @@ def _dedupe(docs: Sequence[DocMatch]) -> list[DocMatch]:
     return out
 
 
+class _BatchedLengths:
+    """``index.longest_matches`` of the i-th query, computed ``batch`` queries at a time with
+    ``index.longest_matches_many`` (one vectorised search) when the index has it, else None."""
+
+    def __init__(self, index, queries: list[list[int]], batch: int = 64):
+        self._many = getattr(index, "longest_matches_many", None)
+        self._queries, self._batch = queries, batch
+        self._first, self._ready = 0, []
+
+    def get(self, i: int) -> list[int] | None:
+        if self._many is None or len(self._queries[i]) < 2:
+            return None
+        if not self._first <= i < self._first + len(self._ready):
+            self._first = i
+            self._ready = self._many([q if len(q) >= 2 else [] for q in self._queries[i:i + self._batch]])
+        return self._ready[i - self._first]
+
+
 def _check(index, tokenizer) -> None:
     check = getattr(index, "check_tokenizer", None)
     if check is None:
@@ -304,12 +327,14 @@ def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: Trace
     tracker = Tracker("trace", len(items), progress, unit="completions")
     unique = list(dict.fromkeys(text for _, text in items))
     toks = dict(zip(unique, tokenize(tokenizer, unique)))
+    lengths = _BatchedLengths(index, [toks[t][0] for t in unique])
+    position = {t: i for i, t in enumerate(unique)}
     done: dict[str, TraceResult] = {}
     out = []
     for key, text in items:
         if text not in done:
             ids, bounds = toks[text]
-            done[text] = tracer.trace(key, text, ids, bounds)
+            done[text] = tracer.trace(key, text, ids, bounds, lengths.get(position[text]))
         out.append(done[text] if done[text].key == key else replace(done[text], key=key))
         tracker.advance(1)
     return out

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.index import CorpusIndex
-from tests.fixtures_index import brute_longest, build_ids_index
+from tests.fixtures_index import brute_count, brute_longest, build_ids_index
 
 VOCAB = 6  # few ids: long repeats and many equal prefixes, the hard case for a binary search
 examples = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -116,3 +116,22 @@ def test_three_byte_pointers_and_long_repeats(tmp_path):
         assert g == _scan_longest(docs, q)
     assert _scan_longest(docs[:3], queries[2]) == brute_longest(docs[:3], queries[2])  # the scan itself
     assert max(got[0]) == 280 and max(got[1]) >= 50  # genuinely long matches were found
+
+
+@examples
+@given(st.lists(st.lists(st.integers(1, VOCAB - 1), max_size=30), min_size=2, max_size=6), st.data())
+def test_prefetched_ranges_equal_the_engine(docs, data):
+    cut = data.draw(st.integers(1, len(docs) - 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = [Path(tmp) / "a", Path(tmp) / "b"]
+        build_ids_index(docs[:cut], dirs[0], VOCAB)
+        build_ids_index(docs[cut:], dirs[1], VOCAB)
+        index, engine_only = CorpusIndex.open(dirs), CorpusIndex.open(dirs)
+        queries = [q for q in (_query(data, docs, list(range(VOCAB)))[:data.draw(st.integers(1, 6))]
+                               for _ in range(8)) if q]
+        index.prefetch(queries)
+        assert set(index._found) == {tuple(q) for q in queries}  # the next calls are served from it
+        for q in queries:
+            assert index._find(q) == engine_only._find(q)  # same rank segments in every shard
+            assert index.count(q) == brute_count(docs, q)
+            assert index.occurrences(q, 3, seed=5) == engine_only.occurrences(q, 3, seed=5)
