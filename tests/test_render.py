@@ -35,6 +35,7 @@ class Collector(HTMLParser):
         self.tags: list[tuple[str, dict]] = []
         self.text: list[str] = []
         self.marks: list[str] = []  # text of each propme-span mark
+        self.mark_ixs: list[int] = []  # data-span-ix of each propme-span mark
         self._in_mark = False
         self._in_ctl = False
 
@@ -44,6 +45,7 @@ class Collector(HTMLParser):
         if tag == "mark" and a.get("class") == "propme-span":
             self._in_mark = True
             self.marks.append("")
+            self.mark_ixs.append(int(a["data-span-ix"]))
         self._in_ctl = tag == "span" and a.get("class") == "propme-ctl"
 
     def handle_endtag(self, tag):
@@ -68,6 +70,26 @@ def parse(html_text: str) -> Collector:
 def visible(text: str) -> str:
     """The text as rendered: invisible/bidi/control characters shown as [U+XXXX]."""
     return highlight._INVISIBLE.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+
+
+def expected_marks(text: str, spans) -> list[tuple[int, str]]:
+    """Brute-force oracle of what a highlight shows: (span index, visible mark text) in text order.
+
+    Every character is drawn once; a character inside several spans belongs to the first of them in
+    (char_start, char_end) order (core keeps strictly overlapping spans apart when their union does
+    not occur in the index, so a later span is shown from where the earlier one ends).
+    """
+    order = sorted(range(len(spans)), key=lambda i: (spans[i].char_start, spans[i].char_end))
+    owner = [next((i for i in order if spans[i].char_start <= c < spans[i].char_end), None) for c in range(len(text))]
+    out: list[tuple[int, str]] = []
+    for c, ix in enumerate(owner):
+        if ix is None:
+            continue
+        if c > 0 and owner[c - 1] == ix:
+            out[-1] = (ix, out[-1][1] + text[c])
+        else:
+            out.append((ix, text[c]))
+    return [(ix, visible(t)) for ix, t in out]
 
 
 def _span(text: str, a: int, b: int, count: int = 3, doc_id: str = "d1") -> Span:
@@ -125,14 +147,48 @@ def text_and_spans(draw):
     return text, [_span(text, a, b, draw(st.integers(1, 500))) for a, b in pairs]
 
 
+@st.composite
+def text_and_overlapping_spans(draw):
+    """Spans as core emits them: in position order, each may start inside the one before (merge kept apart)."""
+    text = draw(st.text(min_size=1, max_size=60))
+    spans, start = [], 0
+    for _ in range(draw(st.integers(0, 5))):
+        if start >= len(text):
+            break
+        a = draw(st.integers(start, len(text) - 1))
+        b = draw(st.integers(a + 1, len(text)))
+        spans.append(_span(text, a, b, draw(st.integers(1, 500))))
+        start = draw(st.integers(a + 1, b)) if draw(st.booleans()) else b
+    return text, spans
+
+
 @settings(max_examples=200, deadline=None)
 @given(text_and_spans(), st.sampled_from(highlight.COLOR_BY))
 def test_marks_hold_exactly_the_span_texts(ts, color_by):
     text, spans = ts
     c = _check_safe(highlight.highlight_html(text, spans, color_by), text)
     assert c.marks == [visible(s.text) for s in spans]
-    ixs = [int(a["data-span-ix"]) for t, a in c.tags if t == "mark"]
-    assert ixs == list(range(len(spans)))
+    assert c.mark_ixs == list(range(len(spans)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text_and_overlapping_spans())
+def test_overlapping_spans_mark_every_covered_character_once(ts):
+    text, spans = ts
+    c = _check_safe(highlight.highlight_html(text, spans), text)
+    assert list(zip(c.mark_ixs, c.marks)) == expected_marks(text, spans)
+    covered = {i for s in spans for i in range(s.char_start, s.char_end)}
+    assert "".join(c.marks) == "".join(visible(text[i]) for i in sorted(covered))  # the union, each char once
+    for ix, m in zip(c.mark_ixs, c.marks):
+        assert visible(spans[ix].text).endswith(m)  # a later span is shown from the earlier one's end
+
+
+def test_a_span_starting_inside_the_previous_one_is_shown_from_its_end():
+    text = "the remainder of the remainder of the License"
+    spans = [_span(text, 0, 20), _span(text, 17, 37), _span(text, 34, 45)]
+    c = parse(highlight.highlight_html(text, spans))
+    assert c.marks == ["the remainder of the", " remainder of the", " License"]
+    assert "".join(c.marks) == text
 
 
 @settings(max_examples=100, deadline=None)
