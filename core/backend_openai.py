@@ -9,6 +9,13 @@ so a sample does not depend on which other requests run with it, and results lan
 ``core.server`` accept them). With a tokenizer, prompts are sent as token ids (the schema allows a
 list of ints), truncated to ``max_prompt_tokens`` keeping their start, and completion ids are the
 tokenization of the returned text; without one, prompts without ``token_ids`` are sent as text.
+
+``model.server_api = "llama.cpp"`` is for llama-cpp-python's server (``python -m llama_cpp.server``),
+which departs from the schema in two ways (measured, docs/llamacpp.md): its ``prompt`` takes text only
+(token ids get HTTP 500), and knobs left out are not off but llama.cpp's defaults (``top_k`` 40, ``min_p``
+0.05, ``repeat_penalty`` 1.1, which changes even greedy output), while it silently ignores
+``repetition_penalty``. So that mode sends the prompt as text (token ids decoded, after truncation) and
+always sends ``top_k``, ``min_p = 0`` and ``repeat_penalty`` with this config's values.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ from core.sampling import row_seed
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})  # transient: retried with backoff
+SERVER_APIS = ("openai", "llama.cpp")
 
 
 def _reply_problem(reply) -> str | None:
@@ -51,24 +59,36 @@ class OpenAIBackend:
             raise ConfigError("the openai backend needs model.base_url, e.g. http://127.0.0.1:8000/v1")
         if cfg.concurrency < 1 or cfg.max_retries < 0:
             raise ConfigError("model.concurrency must be >= 1 and model.max_retries >= 0")
+        if cfg.server_api not in SERVER_APIS:
+            raise ConfigError(f"model.server_api = {cfg.server_api!r}: expected one of {', '.join(SERVER_APIS)}")
         self.cfg, self.tokenizer = cfg, tokenizer
         self.url = cfg.base_url.rstrip("/") + "/completions"
         self.api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         self.timeout_s, self.backoff_s, self.max_backoff_s, self._sleep = timeout_s, backoff_s, max_backoff_s, sleep
 
     # ---- one request ---------------------------------------------------------------------------
-    def _payload(self, prompt: Prompt, sample_index: int, cfg: DecodingConfig) -> dict:
+    def _prompt(self, prompt: Prompt, cfg: DecodingConfig) -> str | list[int]:
+        text_only = self.cfg.server_api == "llama.cpp"
         if self.tokenizer is not None:
             from core.generate import prompt_token_ids
 
-            body_prompt: str | list[int] = prompt_token_ids(prompt, self.tokenizer)[:cfg.max_prompt_tokens]
-        elif prompt.token_ids is not None:
-            body_prompt = list(prompt.token_ids[:cfg.max_prompt_tokens])
-        else:
-            body_prompt = prompt.text
-        body = {"model": self.cfg.name_or_path, "prompt": body_prompt, "max_tokens": cfg.max_new_tokens,
+            ids = prompt_token_ids(prompt, self.tokenizer)
+            if not text_only:
+                return ids[:cfg.max_prompt_tokens]
+            if prompt.token_ids is None and len(ids) <= cfg.max_prompt_tokens:
+                return prompt.text
+            return self.tokenizer.decode(ids[:cfg.max_prompt_tokens])
+        if prompt.token_ids is not None and not text_only:
+            return list(prompt.token_ids[:cfg.max_prompt_tokens])
+        return prompt.text
+
+    def _payload(self, prompt: Prompt, sample_index: int, cfg: DecodingConfig) -> dict:
+        body = {"model": self.cfg.name_or_path, "prompt": self._prompt(prompt, cfg), "max_tokens": cfg.max_new_tokens,
                 "temperature": cfg.temperature, "top_p": cfg.top_p, "n": 1,
                 "seed": row_seed(cfg.seed, prompt.prompt_id, sample_index)}
+        if self.cfg.server_api == "llama.cpp":  # its defaults are not "off": send every knob
+            body.update(top_k=cfg.top_k, min_p=0.0, repeat_penalty=cfg.repetition_penalty)
+            return body
         if cfg.top_k:
             body["top_k"] = cfg.top_k
         if cfg.repetition_penalty != 1.0:
@@ -110,7 +130,9 @@ class OpenAIBackend:
             if attempt < self.cfg.max_retries:
                 log.warning("%s: %s; retry %d/%d in %.2fs", self.url, last, attempt + 1, self.cfg.max_retries, delay)
                 self._sleep(delay)
-        raise BackendError(f"{self.url} failed after {self.cfg.max_retries + 1} attempt(s); last: {last}")
+        hint = ("; if this server takes text prompts only (llama-cpp-python), set model.server_api = 'llama.cpp'"
+                if isinstance(body.get("prompt"), list) and self.cfg.server_api == "openai" else "")
+        raise BackendError(f"{self.url} failed after {self.cfg.max_retries + 1} attempt(s); last: {last}{hint}")
 
     def _one(self, prompt: Prompt, sample_index: int, cfg: DecodingConfig) -> Generation:
         choice = self.complete(self._payload(prompt, sample_index, cfg))["choices"][0]

@@ -130,6 +130,7 @@ class ModelConfig:
     api_key_env: str = "OPENAI_API_KEY"  # openai backend: environment variable holding the key
     concurrency: int = 8  # openai backend: requests in flight
     max_retries: int = 5  # openai backend: retries with exponential backoff
+    server_api: str = "openai"  # openai backend: "openai" (vLLM, core.server) | "llama.cpp" (llama-cpp-python's server)
 
 
 @dataclass(frozen=True)
