@@ -144,3 +144,71 @@ def test_prompt_files_have_100_valid_prompts_and_generic_has_10_domains_of_10():
 def test_demo_paths_point_into_the_bundle():
     assert demo_experiment_path().exists()
     assert demo_results_dir().parent.parent == demo_model_dir().parent
+
+
+def _by_dup(values: dict[int, list[float]]) -> list[float]:
+    return [sum(v) / len(v) for _, v in sorted(values.items())]
+
+
+def test_planted_extraction_probability_rises_with_duplication(rows, model_and_tokenizer):
+    """The exact probability of the true rest (exp of minus the summed NLL) is non-decreasing in the
+    duplication count, and 32 copies beat 1 copy by a wide margin (shipped run: 0.287 -> 0.983)."""
+    import math
+
+    import torch
+
+    from demo.planted_extraction import VARIANTS, prompt_and_rest, rest_token_nll
+
+    model, tok = model_and_tokenizer
+    email = next(v for v in VARIANTS if v.name == "email")
+    probs: dict[int, list[float]] = {}
+    recs = planted_records_of(rows)
+    for rec in recs:
+        ids, rest = prompt_and_rest(tok, rec, email)
+        nll, _ = rest_token_nll(model, tok, ids, rest)
+        probs.setdefault(rec.dup_count, []).append(math.exp(-sum(nll)))
+    means = _by_dup(probs)
+    assert all(a <= b for a, b in zip(means, means[1:])), means
+    assert means[-1] - means[0] >= 0.5, means
+    # oracle for one record: the product of step-by-step softmax probabilities, one forward per token
+    rec = recs[0]
+    ids, rest = prompt_and_rest(tok, rec, email)
+    rest_ids = tok(rest, add_special_tokens=False)["input_ids"]
+    p = 1.0
+    with torch.no_grad():
+        for i, t in enumerate(rest_ids):
+            logits = model(torch.tensor([ids + rest_ids[:i]])).logits[0, -1].double()
+            p *= torch.softmax(logits, -1)[t].item()
+    assert p == pytest.approx(probs[rec.dup_count][0], rel=1e-4)  # float32 logits, other batch shapes
+
+
+def test_planted_sampled_extraction_rate_rises_with_duplication(rows):
+    """Seeded temperature-1 samples through core.generate: the share reproducing the whole rest is far
+    higher at 32 copies than at 1 (shipped run: 0.317 -> 0.967) and close to the exact probability."""
+    import math
+
+    from core.config import ModelConfig
+    from core.model import load_model
+    from demo.planted_extraction import VARIANTS, prompt_and_rest, rest_token_nll, sampled_rates
+
+    lm = load_model(ModelConfig(str(MODEL_DIR), device="cpu", dtype="float32"))
+    email = next(v for v in VARIANTS if v.name == "email")
+    recs = [r for r in planted_records_of(rows) if r.dup_count in (1, 32)]
+    rates = sampled_rates(lm, recs, email, n=20)
+    rest_rate: dict[int, list[float]] = {}
+    prob: dict[int, list[float]] = {}
+    for rec, (r_email, r_rest) in zip(recs, rates):
+        assert r_email >= r_rest  # reproducing the whole rest reproduces the e-mail first
+        rest_rate.setdefault(rec.dup_count, []).append(r_rest)
+        ids, rest = prompt_and_rest(lm.tokenizer, rec, email)
+        prob.setdefault(rec.dup_count, []).append(math.exp(-sum(rest_token_nll(lm.model, lm.tokenizer, ids, rest)[0])))
+    low, high = _by_dup(rest_rate)
+    assert high - low >= 0.5, (low, high)
+    for rate, p in zip((low, high), _by_dup(prob)):
+        assert abs(rate - p) <= 0.15, (rate, p)  # 120 samples per group: binomial s.e. <= 0.046
+
+
+def planted_records_of(rows):
+    from demo.planted_extraction import planted_records
+
+    return planted_records(rows)
