@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from core.admissibility import boundary_offsets, mixed_admissible, text_admissible, word_boundaries
+from core.byte_decode import byte_decoder
 from core.config import NVRConfig, TraceConfig
 from core.errors import IndexMismatch
 from core.progress import ProgressFn, Tracker
@@ -140,6 +141,7 @@ class _Tracer:
         self.index, self.tok, self.cfg, self.nvr, self._nv = index, tokenizer, cfg, nvr, nv_recall
         self.log_probs = np.asarray(index.unigram_log_probs(), dtype=np.float64)
         self._counts: dict[tuple[int, ...], int] = {}  # span counts, shared by all completions of the run
+        self._bytes = byte_decoder(tokenizer)  # None: decode windows with the tokenizer
 
     def count(self, span_ids: Sequence[int]) -> int:
         key = tuple(span_ids)
@@ -160,8 +162,11 @@ class _Tracer:
                 firsts.append(occ)
         n, width = len(span_ids), self.cfg.window_factor * n_tokens
         windows = [self.index.doc_window(occ, n, width) for occ in firsts]
-        # one batched decode per span: each window, its text before the match, and through the match
-        texts = _decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
+        # each window, its text before the match, and through the match
+        if self._bytes is not None:  # byte-level tokenizer: one join + three UTF-8 decodes per window
+            texts = [t for w, off in windows for t in self._bytes.decode_prefixes(w, (off, off + n))]
+        else:
+            texts = _decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
         out = []
         for i, occ in enumerate(firsts):
             text, before, through = texts[3 * i: 3 * i + 3]
