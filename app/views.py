@@ -13,6 +13,8 @@ import pandas as pd
 
 from core.config import MetricsConfig, from_dict
 from core.errors import ConfigError
+from core.metric_specs import METRICS
+from core.propensity import pm
 from core.records import Generation, GenKey, TraceResult
 
 CAPABILITY = "prefix"
@@ -121,14 +123,64 @@ def interval_table(per_setting: Mapping[str, Mapping[str, Any]], metrics: Sequen
     return pd.DataFrame(rows)
 
 
-def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame([{"setting": s, **{LABELS.get(m, m): v.get(m) for m in metrics}}
+def metric_label(m: str, cfg: MetricsConfig | None = None) -> str:
+    """Column label of a metric; with ``cfg`` the thresholds are spelled out (``R_50``, ``nv_recall > 0.5``).
+
+    >>> metric_label("r_n", MetricsConfig(span_threshold=30)), metric_label("gen_nv_above", MetricsConfig())
+    ('R_30', 'nv_recall > 0.5')
+    >>> metric_label("degenerate_share"), metric_label("no_such_metric")
+    ('Loops', 'no_such_metric')
+    """
+    if cfg is not None and m == "r_n":
+        return f"R_{cfg.span_threshold}"
+    if cfg is not None and m == "gen_nv_above":
+        return f"nv_recall > {cfg.nv_threshold:g}"
+    if m in LABELS:
+        return LABELS[m]
+    return METRICS[m].label if m in METRICS else m
+
+
+def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequence[str],
+                 cfg: MetricsConfig | None = None) -> pd.DataFrame:
+    """Rows = settings, one column per metric (labels from :func:`metric_label`)."""
+    return pd.DataFrame([{"setting": s, **{metric_label(m, cfg): v.get(m) for m in metrics}}
                          for s, v in per_setting.items()])
 
 
-def plain_reading(values: Mapping[str, Mapping[str, float]], pm_values: Mapping[str, float],
-                  span_threshold: int) -> str:
-    """One sentence: what the model can reproduce (prefix) and how much of it ordinary prompts elicit."""
+def summary_frame(per_setting: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Rows = settings, every metric under its own key (the names of summary.json), for export."""
+    return pd.DataFrame([{"setting": s, **{m: v[m] for m in sorted(v)}} for s, v in per_setting.items()])
+
+
+def tokens(v: float) -> str:
+    """A length in index tokens for a metric tile.
+
+    >>> tokens(100.18)
+    '100.2 tokens'
+    """
+    return f"{v:.1f} tokens"
+
+
+def _how_much(pm_value: float) -> str:
+    """Words for a PM value: 0.5 means ordinary use leaks as much as the attack."""
+    if pm_value < 0.25:
+        return "far less"
+    if pm_value < 0.45:
+        return "less"
+    return "about as much" if pm_value <= 0.55 else "more"
+
+
+def plain_reading(values: Mapping[str, Mapping[str, float]], span_threshold: int) -> str:
+    """One sentence: what the model can reproduce (prefix) and how much of it ordinary prompts elicit.
+
+    The leakiest natural setting is the one with the highest NVR; the comparison word and the PM
+    quoted are both PM of NVR, so the sentence reads the same whatever headline metric a page shows.
+
+    >>> v = {"prefix": {"als": 100.2, "fmr": 0.28, "r_n": 0.87, "nvr": 0.5589},
+    ...      "specific": {"als": 33.6, "fmr": 0.13, "r_n": 0.21, "nvr": 0.2799}}
+    >>> "it does so less: " in plain_reading(v, 50), "(PM of NVR = 0.33;" in plain_reading(v, 50)
+    (True, True)
+    """
     cap = values.get(CAPABILITY)
     natural = {s: v for s, v in values.items() if s != CAPABILITY}
     if cap is None or not natural:
@@ -136,15 +188,14 @@ def plain_reading(values: Mapping[str, Mapping[str, float]], pm_values: Mapping[
                 "cannot be compared.")
     worst = max(natural, key=lambda s: natural[s].get("nvr", 0.0))
     nat = natural[worst]
-    pm_text = f"PM = {pm_values[worst]:.2f}" if worst in pm_values else "PM not available"
+    pm_nvr = pm(nat.get("nvr", 0.0), cap.get("nvr", 0.0))
     return (f"Under prefix attacks the model reproduces training text verbatim: its longest verbatim "
             f"span averages {cap.get('als', 0):.1f} tokens, {cap.get('fmr', 0):.0%} of completions match a "
             f"document in full and {cap.get('r_n', 0):.0%} hold a span of at least {span_threshold} tokens. "
-            f"Under ordinary prompts ({worst}, the leakiest natural setting) it does so far "
-            f"{'less' if nat.get('nvr', 0) < cap.get('nvr', 0) else 'as much or more'}: average longest span "
-            f"{nat.get('als', 0):.1f} tokens, full matches {nat.get('fmr', 0):.0%}, near-verbatim recall "
-            f"{nat.get('nvr', 0):.4f} against {cap.get('nvr', 0):.4f} ({pm_text}; 0.5 would mean ordinary "
-            f"use leaks as much as the attack).")
+            f"Under ordinary prompts ({worst}, the leakiest natural setting) it does so {_how_much(pm_nvr)}: "
+            f"average longest span {nat.get('als', 0):.1f} tokens, full matches {nat.get('fmr', 0):.0%}, "
+            f"near-verbatim recall (NVR) {nat.get('nvr', 0):.2f} against {cap.get('nvr', 0):.2f} "
+            f"(PM of NVR = {pm_nvr:.2f}; 0.5 would mean ordinary use leaks as much as the attack).")
 
 
 def manifest_rows(manifest: Mapping[str, Any]) -> pd.DataFrame:
@@ -234,13 +285,13 @@ def plane_points(label: str, intervals: Mapping[str, Mapping[str, Any]], metric:
 
 
 def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapping[str, Mapping[str, Any]],
-                 pm: Mapping[str, Any], figures: Sequence[Any], span_threshold: int, n_examples: int = 10):
+                 pm: Mapping[str, Any], figures: Sequence[Any], cfg: MetricsConfig, n_examples: int = 10):
     """The HTML report's content: tables, figures and the top examples (longest span first)."""
     from core.html_report import ReportInput
 
     tables = [("Metrics with 95% bootstrap intervals", interval_table(intervals, PRIMARY)),
               ("Secondary metrics", metric_table(values, ("n_generations", "r_n", "max_span", "unique_docs",
-                                                          "gen_nv_above", "max_nv_recall")))]
+                                                          "gen_nv_above", "max_nv_recall"), cfg))]
     if pm:
         tables.append(("Propensity score PM (natural setting against prefix)", pd.DataFrame(
             [{"setting": s, "PM": round(iv.value, 6), "95% CI": f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"}
@@ -248,7 +299,7 @@ def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapp
     top = filter_examples(example_rows(run.generations, run.traces), ExploreFilter())[:n_examples]
     examples = tuple(run.lookup(r.key) for r in top)
     return ReportInput(f"PropMe report: {run_label(run.manifest)}",
-                       plain_reading(values, {s: iv.value for s, iv in pm.items()}, span_threshold),
+                       plain_reading(values, cfg.span_threshold),
                        manifest_rows(run.manifest), tuple(tables), tuple(figures), examples)
 
 

@@ -18,7 +18,7 @@ with render.page_boundary():
     c2.download_button("Records as JSON", records.to_json(orient="records", force_ascii=False), "records.json",
                        "application/json", key="exp_rec_json")
     st.subheader("Summary (metrics per setting)")
-    summary = views.metric_table(values, sorted(next(iter(values.values()), {})))
+    summary = views.summary_frame(values)
     c3, c4 = st.columns(2)
     c3.download_button("Summary as CSV", summary.to_csv(index=False), "summary.csv", "text/csv", key="exp_sum_csv")
     c4.download_button("Summary as JSON", json.dumps(values, indent=2, ensure_ascii=False), "summary.json",
@@ -38,7 +38,7 @@ with render.page_boundary():
         points = views.plane_points(views.run_label(run.manifest), intervals, metric)
         if points:
             figures.append(charts.capability_propensity(points, label))
-        inp = views.report_input(run, values, intervals, pm, figures, cfg.span_threshold)
+        inp = views.report_input(run, values, intervals, pm, figures, cfg)
         st.session_state["exp_report"] = (ident, metric, cached.html_report(ident, cfg, metric, inp))
     built = st.session_state.get("exp_report")
     if built and built[0] == ident and built[1] == metric:

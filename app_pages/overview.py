@@ -19,13 +19,13 @@ with render.page_boundary():
     pm_point = cached.pm_values(values, metric)
     for col, (s, v) in zip(st.columns(max(1, len(pm_point))), pm_point.items()):
         col.metric(f"PM {views.LABELS[metric]} ({s})", f"{v:.3f}")
-    st.info(views.plain_reading(values, cached.pm_values(values, "nvr"), cfg.span_threshold))
+    st.info(views.plain_reading(values, cfg.span_threshold))
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"ALS ({s})", views.fmt(values[s]["als"]))
+        col.metric(f"ALS ({s})", views.tokens(values[s]["als"]), help=views.METRICS["als"].description)
     secondary = st.multiselect("Secondary metrics", views.metric_names(values), views.SECONDARY,
-                               format_func=lambda m: views.LABELS.get(m, m), key="ov_secondary")
-    st.dataframe(views.metric_table(values, ("n_generations", *views.PRIMARY, *secondary)), hide_index=True,
+                               format_func=lambda m: views.metric_label(m, cfg), key="ov_secondary")
+    st.dataframe(views.metric_table(values, ("n_generations", *views.PRIMARY, *secondary), cfg), hide_index=True,
                  key="ov_points")
 
     st.subheader("With 95% bootstrap intervals")

@@ -42,7 +42,7 @@ with render.page_boundary():
         for col, (s, v) in zip(st.columns(len(pm_point)), pm_point.items()):
             col.metric(f"PM of R_{n} ({s})", f"{v:.3f}")
     st.dataframe(views.metric_table(values, views.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
-                                    "degenerate_share", "n_generations")), hide_index=True, key="thr_table")
+                                    "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
 
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
     curves = cached.span_curves(ident, settings, max_n, cfg, run)

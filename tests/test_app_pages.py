@@ -78,7 +78,7 @@ def test_overview_shows_core_metrics_and_a_reading(monkeypatch, results):
     run = load_results(results)
     for s in run.settings():
         expected = compute_metrics(run.by_setting(s)[1], MetricsConfig())["als"]
-        assert metric_value(at, f"ALS ({s})") == views.fmt(expected)
+        assert metric_value(at, f"ALS ({s})") == f"{expected:.1f} tokens"
     assert any("Under prefix attacks" in i.value for i in at.info)
     assert len(at.get("plotly_chart")) >= 2
 
@@ -299,6 +299,22 @@ def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
     assert not at.error, [e.value for e in at.error]
     if page == "explore":
         _assert_top_example_marked(at, load_results(folder))
+    if page == "overview":
+        _assert_reading_and_labels_match_core(at, load_results(folder))
+
+
+def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
+    """The sentence names the PM it quotes and that PM is core's PM of NVR; columns spell out N and t."""
+    cfg = views.metrics_config_of(run.manifest)
+    nvr = {s: compute_metrics(run.by_setting(s)[1], cfg)["nvr"] for s in run.settings()}
+    worst = max((s for s in nvr if s != "prefix"), key=nvr.get)
+    reading = next(i.value for i in at.info if "Under prefix attacks" in i.value)
+    assert f"({worst}, the leakiest natural setting)" in reading
+    assert f"(PM of NVR = {pm(nvr[worst], nvr['prefix']):.2f};" in reading
+    assert f"{nvr[worst]:.2f} against {nvr['prefix']:.2f}" in reading
+    table = next(d.value for d in at.dataframe if "ALS" in d.value.columns)
+    assert f"R_{cfg.span_threshold}" in table.columns and f"nv_recall > {cfg.nv_threshold:g}" in table.columns
+    assert "R_N" not in table.columns and "nv_recall > t" not in table.columns
 
 
 def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_path):
@@ -332,3 +348,9 @@ def test_uploads_are_stored_by_content(tmp_path):
     assert runner.save_upload("other-name.jsonl.zst", b"abc", tmp_path) == a
     assert runner.save_upload("../../evil", b"x", tmp_path).parent == tmp_path
     assert runner.save_upload("x.<b>;rm", b"y", tmp_path).suffix == ".brm"
+
+
+def test_view_model_doctests():
+    import doctest
+
+    assert doctest.testmod(views).failed == 0

@@ -24,7 +24,7 @@ def _report(n_examples: int = 40) -> tuple[str, object]:
     ivs = {s: bootstrap_intervals(run.by_setting(s)[1], small) for s in run.settings()}
     pm = {"generic": Interval(0.3, 0.1, 0.5, "percentile-bootstrap")}
     figs = [charts.metric_bars({s: ivs[s]["nvr"] for s in ivs}, "NVR"), charts.pm_bars(pm, "NVR")]
-    inp = views.report_input(run, values, ivs, pm, figs, cfg.span_threshold, n_examples=n_examples)
+    inp = views.report_input(run, values, ivs, pm, figs, cfg, n_examples=n_examples)
     return build_report(inp), run
 
 
