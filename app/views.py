@@ -73,6 +73,21 @@ def filter_examples(rows: Sequence[ExampleRow], f: ExploreFilter) -> list[Exampl
     return sorted(kept, key=lambda r: (-r.longest_span, -r.max_nv, r.key))
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def span_label(i: int, span) -> str:
+    """Picker label of a final span.
+
+    >>> from core.records import Span
+    >>> span_label(0, Span(0, 213, "x", 0, 1, 1))
+    'span 0: 213 tokens, 1 occurrence in the index, 0 documents retrieved'
+    """
+    return (f"span {i}: {_n(span.length, 'token')}, {_n(span.count, 'occurrence')} in the index, "
+            f"{_n(len(span.docs), 'document')} retrieved")
+
+
 def example_label(r: ExampleRow) -> str:
     return (f"{r.key.setting} / {r.key.prompt_id} / sample {r.key.sample_index}: longest span "
             f"{r.longest_span}, nv_recall {r.max_nv:.2f}{', full match' if r.full_match else ''}")

@@ -49,11 +49,11 @@ with render.page_boundary():
 
     if trace.spans:
         ix = st.selectbox("Span", range(len(trace.spans)), key="ex_span",
-                          format_func=lambda i: f"span {i}: {trace.spans[i].length} tokens, "
-                                                f"{trace.spans[i].count} in the index, "
-                                                f"{len(trace.spans[i].docs)} documents retrieved")
+                          format_func=lambda i: views.span_label(i, trace.spans[i]))
         span = trace.spans[ix]
-        st.text(f"Span text: {span.text[:500]}")
+        st.markdown("**Span text** (as core found it; spans that overlap an earlier one are highlighted "
+                    "above from where the earlier one ends)")
+        render.plain(span.text)
         for d in span.docs:
             render.caption(f"document {d.doc_id} (index {d.doc_ix}), tier {d.tier}, nv_recall {d.nv.recall:.3f}")
             render.window(d)
