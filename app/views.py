@@ -250,7 +250,11 @@ def metrics_config_of(manifest: Mapping[str, Any]) -> MetricsConfig:
 
 
 def leaks_by_doc(traces: Sequence[TraceResult]) -> pd.DataFrame:
-    """Per retrieved document: which settings leaked it, in how many completions, best nv_recall."""
+    """Per retrieved document: which settings leaked it, in how many completions, best nv_recall.
+
+    Most reproduced first: highest nv_recall, then most completions (a document retrieved for a
+    short common phrase in many completions, with nv_recall 0, is not a leak of that document).
+    """
     acc: dict[str, dict[str, Any]] = {}
     for t in traces:
         for d in t.docs:
@@ -262,7 +266,7 @@ def leaks_by_doc(traces: Sequence[TraceResult]) -> pd.DataFrame:
             row["full match"] = row["full match"] or d.tier == "exact_full_raw"
     out = [{**r, "settings": ", ".join(sorted(r["settings"])), "completions": len(r["completions"])}
            for r in acc.values()]
-    return pd.DataFrame(sorted(out, key=lambda r: (-r["completions"], r["doc_id"])),
+    return pd.DataFrame(sorted(out, key=lambda r: (-r["max nv_recall"], -r["completions"], r["doc_id"])),
                         columns=["doc_id", "doc_ix", "settings", "completions", "max nv_recall", "full match"])
 
 

@@ -6,9 +6,10 @@ from app import cached, render, state, views
 st.title("Corpus")
 with render.page_boundary():
     ident, run = state.current_run()
-    st.subheader("Documents the completions reproduced")
+    st.subheader("Training documents behind the verbatim spans")
     leaks = views.leaks_by_doc(run.traces)
-    st.caption(f"{len(leaks)} distinct training documents were retrieved for verbatim spans.")
+    st.caption(f"{len(leaks)} distinct training documents were retrieved for verbatim spans; most reproduced "
+               "first (max nv_recall: how much of the document window a completion recalls near-verbatim).")
     st.dataframe(leaks, hide_index=True, key="corpus_leaks")
 
     index, tok = cached.run_index(run)
@@ -31,7 +32,9 @@ with render.page_boundary():
             render.window(views.window_match(occ, text, start, end))
 
     st.subheader("Browse a document")
-    doc_ix = st.number_input("Document index", 0, max(0, index.num_docs - 1), 0, key="corpus_doc_ix")
+    first = int(leaks["doc_ix"].iloc[0]) if len(leaks) else 0  # start on the most reproduced document
+    doc_ix = st.number_input("Document index", 0, max(0, index.num_docs - 1), min(first, max(0, index.num_docs - 1)),
+                             key="corpus_doc_ix")
     meta = index.doc_metadata(int(doc_ix))
     doc_id = index.doc_id(int(doc_ix))
     render.caption(f"document id: {doc_id}; duplication count: {meta.get('dup_count', 'unknown')}")
