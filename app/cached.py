@@ -187,7 +187,7 @@ def pm_curves(curves: dict) -> dict:
     """PM of R_n against n per natural setting, from :func:`span_curves` output (uncached, cheap)."""
     pm = need("propensity").pm
     cap = curves["prefix"]
-    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap))]
+    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap)) if v + c > 0]  # 0/0: undefined
             for s, shares in curves.items() if s != "prefix"}
 
 
