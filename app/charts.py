@@ -84,8 +84,8 @@ def capability_propensity(points: Sequence[PlanePoint], metric_label: str) -> go
         (xp,), (xm,) = _errors([p.capability])
         (yp,), (ym,) = _errors([p.propensity])
         fig.add_trace(go.Scatter(
-            x=[p.capability.value], y=[p.propensity.value], mode="markers+text", name=_safe(p.label),
-            text=[_safe(p.label)], textposition="top center", marker={"size": 11},
+            x=[p.capability.value], y=[p.propensity.value], mode="markers", name=_safe(p.label),
+            marker={"size": 11},  # named in the legend: labels on the points overlap their error bars
             error_x={"type": "data", "array": [xp], "arrayminus": [xm], "visible": True},
             error_y={"type": "data", "array": [yp], "arrayminus": [ym], "visible": True},
         ))

@@ -28,7 +28,7 @@ def test_capability_propensity_one_point_per_run_with_intervals():
     pts = [charts.PlanePoint("m1 / generic", iv(0.9, 0.8, 1.0), iv(0.1, 0.05, 0.2)),
            charts.PlanePoint("m2 / generic", iv(0.5, 0.4, 0.6), iv(0.3, 0.2, 0.4))]
     data = charts.capability_propensity(pts, "NVR").to_dict()["data"]
-    points = [d for d in data if d["mode"] == "markers+text"]
+    points = [d for d in data if d["mode"] == "markers"]
     assert [(p["x"][0], p["y"][0]) for p in points] == [(0.9, 0.1), (0.5, 0.3)]
     assert points[0]["error_x"]["arrayminus"][0] == 0.9 - 0.8 and points[0]["error_y"]["array"][0] == 0.2 - 0.1
     diag = data[-1]
