@@ -1,7 +1,8 @@
 """Real browser: the running app in headless Chromium shows core's spans and runs no planted script.
 
 Starts ``streamlit run streamlit_app.py`` on a free port over a fixture results folder whose
-document and completion carry <script>, onerror handlers, javascript: links and bidi overrides.
+document and completion carry <script>, onerror handlers, javascript: links and bidi overrides,
+and once more with no results folder set, so it opens the shipped demo results as a new user sees them.
 Needs /usr/bin/chromium (tests/run script installs it with apt); skipped with a message otherwise.
 """
 from __future__ import annotations
@@ -11,21 +12,26 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from app import views
+from core.records import GenKey
 from core.results import load_results
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
-from tests.test_render import visible
+from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 MARKS_JS = "() => Array.from(document.querySelectorAll('mark.propme-span')).map(m => m.textContent)"
+INDEXED_MARKS_JS = ("() => Array.from(document.querySelectorAll('mark.propme-span'))"
+                    ".map(m => [Number(m.dataset.spanIx), m.textContent])")
 PWNED_JS = "() => [document.title, typeof window.__pwned]"
 
 if not Path(CHROMIUM).exists():
@@ -42,10 +48,29 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = write_run(tmp_path_factory.mktemp("browser") / "run")
+    with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+        yield url, folder
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    from core.demo import demo_results_dir
+
+    folder = demo_results_dir()
+    if not (folder / "manifest.json").is_file():
+        pytest.skip(f"the shipped demo results are not in this checkout yet ({folder})")
+    with _serve(None, tmp_path_factory.mktemp("log") / "streamlit-demo.log") as url:
+        yield url, folder
+
+
+@contextmanager
+def _serve(folder: Path | None, log_path: Path):
+    """``streamlit run`` on a free port; ``folder`` None: no results folder set (the app opens the demo)."""
     port = _free_port()
-    env = {**os.environ, "PROPME_RESULTS_DIR": str(folder)}
+    env = {**os.environ, "PROPME_RESULTS_DIR": str(folder)} if folder else dict(os.environ)
+    if folder is None:
+        env.pop("PROPME_RESULTS_DIR", None)
     env.pop("PROPME_DATA_ROOT", None)
-    log_path = tmp_path_factory.mktemp("log") / "streamlit.log"
     with open(log_path, "w+") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
@@ -63,7 +88,7 @@ def server(tmp_path_factory):
                         log.seek(0)
                         pytest.fail(f"streamlit did not start: {log.read()[-3000:]}")
                     time.sleep(0.5)
-            yield url, folder
+            yield url
         finally:
             proc.terminate()
             try:
@@ -104,6 +129,32 @@ def test_explore_first_screen_shows_core_spans(server, browser):
     assert page.get_by_text("Results folder").count() >= 1  # the entrypoint's sidebar ran on this page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=False)
+    page.close()
+
+
+def test_demo_results_open_in_explore_with_core_spans(demo_server, browser):
+    """A new user: open /, click Explore; the first screen marks the spans core found, nothing to set up."""
+    url, folder = demo_server
+    run = load_results(folder)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stSidebarNav"] a', timeout=60_000)
+    page.get_by_role("link", name="Explore").click()
+    page.wait_for_selector("mark.propme-span", timeout=60_000)
+    page.wait_for_timeout(500)
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)  # Explore names the example it shows
+    assert urllib.parse.urlparse(page.url).path.rstrip("/").endswith("explore")
+    gen, trace = run.lookup(GenKey(query["setting"][0], query["prompt"][0], int(query["sample"][0])))
+    assert trace.longest_span == max(t.longest_span for t in run.traces)  # the strongest example comes first
+    shown = [(ix, text) for ix, text in page.evaluate(INDEXED_MARKS_JS)]
+    assert shown == expected_marks(gen.completion, trace.spans)
+    # each mark is (the end of) one of core's spans, and together they cover exactly the spans' characters
+    assert all(visible(trace.spans[ix].text).endswith(text) for ix, text in shown)
+    covered = sorted({i for s in trace.spans for i in range(s.char_start, s.char_end)})
+    assert "".join(t for _, t in shown) == "".join(visible(gen.completion[i]) for i in covered)
+    assert page.get_by_text(str(folder)).count() + page.locator(f'input[value="{folder}"]').count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explore-demo.png"), full_page=False)
     page.close()
 
 
