@@ -96,9 +96,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.experiment import load_experiment, run_experiment
     from core.report import format_report
 
+    from core.demo import ensure_demo_index_for
+
     cfg = load_experiment(args.config)
     if args.output_dir:
         cfg = dataclasses.replace(cfg, output_dir=args.output_dir)
+    ensure_demo_index_for(cfg.index_dirs, TextProgress())  # the demo index is built on first use
     cache = ResultCache(args.cache_dir or cfg.cache_dir)
     run = run_experiment(cfg, progress=TextProgress(), cache=cache,
                          config_text=Path(args.config).read_text(encoding="utf-8"))

@@ -95,3 +95,18 @@ def ensure_demo_index(progress: ProgressFn | None = None, *, index_dir: Path | N
     index = CorpusIndex.open(index_dir, tokenizer=tok)
     log.info("built demo index at %s: %d documents, %d tokens", index_dir, index.num_docs, index.num_tokens)
     return index
+
+
+def names_demo_index(index_dirs) -> bool:
+    """True when one of ``index_dirs`` is the demo index folder (:func:`demo_index_dir`)."""
+    demo = demo_index_dir().resolve()
+    return any(Path(d).resolve() == demo for d in index_dirs)
+
+
+def ensure_demo_index_for(index_dirs, progress: ProgressFn | None = None) -> bool:
+    """Build (or refresh) the demo index when ``index_dirs`` names it, so the demo experiment runs in a
+    fresh checkout; returns whether it did. Other index folders are left to the caller."""
+    if not names_demo_index(index_dirs):
+        return False
+    ensure_demo_index(progress)
+    return True

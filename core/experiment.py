@@ -338,7 +338,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         "package_versions": _versions(), "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "counts": {"generations": len(generations), "generated": generated, "generations_from_cache": from_cache,
                    "traced": len(todo), "traces_from_cache": traces_from_cache},
-        "cache": str(cache.path),
+        "cache": {"path": str(cache.path), "informational": True,  # where this run's cache was; not needed to reload
+                  "note": "the result cache on the machine that ran this; not needed to open or re-trace the results"},
         "skipped_rows": skipped,
     }
     run = RunResults(None, manifest, generations, trace_list, scored["summary"], scored["pm"])

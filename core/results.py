@@ -4,7 +4,8 @@ Layout (``FORMAT_VERSION`` 1)::
 
     manifest.json        run name, created, model identity and config, index dirs/fingerprint/tokenizer,
                          decoding/trace/metrics configs, settings, seeds, package versions, timings,
-                         row counts, format_version
+                         row counts, format_version; paths inside the project are stored relative to
+                         the folder and resolved on load (:mod:`core.manifest_paths`)
     config.toml          copy of the experiment config (when the run came from one)
     generations.parquet  one row per generation; ``spans_json`` holds its trace (spans + documents)
     spans.parquet        one row per final span (flat, for notebooks)
@@ -32,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import codec
+from core import codec, manifest_paths
 from core.errors import ResultsError
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 
@@ -205,6 +206,7 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
     manifest = dict(run.manifest)
     manifest.update(format_version=FORMAT_VERSION, n_generations=len(gen_rows), n_traces=len(run.traces),
                     n_spans=len(span_rows), n_docs=len(doc_rows), settings_present=run.settings())
+    manifest = manifest_paths.make_relative(codec.to_jsonable(manifest), folder)  # portable: see core.manifest_paths
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -216,7 +218,7 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         _write_json(tmp / "pm.json", codec.to_jsonable(dict(run.pm)), sort_keys=False)
         if config_text is not None:
             (tmp / "config.toml").write_text(config_text, encoding="utf-8")
-        _write_json(tmp / "manifest.json", codec.to_jsonable(manifest))  # last: marks the folder complete
+        _write_json(tmp / "manifest.json", manifest)  # last: marks the folder complete
         old = None
         if folder.exists():
             old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
@@ -313,6 +315,7 @@ def load_results(folder: str | os.PathLike) -> RunResults:
         raise ResultsError(f"{folder}: manifest says n_traces={manifest.get('n_traces')!r} but "
                            f"{len(traced)} generations are traced; run the experiment again")
     traces = tuple(t for _, t in sorted(traced, key=lambda pt: pt[0]))
+    manifest = manifest_paths.resolve(manifest, folder)  # relative paths back to absolute ones
     return RunResults(str(folder), manifest, tuple(gens), traces,
                       _read_json(folder / "summary.json"), _read_json(folder / "pm.json"))
 

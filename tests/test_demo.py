@@ -212,3 +212,45 @@ def planted_records_of(rows):
     from demo.planted_extraction import planted_records
 
     return planted_records(rows)
+
+
+def test_cli_run_builds_the_demo_index_when_it_is_missing(tmp_path, monkeypatch, capsys):
+    """`python -m core run` on an experiment whose index is the demo index folder builds it first
+    (a fresh checkout has no demo/build); the real demo/build is not touched (BUILD_DIR is redirected)."""
+    import core.demo
+    from core.cli import main
+    from core.index import CorpusIndex
+    from core.results import load_results
+
+    build = tmp_path / "build"
+    monkeypatch.setattr(core.demo, "BUILD_DIR", build)
+    index_dir = core.demo.demo_index_dir()
+    assert not index_dir.exists()
+    toml = tmp_path / "exp.toml"
+    toml.write_text(f"""name = "fresh"
+output_dir = "out"
+index_dirs = ["{index_dir}"]
+[model]
+name_or_path = "{MODEL_DIR}"
+device = "cpu"
+dtype = "float32"
+[decoding]
+max_new_tokens = 8
+[metrics]
+bootstrap_samples = 100
+[[settings]]
+name = "prefix"
+n_prompts = 3
+prefix_tokens = 20
+min_doc_tokens = 40
+""")
+    assert main(["run", str(toml), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "documents" in capsys.readouterr().err  # the build reported its progress (corpus load, index)
+    index = CorpusIndex.open(index_dir)
+    assert index.num_docs == len(read_corpus(CORPUS_FILE))
+    run = load_results(tmp_path / "out" / "fresh")
+    assert run.manifest["index"]["dirs"] == [str(index_dir)] and len(run.generations) == 3
+    # a second run reuses the index (same fingerprint, nothing rebuilt)
+    stamp = (index_dir / "manifest.json").stat().st_mtime_ns
+    assert main(["run", str(toml), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (index_dir / "manifest.json").stat().st_mtime_ns == stamp
