@@ -18,6 +18,7 @@ Measured in one run, on the same warm index:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -79,9 +80,21 @@ def make_completions(index, tok, n: int, n_tokens: int, seed: int) -> list[str]:
 
 
 def _time(fn):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fn()
+    _CPU.append(time.process_time() - c0)  # CPU seconds of this process (all threads), see _cpu()
     return res, time.perf_counter() - t0
+
+
+_CPU: list[float] = []
+
+
+def _cpu() -> str:
+    return f"{_CPU[-1]:.2f} s CPU"
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -96,7 +109,7 @@ def main() -> None:
 
     tok = load_tokenizer(args.tokenizer)
     index = CorpusIndex.open(args.index, tokenizer=tok)
-    print(f"index: {args.index} ({index.num_tokens / 1e6:.1f} M tokens, {index.num_docs} docs)")
+    print(f"index: {args.index} ({index.num_tokens / 1e6:.1f} M tokens, {index.num_docs} docs); {_load()}")
     comps = make_completions(index, tok, args.n, args.tokens, args.seed)
     items = [(GenKey("bench", str(i)), c) for i, c in enumerate(comps)]
     cfg = TraceConfig()
@@ -112,20 +125,26 @@ def main() -> None:
     t_fast_m = t_fast * m / len(toks)
     print(f"span finding: longest_matches {t_fast:.2f} s for {len(toks)}; naive loop {t_slow:.2f} s for {m} "
           f"-> {t_slow / t_fast_m:.1f}x faster (identical lengths)")
+    _eng, t_eng = _time(lambda: [index.longest_matches_engine(ids) for ids in toks[:m]])
+    assert _eng == slow, "the engine (creativity) path differs from the naive loop"
+    print(f"  engine creativity path (previous longest_matches): {t_eng:.2f} s for {m} "
+          f"-> {t_eng / t_fast_m:.1f}x slower than longest_matches")
 
     traced, t_trace = _time(lambda: trace_many(index, tok, items, cfg))
+    cpu_trace = _cpu()
     naive_traced, t_naive = _time(lambda: trace_many(NaiveSpans(index), tok, items[:m], cfg))
     same = all([(s.start, s.end) for s in a.spans] == [(s.start, s.end) for s in b.spans]
                for a, b in zip(traced, naive_traced))
     assert same, "trace_many spans differ between longest_matches and the naive loop"
     n_spans = sum(len(t.spans) for t in traced)
     n_docs = sum(len(t.docs) for t in traced)
-    print(f"trace_many: {t_trace:.2f} s for {len(items)} ({n_spans} spans, {n_docs} documents); "
+    print(f"trace_many: {t_trace:.2f} s ({cpu_trace}) for {len(items)} ({n_spans} spans, {n_docs} documents); "
           f"naive-span trace {t_naive:.2f} s for {m} -> {t_naive / (t_trace * m / len(items)):.1f}x "
           f"(identical spans)")
     print(f"  of which span finding {t_fast:.2f} s, documents/tiers/nv_recall {t_trace - t_fast:.2f} s")
     _nodocs, t_nodocs = _time(lambda: trace_many(index, tok, items, TraceConfig(docs_per_span=1, window_factor=1)))
-    print(f"trace_many with docs_per_span=1, window_factor=1: {t_nodocs:.2f} s")
+    print(f"trace_many with docs_per_span=1, window_factor=1: {t_nodocs:.2f} s ({_cpu()})")
+    print(_load())
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FULL_TIERS = ("exact_full_raw", "exact_full_normalized")
 DEFAULT_TRACE = TraceConfig()
 DEFAULT_NVR = NVRConfig()
+WINDOW_CACHE = 512  # spans whose decoded document windows are kept for repeats within a run
 
 
 def occurrence_seed(seed: int, span_ids: Sequence[int]) -> int:
@@ -142,6 +143,7 @@ class _Tracer:
         self.log_probs = np.asarray(index.unigram_log_probs(), dtype=np.float64)
         self._counts: dict[tuple[int, ...], int] = {}  # span counts, shared by all completions of the run
         self._bytes = byte_decoder(tokenizer)  # None: decode windows with the tokenizer
+        self._window_cache: dict[tuple, list[tuple]] = {}  # see _windows
 
     def count(self, span_ids: Sequence[int]) -> int:
         key = tuple(span_ids)
@@ -153,6 +155,16 @@ class _Tracer:
     def docs_for(self, span_ids: Sequence[int], completion: str, norm: str | None, n_tokens: int,
                  k: int, spread: str) -> list[DocMatch]:
         """Up to k occurrences of span_ids, one DocMatch per distinct document (first occurrence)."""
+        return [DocMatch(occ.doc_ix, occ.doc_id, match_tier(completion, text, self.cfg.mode, norm), text, cs, ce,
+                         self._nv(completion, text, self.nvr))
+                for occ, text, cs, ce in self._windows(tuple(span_ids), self.cfg.window_factor * n_tokens, k, spread)]
+
+    def _windows(self, span_ids: tuple[int, ...], width: int, k: int, spread: str) -> list[tuple]:
+        """(occurrence, window text, match char start, match char end) per sampled document; they
+        depend only on the arguments (the sample is seeded by the span), so recent ones are kept."""
+        key = (span_ids, width, k, spread)
+        if key in self._window_cache:
+            return self._window_cache[key]
         occs = self.index.occurrences(list(span_ids), k=k, seed=occurrence_seed(self.cfg.seed, span_ids),
                                       spread=spread)
         firsts, seen = [], set()
@@ -160,7 +172,7 @@ class _Tracer:
             if occ.doc_ix not in seen:
                 seen.add(occ.doc_ix)
                 firsts.append(occ)
-        n, width = len(span_ids), self.cfg.window_factor * n_tokens
+        n = len(span_ids)
         windows = [self.index.doc_window(occ, n, width) for occ in firsts]
         # each window, its text before the match, and through the match
         if self._bytes is not None:  # byte-level tokenizer: one join + three UTF-8 decodes per window
@@ -171,9 +183,10 @@ class _Tracer:
         for i, occ in enumerate(firsts):
             text, before, through = texts[3 * i: 3 * i + 3]
             cs = _common_prefix(before, text)
-            ce = max(cs, _common_prefix(through, text))
-            tier = match_tier(completion, text, self.cfg.mode, norm)
-            out.append(DocMatch(occ.doc_ix, occ.doc_id, tier, text, cs, ce, self._nv(completion, text, self.nvr)))
+            out.append((occ, text, cs, max(cs, _common_prefix(through, text))))
+        if len(self._window_cache) >= WINDOW_CACHE:
+            self._window_cache.pop(next(iter(self._window_cache)))  # the oldest
+        self._window_cache[key] = out
         return out
 
     # -- one completion --------------------------------------------------------------------
