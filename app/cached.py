@@ -18,6 +18,7 @@ from types import ModuleType
 import streamlit as st
 
 from core.config import MetricsConfig, NVRConfig
+from core.errors import PropMeError
 from core.records import TraceResult
 
 
@@ -214,6 +215,9 @@ def retrace(run, tcfg, nvr, progress):
 def run_index(run):
     """(index, tokenizer) of a run: its manifest's index folders, or the demo index for the demo run.
 
+    The demo run uses its recorded index folder when that opens with the recorded fingerprint (a
+    millisecond memory-map); only otherwise is the demo index checked against the shipped corpus and
+    built (:func:`core.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
     Raises Unavailable with the reason when the index is not on this machine.
     """
     from app.views import index_dirs
@@ -224,13 +228,20 @@ def run_index(run):
         demo = need("demo")
     except Unavailable:
         demo = None
-    if demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve():
-        return demo_index(), tokenizer(str(demo.demo_model_dir()))
+    is_demo = bool(demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve())
     if dirs and all(Path(d).is_dir() for d in dirs):
-        index = open_index(dirs)
-        tok_name = index_meta.get("tokenizer") or index.tokenizer_name
-        if tok_name:
+        try:
+            index = open_index(dirs)
+        except PropMeError:
+            if not is_demo:
+                raise
+            index = None  # a half-built demo index: rebuild it below
+        tok_name = (str(demo.demo_model_dir()) if is_demo
+                    else index_meta.get("tokenizer") or (index.tokenizer_name if index else None))
+        if index is not None and tok_name and (not is_demo or index.fingerprint == index_meta.get("fingerprint")):
             return index, tokenizer(str(tok_name))
+    if is_demo:
+        return demo_index(), tokenizer(str(demo.demo_model_dir()))
     where = ", ".join(dirs) or "(none recorded)"
     raise Unavailable(f"This run's corpus index is not on this machine (index folders: {where}). "
                       "Copy or build it there (python -m core index build ...) to search the corpus.")
