@@ -78,14 +78,17 @@ def bench_thresholds(changes: int) -> None:
 
 
 def bench_first_render() -> None:
+    """Each page opened directly (a deep link) with empty caches: the entrypoint renders that page first."""
     for page in PAGES:
         st.cache_data.clear()
         st.cache_resource.clear()
         at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
-        entry = _timed(at.run)  # the entrypoint renders Overview (the default page) first
-        secs = entry if page == "overview" else _timed(at.switch_page(f"app_pages/{page}.py").run)
-        status = "error: " + str(at.exception) if at.exception else "ok"
-        print(f"first render {page:<11} {secs * 1000:7.0f} ms  (target <= 2000 ms)  {status}")
+        at.switch_page(f"app_pages/{page}.py")
+        secs = _timed(at.run)
+        again = _timed(at.run)  # the same page once more, from cache
+        status = "error: " + str(at.exception) if at.exception else "ok" if secs <= 2.0 else "OVER TARGET"
+        print(f"first render {page:<11} {secs * 1000:7.0f} ms  (target <= 2000 ms)  {status};  "
+              f"rerun {again * 1000:5.0f} ms")
 
 
 def main() -> None:
