@@ -316,6 +316,28 @@ class CorpusIndex:
         hi = min(occ.doc_len, occ.start + match_len + (pad - pad // 2))
         return self.doc_tokens(occ.doc_ix, lo, hi), occ.start - lo
 
+    def doc_windows(self, occs: Sequence[Occurrence], match_len: int,
+                    window_tokens: int) -> list[tuple[np.ndarray, int]]:
+        """:meth:`doc_window` of many occurrences at once, windows as int64 arrays."""
+        if not occs:
+            return []
+        ix = np.array([o.doc_ix for o in occs], dtype=np.int64)
+        start = np.array([o.start for o in occs], dtype=np.int64)
+        length = np.array([o.doc_len for o in occs], dtype=np.int64)
+        if ix.min() < 0 or ix.max() >= self.num_docs:
+            raise QueryOutOfRange(f"doc_ix outside [0, {self.num_docs}) of the index at {self.dirs[0]}")
+        pad = max(0, window_tokens - match_len)
+        lo = np.maximum(0, start - pad // 2)
+        hi = np.minimum(length, start + match_len + (pad - pad // 2))
+        si = np.searchsorted(self._doc_base, ix, side="right") - 1
+        first = np.zeros(len(occs), dtype=np.int64)
+        for s in np.unique(si):
+            shard, mine = self._shards[s], si == s
+            first[mine] = shard.doc_bytes(ix[mine] - self._doc_base[s])[0] // shard.width + 1
+        flat = [np.asarray(sh.tokens) for sh in self._shards]  # plain views: cheap slicing
+        return [(flat[s][f + a:f + b].astype(np.int64), int(o.start - a))
+                for s, f, a, b, o in zip(si.tolist(), first.tolist(), lo.tolist(), hi.tolist(), occs)]
+
     # ---- unigram statistics ---------------------------------------------------------------------
     def unigram_counts(self) -> np.ndarray:
         """int64 [vocab_size]: occurrences of every token id (separators excluded)."""

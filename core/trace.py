@@ -173,11 +173,13 @@ class _Tracer:
                 seen.add(occ.doc_ix)
                 firsts.append(occ)
         n = len(span_ids)
-        windows = [self.index.doc_window(occ, n, width) for occ in firsts]
+        many = getattr(self.index, "doc_windows", None)
+        windows = many(firsts, n, width) if many else [self.index.doc_window(occ, n, width) for occ in firsts]
         # each window, its text before the match, and through the match
-        if self._bytes is not None:  # byte-level tokenizer: one join + three UTF-8 decodes per window
+        if self._bytes is not None:  # byte-level tokenizer: one gather + three UTF-8 decodes per window
             texts = [t for w, off in windows for t in self._bytes.decode_prefixes(w, (off, off + n))]
         else:
+            windows = [(list(map(int, w)), off) for w, off in windows]
             texts = _decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
         out = []
         for i, occ in enumerate(firsts):

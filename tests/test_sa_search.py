@@ -135,3 +135,20 @@ def test_prefetched_ranges_equal_the_engine(docs, data):
             assert index._find(q) == engine_only._find(q)  # same rank segments in every shard
             assert index.count(q) == brute_count(docs, q)
             assert index.occurrences(q, 3, seed=5) == engine_only.occurrences(q, 3, seed=5)
+
+
+@examples
+@given(st.lists(st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=30), min_size=2, max_size=6), st.data())
+def test_doc_windows_equal_doc_window_across_shards(docs, data):
+    cut = data.draw(st.integers(1, len(docs) - 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        build_ids_index(docs[:cut], Path(tmp) / "a", VOCAB)
+        build_ids_index(docs[cut:], Path(tmp) / "b", VOCAB)
+        index = CorpusIndex.open([Path(tmp) / "a", Path(tmp) / "b"])
+        q = data.draw(st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=2))
+        occs = index.occurrences(q, 50, seed=1)
+        n, width = len(q), data.draw(st.integers(0, 12))
+        got = index.doc_windows(occs, n, width)
+        assert [(w.tolist(), off) for w, off in got] == [index.doc_window(o, n, width) for o in occs]
+        for (w, off), o in zip(got, occs):  # the match sits at the offset, inside its own document
+            assert w[off:off + n].tolist() == q == docs[o.doc_ix][o.start:o.start + n]
