@@ -141,6 +141,8 @@ def test_demo_results_open_in_explore_with_core_spans(demo_server, browser):
     page.wait_for_selector('[data-testid="stSidebarNav"] a', timeout=60_000)
     page.get_by_role("link", name="Explore").click()
     page.wait_for_selector("mark.propme-span", timeout=60_000)
+    page.wait_for_function("() => location.search.includes('setting=')", timeout=60_000)  # Explore named it
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)  # rerun done
     page.wait_for_timeout(500)
     query = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)  # Explore names the example it shows
     assert urllib.parse.urlparse(page.url).path.rstrip("/").endswith("explore")
