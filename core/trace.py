@@ -16,7 +16,6 @@ Completions with L < 2 index tokens give no spans. Results are keyed by :class:`
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -25,32 +24,18 @@ from dataclasses import replace
 import numpy as np
 
 from core.admissibility import boundary_offsets, mixed_admissible, text_admissible, word_boundaries
-from core.byte_decode import byte_decoder
 from core.config import NVRConfig, TraceConfig
 from core.errors import IndexMismatch
 from core.progress import ProgressFn, Tracker
 from core.records import DocMatch, GenKey, Span, TraceResult
 from core.tiers import match_tier, normalize_mixed
+from core.trace_windows import DocWindows, _decode, occurrence_seed
 
 log = logging.getLogger(__name__)
 
 FULL_TIERS = ("exact_full_raw", "exact_full_normalized")
 DEFAULT_TRACE = TraceConfig()
 DEFAULT_NVR = NVRConfig()
-WINDOW_CACHE = 512  # spans whose decoded document windows are kept for repeats within a run
-
-
-def occurrence_seed(seed: int, span_ids: Sequence[int]) -> int:
-    """Seed of the occurrence sample of one span: sha256 of the run seed and the span's token ids.
-
-    It depends on the span's tokens, not on the generation key, so identical spans sample identical
-    documents across generations and runs (the run seed is recorded in the TraceConfig).
-
-    >>> occurrence_seed(42, [5, 6]) == occurrence_seed(42, (5, 6)) != occurrence_seed(43, [5, 6])
-    True
-    """
-    payload = f"{int(seed)}:" + ",".join(str(int(t)) for t in span_ids)
-    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "big") >> 1
 
 
 def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
@@ -68,30 +53,6 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]
         bounds[-1] = len(t)
         out.append((ids, [max(bounds[: p + 1]) for p in range(len(bounds))]))
     return out
-
-
-def _decode(tokenizer, ids: Sequence[int]) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if backend is not None:
-        return backend.decode(list(ids), skip_special_tokens=False)
-    return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-
-def _decode_many(tokenizer, seqs: Sequence[Sequence[int]]) -> list[str]:
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if backend is not None:
-        return backend.decode_batch([list(q) for q in seqs], skip_special_tokens=False)
-    return [_decode(tokenizer, q) for q in seqs]
-
-
-def _common_prefix(a: str, b: str) -> int:
-    if b.startswith(a):
-        return len(a)
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def non_maximal_suppression(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -142,8 +103,7 @@ class _Tracer:
         self.index, self.tok, self.cfg, self.nvr, self._nv = index, tokenizer, cfg, nvr, nv_recall
         self.log_probs = np.asarray(index.unigram_log_probs(), dtype=np.float64)
         self._counts: dict[tuple[int, ...], int] = {}  # span counts, shared by all completions of the run
-        self._bytes = byte_decoder(tokenizer)  # None: decode windows with the tokenizer
-        self._window_cache: dict[tuple, list[tuple]] = {}  # see _windows
+        self._windows = DocWindows(index, tokenizer, cfg.seed)
 
     def count(self, span_ids: Sequence[int]) -> int:
         key = tuple(span_ids)
@@ -157,39 +117,8 @@ class _Tracer:
         """Up to k occurrences of span_ids, one DocMatch per distinct document (first occurrence)."""
         return [DocMatch(occ.doc_ix, occ.doc_id, match_tier(completion, text, self.cfg.mode, norm), text, cs, ce,
                          self._nv(completion, text, self.nvr))
-                for occ, text, cs, ce in self._windows(tuple(span_ids), self.cfg.window_factor * n_tokens, k, spread)]
-
-    def _windows(self, span_ids: tuple[int, ...], width: int, k: int, spread: str) -> list[tuple]:
-        """(occurrence, window text, match char start, match char end) per sampled document; they
-        depend only on the arguments (the sample is seeded by the span), so recent ones are kept."""
-        key = (span_ids, width, k, spread)
-        if key in self._window_cache:
-            return self._window_cache[key]
-        occs = self.index.occurrences(list(span_ids), k=k, seed=occurrence_seed(self.cfg.seed, span_ids),
-                                      spread=spread)
-        firsts, seen = [], set()
-        for occ in occs:
-            if occ.doc_ix not in seen:
-                seen.add(occ.doc_ix)
-                firsts.append(occ)
-        n = len(span_ids)
-        many = getattr(self.index, "doc_windows", None)
-        windows = many(firsts, n, width) if many else [self.index.doc_window(occ, n, width) for occ in firsts]
-        # each window, its text before the match, and through the match
-        if self._bytes is not None:  # byte-level tokenizer: one gather + three UTF-8 decodes per window
-            texts = [t for w, off in windows for t in self._bytes.decode_prefixes(w, (off, off + n))]
-        else:
-            windows = [(list(map(int, w)), off) for w, off in windows]
-            texts = _decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
-        out = []
-        for i, occ in enumerate(firsts):
-            text, before, through = texts[3 * i: 3 * i + 3]
-            cs = _common_prefix(before, text)
-            out.append((occ, text, cs, max(cs, _common_prefix(through, text))))
-        if len(self._window_cache) >= WINDOW_CACHE:
-            self._window_cache.pop(next(iter(self._window_cache)))  # the oldest
-        self._window_cache[key] = out
-        return out
+                for occ, text, cs, ce in self._windows.get(tuple(span_ids), self.cfg.window_factor * n_tokens, k,
+                                                           spread)]
 
     # -- one completion --------------------------------------------------------------------
     def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int],

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-import core.trace
+import core.trace_windows
 from core.config import TraceConfig
 from core.records import GenKey
 from core.trace import trace_completion, trace_many
@@ -57,7 +57,7 @@ def test_fast_paths_equal_plain_tracing(case, mode, merge, monkeypatch):
     cfg = TraceConfig(mode=mode, merge=merge, docs_per_span=4, window_factor=3)
     items = [(GenKey("g", str(i)), c) for i, c in enumerate(comps)]
     fast = trace_many(index, tok, items, cfg)
-    monkeypatch.setattr(core.trace, "byte_decoder", lambda tokenizer: None)
+    monkeypatch.setattr(core.trace_windows, "byte_decoder", lambda tokenizer: None)
     plain = [trace_completion(PlainIndex(index), tok, key, text, cfg) for key, text in items]
     assert fast == plain
     assert sum(len(s.docs) for t in fast for s in t.spans) > 20  # documents were really compared
