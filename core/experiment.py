@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import platform
 import time
@@ -320,6 +321,11 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         summary, pm = summarize(run, cfg.metrics, progress=progress)
         scored = {"summary": codec.to_jsonable(summary), "pm": codec.to_jsonable(pm)}
         cache.put_summary(skey, scored)
+    # the cache stores JSON with sorted keys: sort a fresh score the same way (cold and warm runs write the
+    # same bytes), then put the settings back in their own order
+    scored, order = json.loads(json.dumps(scored, sort_keys=True)), run.settings()
+    scored = {part: {s: scored[part][s] for s in sorted(scored[part], key=lambda s: (s not in order,
+                     order.index(s) if s in order else 0, s))} for part in ("summary", "pm")}
     timings["score"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
 

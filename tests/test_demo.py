@@ -243,14 +243,24 @@ name = "prefix"
 n_prompts = 3
 prefix_tokens = 20
 min_doc_tokens = 40
+[[settings]]
+name = "generic"
+n_prompts = 2
+prompts_path = "{core.demo.demo_prompt_paths()['generic']}"
 """)
     assert main(["run", str(toml), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert "documents" in capsys.readouterr().err  # the build reported its progress (corpus load, index)
     index = CorpusIndex.open(index_dir)
     assert index.num_docs == len(read_corpus(CORPUS_FILE))
     run = load_results(tmp_path / "out" / "fresh")
-    assert run.manifest["index"]["dirs"] == [str(index_dir)] and len(run.generations) == 3
+    assert run.manifest["index"]["dirs"] == [str(index_dir)] and len(run.generations) == 5
+    assert list(run.summary) == ["prefix", "generic"] and list(run.pm) == ["generic"]
     # a second run reuses the index (same fingerprint, nothing rebuilt)
     stamp = (index_dir / "manifest.json").stat().st_mtime_ns
+    cold_summary = (tmp_path / "out" / "fresh" / "summary.json").read_bytes()
     assert main(["run", str(toml), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert (index_dir / "manifest.json").stat().st_mtime_ns == stamp
+    warm = load_results(tmp_path / "out" / "fresh")  # scores from the cache keep the settings' order
+    assert warm.manifest["counts"]["generated"] == 0 and list(warm.summary) == ["prefix", "generic"]
+    assert warm.summary == run.summary and warm.pm == run.pm
+    assert (tmp_path / "out" / "fresh" / "summary.json").read_bytes() == cold_summary  # cold and warm write the same
