@@ -5,12 +5,15 @@ spliced with random text, half random text only, each about ``--tokens`` index t
 
 Measured in one run, on the same warm index:
 
-1. span finding: ``index.longest_matches`` (one engine call per completion) vs the naive loop
-   that grows every start one token at a time with ``index.count`` (one engine ``find`` per step);
-   the lengths must be identical;
+1. span finding: ``index.longest_matches`` (a vectorised suffix-array search, :mod:`core.sa_search`)
+   vs the naive loop that grows every start one token at a time with ``index.count`` (one engine
+   ``find`` per step), and vs the previous engine path (``creativity``); lengths must be identical;
 2. the whole pipeline: ``trace_many`` vs ``trace_many`` on an index whose ``longest_matches`` is the
    naive loop; the final spans must be identical;
 3. the split of ``trace_many`` time: tokenize + spans vs documents (windows, tiers, nv_recall).
+
+Wall and CPU seconds are printed with the load average: on a shared machine the CPU seconds of this
+(single-threaded) process estimate an idle machine's wall time.
 
     python bench/bench_trace.py --index /work/bench_data/index_100m \\
         --tokenizer /work/bench_data/index_100m_tokenizer
