@@ -93,10 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from core.cache import ResultCache
+    from core.demo import ensure_demo_index_for
     from core.experiment import load_experiment, run_experiment
     from core.report import format_report
-
-    from core.demo import ensure_demo_index_for
 
     cfg = load_experiment(args.config)
     if args.output_dir:

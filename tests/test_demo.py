@@ -3,6 +3,7 @@ planted records memorized, prompt sets well formed."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_planted_extraction_probability_rises_with_duplication(rows, model_and_t
         nll, _ = rest_token_nll(model, tok, ids, rest)
         probs.setdefault(rec.dup_count, []).append(math.exp(-sum(nll)))
     means = _by_dup(probs)
-    assert all(a <= b for a, b in zip(means, means[1:])), means
+    assert all(a <= b for a, b in itertools.pairwise(means)), means
     assert means[-1] - means[0] >= 0.5, means
     # oracle for one record: the product of step-by-step softmax probabilities, one forward per token
     rec = recs[0]
