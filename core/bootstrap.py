@@ -233,7 +233,7 @@ def wilson_intervals(
         if metric_spec(m).kind != "share":
             raise ConfigError(f"Wilson intervals are for shares of generations; {m!r} is a {metric_spec(m).kind}")
         _, num, den = _per_prompt(m, traces, cfg, generations, prompts)
-        k, n = int(round(num.sum())), int(round(den.sum()))
+        k, n = round(float(num.sum())), round(float(den.sum()))
         lo, hi = wilson_interval(k, n, cfg.confidence)
         out[m] = Interval(float(values.get(m, 0.0)), lo, hi, "wilson")
     return out

@@ -22,6 +22,7 @@ The folder lives outside the repository (``../shared`` of the repo root); tests 
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def test_summary_buckets_contiguous_and_ours(setting):
     labels = list(_summaries()[setting]["spans_length_counts_distribution"])
     edges = [tuple(float(x) for x in label.strip("()").split(", ")) for label in labels]
     assert edges[0][0] == 1 and edges[-1][1] == float("inf")
-    assert all(nxt[0] == cur[1] + 1 for cur, nxt in zip(edges, edges[1:]))  # no gaps, no overlap
+    assert all(nxt[0] == cur[1] + 1 for cur, nxt in itertools.pairwise(edges))  # no gaps, no overlap
     assert [(int(lo), hi) for lo, hi in edges] == [(lo, float(hi)) for lo, hi in metrics.SPAN_BUCKETS]
     assert labels == [metrics.bucket_label(lo, hi) for lo, hi in metrics.SPAN_BUCKETS]
 
