@@ -221,7 +221,7 @@ def model_identity_for(cfg: ModelConfig) -> str:
     """Identity of the generating model: file hashes for hf, server + model name for openai."""
     if cfg.backend == "openai":
         return f"openai:{cfg.base_url}:{cfg.name_or_path}"
-    from core.model import model_identity
+    from core.model_identity import model_identity
     return model_identity(cfg.name_or_path, cfg.revision)
 
 

@@ -24,8 +24,6 @@ def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_
     Raises :class:`ModelLoadError` when the folder holds no tokenizer files or the hub id cannot be
     fetched (offline, unknown id, gated). Remote code runs only with ``trust_remote_code=True``.
     """
-    from transformers import AutoTokenizer
-
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -39,10 +37,30 @@ def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_
     else:
         source = name_or_path
     try:
+        if path.is_dir() and _plain_fast_tokenizer(path):
+            # a plain tokenizers-backed folder: skip AutoTokenizer's config resolution, which imports
+            # torch (about 1 s) though nothing model-specific is needed
+            from transformers import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(source)
+        from transformers import AutoTokenizer
+
         return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError, KeyError) as e:
         where = "folder" if path.exists() else "hub id (is the network reachable and the id right?)"
         raise ModelLoadError(f"Cannot load a tokenizer from {where} {name_or_path!r}: {e}") from e
+
+
+def _plain_fast_tokenizer(folder: Path) -> bool:
+    """Whether ``folder`` holds a tokenizer.json whose config names the generic fast tokenizer class."""
+    config = folder / "tokenizer_config.json"
+    if not (folder / "tokenizer.json").is_file() or not config.is_file():
+        return False
+    try:
+        tokenizer_class = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return tokenizer_class in ("PreTrainedTokenizerFast", "TokenizersBackend")
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -127,7 +127,7 @@ def test_identity_tracks_weights_not_location(tmp_path, tiny_model_dir):
 
 
 def test_identity_of_big_files_uses_size_and_edges(tmp_path, monkeypatch):
-    import core.model as m
+    import core.model_identity as m
 
     monkeypatch.setattr(m, "_SMALL_FILE", 10)
     monkeypatch.setattr(m, "_EDGE_BYTES", 4)
