@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tok = AutoTokenizer.from_pretrained(str(args.resume), local_files_only=True)
         previous = json.loads((args.resume / "training_log.json").read_text())
+        tok.save_pretrained(str(args.out))  # the resumed model keeps its tokenizer beside it
     else:
         tok = train_tokenizer(texts, args.out)
         previous = None
