@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.tokenizer import fast_backend
+
 log = logging.getLogger(__name__)
 
 
@@ -82,7 +84,7 @@ def byte_decoder(tokenizer, n_checks: int = 400, seed: int = 0) -> ByteDecoder |
     """A :class:`ByteDecoder` for a fast tokenizer with a ByteLevel decoder, or None."""
     from tokenizers import decoders
 
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    backend = fast_backend(tokenizer)
     if backend is None or not isinstance(backend.decoder, decoders.ByteLevel):
         return None
     dec = ByteDecoder(backend)

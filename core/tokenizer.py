@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import ModelLoadError
@@ -61,6 +62,19 @@ def _plain_fast_tokenizer(folder: Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return tokenizer_class in ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
+def fast_backend(tokenizer):
+    """The Rust ``tokenizers.Tokenizer`` behind a fast tokenizer, else None (slow tokenizers)."""
+    return getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+
+
+def decode_many(tokenizer, seqs: Sequence[Sequence[int]]) -> list[str]:
+    """Decode id sequences exactly: special tokens kept, no clean-up of spaces (batched when fast)."""
+    backend = fast_backend(tokenizer)
+    if backend is not None:
+        return backend.decode_batch([list(q) for q in seqs], skip_special_tokens=False)
+    return [tokenizer.decode(list(q), skip_special_tokens=False, clean_up_tokenization_spaces=False) for q in seqs]
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

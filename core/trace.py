@@ -29,7 +29,8 @@ from core.errors import IndexMismatch
 from core.progress import ProgressFn, Tracker
 from core.records import DocMatch, GenKey, Span, TraceResult
 from core.tiers import match_tier, normalize_mixed
-from core.trace_windows import DocWindows, _decode, occurrence_seed
+from core.tokenizer import decode_many, fast_backend
+from core.trace_windows import DocWindows, occurrence_seed
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,14 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]
     """Index-tokenizer ids (no special tokens) and token-boundary character offsets of each text."""
     if not texts:
         return []
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    backend = fast_backend(tokenizer)
     if backend is not None:  # the Rust tokenizer directly: same ids and offsets, no Python conversion
         encs = backend.encode_batch(list(texts), add_special_tokens=False)
         return [(list(e.ids), boundary_offsets(e.offsets, len(t))) for e, t in zip(encs, texts)]
     out = []
     for t in texts:  # slow tokenizers have no offsets: boundaries from decoded prefixes
         ids = list(tokenizer.encode(t, add_special_tokens=False))
-        bounds = [min(len(t), len(_decode(tokenizer, ids[:p]))) for p in range(len(ids) + 1)]
+        bounds = [min(len(t), len(d)) for d in decode_many(tokenizer, [ids[:p] for p in range(len(ids) + 1)])]
         bounds[-1] = len(t)
         out.append((ids, [max(bounds[: p + 1]) for p in range(len(bounds))]))
     return out

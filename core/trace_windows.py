@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Sequence
 
 from core.byte_decode import byte_decoder
+from core.tokenizer import decode_many
 
 WINDOW_CACHE = 512  # spans whose decoded document windows are kept for repeats within a run
 
@@ -25,20 +26,6 @@ def occurrence_seed(seed: int, span_ids: Sequence[int]) -> int:
     """
     payload = f"{int(seed)}:" + ",".join(str(int(t)) for t in span_ids)
     return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "big") >> 1
-
-
-def _decode(tokenizer, ids: Sequence[int]) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if backend is not None:
-        return backend.decode(list(ids), skip_special_tokens=False)
-    return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-
-def _decode_many(tokenizer, seqs: Sequence[Sequence[int]]) -> list[str]:
-    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if backend is not None:
-        return backend.decode_batch([list(q) for q in seqs], skip_special_tokens=False)
-    return [_decode(tokenizer, q) for q in seqs]
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -80,7 +67,7 @@ class DocWindows:
             texts = [t for w, off in windows for t in self._bytes.decode_prefixes(w, (off, off + n))]
         else:
             windows = [(list(map(int, w)), off) for w, off in windows]
-            texts = _decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
+            texts = decode_many(self.tok, [piece for w, off in windows for piece in (w, w[:off], w[:off + n])])
         out = []
         for i, occ in enumerate(firsts):
             text, before, through = texts[3 * i: 3 * i + 3]
