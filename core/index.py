@@ -55,6 +55,7 @@ class CorpusIndex:
         self._counts: np.ndarray | None = None
         self._searchers: list[ShardSearcher] | None = None
         self._found: dict[tuple[int, ...], list[tuple[int, int]]] = {}  # see prefetch
+        self._checked: tuple[object, int] | None = None  # see check_tokenizer
 
     @classmethod
     def open(cls, index_dirs: str | Path | Sequence[str | Path], *, tokenizer=None, eos_token_id: int | None = None,
@@ -119,21 +120,27 @@ class CorpusIndex:
         return (self._manifests[0] or {}).get("tokenizer_fingerprint")
 
     def check_tokenizer(self, tokenizer) -> None:
-        """Raise :class:`IndexMismatch` unless ``tokenizer`` is the one the index was built with."""
+        """Raise :class:`IndexMismatch` unless ``tokenizer`` is the one the index was built with.
+
+        The last tokenizer object that passed is remembered with its length (``add_tokens`` changes
+        it): a run checks the same tokenizer once per trace chunk, and a fingerprint hashes the vocab."""
         from core.tokenizer import tokenizer_fingerprint, tokenizer_identity, tokenizer_vocab_size
 
+        if self._checked is not None and self._checked[0] is tokenizer and self._checked[1] == len(tokenizer):
+            return
         if self.tokenizer_fingerprint is None:  # prebuilt index: only the id range can be checked
             if tokenizer_vocab_size(tokenizer) > self.vocab_size:
                 raise IndexMismatch(f"Tokenizer {tokenizer_identity(tokenizer)} has {tokenizer_vocab_size(tokenizer)} "
                                     f"ids but the index at {self.dirs[0]} holds ids below {self.vocab_size}")
-            return
-        fp = tokenizer_fingerprint(tokenizer)
-        if fp != self.tokenizer_fingerprint:
-            raise IndexMismatch(
-                f"The index at {self.dirs[0]} was built with tokenizer {self.tokenizer_name!r} "
-                f"(fingerprint {self.tokenizer_fingerprint[:12]}), but the tokenizer in use is "
-                f"{tokenizer_identity(tokenizer)!r} (fingerprint {fp[:12]}); rebuild the index with it "
-                "or choose the matching tokenizer")
+        else:
+            fp = tokenizer_fingerprint(tokenizer)
+            if fp != self.tokenizer_fingerprint:
+                raise IndexMismatch(
+                    f"The index at {self.dirs[0]} was built with tokenizer {self.tokenizer_name!r} "
+                    f"(fingerprint {self.tokenizer_fingerprint[:12]}), but the tokenizer in use is "
+                    f"{tokenizer_identity(tokenizer)!r} (fingerprint {fp[:12]}); rebuild the index with it "
+                    "or choose the matching tokenizer")
+        self._checked = (tokenizer, len(tokenizer))
 
     # ---- queries --------------------------------------------------------------------------------
     def _ids(self, ids) -> list[int]:
