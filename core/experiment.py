@@ -253,8 +253,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
         index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else model_tok
         separate_index_tok = bool(cfg.index_tokenizer)
-    index = CorpusIndex.open(cfg.index_dirs, tokenizer=index_tok)
-    index.check_tokenizer(index_tok)
+    index = CorpusIndex.open(cfg.index_dirs, tokenizer=index_tok)  # raises IndexMismatch for another tokenizer
+    index_fp = index.fingerprint
     identity, model_tok_fp = model_identity_for(cfg.model), tokenizer_fingerprint(model_tok)
     timings["open"] = time.perf_counter() - t_start
 
@@ -296,10 +296,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     # trace what is not traced yet, caching chunk by chunk
     t = time.perf_counter()
     nvr = cfg.metrics.nvr
-    tkeys = {g.key: trace_key(gkeys[g.key], g.completion, index.fingerprint, cfg.trace, nvr) for g in generations}
-    traces = {}
-    for ck, tr in cache.get_traces(list(tkeys.values())).items():
-        traces[ck] = tr
+    tkeys = {g.key: trace_key(gkeys[g.key], g.completion, index_fp, cfg.trace, nvr) for g in generations}
+    traces = dict(cache.get_traces(list(tkeys.values())))
     todo = [g for g in generations if tkeys[g.key] not in traces]
     traces_from_cache = len(generations) - len(todo)
     for i in range(0, len(todo), TRACE_CHUNK):
@@ -334,7 +332,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {"identity": identity, "config": to_dict(cfg.model),
                   "tokenizer": tokenizer_identity(model_tok), "tokenizer_fingerprint": model_tok_fp},
-        "index": {"dirs": list(cfg.index_dirs), "fingerprint": index.fingerprint,
+        "index": {"dirs": list(cfg.index_dirs), "fingerprint": index_fp,
                   "tokenizer": tokenizer_identity(index_tok), "tokenizer_fingerprint": tokenizer_fingerprint(index_tok),
                   "num_docs": int(index.num_docs), "num_tokens": int(index.num_tokens)},
         "decoding": to_dict(cfg.decoding), "trace": to_dict(cfg.trace), "metrics": to_dict(cfg.metrics),
