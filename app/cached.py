@@ -195,18 +195,11 @@ def pm_curves(curves: dict) -> dict:
 def retrace(run, tcfg, nvr, progress):
     """Re-trace every completion of ``run`` with ``tcfg`` (not cached: the page keeps it in session state).
 
-    Needs the run's index and tokenizer; returns a RunResults with the new traces.
+    Needs the run's index and tokenizer (:func:`run_index`); returns a RunResults with the new traces.
     """
     import dataclasses
 
-    from app.views import index_dirs
-
-    dirs = tuple(index_dirs(run.manifest))
-    if not dirs:
-        raise Unavailable("This run's manifest names no index folders, so it cannot be re-traced.")
-    index = open_index(dirs)
-    tok_name = (run.manifest.get("index") or {}).get("tokenizer") or index.tokenizer_name
-    tok = tokenizer(str(tok_name))
+    index, tok = run_index(run)
     traces = need("trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, nvr,
                                       progress=progress)
     return dataclasses.replace(run, traces=tuple(traces))
@@ -244,7 +237,7 @@ def run_index(run):
         return demo_index(), tokenizer(str(demo.demo_model_dir()))
     where = ", ".join(dirs) or "(none recorded)"
     raise Unavailable(f"This run's corpus index is not on this machine (index folders: {where}). "
-                      "Copy or build it there (python -m core index build ...) to search the corpus.")
+                      "Copy or build it there (python -m core index build ...) to search the corpus or re-trace.")
 
 
 def demo_info() -> dict:
