@@ -323,10 +323,10 @@ def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapp
 
 
 def decoded_window(tok, ids: Sequence[int], offset: int, match_len: int) -> tuple[str, int, int]:
-    """Decode a document window; (text, char start, char end) of the match inside it."""
-    start = len(tok.decode(list(ids[:offset])))
-    end = len(tok.decode(list(ids[:offset + match_len])))
-    return tok.decode(list(ids)), start, max(start, end)
+    """Decode a document window; (text, char start, char end) of the match inside it (as tracing does)."""
+    from core.trace_windows import decode_window
+
+    return decode_window(tok, ids, offset, match_len)
 
 
 def compare_frame(values: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:

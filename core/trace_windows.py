@@ -38,6 +38,25 @@ def _common_prefix(a: str, b: str) -> int:
     return i
 
 
+def _match_chars(text: str, before: str, through: str) -> tuple[int, int]:
+    """Char (start, end) of the match in a decoded window, from the decoded text before and through it
+    (a prefix may decode differently at its cut, e.g. a partial UTF-8 character: common prefixes)."""
+    cs = _common_prefix(before, text)
+    return cs, max(cs, _common_prefix(through, text))
+
+
+def decode_window(tokenizer, ids: Sequence[int], offset: int, match_len: int) -> tuple[str, int, int]:
+    """A document window decoded as tracing decodes it: (text, char start, char end of the match).
+
+    >>> class Chars:  # a toy tokenizer: id i is the character chr(i)
+    ...     def decode(self, ids, **kw): return "".join(map(chr, ids))
+    >>> decode_window(Chars(), [ord(c) for c in "abcde"], 1, 2)
+    ('abcde', 1, 3)
+    """
+    text, before, through = decode_many(tokenizer, [list(ids), list(ids[:offset]), list(ids[:offset + match_len])])
+    return (text, *_match_chars(text, before, through))
+
+
 class DocWindows:
     """Windows of the sampled documents of spans, for one index, tokenizer and run seed."""
 
@@ -71,8 +90,7 @@ class DocWindows:
         out = []
         for i, occ in enumerate(firsts):
             text, before, through = texts[3 * i: 3 * i + 3]
-            cs = _common_prefix(before, text)
-            out.append((occ, text, cs, max(cs, _common_prefix(through, text))))
+            out.append((occ, text, *_match_chars(text, before, through)))
         if len(self._cache) >= WINDOW_CACHE:
             self._cache.pop(next(iter(self._cache)))  # the oldest
         self._cache[key] = out
