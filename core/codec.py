@@ -13,8 +13,6 @@ import typing
 from functools import cache
 from typing import Any, Union
 
-from core.records import Generation, Prompt, TraceResult
-
 
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses to dicts (by field), tuples to lists; everything else as is.
@@ -69,14 +67,3 @@ def dumps(obj: Any) -> str:
     """Compact, deterministic JSON (sorted keys, unicode kept)."""
     return json.dumps(to_jsonable(obj), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
-
-def generation_from_json(text: str) -> Generation:
-    return from_jsonable(Generation, json.loads(text))
-
-
-def trace_from_json(text: str) -> TraceResult:
-    return from_jsonable(TraceResult, json.loads(text))
-
-
-def prompt_from_json(text: str) -> Prompt:
-    return from_jsonable(Prompt, json.loads(text))

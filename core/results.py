@@ -319,7 +319,3 @@ def load_results(folder: str | os.PathLike) -> RunResults:
     return RunResults(str(folder), manifest, tuple(gens), traces,
                       _read_json(folder / "summary.json"), _read_json(folder / "pm.json"))
 
-
-def is_results_folder(folder: str | os.PathLike) -> bool:
-    """True when ``folder`` looks like a finished results folder (has a manifest)."""
-    return (Path(folder) / "manifest.json").is_file()
