@@ -206,10 +206,11 @@ def _skipped_prompt_rows(settings) -> dict[str, dict]:
     """Bad prompt-set rows skipped per setting: {setting: {"count", "file", "first"}} (recorded in the
     manifest so the app and report can show them; the CLI also logs them while building prompts)."""
     from core.prompt_sets import load_prompt_set
+    from core.prompts import BUILT_IN
 
     out = {}
     for s in settings:
-        if s.prompts_path and s.name not in ("prefix", "unconditional", "minimal-cue"):
+        if s.prompts_path and s.name not in BUILT_IN:
             problems = load_prompt_set(s.prompts_path, s.name).problems
             if problems:
                 out[s.name] = {"count": len(problems), "file": s.prompts_path,
