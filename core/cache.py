@@ -107,7 +107,8 @@ class ResultCache:
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.OperationalError as e:
-            raise CacheError(f"cannot open the cache {self.path}: {e}") from None
+            raise CacheError(f"cannot open the cache {self.path}: {e}; pass another --cache-dir or set "
+                             "PROPME_CACHE_DIR") from None
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
         self._retry_locked(self._set_up, conn)
         self._local.conn, self._local.pid = conn, os.getpid()

@@ -74,12 +74,15 @@ class CorpusIndex:
                 manifests.append(None)
         ours = [m for m in manifests if m is not None]
         if ours and len(ours) != len(manifests):
-            raise IndexMismatch(f"Cannot mix our index folders with prebuilt infini-gram folders: {dirs}")
+            raise IndexMismatch(f"Cannot mix our index folders with prebuilt infini-gram folders: {dirs}; "
+                                "open them separately, or rebuild the prebuilt ones with `python -m core index build`")
         if ours:
             for key in ("tokenizer_fingerprint", "token_dtype", "vocab_size"):
                 values = {m[key] for m in ours}
                 if len(values) > 1:
-                    raise IndexMismatch(f"Shards {[str(d) for d in dirs]} disagree on {key}: {sorted(map(str, values))}")
+                    raise IndexMismatch(f"Shards {[str(d) for d in dirs]} disagree on {key}: {sorted(map(str, values))}; "
+                                        "every shard of one index must be built with the same tokenizer: rebuild "
+                                        "the odd ones")
             token_dtype, vocab_size = ours[0]["token_dtype"], ours[0]["vocab_size"]
             eos_token_id = ours[0]["eos_token_id"]
         else:
