@@ -48,19 +48,22 @@ def pm_array(f_p: np.ndarray, f_c: np.ndarray) -> np.ndarray:
 def pm_interval(
     prop_traces: Sequence[TraceResult], cap_traces: Sequence[TraceResult], metric: str,
     cfg: MetricsConfig = MetricsConfig(), prop_generations: Sequence[Generation] | None = None,
-    cap_generations: Sequence[Generation] | None = None,
+    cap_generations: Sequence[Generation] | None = None, values: tuple[float, float] | None = None,
 ) -> Interval:
     """PM of ``metric`` with a percentile-bootstrap interval, both settings resampled independently.
 
-    The two settings get independent streams spawned from ``cfg.seed`` (reproducible).
+    The two settings get independent streams spawned from ``cfg.seed`` (reproducible). ``values``:
+    (f_p, f_c) when the caller has already computed the metric of both settings.
 
     >>> from core.metrics import _toy
     >>> iv = pm_interval(_toy([(0, 5, [])], []), _toy([(0, 15, [])], []), "als", MetricsConfig(bootstrap_samples=500))
     >>> iv.value, iv.method, 0.0 <= iv.lo <= iv.value <= iv.hi <= 1.0
     (0.25, 'percentile-bootstrap', True)
     """
-    f_p = float(compute_metrics(prop_traces, cfg, prop_generations).get(metric, 0.0))
-    f_c = float(compute_metrics(cap_traces, cfg, cap_generations).get(metric, 0.0))
+    if values is None:
+        values = (compute_metrics(prop_traces, cfg, prop_generations).get(metric, 0.0),
+                  compute_metrics(cap_traces, cfg, cap_generations).get(metric, 0.0))
+    f_p, f_c = map(float, values)
     rng_p, rng_c = np.random.default_rng(cfg.seed).spawn(2)
     reps = pm_array(
         bootstrap_replicates(prop_traces, metric, cfg, prop_generations, rng_p),
@@ -107,6 +110,7 @@ def pm_table(
     for s in settings:
         prop_values = compute_metrics(traces_by_setting[s], cfg, gens.get(s))
         for m in metrics:
-            iv = pm_interval(traces_by_setting[s], cap, m, cfg, gens.get(s), gens.get(reference))
-            rows.append(PMRow(s, m, float(prop_values.get(m, 0.0)), float(cap_values.get(m, 0.0)), iv))
+            f_p, f_c = float(prop_values.get(m, 0.0)), float(cap_values.get(m, 0.0))
+            iv = pm_interval(traces_by_setting[s], cap, m, cfg, gens.get(s), gens.get(reference), values=(f_p, f_c))
+            rows.append(PMRow(s, m, f_p, f_c, iv))
     return rows

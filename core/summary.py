@@ -30,7 +30,7 @@ def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | N
     cfg = cfg if cfg is not None else MetricsConfig()
     from core.bootstrap import bootstrap_intervals
     from core.metrics import compute_metrics
-    from core.propensity import pm, pm_interval
+    from core.propensity import pm_interval
 
     settings = run.settings()
     tracker = Tracker("score", len(settings) + max(0, len(settings) - 1), progress, unit="settings")
@@ -53,8 +53,8 @@ def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | N
             out_pm[s] = {}
             for m in PM_METRICS:
                 f_p, f_c = summary[s]["metrics"][m], summary["prefix"]["metrics"][m]
-                iv = _interval(pm_interval(by_setting[s], cap, m, cfg))
-                out_pm[s][m] = {**iv, "value": pm(f_p, f_c), "f_p": f_p, "f_c": f_c}
+                iv = _interval(pm_interval(by_setting[s], cap, m, cfg, values=(f_p, f_c)))
+                out_pm[s][m] = {**iv, "f_p": f_p, "f_c": f_c}
             tracker.advance(1, f"PM {s}")
     else:
         log.info("no prefix setting in this run: propensity scores (PM) need one")
