@@ -66,7 +66,7 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     tok = load_tokenizer(tokenizer_name)
     key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)).encode()).hexdigest()[:16]
     out = root / key
-    if (out / "manifest.json").exists() or any(out.glob("*")):
+    if out.is_dir() and any(out.iterdir()):  # a finished or an interrupted build
         try:
             CorpusIndex.open(out, tokenizer=tok)
             return out, load
