@@ -163,6 +163,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from core.cache import TABLES
+
     p = argparse.ArgumentParser(prog="python -m core", description="PropMe Explorer: memorization audits of "
                                 "language models (capability via prefix attacks vs propensity via natural prompts).")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level) to stderr")
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["show", "clear"], help="show: entries and bytes per table; clear: delete "
                    "entries")
     c.add_argument("--cache-dir", default=None, help="cache folder (default: $PROPME_CACHE_DIR or ~/.cache/propme)")
-    c.add_argument("--table", default=None, choices=["generations", "traces", "summaries"],
+    c.add_argument("--table", default=None, choices=TABLES,
                    help="clear only this table (default: all)")
     c.set_defaults(func=cmd_cache)
 
