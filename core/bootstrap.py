@@ -22,7 +22,7 @@ from core.config import MetricsConfig
 from core.continuation import continuation_score
 from core.errors import ConfigError
 from core.loops import drop_degenerate, is_degenerate
-from core.metric_specs import SPAN_BUCKETS, bucket_key, metric_spec
+from core.metric_specs import bucket_key, metric_spec, span_bucket
 from core.metrics import compute_metrics
 from core.records import Generation, TraceResult
 
@@ -54,10 +54,8 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
 
 def _bucket_of(length: int) -> str:
-    for lo, hi in SPAN_BUCKETS:
-        if lo <= length <= hi:
-            return bucket_key(lo, hi)
-    return ""
+    bucket = span_bucket(length)
+    return bucket_key(*bucket) if bucket is not None else ""
 
 
 def _trace_row(name: str, cfg: MetricsConfig) -> Callable[[TraceResult], tuple[float, float]]:

@@ -36,6 +36,15 @@ def bucket_key(lo: int, hi: float) -> str:
     return f"{lo}_{'inf' if hi == math.inf else int(hi)}"
 
 
+def span_bucket(length: int) -> tuple[int, float] | None:
+    """The bucket of :data:`SPAN_BUCKETS` holding a span ``length`` (None below the first).
+
+    >>> span_bucket(5), span_bucket(400), span_bucket(0)
+    ((4, 6), (151, inf), None)
+    """
+    return next(((lo, hi) for lo, hi in SPAN_BUCKETS if lo <= length <= hi), None)
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # flat key in compute_metrics' result

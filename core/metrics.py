@@ -23,7 +23,15 @@ from dataclasses import replace
 from core.config import MetricsConfig
 from core.continuation import continuation_metrics
 from core.loops import degenerate_share, drop_degenerate, is_degenerate
-from core.metric_specs import METRICS, SPAN_BUCKETS, MetricSpec, bucket_key, bucket_label, metric_spec
+from core.metric_specs import (
+    METRICS,
+    SPAN_BUCKETS,
+    MetricSpec,
+    bucket_key,
+    bucket_label,
+    metric_spec,
+    span_bucket,
+)
 from core.records import DocMatch, Generation, GenKey, NVResult, Span, TraceResult
 
 
@@ -169,10 +177,9 @@ def span_length_counts(traces: Sequence[TraceResult], per: str = "doc") -> dict[
     counts = {bucket_label(lo, hi): 0 for lo, hi in SPAN_BUCKETS}
     for t in traces:
         for s in t.spans:
-            for lo, hi in SPAN_BUCKETS:
-                if lo <= s.length <= hi:
-                    counts[bucket_label(lo, hi)] += len(s.docs) if per == "doc" else 1
-                    break
+            bucket = span_bucket(s.length)
+            if bucket is not None:
+                counts[bucket_label(*bucket)] += len(s.docs) if per == "doc" else 1
     return counts
 
 
