@@ -67,7 +67,7 @@ def _number(body: dict, name: str, default, kind=float):
 
 def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size: int) -> dict:
     """Run one /v1/completions request body through core.generate and build the OpenAI reply."""
-    from core.generate import generate
+    from core.generate import generate, prompt_token_ids
 
     if body.get("model") not in (None, model_name):
         raise RequestError(f"model {body.get('model')!r} is not served here; this server serves {model_name!r}",
@@ -88,8 +88,7 @@ def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size
         gens = generate(lm, prompts, cfg)
     except PropMeError as e:
         raise RequestError(str(e)) from None
-    n_prompt = sum(len(p.token_ids) if p.token_ids is not None
-                   else len(lm.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in prompts)
+    n_prompt = sum(len(prompt_token_ids(p, lm.tokenizer)) for p in prompts)  # generate() has checked them
     choices = [{"text": g.completion, "index": i, "logprobs": None,
                 "finish_reason": "stop" if g.finish_reason == "eos" else "length"} for i, g in enumerate(gens)]
     n_completion = sum(len(g.completion_ids) for g in gens)
