@@ -6,7 +6,6 @@ infini-gram's own indexer hard-codes hub tokenizers, so we write the shard files
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
     parts that are then merged (several times slower). Returns the opened :class:`core.index.CorpusIndex`.
     """
+    from core.corpus import corpus_fingerprint
     from core.tokenizer import (
         tokenizer_eos_id,
         tokenizer_fingerprint,
@@ -55,7 +55,7 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     docs = documents if isinstance(documents, (list, tuple)) else list(documents)
     if not docs:
         raise CorpusError(f"No documents to index into {out_dir}: the corpus is empty")
-    corpus_fp = _corpus_fingerprint(docs)
+    corpus_fp = corpus_fingerprint(docs)
     tracker = Tracker("tokenize", len(docs), progress, unit="documents")
 
     def tokenized() -> Iterator[tuple[str, np.ndarray, Mapping[str, Any]]]:
@@ -122,21 +122,6 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     from core.index import CorpusIndex
 
     return CorpusIndex.open(out)
-
-
-def _corpus_fingerprint(docs) -> str:
-    try:
-        from core.corpus import corpus_fingerprint
-    except ImportError:
-        corpus_fingerprint = None
-    if corpus_fingerprint is not None:
-        return corpus_fingerprint(docs)
-    h = hashlib.sha256()
-    for d in docs:
-        for part in (str(d.doc_id), d.text):
-            b = part.encode("utf-8")
-            h.update(len(b).to_bytes(8, "little") + b)
-    return h.hexdigest()
 
 
 def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: ProgressFn | None) -> dict:
