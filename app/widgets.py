@@ -84,15 +84,17 @@ def trace_controls(base: TraceConfig, key: str) -> TraceConfig:
 
 
 def decoding_controls(key: str = "run") -> DecodingConfig:
+    """Temperature, top-p, samples, completion length and seed; they start at DecodingConfig's defaults."""
+    d = DecodingConfig()
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, 0.0, 0.1, key=f"{key}_temp")
-    top_p = c2.number_input("top-p", 0.01, 1.0, 1.0, 0.01, key=f"{key}_top_p")
-    samples = c3.number_input("Samples per prompt", 1, 50, 1, key=f"{key}_samples",
+    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, d.temperature, 0.1, key=f"{key}_temp")
+    top_p = c2.number_input("top-p", 0.01, 1.0, d.top_p, 0.01, key=f"{key}_top_p")
+    samples = c3.number_input("Samples per prompt", 1, 50, d.num_samples, key=f"{key}_samples",
                               help="More than 1 needs a temperature above 0.")
-    max_new = c4.number_input("Max new tokens", 1, 2048, 256, key=f"{key}_max_new")
-    seed = st.number_input("Decoding seed", 0, 2**31 - 1, 42, key=f"{key}_seed")
-    return DecodingConfig(temperature=float(temperature), top_p=float(top_p), num_samples=int(samples),
-                          max_new_tokens=int(max_new), seed=int(seed))
+    max_new = c4.number_input("Max new tokens", 1, 2048, d.max_new_tokens, key=f"{key}_max_new")
+    seed = st.number_input("Decoding seed", 0, 2**31 - 1, d.seed, key=f"{key}_seed")
+    return replace(d, temperature=float(temperature), top_p=float(top_p), num_samples=int(samples),
+                   max_new_tokens=int(max_new), seed=int(seed))
 
 
 def model_picker(demo_path: str | None, key: str = "run") -> ModelConfig:
