@@ -48,7 +48,7 @@ def _table(df: pd.DataFrame) -> str:
 
 def _example(gen: Generation, trace: TraceResult) -> str:
     k = gen.key
-    head = html.escape(f"{k.setting} / {k.prompt_id} / sample {k.sample_index}: longest span {trace.longest_span} "
+    head = highlight.escape_text(f"{k.setting} / {k.prompt_id} / sample {k.sample_index}: longest span {trace.longest_span} "
                        f"tokens{', full match' if trace.full_match else ''}")
     parts = [f'<div class="example"><h3>{head}</h3><p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text)}']
     if gen.prompt.true_continuation is not None:
@@ -56,7 +56,7 @@ def _example(gen: Generation, trace: TraceResult) -> str:
     parts.append(f"<p><b>Completion</b> (verbatim spans highlighted)</p>{highlight.highlight_html(gen.completion, trace.spans)}")
     for i, span in enumerate(trace.spans):
         for d in span.docs[:1]:
-            parts.append(f"<p>Span {i}: document {html.escape(d.doc_id)}, tier {html.escape(d.tier)}, "
+            parts.append(f"<p>Span {i}: document {highlight.escape_text(d.doc_id)}, tier {html.escape(d.tier)}, "
                          f"nv_recall {d.nv.recall:.3f}</p>{highlight.window_html(d)}")
     parts.append("</div>")
     return "".join(parts)
