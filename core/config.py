@@ -5,6 +5,7 @@ so they serve as cache keys (``st.cache_data``, :mod:`core.cache`) and are recor
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -210,4 +211,54 @@ def from_dict(cls: type, data: dict) -> Any:
         raise ConfigError(f"{cls.__name__}: {e}") from None
 
 
-__all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "from_dict", "asdict", "field"]
+# -- type checks of a TOML table (core.experiment.load_experiment) --------------------------------
+def _check_value(value: Any, tp: Any, where: str) -> None:
+    """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names."""
+    allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
+    if not allowed or any(a in (tuple, list, dict) or is_dataclass(a) for a in allowed):
+        return
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
+        raise ConfigError(f"{where} = {value!r}: expected {names}")
+
+
+def check_table(cls: type, data: Any, where: str) -> None:
+    """Check the basic types of a TOML table's values BEFORE ``cls`` is built, so a wrong type is
+    reported by its key (``experiment.decoding.temperature = 'hot': expected float``) and not by whatever
+    comparison in ``__post_init__`` it trips over. Unknown keys are left to :func:`from_dict`."""
+    if not isinstance(data, dict):
+        return
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if name not in hints:
+            continue
+        default = getattr(cls, name, None)
+        if is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name} = {value!r}: expected a table of fields "
+                                  f"{sorted(f.name for f in fields(default))}")
+            check_table(type(default), value, f"{where}.{name}")
+        else:
+            _check_value(value, hints[name], f"{where}.{name}")
+
+
+def check_types(obj: Any, where: str) -> None:
+    """Raise ConfigError when a field holds a value of the wrong basic type (str/int/float/bool)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value, tp = getattr(obj, f.name), hints[f.name]
+        if typing.get_origin(tp) in (tuple, list, dict):
+            for i, item in enumerate(value if isinstance(value, (tuple, list)) else ()):
+                if is_dataclass(item):
+                    check_types(item, f"{where}.{f.name}[{i}]")
+            continue
+        if is_dataclass(value):
+            check_types(value, f"{where}.{f.name}")
+            continue
+        _check_value(value, tp, f"{where}.{f.name}")
+
+
+__all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "from_dict", "check_table", "check_types", "asdict", "field"]

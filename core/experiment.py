@@ -13,7 +13,6 @@ import logging
 import platform
 import time
 import tomllib
-import typing
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from core.config import (
     ModelConfig,
     SettingConfig,
     TraceConfig,
+    check_table,
+    check_types,
     from_dict,
     to_dict,
 )
@@ -43,55 +44,6 @@ _SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceCon
 
 
 # -- loading the TOML ----------------------------------------------------------------------------
-def _check_value(value: Any, tp: Any, where: str) -> None:
-    """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names."""
-    allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
-    if not allowed or any(a in (tuple, list, dict) or dataclasses.is_dataclass(a) for a in allowed):
-        return
-    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
-        raise ConfigError(f"{where} = {value!r}: expected {names}")
-
-
-def _check_table(cls: type, data: Any, where: str) -> None:
-    """Check the basic types of a TOML table's values BEFORE ``cls`` is built, so a wrong type is
-    reported by its key (``experiment.decoding.temperature = 'hot': expected float``) and not by whatever
-    comparison in ``__post_init__`` it trips over. Unknown keys are left to :func:`from_dict`."""
-    if not isinstance(data, dict):
-        return
-    hints = typing.get_type_hints(cls)
-    for name, value in data.items():
-        if name not in hints:
-            continue
-        default = getattr(cls, name, None)
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{name} = {value!r}: expected a table of fields "
-                                  f"{sorted(f.name for f in dataclasses.fields(default))}")
-            _check_table(type(default), value, f"{where}.{name}")
-        else:
-            _check_value(value, hints[name], f"{where}.{name}")
-
-
-def _check_types(obj: Any, where: str) -> None:
-    """Raise ConfigError when a field holds a value of the wrong basic type (str/int/float/bool)."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value, tp = getattr(obj, f.name), hints[f.name]
-        if typing.get_origin(tp) in (tuple, list, dict):
-            for i, item in enumerate(value if isinstance(value, (tuple, list)) else ()):
-                if dataclasses.is_dataclass(item):
-                    _check_types(item, f"{where}.{f.name}[{i}]")
-            continue
-        if dataclasses.is_dataclass(value):
-            _check_types(value, f"{where}.{f.name}")
-            continue
-        _check_value(value, tp, f"{where}.{f.name}")
-
-
 def looks_like_local_path(name: str) -> bool:
     """True when ``name`` can only be a local path, never a hub id (``org/name``).
 
@@ -131,13 +83,13 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         kw: dict[str, Any] = {}
         for key, value in data.items():
             if key in _SECTIONS:
-                _check_table(_SECTIONS[key], value, f"experiment.{key}")
+                check_table(_SECTIONS[key], value, f"experiment.{key}")
                 kw[key] = from_dict(_SECTIONS[key], value)
             elif key == "settings":
                 if not isinstance(value, list) or not value:
                     raise ConfigError("settings: expected one or more [[settings]] tables")
                 for i, s in enumerate(value):
-                    _check_table(SettingConfig, s, f"experiment.settings[{i}]")
+                    check_table(SettingConfig, s, f"experiment.settings[{i}]")
                 kw[key] = tuple(from_dict(SettingConfig, s) for s in value)
             elif key == "index_dirs":
                 dirs = [value] if isinstance(value, str) else value
@@ -147,7 +99,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
             else:
                 kw[key] = value
         cfg = from_dict(ExperimentConfig, kw)
-        _check_types(cfg, "experiment")
+        check_types(cfg, "experiment")
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     names = [s.name for s in cfg.settings]
