@@ -13,12 +13,12 @@ import pandas as pd
 
 from core.config import MetricsConfig, from_dict
 from core.errors import ConfigError
-from core.metric_specs import METRICS
+from core.metric_specs import HEADLINE, METRICS
 from core.propensity import pm
 from core.records import Generation, GenKey, TraceResult
 
 CAPABILITY = "prefix"
-PRIMARY = ("als", "fmr", "nvr")
+PRIMARY = HEADLINE
 SECONDARY = ("r_n", "max_span", "unique_docs", "gen_nv_above")  # shown by default next to the primary ones
 LABELS = {"als": "ALS", "fmr": "FMR", "nvr": "NVR", "r_n": "R_N", "max_span": "max span",
           "max_nv_recall": "max nv_recall", "unique_docs": "unique docs", "gen_nv_above": "nv_recall > t"}

@@ -22,7 +22,7 @@ from core.config import MetricsConfig
 from core.continuation import continuation_score
 from core.errors import ConfigError
 from core.loops import drop_degenerate, is_degenerate
-from core.metric_specs import bucket_key, metric_spec, span_bucket
+from core.metric_specs import HEADLINE, bucket_key, metric_spec, span_bucket
 from core.metrics import compute_metrics
 from core.records import Generation, TraceResult
 
@@ -185,7 +185,7 @@ def bootstrap_replicates(
 
 def bootstrap_intervals(
     traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig(), generations: Sequence[Generation] | None = None,
-    metrics: Sequence[str] = ("als", "fmr", "nvr"),
+    metrics: Sequence[str] = HEADLINE,
 ) -> dict[str, Interval]:
     """Percentile-bootstrap interval per metric; a share of 0 gets the rule-of-three [0, 3/n] instead.
 

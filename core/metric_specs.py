@@ -15,6 +15,7 @@ from dataclasses import dataclass
 SPAN_BUCKETS: tuple[tuple[int, float], ...] = (
     (1, 3), (4, 6), (7, 10), (11, 20), (21, 50), (51, 100), (101, 150), (151, math.inf),
 )
+HEADLINE = ("als", "fmr", "nvr")  # the paper's three metrics: reported with intervals and as PM
 KINDS = ("share", "mean", "doc_mean", "doc_share", "span_share", "max", "count", "distinct")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from core.bootstrap import Interval, bootstrap_replicates
 from core.config import NATURAL_SETTINGS, MetricsConfig
 from core.errors import ConfigError
+from core.metric_specs import HEADLINE
 from core.metrics import compute_metrics
 from core.records import Generation, TraceResult
 
@@ -84,7 +85,7 @@ class PMRow:
 
 def pm_table(
     traces_by_setting: Mapping[str, Sequence[TraceResult]], cfg: MetricsConfig = MetricsConfig(),
-    metrics: Sequence[str] = ("als", "fmr", "nvr"), reference: str = "prefix",
+    metrics: Sequence[str] = HEADLINE, reference: str = "prefix",
     generations_by_setting: Mapping[str, Sequence[Generation]] | None = None,
     settings: Sequence[str] | None = None,
 ) -> list[PMRow]:
