@@ -56,7 +56,7 @@ def example_rows(generations: Sequence[Generation], traces: Sequence[TraceResult
         if t is None:
             continue
         rows.append(ExampleRow(g.key, g.prompt.domain, t.longest_span,
-                               max((d.nv.recall for d in t.docs), default=0.0), t.full_match, len(t.spans),
+                               t.max_nv_recall, t.full_match, len(t.spans),
                                g.completion))
     return rows
 
@@ -280,7 +280,7 @@ def records_frame(generations: Sequence[Generation], traces: Sequence[TraceResul
                      "domain": g.prompt.domain, "prompt": g.prompt.text, "completion": g.completion,
                      "traced": t is not None, "longest_span": t.longest_span if t else None,
                      "n_spans": len(t.spans) if t else None, "full_match": t.full_match if t else None,
-                     "max_nv_recall": max((d.nv.recall for d in t.docs), default=0.0) if t else None,
+                     "max_nv_recall": t.max_nv_recall if t else None,
                      "spans": json.dumps([s.text for s in t.spans], ensure_ascii=False) if t else None})
     return pd.DataFrame(rows)
 

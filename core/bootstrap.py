@@ -87,7 +87,7 @@ def _trace_row(name: str, cfg: MetricsConfig) -> Callable[[TraceResult], tuple[f
     raise KeyError(f"metric {name!r} has no per-generation decomposition")
 
 
-_MAX = {"max_span": lambda t: float(t.longest_span), "max_nv_recall": lambda t: max((d.nv.recall for d in t.docs), default=0.0)}
+_MAX = {"max_span": lambda t: float(t.longest_span), "max_nv_recall": lambda t: t.max_nv_recall}
 _DISTINCT = {
     "unique_docs": lambda t: {d.doc_ix for d in t.docs},
     "full_match_docs": lambda t: {d.doc_ix for d in t.docs if d.tier == "exact_full_raw"},

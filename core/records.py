@@ -115,3 +115,8 @@ class TraceResult:
     @property
     def full_match(self) -> bool:
         return any(d.tier == "exact_full_raw" for d in self.docs)
+
+    @property
+    def max_nv_recall(self) -> float:
+        """Highest nv_recall of its retrieved documents (0.0 when none)."""
+        return max((d.nv.recall for d in self.docs), default=0.0)

@@ -139,7 +139,7 @@ def _generation_row(gen: Generation, trace: TraceResult | None, pos: int | None)
         docs = trace.docs
         row.update(n_tokens=trace.n_tokens, longest_span=trace.longest_span, full_match=trace.full_match,
                    full_doc_frequency=trace.full_doc_frequency, n_spans=len(trace.spans), n_docs=len(docs),
-                   max_nv_recall=max((d.nv.recall for d in docs), default=0.0),
+                   max_nv_recall=trace.max_nv_recall,
                    spans_json=codec.dumps(trace.spans),
                    trace_completion=None if trace.completion == gen.completion else trace.completion)
         extra["trace"] = _extra(trace, _TRACE_FIELDS)
