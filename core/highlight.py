@@ -3,7 +3,8 @@
 Corpus documents and model completions are untrusted: they may hold ``<script>``, event-handler
 attributes, ``javascript:`` links, markdown, bidi override characters or 10k-character tokens.
 Every piece of text that reaches the HTML here goes through :func:`escape_text` (``html.escape``
-plus visible control characters); the only markup is the fixed tags written in this module.
+plus visible control characters), or :func:`escape_attr` inside an attribute value; the only
+markup is the fixed tags written in this module.
 Used by the app (``app/render.py``) and the offline HTML report (``core/html_report.py``).
 """
 from __future__ import annotations
@@ -58,6 +59,16 @@ def escape_text(text: str) -> str:
     """
     escaped = html.escape(text, quote=True)
     return _INVISIBLE.sub(lambda m: f'<span class="propme-ctl">[U+{ord(m.group()):04X}]</span>', escaped)
+
+
+def escape_attr(text: str) -> str:
+    """``text`` for a double-quoted attribute value: control/bidi/zero-width characters written as
+    ``[U+XXXX]`` text (markup would end the attribute), then HTML-escaped, quotes too.
+
+    >>> escape_attr('doc "a"\u202e<b>')
+    'doc &quot;a&quot;[U+202E]&lt;b&gt;'
+    """
+    return html.escape(_INVISIBLE.sub(lambda m: f"[U+{ord(m.group()):04X}]", text), quote=True)
 
 
 def escape_markdown(text: str) -> str:
@@ -129,7 +140,7 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -
         parts.append(
             f'<mark class="{SPAN_CLASS}" data-span-ix="{ix}" '
             f'style="background-color: rgba({MARK_COLOR}, {level.alpha}); color: inherit; padding: 0 1px;" '
-            f'title="{escape_text(span_title(span))}">{escape_text(text[start:end])}</mark>'
+            f'title="{escape_attr(span_title(span))}">{escape_text(text[start:end])}</mark>'
         )
         pos = end
     parts.append(escape_text(text[pos:]))
