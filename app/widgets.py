@@ -1,4 +1,4 @@
-"""Controls that return core config values. The only place widget labels, ranges and defaults live.
+"""Controls shared by several pages, each returning a core config value (labels, ranges and defaults in one place).
 
 Every widget has an explicit ``key=`` (tests find widgets by key; keys are listed in app/state.py
 where they are shared between pages).
