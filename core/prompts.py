@@ -59,7 +59,9 @@ def prefix_prompts(setting: SettingConfig, tokenizer, index, *, index_tokenizer=
 
     Documents with >= M index tokens are shuffled by ``numpy.random.default_rng(seed)`` and taken in
     that order; one with fewer than M MODEL tokens (after decoding and re-tokenizing) is skipped and
-    the next one drawn. With the model's own tokenizer the index token ids are used as they are.
+    the next one drawn, and so is one whose first P tokens equal an earlier prompt's (a duplicated
+    document would only repeat the same attack). With the model's own tokenizer the index token ids
+    are used as they are.
     """
     p, m, n = setting.prefix_tokens, setting.min_doc_tokens, setting.n_prompts
     if p < 1 or m < p:
@@ -71,7 +73,7 @@ def prefix_prompts(setting: SettingConfig, tokenizer, index, *, index_tokenizer=
     lengths = index.doc_lengths()
     eligible = np.flatnonzero(lengths >= m)
     order = np.random.default_rng(setting.seed).permutation(eligible)
-    prompts, short, used = [], 0, set()
+    prompts, short, repeated, used, heads = [], 0, 0, set(), set()
     for ix in order.tolist():
         if len(prompts) == n:
             break
@@ -84,6 +86,10 @@ def prefix_prompts(setting: SettingConfig, tokenizer, index, *, index_tokenizer=
                 short += 1
                 continue
         head, cont = tuple(ids[:p]), tuple(ids[p:p + CONTINUATION_TOKENS])
+        if head in heads:
+            repeated += 1
+            continue
+        heads.add(head)
         pid = f"prefix-{index.doc_id(ix)}"
         pid = pid if pid not in used else f"{pid}@{ix}"  # duplicate corpus ids stay distinct prompts
         used.add(pid)
@@ -95,6 +101,7 @@ def prefix_prompts(setting: SettingConfig, tokenizer, index, *, index_tokenizer=
         raise PromptSetError(
             f"prefix needs {n} documents with at least M={m} tokens, but the index has {len(eligible)} "
             f"such document(s) of {len(lengths)}" + (f" ({short} fell under M in the model tokenizer)" if short else "")
+            + (f" ({repeated} repeated an earlier document's first P tokens)" if repeated else "")
             + "; lower n_prompts or min_doc_tokens, or index a bigger corpus")
     return prompts
 

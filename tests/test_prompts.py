@@ -66,6 +66,20 @@ def test_prefix_with_too_few_documents_says_how_many(corpus):
         build_prompts(SettingConfig("prefix"), tok, None)
 
 
+def test_prefix_skips_documents_that_repeat_an_earlier_prefix(tmp_path):
+    docs = _docs(30, seed=5)
+    long_docs = [(d, t) for d, t in docs if len(t.split()) >= 80]
+    copies = [(f"{d}-copy{k}", t) for d, t in long_docs for k in range(3)]  # every long document three times
+    tok = train_tiny_tokenizer([t for _, t in docs], 300, tmp_path / "tok")
+    index = build_tiny_index(docs + copies, tmp_path / "index", tokenizer=tok)
+    distinct = {tuple(tok(t, add_special_tokens=False)["input_ids"][:25]) for _, t in docs + copies
+                if len(tok(t, add_special_tokens=False)["input_ids"]) >= 60}
+    prompts = build_prompts(SettingConfig("prefix", n_prompts=len(distinct), prefix_tokens=25, min_doc_tokens=60), tok, index)
+    assert {p.token_ids for p in prompts} == distinct and len(prompts) == len(distinct)  # each attack once
+    with pytest.raises(PromptSetError, match=r"repeated an earlier document's first P tokens"):
+        build_prompts(SettingConfig("prefix", n_prompts=len(distinct) + 1, prefix_tokens=25, min_doc_tokens=60), tok, index)
+
+
 def test_prefix_with_another_model_tokenizer_re_tokenizes(corpus):
     docs, index_tok, index = corpus
     model_tok = make_tiny_tokenizer()  # trained on other text: other ids, other lengths
