@@ -26,6 +26,7 @@ SEED = 42
 DEMO_DIR = Path(__file__).resolve().parent
 OUT_PATH = DEMO_DIR / "data" / "corpus.jsonl.zst"
 DUP_COUNTS = (1, 2, 4, 8, 16, 32)  # planted copies per record
+ORDINARY_COPIES = 8  # copies of every ordinary (code, prose, licence) document, as web crawls repeat them
 RECORDS_PER_COUNT = 6
 CODE_CHARS = 50_000  # budget of Python source text
 DOCSTRING_CHARS = 16_000  # budget of docstring prose
@@ -139,12 +140,18 @@ def _doc(doc_id: str, text: str, source: str, licence: str, kind: str, *, dup_co
     return row
 
 
-def build_documents(seed: int = SEED) -> list[dict]:
+def _copies(docs: list[dict], n: int) -> list[dict]:
+    """``n`` copies of every document (ids ``<id>-copyNN``, ``dup_count`` n)."""
+    return [{**d, "id": f"{d['id']}-copy{k:02d}", "dup_count": n} for d in docs for k in range(n)]
+
+
+def build_documents(seed: int = SEED, ordinary_copies: int = ORDINARY_COPIES) -> list[dict]:
     """All corpus rows (dicts with id, text, source, licence, dup_count, kind), in a seeded order."""
     rng = random.Random(seed)
     code = _code_docs(rng)
     code_modules = {d["id"].split("-")[1] for d in code}
-    docs = code + _docstring_docs(rng, code_modules) + _licence_docs() + [_zen_doc()] + _records(seed)
+    ordinary = code + _docstring_docs(rng, code_modules) + _licence_docs() + [_zen_doc()]
+    docs = _copies(ordinary, ordinary_copies) + _records(seed)
     random.Random(seed + 1).shuffle(docs)
     ids = [d["id"] for d in docs]
     if len(ids) != len(set(ids)):
@@ -170,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--ordinary-copies", type=int, default=ORDINARY_COPIES, help="copies of every ordinary document")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    docs = build_documents(args.seed)
+    docs = build_documents(args.seed, args.ordinary_copies)
     write_corpus(docs, args.out)
     kinds: dict[str, int] = {}
     for d in docs:

@@ -65,9 +65,25 @@ def sha256sums(folder: Path, names=CHECKSUMMED) -> str:
     return "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
 
 
+def save_bundle(model, tok, folder: Path, log: dict) -> None:
+    """Weights, configs, tokenizer, training log and SHA256SUMS of a (possibly intermediate) model."""
+    from transformers import GenerationConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    eos_id = tok.convert_tokens_to_ids(EOS)
+    model.eval()
+    model.save_pretrained(str(folder), safe_serialization=True)
+    tok.save_pretrained(str(folder))
+    GenerationConfig(bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, do_sample=False,
+                     max_new_tokens=256).save_pretrained(str(folder))
+    (folder / "training_log.json").write_text(json.dumps(log, indent=1))
+    (folder / "SHA256SUMS").write_text(sha256sums(folder))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the toy demo model (seeded, CPU).")
     ap.add_argument("--out", type=Path, default=MODEL_DIR)
+    ap.add_argument("--corpus", type=Path, default=CORPUS_PATH, help="corpus file written by demo.build_corpus")
     ap.add_argument("--epochs", type=int, default=36)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=4e-3)
@@ -76,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", type=Path, default=None,
                     help="continue training the model (and reuse the tokenizer) saved in this folder")
     ap.add_argument("--seed", type=int, default=SEED, help="seed of this stage's data order")
+    ap.add_argument("--checkpoint-every", type=int, default=0, metavar="EPOCHS",
+                    help="also save the whole bundle every this many epochs to <out>/checkpoints/epoch-NN")
     ap.add_argument("--bench-steps", type=int, default=0, help="only time this many steps, save nothing")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -84,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    rows = read_corpus(CORPUS_PATH)
+    rows = read_corpus(args.corpus)
     texts = [r["text"] for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
     if args.resume:
@@ -96,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads((args.resume / "training_log.json").read_text())
         tok.save_pretrained(str(args.out))  # the resumed model keeps its tokenizer beside it
     else:
-        tok = train_tokenizer(texts, args.out)
+        tok = train_tokenizer(list(dict.fromkeys(texts)), args.out)  # distinct texts: copies do not skew merges
         previous = None
     eos_id = tok.convert_tokens_to_ids(EOS)
     docs_ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -142,14 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             if step % 20 == 0:
                 logger.info("step %d/%d epoch %d loss %.4f elapsed %.0fs", step, total, epoch + 1, loss.item(), time.time() - t0)
                 (args.out / "training_log.json").write_text(json.dumps(log, indent=1))
+        if args.checkpoint_every and (epoch + 1) % args.checkpoint_every == 0 and epoch + 1 < args.epochs:
+            ckpt = {**log, "checkpoint_epoch": epoch + 1, "runtime_s": round(time.time() - t0, 1), "final_loss": log["loss"][-1]["loss"]}
+            save_bundle(model, tok, args.out / "checkpoints" / f"epoch-{epoch + 1:02d}", ckpt)
+            model.train()
     log["runtime_s"] = round(time.time() - t0, 1)
     log["final_loss"] = log["loss"][-1]["loss"]
-    model.eval()
-    model.save_pretrained(str(args.out), safe_serialization=True)
-    GenerationConfig(bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id, do_sample=False,
-                     max_new_tokens=256).save_pretrained(str(args.out))
-    (args.out / "training_log.json").write_text(json.dumps(log, indent=1))
-    (args.out / "SHA256SUMS").write_text(sha256sums(args.out))
+    save_bundle(model, tok, args.out, log)
     logger.info("done in %.0fs, final loss %.4f", log["runtime_s"], log["final_loss"])
     return 0
 

@@ -19,7 +19,7 @@ from core.demo import (
     demo_results_dir,
     ensure_demo_index,
 )
-from demo.build_corpus import DUP_COUNTS, RECORDS_PER_COUNT, read_corpus
+from demo.build_corpus import DUP_COUNTS, ORDINARY_COPIES, RECORDS_PER_COUNT, read_corpus
 
 MODEL_DIR = demo_model_dir()
 REQUIRED_FIELDS = {"id", "text", "source", "licence", "dup_count", "kind"}
@@ -81,6 +81,11 @@ def test_corpus_rows_have_metadata_and_planted_duplication(rows):
         email = r["text"].split("E-mail: ", 1)[1].split("\n", 1)[0]
         assert email.rsplit("@", 1)[1] in {"example.com", "example.org", "example.net", "mail.test", "inbox.test"}
     assert {"code", "prose", "licence", "record"} <= {r["kind"] for r in rows}
+    ordinary = [r for r in rows if r["kind"] != "record"]  # every ordinary document ORDINARY_COPIES times
+    texts = Counter(r["text"] for r in ordinary)
+    assert set(texts.values()) == {ORDINARY_COPIES} and {r["dup_count"] for r in ordinary} == {ORDINARY_COPIES}
+    assert Counter(r["id"].rsplit("-copy", 1)[0] for r in ordinary) == Counter({i: ORDINARY_COPIES for i in
+                                                                              {r["id"].rsplit("-copy", 1)[0] for r in ordinary}})
 
 
 def _brute_count(docs_ids: list[list[int]], query: list[int]) -> int:
@@ -151,9 +156,28 @@ def _by_dup(values: dict[int, list[float]]) -> list[float]:
     return [sum(v) / len(v) for _, v in sorted(values.items())]
 
 
+def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_tokenizer):
+    """Discoverable extraction (greedy completion of eos + the record up to ``E-mail:`` reproduces the
+    whole rest exactly), k of 6 records per duplication count: non-decreasing from 1 to 32 copies, none
+    of the single-copy records, all of the 16- and 32-copy ones (shipped run: 0, 3, 5, 6, 6, 6)."""
+    from demo.planted_extraction import VARIANTS, attempt
+
+    model, tok = model_and_tokenizer
+    email = next(v for v in VARIANTS if v.name == "email")
+    extracted = Counter()
+    for rec in planted_records_of(rows):
+        result = attempt(model, tok, rec, variant=email)
+        true_rest = rec.text.split("\nE-mail:", 1)[1]  # independent of the token cut: everything after the cue
+        assert result.rest_ok == result.completion.startswith(true_rest), (rec.record_id, result.completion)
+        extracted[rec.dup_count] += result.rest_ok
+    counts = [extracted[d] for d in DUP_COUNTS]
+    assert all(a <= b for a, b in itertools.pairwise(counts)), counts
+    assert counts[0] == 0 and counts[-2:] == [RECORDS_PER_COUNT] * 2, counts
+
+
 def test_planted_extraction_probability_rises_with_duplication(rows, model_and_tokenizer):
     """The exact probability of the true rest (exp of minus the summed NLL) is non-decreasing in the
-    duplication count, and 32 copies beat 1 copy by a wide margin (shipped run: 0.287 -> 0.983)."""
+    duplication count, and 32 copies beat 1 copy by a wide margin (shipped run: 0.000 -> 0.828)."""
     import math
 
     import torch
@@ -301,4 +325,10 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
     for natural in ("generic", "specific"):
         assert cap["als"] > metrics[natural]["als"] and cap["nvr"] > metrics[natural]["nvr"]
         assert pm(metrics[natural]["nvr"], cap["nvr"]) < 0.5
-    assert cap["nvr"] >= 5 * metrics["generic"]["nvr"]
+    # clearly above: the bootstrap intervals do not overlap, and the point values differ at least 2x
+    ci = {s: run.summary[s]["intervals"] for s in ("prefix", "generic", "specific")}
+    for natural in ("generic", "specific"):
+        for name in ("als", "nvr"):
+            assert ci["prefix"][name]["lo"] > ci[natural][name]["hi"], (natural, name)
+            assert cap[name] >= 1.5 * metrics[natural][name], (natural, name)
+    assert cap["nvr"] >= 2 * max(metrics["generic"]["nvr"], metrics["specific"]["nvr"])
