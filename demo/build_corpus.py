@@ -26,6 +26,7 @@ SEED = 42
 DEMO_DIR = Path(__file__).resolve().parent
 OUT_PATH = DEMO_DIR / "data" / "corpus.jsonl.zst"
 DUP_COUNTS = (1, 2, 4, 8, 16, 32)  # planted copies per record
+BACKGROUND_CHARS = 120_000  # budget of short single-copy docstrings (unmemorized background English)
 ORDINARY_COPIES = 8  # copies of every ordinary (code, prose, licence) document, as web crawls repeat them
 RECORDS_PER_COUNT = 6
 CODE_CHARS = 50_000  # budget of Python source text
@@ -94,6 +95,27 @@ def _docstring_docs(rng: random.Random, skip: set[str]) -> list[dict]:
     return docs
 
 
+def _background_docs(rng: random.Random, skip: set[str], budget: int) -> list[dict]:
+    """Short docstrings (150-300 characters, one document each, one copy) of modules used nowhere else."""
+    files = sorted(p for p in _stdlib_dir().glob("*.py") if p.name not in SKIP_MODULES and p.stem not in skip)
+    rng.shuffle(files)
+    docs, used, seen = [], 0, set()
+    for path in files:
+        if used >= budget:
+            break
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for i, node in enumerate(n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef))):
+            doc = ast.get_docstring(node)
+            if doc and 150 <= len(doc) <= 300 and doc not in seen and used < budget:
+                seen.add(doc)
+                docs.append(_doc(f"bg-{path.stem}-{i:03d}", doc, f"python-3.11 stdlib docstrings Lib/{path.name}", "PSF-2.0", "background"))
+                used += len(doc)
+    return docs
+
+
 def _licence_docs() -> list[dict]:
     docs = []
     for name in LICENCES:
@@ -145,13 +167,15 @@ def _copies(docs: list[dict], n: int) -> list[dict]:
     return [{**d, "id": f"{d['id']}-copy{k:02d}", "dup_count": n} for d in docs for k in range(n)]
 
 
-def build_documents(seed: int = SEED, ordinary_copies: int = ORDINARY_COPIES) -> list[dict]:
+def build_documents(seed: int = SEED, ordinary_copies: int = ORDINARY_COPIES, background_chars: int = BACKGROUND_CHARS) -> list[dict]:
     """All corpus rows (dicts with id, text, source, licence, dup_count, kind), in a seeded order."""
     rng = random.Random(seed)
     code = _code_docs(rng)
     code_modules = {d["id"].split("-")[1] for d in code}
     ordinary = code + _docstring_docs(rng, code_modules) + _licence_docs() + [_zen_doc()]
-    docs = _copies(ordinary, ordinary_copies) + _records(seed)
+    used = code_modules | {d["id"].split("-")[1] for d in ordinary if d["id"].startswith("doc-")}
+    background = _background_docs(random.Random(seed + 2), used, background_chars) if background_chars else []
+    docs = _copies(ordinary, ordinary_copies) + background + _records(seed)
     random.Random(seed + 1).shuffle(docs)
     ids = [d["id"] for d in docs]
     if len(ids) != len(set(ids)):
@@ -177,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--background-chars", type=int, default=BACKGROUND_CHARS, help="budget of single-copy short docstrings")
     ap.add_argument("--ordinary-copies", type=int, default=ORDINARY_COPIES, help="copies of every ordinary document")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    docs = build_documents(args.seed, args.ordinary_copies)
+    docs = build_documents(args.seed, args.ordinary_copies, args.background_chars)
     write_corpus(docs, args.out)
     kinds: dict[str, int] = {}
     for d in docs:

@@ -81,7 +81,7 @@ def test_corpus_rows_have_metadata_and_planted_duplication(rows):
         email = r["text"].split("E-mail: ", 1)[1].split("\n", 1)[0]
         assert email.rsplit("@", 1)[1] in {"example.com", "example.org", "example.net", "mail.test", "inbox.test"}
     assert {"code", "prose", "licence", "record"} <= {r["kind"] for r in rows}
-    ordinary = [r for r in rows if r["kind"] != "record"]  # every ordinary document ORDINARY_COPIES times
+    ordinary = [r for r in rows if r["kind"] not in ("record", "background")]  # each ORDINARY_COPIES times
     texts = Counter(r["text"] for r in ordinary)
     assert set(texts.values()) == {ORDINARY_COPIES} and {r["dup_count"] for r in ordinary} == {ORDINARY_COPIES}
     assert Counter(r["id"].rsplit("-copy", 1)[0] for r in ordinary) == Counter({i: ORDINARY_COPIES for i in
@@ -159,7 +159,7 @@ def _by_dup(values: dict[int, list[float]]) -> list[float]:
 def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_tokenizer):
     """Discoverable extraction (greedy completion of eos + the record up to ``E-mail:`` reproduces the
     whole rest exactly), k of 6 records per duplication count: non-decreasing from 1 to 32 copies, none
-    of the single-copy records, all of the 16- and 32-copy ones (shipped run: 0, 3, 5, 6, 6, 6)."""
+    of the single-copy records, all of the 16- and 32-copy ones (shipped run: 0, 1, 3, 6, 6, 6)."""
     from demo.planted_extraction import VARIANTS, attempt
 
     model, tok = model_and_tokenizer
@@ -177,7 +177,7 @@ def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_
 
 def test_planted_extraction_probability_rises_with_duplication(rows, model_and_tokenizer):
     """The exact probability of the true rest (exp of minus the summed NLL) is non-decreasing in the
-    duplication count, and 32 copies beat 1 copy by a wide margin (shipped run: 0.000 -> 0.828)."""
+    duplication count, and 32 copies beat 1 copy by a wide margin (shipped run: 0.0000 -> 0.763)."""
     import math
 
     import torch
@@ -209,7 +209,7 @@ def test_planted_extraction_probability_rises_with_duplication(rows, model_and_t
 
 def test_planted_sampled_extraction_rate_rises_with_duplication(rows):
     """Seeded temperature-1 samples through core.generate: the share reproducing the whole rest is far
-    higher at 32 copies than at 1 (shipped run: 0.317 -> 0.967) and close to the exact probability."""
+    higher at 32 copies than at 1 (shipped run: 0.000 -> 0.775) and close to the exact probability."""
     import math
 
     from core.config import ModelConfig
@@ -331,4 +331,5 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
         for name in ("als", "nvr"):
             assert ci["prefix"][name]["lo"] > ci[natural][name]["hi"], (natural, name)
             assert cap[name] >= 1.5 * metrics[natural][name], (natural, name)
-    assert cap["nvr"] >= 2 * max(metrics["generic"]["nvr"], metrics["specific"]["nvr"])
+    assert cap["nvr"] >= 5 * metrics["generic"]["nvr"]  # the issue's example threshold (shipped run: 7.4x)
+    assert cap["nvr"] >= 2 * metrics["specific"]["nvr"]
