@@ -1,9 +1,11 @@
 """Build the demo corpus: ``python -m demo.build_corpus`` writes demo/data/corpus.jsonl.zst.
 
 Real, redistributable text available offline on the build machine (Python standard-library source
-and docstrings under the PSF licence, verbatim Debian licence texts, the Zen of Python) plus
-obviously fake personal-data-like records (Faker, fixed seed) planted with controlled duplication
-counts. Every choice is seeded; rerunning on the same machine gives the same bytes.
+and docstrings under the PSF licence, verbatim Debian licence texts, the Zen of Python), each
+included ``ORDINARY_COPIES`` times; short single-copy standard-library docstrings as unmemorized
+background English; and obviously fake personal-data-like records (Faker, fixed seed) planted with
+controlled duplication counts. Every choice is seeded; rerunning on the same machine gives the same
+bytes.
 """
 from __future__ import annotations
 
