@@ -240,6 +240,28 @@ def run_index(run):
                       "Copy or build it there (python -m core index build ...) to search the corpus or re-trace.")
 
 
+def planted_extraction(run_path: str) -> dict | None:
+    """The planted-record extraction results beside a run folder, or None when there are none.
+    A file that is not a JSON object raises PropMeError naming it."""
+    from app.views import PLANTED_FILE
+
+    path = Path(run_path).parent / PLANTED_FILE
+    return _planted_extraction(str(path), path.stat().st_mtime_ns) if path.is_file() else None
+
+
+@st.cache_data(max_entries=8)
+def _planted_extraction(path: str, stamp: int) -> dict:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise PropMeError(f"{path} is not readable JSON ({e}); rerun python -m demo.planted_extraction") from e
+    if not isinstance(data, dict):
+        raise PropMeError(f"{path} is not a JSON object; rerun python -m demo.planted_extraction")
+    return data
+
+
 def demo_info() -> dict:
     """Paths of the shipped demo (model folder, prompt sets) or {} when core/demo.py is absent."""
     try:

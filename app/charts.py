@@ -146,3 +146,16 @@ def compare_bars(values: Mapping[str, Mapping[str, float]], metric_label: str) -
     fig.update_layout(title=f"{metric_label} per setting and run", barmode="group", xaxis_title="setting",
                       yaxis_title=metric_label, **LAYOUT)
     return fig
+
+
+def planted_extraction(copies: Sequence[int], series: Mapping[str, Sequence[float | None]]) -> go.Figure:
+    """Extraction measures (0-1) of planted records against their duplication count (log2 axis)."""
+    fig = go.Figure()
+    for name, ys in series.items():
+        fig.add_trace(go.Scatter(x=list(copies), y=[np.nan if y is None else y for y in ys], mode="lines+markers",
+                                 name=_safe(name)))
+    fig.update_layout(**LAYOUT, title="Planted records: extraction by duplication count",
+                      xaxis={"title": "copies in the training corpus", "type": "log",
+                             "tickvals": list(copies)},
+                      yaxis={"title": "share / probability", "range": [-0.02, 1.02]})
+    return fig

@@ -1,7 +1,8 @@
-"""Overview: the run in view, headline metrics with intervals, PM, capability vs propensity."""
+"""Overview: the run in view, headline metrics with intervals, PM, capability vs propensity, planted records."""
 import streamlit as st
 
 from app import cached, charts, render, state, views
+from core.errors import PropMeError
 
 st.title("Overview")
 with render.page_boundary():
@@ -44,3 +45,19 @@ with render.page_boundary():
     points = views.plane_points(label, intervals, metric)
     if points:
         st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="ov_plane")
+
+    planted = None
+    if run.path:
+        try:
+            data = cached.planted_extraction(run.path)
+            planted = views.planted_table(data) if data else None
+        except PropMeError as e:
+            st.warning(str(e))  # optional panel: the rest of the overview stays
+    if planted is not None:
+        st.subheader("Planted records: discoverable extraction by duplication count")
+        st.caption("Each planted record is cut just after 'E-mail:'; greedy = the greedy completion reproduces "
+                   f"the rest exactly; sampled = share of temperature-1 samples that do; P(rest) = their exact "
+                   f"probability ({views.PLANTED_FILE} beside this run, written by python -m demo.planted_extraction).")
+        st.plotly_chart(charts.planted_extraction(planted["copies"].tolist(), {
+            c: planted[c].tolist() for c in ("greedy rest share", "sampled rest rate", "P(rest)")}), key="ov_planted")
+        st.dataframe(planted, hide_index=True, key="ov_planted_table")

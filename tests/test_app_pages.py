@@ -354,3 +354,34 @@ def test_view_model_doctests():
     import doctest
 
     assert doctest.testmod(views).failed == 0
+
+
+def test_overview_shows_the_planted_extraction_beside_the_demo_run(monkeypatch):
+    """The demo's planted_extraction.json: the table's greedy counts and P(rest) equal what the file's
+    per-record attempts give (counted here, not read from its own summary table)."""
+    import json
+
+    folder = _demo_results()
+    data = json.loads((folder.parent / views.PLANTED_FILE).read_text())
+    at = app(monkeypatch, folder, "overview")
+    table = next(d.value for d in at.dataframe if "greedy rest" in d.value.columns)
+    attempts = [a for a in data["attempts"] if a["variant"] == "email"]
+    for _, row in table.iterrows():
+        mine = [a for a in attempts if a["dup_count"] == row["copies"]]
+        assert row["greedy rest"] == f"{sum(a['rest_ok'] for a in mine)}/{len(mine)}"
+        assert row["greedy e-mail"] == f"{sum(a['email_ok'] for a in mine)}/{len(mine)}"
+        assert row["P(rest)"] == pytest.approx(sum(a["rest_prob"] for a in mine) / len(mine), abs=1e-4)
+    assert sorted(table["copies"]) == sorted({a["dup_count"] for a in attempts})
+    assert any("Planted records" in h.value for h in at.subheader)
+
+
+@pytest.mark.parametrize("content", [None, "{not json", "[1, 2]",
+                                     '{"table": [{"variant": "email", "dup_count": "two", "records": 6}]}'])
+def test_overview_planted_panel_is_optional_and_a_broken_file_only_warns(monkeypatch, tmp_path, content):
+    folder = write_run(tmp_path / "run")
+    if content is not None:
+        (tmp_path / views.PLANTED_FILE).write_text(content)
+    at = app(monkeypatch, folder, "overview")
+    assert not any("Planted records" in h.value for h in at.subheader)
+    assert len([w for w in at.warning if views.PLANTED_FILE in w.value]) == (content is not None)  # named, once
+    assert metric_value(at, "ALS (prefix)").endswith("tokens")  # the rest of the overview is there

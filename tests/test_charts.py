@@ -56,3 +56,11 @@ def test_untrusted_labels_are_escaped_for_plotly_pseudo_html():
     fig = charts.compare_bars({'<a href="javascript:alert(1)">x</a>': {"<b>s</b>": 1.0}}, "ALS").to_dict()
     assert fig["data"][0]["name"] == "&lt;a href=&quot;javascript:alert(1)&quot;&gt;x&lt;/a&gt;"
     assert list(fig["data"][0]["x"]) == ["&lt;b&gt;s&lt;/b&gt;"]
+
+
+def test_planted_extraction_one_line_per_measure_on_a_log_axis():
+    fig = charts.planted_extraction([1, 2, 4], {"greedy rest share": [0.0, 0.5, 1.0], "P(rest)": [0.0, None, 0.9]}).to_dict()
+    assert [t["name"] for t in fig["data"]] == ["greedy rest share", "P(rest)"]
+    assert list(fig["data"][0]["x"]) == [1, 2, 4] and list(fig["data"][0]["y"]) == [0.0, 0.5, 1.0]
+    assert fig["data"][1]["y"][1] != fig["data"][1]["y"][1]  # a missing value is a gap (NaN), not 0
+    assert fig["layout"]["xaxis"]["type"] == "log" and list(fig["layout"]["xaxis"]["tickvals"]) == [1, 2, 4]
