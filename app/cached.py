@@ -33,7 +33,7 @@ def need(module: str) -> ModuleType:
     except ModuleNotFoundError as e:
         if e.name != f"core.{module}":
             raise
-        raise Unavailable(f"This needs core/{module}.py, which is not in this checkout yet.") from None
+        raise Unavailable(f"This needs core/{module.replace('.', '/')}.py, which is not in this checkout yet.") from None
 
 
 def run_id(path: str) -> str:
@@ -48,8 +48,8 @@ def run_id(path: str) -> str:
 
 @st.cache_resource(max_entries=16, show_spinner="Loading results folder ...")
 def load_run(path: str, ident: str):
-    """``core.results.load_results(path)``; ``ident`` (see :func:`run_id`) invalidates on rewrite."""
-    return need("results").load_results(path)
+    """``core.runs.results.load_results(path)``; ``ident`` (see :func:`run_id`) invalidates on rewrite."""
+    return need("runs.results").load_results(path)
 
 
 @st.cache_resource(max_entries=64)
@@ -59,7 +59,7 @@ def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tupl
 
     gens, traces = _run.by_setting(setting)
     if nvr != metrics_config_of(_run.manifest).nvr:  # stored nv_recall was scored with the run's own nvr
-        traces = need("nvrecall").rescore(traces, nvr)
+        traces = need("tracing.nvrecall").rescore(traces, nvr)
     return tuple(gens), tuple(traces)
 
 
@@ -67,7 +67,7 @@ def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tupl
 def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[str, float]:
     """``compute_metrics`` of one setting (with generations, for the prefix continuation metrics)."""
     gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
-    return need("metrics").compute_metrics(traces, cfg, gens)
+    return need("scoring.metrics").compute_metrics(traces, cfg, gens)
 
 
 def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
@@ -87,7 +87,7 @@ def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tup
 def _setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
     """``bootstrap_intervals`` of one setting for ``metrics``."""
     gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
-    return need("bootstrap").bootstrap_intervals(traces, cfg, gens, metrics=metrics)
+    return need("scoring.bootstrap").bootstrap_intervals(traces, cfg, gens, metrics=metrics)
 
 
 def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
@@ -100,7 +100,7 @@ def _pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: Metri
     if "prefix" not in _run.settings():
         return {}
     _, cap = setting_traces(ident, "prefix", cfg.nvr, _run)
-    prop = need("propensity")
+    prop = need("scoring.propensity")
     return {s: prop.pm_interval(setting_traces(ident, s, cfg.nvr, _run)[1], cap, metric, cfg)
             for s in settings if s != "prefix"}
 
@@ -112,7 +112,7 @@ def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsC
 
 @st.cache_data(max_entries=256)
 def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
-    metrics, loops = need("metrics"), need("loops")
+    metrics, loops = need("scoring.metrics"), need("scoring.loops")
     return {s: metrics.span_share_curve(loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg),
                                         max_n) for s in settings}
 
@@ -124,7 +124,7 @@ def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _ru
 
 @st.cache_data(max_entries=256)
 def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
-    loops = need("loops")
+    loops = need("scoring.loops")
     out = {}
     for s in settings:
         kept = loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg)
@@ -136,17 +136,17 @@ def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _r
 @st.cache_resource(max_entries=4, show_spinner="Opening the corpus index ...")
 def open_index(dirs: tuple[str, ...]):
     """``CorpusIndex.open(dirs)`` shared by every session (read-only, memory-mapped)."""
-    return need("index").CorpusIndex.open(list(dirs))
+    return need("index.corpus_index").CorpusIndex.open(list(dirs))
 
 
 @st.cache_resource(max_entries=1, show_spinner="Building the demo index (first use only) ...")
 def demo_index():
-    return need("demo").ensure_demo_index()
+    return need("runs.demo").ensure_demo_index()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading tokenizer ...")
 def tokenizer(name_or_path: str):
-    return need("tokenizer").load_tokenizer(name_or_path)
+    return need("index.tokenizer").load_tokenizer(name_or_path)
 
 
 @st.cache_data(max_entries=128)
@@ -158,8 +158,8 @@ def phrase_search(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: 
 
 @st.cache_data(max_entries=8, show_spinner="Building the HTML report ...")
 def html_report(ident: str, cfg: MetricsConfig, metric: str, _inp) -> str:
-    """``core.html_report.build_report`` of the report input built for (run, cfg, metric)."""
-    return need("html_report").build_report(_inp)
+    """``core.reports.html.build_report`` of the report input built for (run, cfg, metric)."""
+    return need("reports.html").build_report(_inp)
 
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...")
@@ -167,7 +167,7 @@ def cross_pm(ident: str, ref_ident: str, setting: str, metric: str, cfg: Metrics
     """PM of ``metric`` of ``_run`` against the reference run ``_ref`` (reference in the prefix slot)."""
     mine = setting_traces(ident, setting, cfg.nvr, _run)[1]
     ref = setting_traces(ref_ident, setting, cfg.nvr, _ref)[1]
-    return need("propensity").pm_interval(mine, ref, metric, cfg)
+    return need("scoring.propensity").pm_interval(mine, ref, metric, cfg)
 
 
 def clear_all() -> None:
@@ -180,13 +180,13 @@ def pm_values(values: dict, metric: str) -> dict[str, float]:
     """Point PM of ``metric`` per natural setting from already computed metric dicts (cheap, uncached)."""
     if "prefix" not in values:
         return {}
-    pm = need("propensity").pm
+    pm = need("scoring.propensity").pm
     return {s: pm(v[metric], values["prefix"][metric]) for s, v in values.items() if s != "prefix"}
 
 
 def pm_curves(curves: dict) -> dict:
     """PM of R_n against n per natural setting, from :func:`span_curves` output (uncached, cheap)."""
-    pm = need("propensity").pm
+    pm = need("scoring.propensity").pm
     cap = curves["prefix"]
     return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap)) if v + c > 0]  # 0/0: undefined
             for s, shares in curves.items() if s != "prefix"}
@@ -200,7 +200,7 @@ def retrace(run, tcfg, nvr, progress):
     import dataclasses
 
     index, tok = run_index(run)
-    traces = need("trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, nvr,
+    traces = need("tracing.trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, nvr,
                                       progress=progress)
     return dataclasses.replace(run, traces=tuple(traces))
 
@@ -210,7 +210,7 @@ def run_index(run):
 
     The demo run uses its recorded index folder when that opens with the recorded fingerprint (a
     millisecond memory-map); only otherwise is the demo index checked against the shipped corpus and
-    built (:func:`core.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
+    built (:func:`core.runs.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
     Raises Unavailable with the reason when the index is not on this machine.
     """
     from app.views import index_dirs
@@ -218,7 +218,7 @@ def run_index(run):
     dirs = tuple(index_dirs(run.manifest))
     index_meta = run.manifest.get("index") if isinstance(run.manifest.get("index"), dict) else {}
     try:
-        demo = need("demo")
+        demo = need("runs.demo")
     except Unavailable:
         demo = None
     is_demo = bool(demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve())
@@ -263,9 +263,9 @@ def _planted_extraction(path: str, stamp: int) -> dict:
 
 
 def demo_info() -> dict:
-    """Paths of the shipped demo (model folder, prompt sets) or {} when core/demo.py is absent."""
+    """Paths of the shipped demo (model folder, prompt sets) or {} when core/runs/demo.py is absent."""
     try:
-        demo = need("demo")
+        demo = need("runs.demo")
     except Unavailable:
         return {}
     return {"model": str(demo.demo_model_dir()),
@@ -273,5 +273,5 @@ def demo_info() -> dict:
 
 
 def run_experiment(cfg, progress):
-    """``core.experiment.run_experiment`` (uncached: it has its own result cache on disk)."""
-    return need("experiment").run_experiment(cfg, progress=progress)
+    """``core.runs.experiment.run_experiment`` (uncached: it has its own result cache on disk)."""
+    return need("runs.experiment").run_experiment(cfg, progress=progress)

@@ -1,6 +1,6 @@
 """Pure plotly figure builders: data in, ``go.Figure`` out, no ``st.*`` calls.
 
-Intervals are anything with ``value``, ``lo`` and ``hi`` (``core.bootstrap.Interval``). Tested via
+Intervals are anything with ``value``, ``lo`` and ``hi`` (``core.scoring.bootstrap.Interval``). Tested via
 ``fig.to_dict()`` in tests/test_charts.py; also used by the HTML report.
 """
 from __future__ import annotations

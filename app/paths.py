@@ -37,14 +37,14 @@ def confine(path: str, root: Path | None) -> Path:
 
 
 def default_results_dir(environ: dict | None = None) -> str:
-    """``$PROPME_RESULTS_DIR``, else the shipped demo results folder, else '' (no core.demo yet)."""
+    """``$PROPME_RESULTS_DIR``, else the shipped demo results folder, else '' (no core.runs.demo yet)."""
     value = (os.environ if environ is None else environ).get(RESULTS_ENV, "").strip()
     if value:
         return value
     try:
-        from core.demo import demo_results_dir
+        from core.runs.demo import demo_results_dir
     except ModuleNotFoundError as e:
-        if e.name != "core.demo":
+        if e.name != "core.runs.demo":
             raise
         return ""
     return str(demo_results_dir())

@@ -1,8 +1,8 @@
-"""Showing untrusted text in Streamlit: only escaped HTML (core/highlight.py) reaches ``st.html``.
+"""Showing untrusted text in Streamlit: only escaped HTML (core/reports/highlight.py) reaches ``st.html``.
 
 ``st.html`` is used instead of ``st.markdown(unsafe_allow_html=True)`` so no markdown parsing runs
 over completion text (``**``, ``[x](javascript:...)`` stay literal), and every piece of text in the
-HTML comes from :func:`core.highlight.escape_text`.
+HTML comes from :func:`core.reports.highlight.escape_text`.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import streamlit as st
 
 from app.cached import Unavailable
-from core import highlight
 from core.errors import PropMeError
 from core.records import DocMatch, Span
+from core.reports import highlight
 
 
 @contextmanager

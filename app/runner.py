@@ -57,10 +57,10 @@ def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
 def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root: Path = APP_INDEX_DIR):
     """Load a corpus file and build (or reuse) its index with ``tokenizer_name``; returns (index dir, load)."""
     from core.config import CorpusConfig
-    from core.corpus import corpus_fingerprint, load_corpus
-    from core.index import CorpusIndex
-    from core.index_build import build_index
-    from core.tokenizer import load_tokenizer, tokenizer_fingerprint
+    from core.corpus.load import corpus_fingerprint, load_corpus
+    from core.index.build import build_index
+    from core.index.corpus_index import CorpusIndex
+    from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     load = load_corpus(CorpusConfig(path=corpus_path), progress)
     tok = load_tokenizer(tokenizer_name)

@@ -1,7 +1,7 @@
 """The few ``st.session_state`` keys shared across pages, and the run in view.
 
 Keys (everything else in session state is a widget's own ``key=``):
-- ``RUN_PATH``: the results folder in view, set by the sidebar picker in streamlit_app.py.
+- ``RUN_PATH``: the results folder in view, set by the sidebar picker in app/streamlit_app.py.
 - ``CANCEL``: a ``threading.Event`` the Run page's Cancel button sets; the running experiment's
   progress callback raises ``core.progress.Cancelled`` when it is set.
 - ``RETRACED``: {(run id, TraceConfig): RunResults} re-traced by the Thresholds page in this session.

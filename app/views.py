@@ -13,9 +13,9 @@ import pandas as pd
 
 from core.config import MetricsConfig, from_dict
 from core.errors import ConfigError, PropMeError
-from core.metric_specs import HEADLINE, METRICS
-from core.propensity import pm
 from core.records import Generation, GenKey, TraceResult
+from core.scoring.metric_specs import HEADLINE, METRICS
+from core.scoring.propensity import pm
 
 CAPABILITY = "prefix"
 PRIMARY = HEADLINE
@@ -306,7 +306,7 @@ def plane_points(label: str, intervals: Mapping[str, Mapping[str, Any]], metric:
 def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapping[str, Mapping[str, Any]],
                  pm: Mapping[str, Any], figures: Sequence[Any], cfg: MetricsConfig, n_examples: int = 10):
     """The HTML report's content: tables, figures and the top examples (longest span first)."""
-    from core.html_report import ReportInput
+    from core.reports.html import ReportInput
 
     tables = [("Metrics with 95% bootstrap intervals", interval_table(intervals, PRIMARY)),
               ("Secondary metrics", metric_table(values, ("n_generations", "r_n", "max_span", "unique_docs",
@@ -324,7 +324,7 @@ def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapp
 
 def decoded_window(tok, ids: Sequence[int], offset: int, match_len: int) -> tuple[str, int, int]:
     """Decode a document window; (text, char start, char end) of the match inside it (as tracing does)."""
-    from core.trace_windows import decode_window
+    from core.tracing.windows import decode_window
 
     return decode_window(tok, ids, offset, match_len)
 
@@ -339,7 +339,7 @@ def rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def window_match(occ, text: str, start: int, end: int):
-    """A DocMatch-shaped value for showing a phrase-search hit with :func:`core.highlight.window_html`."""
+    """A DocMatch-shaped value for showing a phrase-search hit with :func:`core.reports.highlight.window_html`."""
     from core.records import DocMatch, NVResult
 
     return DocMatch(occ.doc_ix, occ.doc_id, "partial", text, start, end, NVResult(0.0, 0, 0, 0))

@@ -35,7 +35,7 @@ def _results(args) -> tuple[Path, str]:
     if args.results:
         return Path(args.results), "given"
     try:
-        from core.demo import demo_results_dir
+        from core.runs.demo import demo_results_dir
 
         demo = demo_results_dir()
         if (demo / "manifest.json").is_file():
@@ -60,8 +60,8 @@ def _timed(fn) -> float:
 
 
 def bench_thresholds(changes: int) -> None:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
-    at.switch_page("app_pages/thresholds.py").run()
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=300).run()
+    at.switch_page("../pages/thresholds.py").run()
     assert not at.exception, at.exception
     top = at.slider(key="thr_span_n").max
     ns = [1 + (7 * i) % (top - 1) for i in range(1, changes + 1)]
@@ -82,8 +82,8 @@ def bench_first_render() -> None:
     for page in PAGES:
         st.cache_data.clear()
         st.cache_resource.clear()
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
-        at.switch_page(f"app_pages/{page}.py")
+        at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=300)
+        at.switch_page(f"../pages/{page}.py")
         secs = _timed(at.run)
         again = _timed(at.run)  # the same page once more, from cache
         status = "error: " + str(at.exception) if at.exception else "ok" if secs <= 2.0 else "OVER TARGET"

@@ -16,9 +16,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.bootstrap import bootstrap_intervals
 from core.config import MetricsConfig
-from core.metrics import _toy, compute_metrics
+from core.scoring.bootstrap import bootstrap_intervals
+from core.scoring.metrics import _toy, compute_metrics
 
 
 def main() -> None:

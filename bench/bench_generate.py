@@ -1,4 +1,4 @@
-"""Generation throughput on CPU: core.generate at batch 1/8/32 vs a naive one-prompt-at-a-time loop.
+"""Generation throughput on CPU: core.generation.generate at batch 1/8/32 vs a naive one-prompt-at-a-time loop.
 
     .venv/bin/python bench/bench_generate.py [--new-tokens 32] [--prompts 32] [--skip-160m]
 
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from core.config import DecodingConfig, ModelConfig
-from core.generate import generate
-from core.model import LoadedModel, load_model
+from core.generation.generate import generate
+from core.generation.model import LoadedModel, load_model
 from core.records import Prompt
 
 
@@ -88,7 +88,7 @@ def bench(name: str, lm: LoadedModel, n_prompts: int, prompt_len: int, new_token
         ids = [g.completion_ids for g in gens]
         same = "" if greedy is None else ("  (same tokens as batch 1)" if ids == greedy else "  (tokens differ!)")
         greedy = greedy or ids
-        print(f"  {'core.generate batch ' + str(bs):<44} {n_tok / dt:9.1f} tok/s {n_tok / dt / base:6.2f}x{same}")
+        print(f"  {'core.generation.generate batch ' + str(bs):<44} {n_tok / dt:9.1f} tok/s {n_tok / dt / base:6.2f}x{same}")
 
 
 def main() -> None:

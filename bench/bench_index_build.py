@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from bench.make_bench_corpus import spliced_docs, stdlib_texts, tokenize_all, train_bench_tokenizer
-from core.index import build_index_from_ids
-from core.tokenizer import tokenizer_fingerprint, tokenizer_identity
+from core.index.build import build_index_from_ids
+from core.index.tokenizer import tokenizer_fingerprint, tokenizer_identity
 
 
 def _build(stream, num_tokens, out: Path, tok, seed: int, cpus: int, memory_mb: int):

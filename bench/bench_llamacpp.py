@@ -2,7 +2,7 @@
 
 Needs ``llama-cpp-python[server]`` in the venv and a GGUF of the demo model (scripts/convert_demo_to_gguf.py);
 see docs/llamacpp.md. Prints, for greedy decoding: how many completions match in-process
-:func:`core.generate.generate` exactly (text and ids), how many tokens agree before the first difference,
+:func:`core.generation.generate.generate` exactly (text and ids), how many tokens agree before the first difference,
 and wall time of both paths in the same run; then a sampled run (schema round trip only: llama.cpp's
 sampler is not ours, so samples are not expected to match).
 
@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.backend_openai import OpenAIBackend
 from core.config import DecodingConfig, ModelConfig
-from core.generate import generate
-from core.model import load_model
+from core.generation.generate import generate
+from core.generation.model import load_model
+from core.generation.openai_backend import OpenAIBackend
 from core.records import Prompt
 
 

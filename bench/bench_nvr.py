@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import core.nvrecall
+import core.tracing.nvrecall
 from core.config import AdaptiveParam, NVRConfig
-from core.metrics import nvr
-from core.nvrecall import nv_recall, rescore
 from core.records import DocMatch, GenKey, Span, TraceResult
+from core.scoring.metrics import nvr
+from core.tracing.nvrecall import nv_recall, rescore
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "propme_release" / "nv_recall_cases.jsonl"
 N_GEN, N_DOCS = 100, 30
@@ -63,13 +63,13 @@ def main() -> None:
     rng = random.Random(42)
     pairs = _run_texts(rng)
 
-    fast_matcher = core.nvrecall._FastMatcher
-    core.nvrecall._FastMatcher = None  # baseline: plain difflib
+    fast_matcher = core.tracing.nvrecall._FastMatcher
+    core.tracing.nvrecall._FastMatcher = None  # baseline: plain difflib
     t0 = time.perf_counter()
     plain = [[nv_recall(gen, w) for w in windows] for gen, windows in pairs]
     plain_s = time.perf_counter() - t0
-    core.nvrecall._FastMatcher = fast_matcher
-    core.nvrecall._words.cache_clear()
+    core.tracing.nvrecall._FastMatcher = fast_matcher
+    core.tracing.nvrecall._words.cache_clear()
 
     t0 = time.perf_counter()
     traces = []

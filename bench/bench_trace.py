@@ -5,7 +5,7 @@ spliced with random text, half random text only, each about ``--tokens`` index t
 
 Measured in one run, on the same warm index:
 
-1. span finding: ``index.longest_matches`` (a vectorised suffix-array search, :mod:`core.sa_search`)
+1. span finding: ``index.longest_matches`` (a vectorised suffix-array search, :mod:`core.index.sa_search`)
    vs the naive loop that grows every start one token at a time with ``index.count`` (one engine
    ``find`` per step), and vs the previous engine path (``creativity``); lengths must be identical;
 2. the whole pipeline: ``trace_many`` vs ``trace_many`` on an index whose ``longest_matches`` is the
@@ -30,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from core.config import TraceConfig
-from core.index import CorpusIndex
+from core.index.corpus_index import CorpusIndex
+from core.index.tokenizer import load_tokenizer
 from core.records import GenKey
-from core.tokenizer import load_tokenizer
-from core.trace import tokenize, trace_many
+from core.tracing.trace import tokenize, trace_many
 
 
 def naive_longest(index, ids) -> list[int]:

@@ -61,10 +61,10 @@ class TextProgress:
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
-    from core.corpus import describe_problems, load_corpus
-    from core.experiment import looks_like_local_path
-    from core.index_build import build_index
-    from core.tokenizer import load_tokenizer
+    from core.corpus.load import describe_problems, load_corpus
+    from core.index.build import build_index
+    from core.index.tokenizer import load_tokenizer
+    from core.runs.experiment import looks_like_local_path
 
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
@@ -92,10 +92,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from core.cache import ResultCache
-    from core.demo import ensure_demo_index_for
-    from core.experiment import load_experiment, run_experiment
-    from core.report import format_report
+    from core.reports.text import format_report
+    from core.runs.cache import ResultCache
+    from core.runs.demo import ensure_demo_index_for
+    from core.runs.experiment import load_experiment, run_experiment
 
     cfg = load_experiment(args.config)
     if args.output_dir:
@@ -112,8 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from core.report import format_report, report_dict
-    from core.results import load_results
+    from core.reports.text import format_report, report_dict
+    from core.runs.results import load_results
 
     run = load_results(args.results_dir)
     if args.json:
@@ -124,7 +124,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from core.cache import ResultCache
+    from core.runs.cache import ResultCache
 
     cache = ResultCache(args.cache_dir)
     if args.action == "clear":
@@ -144,16 +144,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import importlib
 
     try:
-        server = importlib.import_module("core.server")
+        server = importlib.import_module("core.generation.server")
     except ModuleNotFoundError as e:
-        if e.name != "core.server":
+        if e.name != "core.generation.server":
             raise
-        raise PropMeError("the model server (core/server.py) is not part of this install") from None
+        raise PropMeError("the model server (core/generation/server.py) is not part of this install") from None
     return int(server.main(list(args.server_args)) or 0)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core import demo
+    from core.runs import demo
 
     index = demo.ensure_demo_index(TextProgress(), rebuild=args.rebuild)
     print(f"demo index {demo.demo_index_dir()}: {index.num_docs} documents, {index.num_tokens} tokens")
@@ -163,7 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from core.cache import TABLES
+    from core.runs.cache import TABLES
 
     p = argparse.ArgumentParser(prog="python -m core", description="PropMe Explorer: memorization audits of "
                                 "language models (capability via prefix attacks vs propensity via natural prompts).")
@@ -219,10 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clear only this table (default: all)")
     c.set_defaults(func=cmd_cache)
 
-    s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API (see core/server.py)",
-                       description="Serve a model over an OpenAI-compatible HTTP API; arguments go to core.server.",
+    s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API (see core/generation/server.py)",
+                       description="Serve a model over an OpenAI-compatible HTTP API; arguments go to core.generation.server.",
                        add_help=False)
-    s.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of core.server (try: serve --help)")
+    s.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of core.generation.server (try: serve --help)")
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="build the demo corpus index (first use) and show where the demo run is",
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["serve"]:  # everything after `serve` belongs to core.server, --help included
+    if argv[:1] == ["serve"]:  # everything after `serve` belongs to core.generation.server, --help included
         args = argparse.Namespace(verbose=False, func=cmd_serve, server_args=argv[1:])
     else:
         args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Frozen, typed configuration values passed explicitly through the engine.
 
 Every knob of a run lives here, with its paper default and a one-line why. Configs hash by value,
-so they serve as cache keys (``st.cache_data``, :mod:`core.cache`) and are recorded in results.
+so they serve as cache keys (``st.cache_data``, :mod:`core.runs.cache`) and are recorded in results.
 """
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ class ModelConfig:
     api_key_env: str = "OPENAI_API_KEY"  # openai backend: environment variable holding the key
     concurrency: int = 8  # openai backend: requests in flight
     max_retries: int = 5  # openai backend: retries with exponential backoff
-    server_api: str = "openai"  # openai backend: "openai" (vLLM, core.server) | "llama.cpp" (llama-cpp-python's server)
+    server_api: str = "openai"  # openai backend: "openai" (vLLM, core.generation.server) | "llama.cpp" (llama-cpp-python's server)
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def from_dict(cls: type, data: dict) -> Any:
         raise ConfigError(f"{cls.__name__}: {e}") from None
 
 
-# -- type checks of a TOML table (core.experiment.load_experiment) --------------------------------
+# -- type checks of a TOML table (core.runs.experiment.load_experiment) --------------------------------
 def _check_value(value: Any, tp: Any, where: str) -> None:
     """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names."""
     allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))

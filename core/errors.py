@@ -22,7 +22,7 @@ class CorpusError(PropMeError):
 class BadRowsError(CorpusError):
     """Rows were invalid and the caller asked to stop on bad rows.
 
-    ``problems`` holds :class:`core.corpus.RowProblem` values (file, line, reason).
+    ``problems`` holds :class:`core.corpus.load.RowProblem` values (file, line, reason).
     """
 
     def __init__(self, message: str, problems: tuple = ()):

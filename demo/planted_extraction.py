@@ -6,7 +6,7 @@ boundary) and measures, per record:
 
 * **greedy**: does the greedy completion reproduce the e-mail / the whole rest of the record exactly;
 * **sampled**: the share of ``n`` seeded samples (temperature 1.0, top_p 1.0, through
-  :func:`core.generate.generate`) that reproduce the e-mail / the whole rest exactly;
+  :func:`core.generation.generate.generate`) that reproduce the e-mail / the whole rest exactly;
 * **extraction probability**: ``exp(-sum NLL)`` of the true rest's tokens given the prompt (the exact
   probability that one temperature-1 sample emits exactly those tokens), and the mean per-token NLL.
 
@@ -148,10 +148,10 @@ def attempt(model, tokenizer, rec: PlantedRecord, with_eos: bool = True, variant
 def sampled_rates(lm, records: list[PlantedRecord], variant: Variant, n: int = SAMPLES,
                   temperature: float = TEMPERATURE, seed: int = SEED) -> list[tuple[float, float]]:
     """Per record: the share of ``n`` seeded samples (top_p 1.0) reproducing the rest up to the e-mail,
-    and the whole rest. ``lm`` is a :class:`core.model.LoadedModel`; samples come from
-    :func:`core.generate.generate` with ``DecodingConfig(temperature, num_samples=n, seed=seed)``."""
+    and the whole rest. ``lm`` is a :class:`core.generation.model.LoadedModel`; samples come from
+    :func:`core.generation.generate.generate` with ``DecodingConfig(temperature, num_samples=n, seed=seed)``."""
     from core.config import DecodingConfig
-    from core.generate import generate
+    from core.generation.generate import generate
     from core.records import Prompt
 
     tok = lm.tokenizer
@@ -213,7 +213,7 @@ def run_all(records: list[PlantedRecord], model_dir: Path | None = None, n: int 
     import dataclasses
 
     from core.config import ModelConfig
-    from core.model import load_model
+    from core.generation.model import load_model
 
     lm = load_model(ModelConfig(str(model_dir or DEMO_DIR / "model"), device="cpu", dtype="float32"))
     attempts = []

@@ -19,10 +19,10 @@ OUT_PATH = Path(__file__).resolve().parent / "results" / "prompt_overlap.json"
 
 def overlap(index, tokenizer, setting: str, path: Path, trace_cfg) -> dict:
     """Metrics of one prompt set traced against ``index`` (prompts stand in for completions)."""
-    from core.metrics import als, fmr, max_span, nvr
-    from core.prompt_sets import load_prompt_set
+    from core.prompts.sets import load_prompt_set
     from core.records import GenKey
-    from core.trace import trace_many
+    from core.scoring.metrics import als, fmr, max_span, nvr
+    from core.tracing.trace import trace_many
 
     prompts = load_prompt_set(path, setting, on_bad_rows="stop").prompts
     traces = trace_many(index, tokenizer, [(GenKey(setting, p.prompt_id), p.text) for p in prompts], trace_cfg)
@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from core.demo import demo_experiment_path, demo_model_dir, demo_prompt_paths, ensure_demo_index
-    from core.experiment import load_experiment
-    from core.tokenizer import load_tokenizer
+    from core.index.tokenizer import load_tokenizer
+    from core.runs.demo import demo_experiment_path, demo_model_dir, demo_prompt_paths, ensure_demo_index
+    from core.runs.experiment import load_experiment
 
     index = ensure_demo_index()
     tok = load_tokenizer(str(demo_model_dir()))

@@ -1,7 +1,7 @@
 """Synthetic results folders for the app tests: real records, known spans, hostile text planted.
 
 One "token" is one whitespace-separated word here, so span lengths, char offsets and counts are
-known exactly. Near-verbatim recall comes from the real ``core.nvrecall.nv_recall``.
+known exactly. Near-verbatim recall comes from the real ``core.tracing.nvrecall.nv_recall``.
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import random
 from pathlib import Path
 
 from core.config import MetricsConfig, to_dict
-from core.nvrecall import nv_recall
 from core.records import DocMatch, Generation, GenKey, Prompt, Span, TraceResult
-from core.results import RunResults, save_results
+from core.runs.results import RunResults, save_results
+from core.tracing.nvrecall import nv_recall
 
 WORDS = ["river", "stone", "quiet", "lamp", "harbor", "violet", "engine", "paper", "window", "silver", "market", "garden", "thunder", "maple", "candle", "orbit", "meadow", "signal", "copper", "valley", "pocket", "lantern", "whisper", "forest", "anchor", "ribbon", "marble", "canyon", "falcon", "velvet", "breeze", "summit", "cobalt", "harvest", "island"]
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from core.index import CorpusIndex, build_index, build_index_from_ids
+from core.index.build import build_index, build_index_from_ids
+from core.index.corpus_index import CorpusIndex
 
 
 @dataclass(frozen=True)
 class TinyDoc:
-    """Stands in for core.corpus.Document (same fields)."""
+    """Stands in for core.corpus.load.Document (same fields)."""
 
     doc_id: str
     text: str
@@ -28,7 +29,7 @@ def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 300, folder: st
     """A byte-level BPE tokenizer trained on ``texts``, wrapped as PreTrainedTokenizerFast.
 
     It has an ``<|endoftext|>`` token (id 0, also eos). Saved with save_pretrained when ``folder``
-    is given, so ``core.tokenizer.load_tokenizer(folder)`` reloads it.
+    is given, so ``core.index.tokenizer.load_tokenizer(folder)`` reloads it.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

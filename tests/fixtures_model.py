@@ -79,8 +79,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_model_dir):
-    """The tiny model loaded through core.model.load_model on CPU (float32)."""
+    """The tiny model loaded through core.generation.model.load_model on CPU (float32)."""
     from core.config import ModelConfig
-    from core.model import load_model
+    from core.generation.model import load_model
 
     return load_model(ModelConfig(str(tiny_model_dir), device="cpu"))

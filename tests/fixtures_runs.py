@@ -6,7 +6,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from core.records import MATCH_TIERS, DocMatch, Generation, GenKey, NVResult, Prompt, Span, TraceResult
-from core.results import RunResults
+from core.runs.results import RunResults
 
 texts = st.text(max_size=40)  # hypothesis' default alphabet: any unicode except surrogates
 ids = st.lists(st.integers(0, 2**40), max_size=8).map(tuple)
@@ -79,7 +79,7 @@ def make_tiny_experiment(folder, *, name: str = "tiny", batch_size: int = 2, ext
     """
     import json
 
-    from core.tokenizer import load_tokenizer
+    from core.index.tokenizer import load_tokenizer
     from tests.fixtures_index import build_tiny_index
     from tests.fixtures_model import make_tiny_model_dir
 

@@ -61,7 +61,7 @@ class BruteOccurrence:
 
 
 class BruteIndex:
-    """Same methods as core.index.CorpusIndex, answered by scanning every document."""
+    """Same methods as core.index.corpus_index.CorpusIndex, answered by scanning every document."""
 
     def __init__(self, docs: Sequence[Sequence[int]], doc_ids: Sequence[str], vocab_size: int, tokenizer=None):
         self.docs = [list(d) for d in docs]

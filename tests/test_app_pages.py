@@ -13,12 +13,12 @@ from streamlit.testing.v1 import AppTest
 from app import paths, runner, views
 from core.config import AdaptiveParam, MetricsConfig, NVRConfig
 from core.errors import ConfigError
-from core.metrics import compute_metrics
-from core.nvrecall import rescore
 from core.progress import Cancelled, ProgressEvent
-from core.propensity import pm
 from core.records import GenKey
-from core.results import load_results
+from core.runs.results import load_results
+from core.scoring.metrics import compute_metrics
+from core.scoring.propensity import pm
+from core.tracing.nvrecall import rescore
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.test_render import expected_marks, parse, visible
 
@@ -40,12 +40,12 @@ def results_b(tmp_path_factory) -> Path:
 def app(monkeypatch, folder: Path, page: str | None = None, query: dict | None = None) -> AppTest:
     monkeypatch.setenv(paths.RESULTS_ENV, str(folder))
     monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=TIMEOUT)
     for k, v in (query or {}).items():
         at.query_params[k] = v
     at.run()
     if page:
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"../pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -223,8 +223,8 @@ def test_progress_callback_raises_cancelled_once_the_flag_is_set():
 
 
 def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_path):
-    from core.demo import demo_model_dir, ensure_demo_index
-    from core.tokenizer import load_tokenizer
+    from core.index.tokenizer import load_tokenizer
+    from core.runs.demo import demo_model_dir, ensure_demo_index
 
     index = ensure_demo_index()
     tok = load_tokenizer(str(demo_model_dir()))
@@ -278,7 +278,7 @@ def test_run_page_runs_an_experiment_end_to_end(monkeypatch, tmp_path):
 
 
 def _demo_results() -> Path:
-    from core.demo import demo_results_dir
+    from core.runs.demo import demo_results_dir
 
     folder = demo_results_dir()
     if not (folder / "manifest.json").is_file():
@@ -291,10 +291,10 @@ def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
     folder = _demo_results()
     monkeypatch.delenv(paths.RESULTS_ENV, raising=False)
     monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
     assert at.sidebar.text_input(key="results_dir").value == str(folder)  # no set-up: the demo opens
     if page != "overview":
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"../pages/{page}.py").run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     if page == "explore":
@@ -319,9 +319,9 @@ def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
 
 def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_path):
     from core.config import TraceConfig
-    from core.demo import demo_model_dir, ensure_demo_index
-    from core.tokenizer import load_tokenizer
-    from core.trace import trace_many
+    from core.index.tokenizer import load_tokenizer
+    from core.runs.demo import demo_model_dir, ensure_demo_index
+    from core.tracing.trace import trace_many
 
     index = ensure_demo_index()
     folder = write_run(tmp_path / "run", n_per_setting=2, hostile=False,

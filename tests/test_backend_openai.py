@@ -1,4 +1,4 @@
-"""core.backend_openai against our reference server (core.server) and against scripted failing servers.
+"""core.generation.openai_backend against our reference server (core.generation.server) and against scripted failing servers.
 
 Everything binds 127.0.0.1 on an ephemeral port and stops at the end of its test."""
 from __future__ import annotations
@@ -13,13 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core.backend_openai import OpenAIBackend
 from core.config import DecodingConfig, ModelConfig
 from core.errors import BackendError
-from core.generate import generate
+from core.generation.generate import generate
+from core.generation.openai_backend import OpenAIBackend
+from core.generation.sampling import row_seed
+from core.generation.server import make_server
 from core.records import GenKey, Prompt
-from core.sampling import row_seed
-from core.server import make_server
 from tests import fixtures_model
 
 tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm  # shared fixtures

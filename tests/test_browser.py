@@ -1,6 +1,6 @@
 """Real browser: the running app in headless Chromium shows core's spans and runs no planted script.
 
-Starts ``streamlit run streamlit_app.py`` on a free port over a fixture results folder whose
+Starts ``streamlit run app/streamlit_app.py`` on a free port over a fixture results folder whose
 document and completion carry <script>, onerror handlers, javascript: links and bidi overrides,
 and once more with no results folder set, so it opens the shipped demo results as a new user sees them.
 Needs /usr/bin/chromium (tests/run script installs it with apt); skipped with a message otherwise.
@@ -21,7 +21,7 @@ import pytest
 
 from app import views
 from core.records import GenKey
-from core.results import load_results
+from core.runs.results import load_results
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.test_render import expected_marks, visible
 
@@ -54,7 +54,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    from core.demo import demo_results_dir
+    from core.runs.demo import demo_results_dir
 
     folder = demo_results_dir()
     if not (folder / "manifest.json").is_file():
@@ -73,7 +73,7 @@ def _serve(folder: Path | None, log_path: Path):
     env.pop("PROPME_DATA_ROOT", None)
     with open(log_path, "w+") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,4 @@
-"""Byte-table decoding (core/byte_decode.py) against the tokenizer's own decode."""
+"""Byte-table decoding (core/index/byte_decode.py) against the tokenizer's own decode."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import AddedToken
 
-from core.byte_decode import byte_decoder
+from core.index.byte_decode import byte_decoder
 from tests.fixtures_trace import byte_bpe_tokenizer, metaspace_tokenizer
 
 _BYTE = byte_bpe_tokenizer(["naïve café — “quoted” 日本語 ünïcödé " * 3], vocab_size=420)

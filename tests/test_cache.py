@@ -6,10 +6,10 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from core.cache import ResultCache, default_cache_path, generation_key, summary_key, trace_key
 from core.config import DecodingConfig, NVRConfig, TraceConfig
 from core.errors import CacheError
 from core.records import Generation, GenKey, Prompt
+from core.runs.cache import ResultCache, default_cache_path, generation_key, summary_key, trace_key
 from tests.fixtures_runs import runs
 
 
@@ -92,7 +92,7 @@ def test_damaged_entry_is_deleted_not_returned(tmp_path, caplog, damage):
                     (v, hashlib.sha256(v.encode()).hexdigest()))
     raw.commit()
     raw.close()
-    with caplog.at_level(logging.WARNING, logger="core.cache"):
+    with caplog.at_level(logging.WARNING, logger="core.runs.cache"):
         got = cache.get_generations(["a", "b"])
     assert list(got) == ["b"] and got["b"] == _gen(2)
     assert "damaged" in caplog.text or "does not decode" in caplog.text
@@ -104,7 +104,7 @@ def test_damaged_entry_is_deleted_not_returned(tmp_path, caplog, damage):
 def test_garbage_file_is_moved_aside(tmp_path, caplog):
     path = tmp_path / "c.sqlite"
     path.write_bytes(b"this is not a database at all" * 100)
-    with caplog.at_level(logging.WARNING, logger="core.cache"):
+    with caplog.at_level(logging.WARNING, logger="core.runs.cache"):
         cache = ResultCache(path)
     assert "moved it to" in caplog.text
     assert len(list(tmp_path.glob("c.sqlite.corrupt-*"))) == 1
@@ -120,7 +120,7 @@ def test_truncated_database_is_moved_aside(tmp_path, caplog):
     cache.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
-    with caplog.at_level(logging.WARNING, logger="core.cache"):
+    with caplog.at_level(logging.WARNING, logger="core.runs.cache"):
         cache = ResultCache(path)
         got = cache.get_generations([f"k{i}" for i in range(300)])
     assert got == {} or all(got[k] == _gen(int(k[1:])) for k in got)  # never a wrong value

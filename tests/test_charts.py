@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from app import charts
-from core.bootstrap import Interval
+from core.scoring.bootstrap import Interval
 
 
 def iv(v, lo, hi):

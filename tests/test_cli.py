@@ -10,7 +10,7 @@ import pytest
 from core.cli import TextProgress, build_parser, main
 from core.progress import ProgressEvent
 from core.records import Generation, GenKey, Prompt, TraceResult
-from core.results import RunResults, load_results, save_results
+from core.runs.results import RunResults, load_results, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_report_text_and_json(tmp_path):
 
 
 def test_cache_show_and_clear(tmp_path, capsys):
-    from core.cache import ResultCache
+    from core.runs.cache import ResultCache
     cache = ResultCache(tmp_path / "c")
     cache.put_summary("k", {"a": 1})
     assert main(["cache", "show", "--cache-dir", str(tmp_path / "c")]) == 0

@@ -1,7 +1,7 @@
 """Conformance against the authors' published release (``shared/conformance/propme_release``).
 
 ``nv_recall_cases.jsonl``: all 150 (generation, document) pairs are reproduced exactly by
-:func:`core.nvrecall.nv_recall` (recall to 9 decimals, matched, reference and candidate words).
+:func:`core.tracing.nvrecall.nv_recall` (recall to 9 decimals, matched, reference and candidate words).
 
 ``generations.jsonl`` + ``summaries.json``: the 7 records carry the generation, its spans
 (start, end, span_length, text, n_docs) and nothing else. They DO NOT carry the retrieved
@@ -15,7 +15,7 @@ bucket counts) can be recomputed from them. What is derivable and tested here:
 - inside ``summaries.json``: ratio identities (``generations_with_nv_recall_ratio`` =
   count / total_generations, ``spans_length_distribution`` = counts / ``total_docs``, both
   rounded half-up to 9 decimals), bucket counts summing to ``total_docs``, bucket edges
-  contiguous with no gaps and equal to :data:`core.metrics.SPAN_BUCKETS`, and the PM of the
+  contiguous with no gaps and equal to :data:`core.scoring.metrics.SPAN_BUCKETS`, and the PM of the
   published NVRs (SPEC section 7).
 
 The folder lives outside the repository (``../shared`` of the repo root); tests skip without it.
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from core import metrics
-from core.nvrecall import nv_recall, round_half_up
-from core.propensity import pm
 from core.records import DocMatch, GenKey, NVResult, Span, TraceResult
+from core.scoring import metrics
+from core.scoring.propensity import pm
+from core.tracing.nvrecall import nv_recall, round_half_up
 
 RELEASE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "propme_release"
 
@@ -160,7 +160,7 @@ def test_published_nvr_gives_spec_pm():
 
 
 def test_fast_matcher_identical_on_release():
-    from core.nvrecall import matching_blocks, normalize_words
+    from core.tracing.nvrecall import matching_blocks, normalize_words
 
     for c in _cases():
         ref, cand = normalize_words(c["generation"]), normalize_words(c["doc_text"])

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import CorpusConfig
-from core.corpus import Document, RowProblem, corpus_fingerprint, load_corpus
+from core.corpus.load import Document, RowProblem, corpus_fingerprint, load_corpus
 from core.errors import BadRowsError, ConfigError, CorpusError
 from tests.fixtures_corpus import WRITABLE, write_corpus, write_lines
 
@@ -323,7 +323,7 @@ def test_fingerprint_is_sha256_over_length_prefixed_ids_and_texts():
 
 def test_fingerprint_is_stable_across_processes(tmp_path):
     path = write_corpus(tmp_path, "jsonl", ROWS)
-    code = ("import sys; from core.config import CorpusConfig; from core.corpus import load_corpus, corpus_fingerprint;"
+    code = ("import sys; from core.config import CorpusConfig; from core.corpus.load import load_corpus, corpus_fingerprint;"
             "print(corpus_fingerprint(load_corpus(CorpusConfig(sys.argv[1])).documents))")
     prints = {subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,
                              env={"PYTHONHASHSEED": seed}, check=True).stdout.strip() for seed in ("1", "2")}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import (
+from core.runs.demo import (
     CORPUS_FILE,
     demo_corpus_config,
     demo_experiment_path,
@@ -94,8 +94,8 @@ def _brute_count(docs_ids: list[list[int]], query: list[int]) -> int:
 
 
 def test_ensure_demo_index_counts_equal_brute_force_and_rebuilds_on_mismatch(rows, tmp_path):
-    from core.corpus import corpus_fingerprint, load_corpus
-    from core.tokenizer import load_tokenizer, tokenizer_fingerprint
+    from core.corpus.load import corpus_fingerprint, load_corpus
+    from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     out = tmp_path / "index"
     index = ensure_demo_index(index_dir=out)
@@ -134,7 +134,7 @@ def test_planted_32x_record_is_reproduced_from_its_prefix(rows, model_and_tokeni
 
 
 def test_prompt_files_have_100_valid_prompts_and_generic_has_10_domains_of_10():
-    from core.prompt_sets import load_prompt_set
+    from core.prompts.sets import load_prompt_set
 
     paths = demo_prompt_paths()
     for setting, path in paths.items():
@@ -208,12 +208,12 @@ def test_planted_extraction_probability_rises_with_duplication(rows, model_and_t
 
 
 def test_planted_sampled_extraction_rate_rises_with_duplication(rows):
-    """Seeded temperature-1 samples through core.generate: the share reproducing the whole rest is far
+    """Seeded temperature-1 samples through core.generation.generate: the share reproducing the whole rest is far
     higher at 32 copies than at 1 (shipped run: 0.000 -> 0.775) and close to the exact probability."""
     import math
 
     from core.config import ModelConfig
-    from core.model import load_model
+    from core.generation.model import load_model
     from demo.planted_extraction import VARIANTS, prompt_and_rest, rest_token_nll, sampled_rates
 
     lm = load_model(ModelConfig(str(MODEL_DIR), device="cpu", dtype="float32"))
@@ -242,14 +242,14 @@ def planted_records_of(rows):
 def test_cli_run_builds_the_demo_index_when_it_is_missing(tmp_path, monkeypatch, capsys):
     """`python -m core run` on an experiment whose index is the demo index folder builds it first
     (a fresh checkout has no demo/build); the real demo/build is not touched (BUILD_DIR is redirected)."""
-    import core.demo
+    import core.runs.demo
     from core.cli import main
-    from core.index import CorpusIndex
-    from core.results import load_results
+    from core.index.corpus_index import CorpusIndex
+    from core.runs.results import load_results
 
     build = tmp_path / "build"
-    monkeypatch.setattr(core.demo, "BUILD_DIR", build)
-    index_dir = core.demo.demo_index_dir()
+    monkeypatch.setattr(core.runs.demo, "BUILD_DIR", build)
+    index_dir = core.runs.demo.demo_index_dir()
     assert not index_dir.exists()
     toml = tmp_path / "exp.toml"
     toml.write_text(f"""name = "fresh"
@@ -271,7 +271,7 @@ min_doc_tokens = 40
 [[settings]]
 name = "generic"
 n_prompts = 2
-prompts_path = "{core.demo.demo_prompt_paths()['generic']}"
+prompts_path = "{core.runs.demo.demo_prompt_paths()['generic']}"
 """)
     assert main(["run", str(toml), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert "documents" in capsys.readouterr().err  # the build reported its progress (corpus load, index)
@@ -297,12 +297,12 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
     paper's gap (the model can leak far more than it does under natural prompts)."""
     import random
 
-    from core.experiment import load_experiment
-    from core.metrics import compute_metrics
-    from core.propensity import pm
-    from core.results import load_results
-    from core.tokenizer import load_tokenizer
-    from core.trace import trace_many
+    from core.index.tokenizer import load_tokenizer
+    from core.runs.experiment import load_experiment
+    from core.runs.results import load_results
+    from core.scoring.metrics import compute_metrics
+    from core.scoring.propensity import pm
+    from core.tracing.trace import trace_many
 
     run = load_results(demo_results_dir())
     cfg = load_experiment(demo_experiment_path())

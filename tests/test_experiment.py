@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from core.cache import ResultCache
 from core.config import DecodingConfig
 from core.errors import ConfigError
-from core.experiment import load_experiment, run_experiment
-from core.metrics import compute_metrics
-from core.results import load_results
+from core.runs.cache import ResultCache
+from core.runs.experiment import load_experiment, run_experiment
+from core.runs.results import load_results
+from core.scoring.metrics import compute_metrics
 from tests.fixtures_runs import GENERIC_PROMPTS, make_tiny_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,12 +99,12 @@ def test_run_then_rerun_makes_no_model_calls(tiny, tmp_path, monkeypatch):
     assert m["model"]["identity"].startswith("model@") and m["index"]["num_docs"] == 8
     assert m["seeds"]["decoding"] == 42 and m["package_versions"]["torch"]
 
-    import core.model
+    import core.generation.model
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded although everything is cached")
 
-    monkeypatch.setattr(core.model, "load_model", no_model)
+    monkeypatch.setattr(core.generation.model, "load_model", no_model)
     again = run_experiment(cfg, cache=ResultCache(cfg.cache_dir))
     assert again.manifest["counts"]["generated"] == 0 and again.manifest["counts"]["traced"] == 0
     assert again.generations == run.generations and again.traces == run.traces
@@ -124,8 +124,8 @@ def test_changed_decoding_generates_again(tiny, tmp_path):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from core.cache import ResultCache
-    from core.experiment import load_experiment, run_experiment
+    from core.runs.cache import ResultCache
+    from core.runs.experiment import load_experiment, run_experiment
     import dataclasses
     cfg = load_experiment(sys.argv[1])
     cfg = dataclasses.replace(cfg, output_dir=sys.argv[2])
@@ -157,12 +157,12 @@ def test_killed_run_resumes_with_identical_results(tiny, tmp_path):
 
 
 def test_openai_backend_gives_the_same_completions(tiny, tmp_path):
-    """The same experiment through core.server over HTTP: greedy completions equal in-process ones."""
+    """The same experiment through core.generation.server over HTTP: greedy completions equal in-process ones."""
     import threading
 
     from core.config import ModelConfig
-    from core.model import load_model
-    from core.server import make_server
+    from core.generation.model import load_model
+    from core.generation.server import make_server
 
     local = run_experiment(_cfg(tiny, tmp_path / "hf"), cache=ResultCache(tmp_path / "hf-cache"))
     model_dir = str(tiny.parent / "model")

@@ -1,4 +1,4 @@
-"""core.generate / core.sampling against independent oracles: a no-cache argmax loop, transformers'
+"""core.generation.generate / core.generation.sampling against independent oracles: a no-cache argmax loop, transformers'
 own logits processors, and runs of the same rows in other batch compositions."""
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from transformers.generation.logits_process import (
 
 from core.config import DecodingConfig
 from core.errors import ConfigError, PromptSetError
-from core.generate import generate
+from core.generation.generate import generate
+from core.generation.sampling import apply_repetition_penalty, filter_top_k_top_p
 from core.records import GenKey, Prompt
-from core.sampling import apply_repetition_penalty, filter_top_k_top_p
 from tests import fixtures_model
 
 tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm  # shared fixtures
@@ -155,7 +155,7 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny_lm, caplog):
     want = _ids(generate(tiny_lm, PROMPTS, DecodingConfig(max_new_tokens=5)))
     wrapped = _OOMOnce(tiny_lm.model)
     lm = dataclasses.replace(tiny_lm, model=wrapped)
-    with caplog.at_level(logging.WARNING, logger="core.generate"):
+    with caplog.at_level(logging.WARNING, logger="core.generation.generate"):
         got = _ids(generate(lm, PROMPTS, DecodingConfig(max_new_tokens=5, batch_size=8)))
     assert got == want
     assert wrapped.raised and wrapped.batch_sizes[0] == 8 and wrapped.batch_sizes[1] == 4

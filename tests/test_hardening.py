@@ -26,13 +26,13 @@ from app import paths
 from core.cli import main
 from core.config import NVRConfig, TraceConfig
 from core.errors import ConfigError
-from core.experiment import load_experiment
-from core.index import CorpusIndex
-from core.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
+from core.index.corpus_index import CorpusIndex
+from core.index.tokenizer import load_tokenizer
 from core.records import GenKey
-from core.results import load_results
-from core.tokenizer import load_tokenizer
-from core.trace import trace_completion
+from core.runs.experiment import load_experiment
+from core.runs.results import load_results
+from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
+from core.tracing.trace import trace_completion
 from tests.fixtures_app import write_run
 from tests.fixtures_index import build_tiny_index, train_tiny_tokenizer
 from tests.fixtures_runs import CORPUS, make_tiny_experiment
@@ -265,12 +265,12 @@ def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
 
 
 def test_os_errors_are_one_line_not_a_traceback(exp, capsys, monkeypatch):
-    import core.results
+    import core.runs.results
 
     def refuse(folder):  # what a read-only or vanished disk does (tests run as root: chmod cannot show it)
         raise PermissionError(13, "Permission denied", str(exp / "out"))
 
-    monkeypatch.setattr(core.results, "load_results", refuse)
+    monkeypatch.setattr(core.runs.results, "load_results", refuse)
     rc, _out, err = _main(["report", exp / "out"], capsys)
     assert re.search(r"cannot read or write .*out: Permission denied; check the path", _one_error_line(rc, err))
 
@@ -343,7 +343,7 @@ def _app(monkeypatch, results: Path | str, data_root: Path | None = None) -> App
         monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
     else:
         monkeypatch.setenv(paths.DATA_ROOT_ENV, str(data_root))
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
     assert not at.exception, at.exception
     return at
 
@@ -362,7 +362,7 @@ def test_app_refuses_bad_results_paths_with_an_error(monkeypatch, exp, tmp_path,
         monkeypatch.delenv(paths.DATA_ROOT_ENV)
     at.sidebar.text_input(key="results_dir").input(str(target)).run()
     for page in ("overview", "explore"):
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"../pages/{page}.py").run()
         assert not at.exception, at.exception
         errors = _errors(at)
         expected = {"not a results folder": r"results folder .*index is incomplete",
@@ -374,7 +374,7 @@ def test_app_refuses_bad_results_paths_with_an_error(monkeypatch, exp, tmp_path,
 def _run_page(monkeypatch, exp, tmp_path) -> AppTest:
     monkeypatch.setenv("PROPME_CACHE_DIR", str(tmp_path / "cache"))
     at = _app(monkeypatch, write_run(tmp_path / "start"))
-    at.switch_page("app_pages/run.py").run()
+    at.switch_page("../pages/run.py").run()
     at.radio(key="run_model_kind").set_value("local folder").run()
     at.text_input(key="run_model_path").input(str(exp / "model")).run()
     at.multiselect(key="run_settings").set_value(["generic"]).run()
@@ -422,7 +422,7 @@ def test_run_page_trust_remote_code_shows_a_warning(monkeypatch, exp, tmp_path):
 
 # -- what is loaded and how the server listens ----------------------------------------------------------------
 def test_no_unpickling_and_safe_defaults_in_the_code():
-    sources = {p: p.read_text(encoding="utf-8") for d in ("core", "app", "app_pages") for p in (ROOT / d).glob("*.py")}
+    sources = {p: p.read_text(encoding="utf-8") for d in ("core", "app", "pages") for p in (ROOT / d).rglob("*.py")}
     for path, text in sources.items():
         assert not re.search(r"\bpickle\.loads?\(|\bjoblib\.load\(|\bnp\.load\([^)]*allow_pickle=True", text), path
         for call in re.findall(r"torch\.load\([^)]*\)", text):

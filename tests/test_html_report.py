@@ -1,4 +1,4 @@
-"""The self-contained HTML report (core/html_report.py): offline, escaped, with charts and examples."""
+"""The self-contained HTML report (core/reports/html.py): offline, escaped, with charts and examples."""
 from __future__ import annotations
 
 import re
@@ -7,9 +7,9 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from app import charts, views
-from core.bootstrap import Interval, bootstrap_intervals
-from core.html_report import ReportInput, build_report
-from core.metrics import compute_metrics
+from core.reports.html import ReportInput, build_report
+from core.scoring.bootstrap import Interval, bootstrap_intervals
+from core.scoring.metrics import compute_metrics
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, make_run
 from tests.test_render import parse, visible
 

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import index_format as fmt
 from core.errors import CorpusError, IndexMismatch, IndexNotBuilt, ModelLoadError, QueryOutOfRange
-from core.index import CorpusIndex, build_index, build_index_from_ids
-from core.tokenizer import load_tokenizer, tokenizer_fingerprint
+from core.index import layout as fmt
+from core.index.build import build_index, build_index_from_ids
+from core.index.corpus_index import CorpusIndex
+from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 from tests.fixtures_index import (
     TinyDoc,
     brute_count,

@@ -1,10 +1,10 @@
-"""core.backend_openai against a REAL OpenAI-compatible server: llama.cpp through llama-cpp-python.
+"""core.generation.openai_backend against a REAL OpenAI-compatible server: llama.cpp through llama-cpp-python.
 
 The first tests need nothing extra: they record what ``server_api = "llama.cpp"`` puts on the wire
 (a scripted loopback server captures the requests). The rest start ``python -m llama_cpp.server`` as a
 subprocess on an ephemeral 127.0.0.1 port, serving the demo model converted to GGUF inside the test
 (scripts/convert_demo_to_gguf.py with llama.cpp's own converter), and compare with in-process
-:func:`core.generate.generate`. They are skipped unless enabled; to enable them (about 10 minutes of
+:func:`core.generation.generate.generate`. They are skipped unless enabled; to enable them (about 10 minutes of
 compiling on 2 cores, see docs/llamacpp.md)::
 
     CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 .venv/bin/pip install 'llama-cpp-python[server]==0.3.36'
@@ -30,11 +30,11 @@ from typing import ClassVar
 
 import pytest
 
-from core.backend_openai import OpenAIBackend
 from core.config import DecodingConfig, ModelConfig
-from core.demo import demo_model_dir
 from core.errors import BackendError, ConfigError
+from core.generation.openai_backend import OpenAIBackend
 from core.records import Prompt
+from core.runs.demo import demo_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_PROMPTS = ["The best way to keep a risotto creamy without constant stirring is",
@@ -203,8 +203,8 @@ def test_token_id_prompts_are_refused_by_llama_cpp_python(llamacpp_url):
 
 
 def test_greedy_through_llamacpp_equals_in_process(llamacpp_url, demo_tokenizer):
-    from core.generate import generate
-    from core.model import load_model
+    from core.generation.generate import generate
+    from core.generation.model import load_model
 
     lm = load_model(ModelConfig(str(demo_model_dir()), device="cpu", dtype="float32"))
     prompts = _prompts(demo_tokenizer)

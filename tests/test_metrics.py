@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import bootstrap, continuation, loops, metric_specs, metrics
-from core.bootstrap import Interval, bootstrap_intervals, wilson_interval, wilson_intervals
 from core.config import MetricsConfig
 from core.errors import ConfigError
-from core.metrics import METRICS, compute_metrics, metric_spec
 from core.records import DocMatch, Generation, GenKey, NVResult, Prompt, Span, TraceResult
+from core.scoring import bootstrap, continuation, loops, metric_specs, metrics
+from core.scoring.bootstrap import Interval, bootstrap_intervals, wilson_interval, wilson_intervals
+from core.scoring.metrics import METRICS, compute_metrics, metric_spec
 
 # ---- building traces from raw descriptions ----------------------------------------------------
 # raw generation: dict(prompt, sample, text, freq, spans=[(start, end, [(doc_ix, tier, recall)])])

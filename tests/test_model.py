@@ -1,4 +1,4 @@
-"""core.model: loading a local model folder safely, identity for cache keys, device/dtype choice."""
+"""core.generation.model: loading a local model folder safely, identity for cache keys, device/dtype choice."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import ModelLoadError
-from core.model import context_length, load_model, model_identity, resolve_device, resolve_dtype
+from core.generation.model import context_length, load_model, model_identity, resolve_device, resolve_dtype
 from tests import fixtures_model
 from tests.fixtures_model import make_tiny_model_dir
 
@@ -127,7 +127,7 @@ def test_identity_tracks_weights_not_location(tmp_path, tiny_model_dir):
 
 
 def test_identity_of_big_files_uses_size_and_edges(tmp_path, monkeypatch):
-    import core.model_identity as m
+    import core.generation.model_identity as m
 
     monkeypatch.setattr(m, "_SMALL_FILE", 10)
     monkeypatch.setattr(m, "_EDGE_BYTES", 4)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.config import AdaptiveParam, NVRConfig
-from core.nvrecall import normalize_words, nv_blocks, nv_recall, rescore, round_half_up, score_blocks
 from core.records import DocMatch, GenKey, Span, TraceResult
+from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, rescore, round_half_up, score_blocks
 
 OWN_CASES = Path(__file__).parent / "data" / "nv_cases_own.jsonl"
 
@@ -167,13 +167,13 @@ long_words = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h"]),
 @settings(max_examples=120, deadline=None)
 @given(st.lists(st.sampled_from(["a", "b", "c", "d", "x"]), max_size=120), long_words)
 def test_fast_matcher_identical_to_difflib(ref, cand):
-    from core.nvrecall import matching_blocks
+    from core.tracing.nvrecall import matching_blocks
 
     assert matching_blocks(ref, cand) == matching_blocks(ref, cand, fast=False)
 
 
 def test_fast_matcher_identical_on_own_cases():
-    from core.nvrecall import matching_blocks
+    from core.tracing.nvrecall import matching_blocks
 
     for c in _own_cases():
         ref, cand = normalize_words(c["generation"]), normalize_words(c["doc_text"])

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.corpus import RowProblem
+from core.corpus.load import RowProblem
 from core.errors import ConfigError, PromptSetError
-from core.prompt_sets import load_prompt_set
+from core.prompts.sets import load_prompt_set
 from core.records import Prompt
 from tests.fixtures_corpus import write_lines
 

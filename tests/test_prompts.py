@@ -1,4 +1,4 @@
-"""core.prompts: prefix prompts checked against the raw documents re-tokenized independently,
+"""core.prompts.build: prefix prompts checked against the raw documents re-tokenized independently,
 prompt files, unconditional and minimal-cue prompts."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from core.config import SettingConfig
 from core.errors import PromptSetError
-from core.prompts import CONTINUATION_TOKENS, build_prompts
+from core.prompts.build import CONTINUATION_TOKENS, build_prompts
 from tests.fixtures_index import build_tiny_index, train_tiny_tokenizer
 from tests.fixtures_model import make_tiny_tokenizer
 

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import bootstrap
 from core.config import MetricsConfig
 from core.errors import ConfigError
-from core.metrics import _toy, compute_metrics
-from core.propensity import PMRow, pm, pm_array, pm_interval, pm_table
+from core.scoring import bootstrap
+from core.scoring.metrics import _toy, compute_metrics
+from core.scoring.propensity import PMRow, pm, pm_array, pm_interval, pm_table
 
 # SPEC 7: DFM Decoder on Danish Dynaword, greedy, 100 prompts per setting (generic / specific / prefix).
 PUBLISHED = {"als": (15.68, 17.37, 24.75), "fmr": (0.00, 0.01, 0.08), "nvr": (0.000857, 0.000811, 0.0367)}

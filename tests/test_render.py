@@ -1,4 +1,4 @@
-"""Highlight HTML (core/highlight.py, shown by app/render.py): hostile text stays text.
+"""Highlight HTML (core/reports/highlight.py, shown by app/render.py): hostile text stays text.
 
 The oracle is Python's own HTML parser: whatever text and spans go in, the parsed output holds
 only our fixed tags and attributes, and its text content is exactly the input text.
@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import highlight
 from core.records import DocMatch, NVResult, Span
+from core.reports import highlight
 from tests.fixtures_app import HOSTILE
 
 ALLOWED_TAGS = {"div", "mark", "span"}

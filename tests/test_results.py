@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 
 from core.errors import ResultsError
 from core.records import Generation, GenKey, Prompt, TraceResult
-from core.results import FORMAT_VERSION, RunResults, load_results, save_results
+from core.runs.results import FORMAT_VERSION, RunResults, load_results, save_results
 from tests.fixtures_runs import runs
 
 
@@ -106,7 +106,7 @@ def test_truncated_parquet_is_reported(tmp_path):
 
 def test_failed_write_keeps_previous_folder(tmp_path, monkeypatch):
     save_results(_tiny_run(), tmp_path / "r")
-    from core import results
+    from core.runs import results
 
     def boom(*a, **k):
         raise OSError("disk full")

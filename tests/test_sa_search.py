@@ -1,4 +1,4 @@
-"""Vectorised suffix-array search (core/sa_search.py) against brute force and infini-gram's engine."""
+"""Vectorised suffix-array search (core/index/sa_search.py) against brute force and infini-gram's engine."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.index import CorpusIndex
+from core.index.corpus_index import CorpusIndex
 from tests.fixtures_index import brute_count, brute_longest, build_ids_index
 
 VOCAB = 6  # few ids: long repeats and many equal prefixes, the hard case for a binary search

@@ -1,7 +1,7 @@
 """SimpleTrace against an independent brute-force oracle, on the brute index and the real index.
 
 The oracle below re-derives every step from token strings and n-gram sets (no code shared with
-core.trace): maximal span per start, admissibility, suppression, rarity, counts and documents.
+core.tracing.trace): maximal span per start, admissibility, suppression, rarity, counts and documents.
 ALS and FMR are then recomputed by brute force from the corpus texts.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.admissibility import crosses_sentence_end, word_boundaries
 from core.config import TraceConfig
 from core.errors import IndexMismatch
 from core.records import GenKey
-from core.trace import occurrence_seed, trace_completion, trace_many
+from core.tracing.admissibility import crosses_sentence_end, word_boundaries
+from core.tracing.trace import occurrence_seed, trace_completion, trace_many
 from tests.fixtures_trace import (
     BruteIndex,
     byte_bpe_tokenizer,
@@ -135,9 +135,9 @@ def make_case(seed: int, n_completions: int = 24):
 
 
 def _real_index(texts, tok, tmp_path):
-    index_mod = pytest.importorskip("core.index")
-    build = pytest.importorskip("core.index_build")
-    corpus = pytest.importorskip("core.corpus")
+    index_mod = pytest.importorskip("core.index.corpus_index")
+    build = pytest.importorskip("core.index.build")
+    corpus = pytest.importorskip("core.corpus.load")
     docs = [corpus.Document(f"d{i}", t, {}) for i, t in enumerate(texts)]
     idx = build.build_index(docs, tok, tmp_path / "idx", cpus=1)
     assert isinstance(idx, index_mod.CorpusIndex)
@@ -222,7 +222,7 @@ def test_als_fmr_equal_brute_force(setup):
     assert sum(t.longest_span for t in traces) / len(traces) == pytest.approx(als)
     assert sum(t.full_match for t in traces) / len(traces) == pytest.approx(fmr)
     assert 0 < fmr < 1 and als > 3
-    metrics = pytest.importorskip("core.metrics")
+    metrics = pytest.importorskip("core.scoring.metrics")
     assert metrics.als(traces) == pytest.approx(als) and metrics.fmr(traces) == pytest.approx(fmr)
 
 

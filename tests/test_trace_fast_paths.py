@@ -1,7 +1,7 @@
 """Tracing's fast paths give exactly the results of the plain ones on a real index.
 
 Fast: spans batched across completions (``longest_matches_many``), kept spans' ranges prefetched
-(``prefetch``), windows decoded from a byte table (core/byte_decode.py) and cached per span within a
+(``prefetch``), windows decoded from a byte table (core/index/byte_decode.py) and cached per span within a
 run. Plain: one completion per call, engine lookups, the tokenizer's own decode, no shared state.
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ import random
 
 import pytest
 
-import core.trace_windows
+import core.tracing.windows
 from core.config import TraceConfig
 from core.records import GenKey
-from core.trace import trace_completion, trace_many
+from core.tracing.trace import trace_completion, trace_many
 from tests.fixtures_trace import byte_bpe_tokenizer, metaspace_tokenizer, random_corpus
 
 
@@ -32,8 +32,8 @@ class PlainIndex:
 
 @pytest.fixture(scope="module", params=["byte", "meta"])
 def case(request, tmp_path_factory):
-    from core.corpus import Document
-    from core.index_build import build_index
+    from core.corpus.load import Document
+    from core.index.build import build_index
 
     rng = random.Random(3)
     texts = random_corpus(rng, n_docs=12, words_per_doc=60)
@@ -57,7 +57,7 @@ def test_fast_paths_equal_plain_tracing(case, mode, merge, monkeypatch):
     cfg = TraceConfig(mode=mode, merge=merge, docs_per_span=4, window_factor=3)
     items = [(GenKey("g", str(i)), c) for i, c in enumerate(comps)]
     fast = trace_many(index, tok, items, cfg)
-    monkeypatch.setattr(core.trace_windows, "byte_decoder", lambda tokenizer: None)
+    monkeypatch.setattr(core.tracing.windows, "byte_decoder", lambda tokenizer: None)
     plain = [trace_completion(PlainIndex(index), tok, key, text, cfg) for key, text in items]
     assert fast == plain
     assert sum(len(s.docs) for t in fast for s in t.spans) > 20  # documents were really compared

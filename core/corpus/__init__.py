@@ -1,0 +1,1 @@
+"""Training corpora: reading documents from files and data sets."""

@@ -1,0 +1,245 @@
+"""File formats of a corpus: detect the format, sniff whole-file problems, and read rows.
+
+Every reader yields ``(source, line, fields, problem)`` rows: ``fields`` is the row as a mapping,
+or None with ``problem`` saying why the row cannot be read (not UTF-8, not JSON, not an object).
+Whole-file problems (missing, empty, binary, unknown format, no text column) raise CorpusError.
+:mod:`core.corpus.load` turns rows into documents; :mod:`core.prompts.sets` reuses :func:`iter_jsonl`.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from core.config import CorpusConfig
+from core.errors import CorpusError
+
+FORMATS = ("jsonl", "parquet", "csv", "txt", "hf")
+SNIFF_BYTES = 8192  # a NUL byte in the first 8 KB marks a file as binary
+BATCH_ROWS = 1024  # rows per Parquet/CSV/dataset batch
+_SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
+                   ".pq": "parquet", ".csv": "csv", ".txt": "txt"}
+_BOM = b"\xef\xbb\xbf"
+
+Row = tuple[str, int, "Mapping[str, Any] | None", "str | None"]  # source, line, fields, problem
+
+
+def kind(value: Any) -> str:
+    """A JSON-ish name of the type of ``value`` for messages (null, a number, a list, ...)."""
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", list: "a list",
+             dict: "an object", str: "a string"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rb")
+    if path.suffix.lower() == ".zst":
+        raw = zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+        return io.BufferedReader(raw)
+    return path.open("rb")
+
+
+def _sniff(path: Path, text: bool = True) -> bytes:
+    """First bytes of a (decompressed) file; raises CorpusError if it is missing, empty or (a text
+    file) binary."""
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise CorpusError(f"{path} {what}: expected a corpus file; check the path")
+    try:
+        with _open_bytes(path) as f:
+            head = f.read(SNIFF_BYTES)
+    except (OSError, EOFError, zstandard.ZstdError) as e:
+        raise CorpusError(f"{path} cannot be decompressed ({e}); check that the file is intact") from e
+    if not head:
+        raise CorpusError(f"{path} is empty: add documents or point the corpus path at another file")
+    if text and b"\0" in head:
+        raise CorpusError(f"{path} looks binary (NUL bytes in its first {SNIFF_BYTES} bytes), not UTF-8 "
+                          "text: check the path and format (UTF-16 files must be re-saved as UTF-8)")
+    return head
+
+
+def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, f"not valid UTF-8 (byte {e.start} of the line): re-save the file as UTF-8"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, f"invalid JSON at column {e.colno}: {e.msg}"
+    if not isinstance(obj, dict):
+        hint = " (a JSON array file must be rewritten as JSONL, one object per line)" if isinstance(obj, list) else ""
+        return None, f"expected a JSON object per line, got {kind(obj)}{hint}"
+    return obj, None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """``(line, object, None)`` per non-blank line of a JSONL file (plain, .gz or .zst), or
+    ``(line, None, reason)`` for a line that is not UTF-8, not JSON, or not a JSON object.
+
+    Lines are read as bytes and decoded one at a time, without a length limit. Raises CorpusError
+    when the file is missing, empty, binary, or cannot be decompressed.
+    """
+    path = Path(path)
+    _sniff(path)
+    line = 0
+    with _open_bytes(path) as f:
+        try:
+            for line, raw in enumerate(f, 1):
+                if line == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM):]
+                if raw and not raw.isspace():
+                    yield (line, *_parse_line(raw))
+        except (OSError, EOFError, zstandard.ZstdError) as e:
+            raise CorpusError(f"{path} cannot be decompressed after line {line} ({e}); "
+                              "check that the file is intact") from e
+
+
+def detect_format(cfg: CorpusConfig) -> str:
+    """The corpus format: ``cfg.format`` or, for "auto", from the hf: prefix, suffix or folder."""
+    if cfg.format != "auto":
+        if cfg.format not in FORMATS:
+            raise CorpusError(f"unknown corpus format {cfg.format!r}: use one of {('auto',) + FORMATS}")
+        return cfg.format
+    if cfg.path.startswith("hf:"):
+        return "hf"
+    path = Path(cfg.path)
+    if not path.exists():
+        raise CorpusError(f"corpus path {path} does not exist; check the path")
+    if path.is_dir():
+        saved = (path / "dataset_dict.json").exists() or (path / "state.json").exists()
+        return "hf" if saved else "txt"
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".zst"):
+        suffixes.pop()
+    if suffixes and suffixes[-1] in _SUFFIX_FORMATS:
+        return _SUFFIX_FORMATS[suffixes[-1]]
+    raise CorpusError(f"cannot tell the format of {path} from its name: rename it (.jsonl, .jsonl.gz, "
+                      f".jsonl.zst, .parquet, .csv) or set the corpus format to one of {FORMATS}")
+
+
+def _require_column(source: str, columns: Iterable[str], name: str) -> None:
+    if name not in columns:
+        raise CorpusError(f"{source} has no text column {name!r}; columns present: {list(columns)}. "
+                          "Set the corpus text field to the column holding the documents")
+
+
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    for line, obj, reason in iter_jsonl(path):
+        yield str(path), line, obj, reason
+
+
+def _parquet_rows(path: Path, text_field: str) -> tuple[Iterator[Row], int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _sniff(path, text=False)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise CorpusError(f"{path} is not a readable Parquet file ({e}); check the path and format") from e
+    _require_column(str(path), pf.schema_arrow.names, text_field)
+
+    def rows() -> Iterator[Row]:
+        n = 0
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                n += 1
+                yield str(path), n, row, None
+
+    return rows(), pf.metadata.num_rows
+
+
+def _csv_rows(path: Path, text_field: str) -> Iterator[Row]:
+    import pandas as pd
+
+    _sniff(path)
+    opts = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+    try:
+        with _open_bytes(path) as f:
+            columns = list(pd.read_csv(f, nrows=0, **opts).columns)
+        _require_column(str(path), columns, text_field)
+        n = 0
+        with _open_bytes(path) as f:
+            for chunk in pd.read_csv(f, chunksize=BATCH_ROWS, **opts):
+                for row in chunk.to_dict("records"):
+                    n += 1
+                    yield str(path), n, row, None
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path} is not valid UTF-8 (byte {e.start} of a block): re-save it as UTF-8") from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise CorpusError(f"{path} is not a readable CSV file ({e}); fix the file or the format") from e
+
+
+def _txt_rows(path: Path) -> tuple[Iterator[Row], int]:
+    """One document per .txt file (recursively, sorted by relative path; id = that path)."""
+    root, files = (path, [p for p in path.rglob("*.txt") if p.is_file()]) if path.is_dir() else (path.parent, [path])
+    files.sort(key=lambda p: p.relative_to(root).as_posix())
+    if not files:
+        raise CorpusError(f"{path} holds no .txt files (searched recursively): put one document per .txt "
+                          "file there, or point the corpus path at a JSONL/Parquet/CSV file")
+
+    def rows() -> Iterator[Row]:
+        for n, p in enumerate(files, 1):
+            data = p.read_bytes()
+            if b"\0" in data[:SNIFF_BYTES]:
+                yield str(p), n, None, "binary file (NUL bytes), not text"
+                continue
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                yield str(p), n, None, f"not valid UTF-8 (byte {e.start}): re-save the file as UTF-8"
+                continue
+            yield str(p), n, {"text": text, "id": p.relative_to(root).as_posix()}, None
+
+    return rows(), len(files)
+
+
+def _hf_rows(cfg: CorpusConfig) -> tuple[Iterator[Row], int]:
+    import datasets
+
+    try:
+        if cfg.path.startswith("hf:"):
+            ds = datasets.load_dataset(cfg.path[3:], split=cfg.split)
+        else:
+            ds = datasets.load_from_disk(cfg.path)
+    except (OSError, ValueError) as e:
+        raise CorpusError(f"cannot load the Hugging Face dataset {cfg.path} ({e}); check the name or folder "
+                          "(a folder must be written by Dataset.save_to_disk) and your network") from e
+    if isinstance(ds, datasets.DatasetDict):
+        if cfg.split not in ds:
+            raise CorpusError(f"{cfg.path} has no split {cfg.split!r}; splits present: {list(ds)}")
+        ds = ds[cfg.split]
+    _require_column(cfg.path, ds.column_names, cfg.text_field)
+
+    def rows() -> Iterator[Row]:
+        n = 0
+        for table in ds.with_format("arrow").iter(batch_size=BATCH_ROWS):
+            for row in table.to_pylist():
+                n += 1
+                yield cfg.path, n, row, None
+
+    return rows(), len(ds)
+
+
+def open_rows(cfg: CorpusConfig, fmt: str) -> tuple[Iterator[Row], int, tuple[str, str | None]]:
+    """Rows of the corpus, their number when cheap to know (else 0), and (text field, id field)."""
+    fields = (cfg.text_field, cfg.id_field)
+    path = Path(cfg.path)
+    if fmt == "hf":
+        return (*_hf_rows(cfg), fields)
+    if not path.exists():
+        raise CorpusError(f"corpus path {path} does not exist; check the path")
+    if fmt == "txt":
+        return (*_txt_rows(path), ("text", "id"))
+    if fmt == "parquet":
+        return (*_parquet_rows(path, cfg.text_field), fields)
+    if fmt == "csv":
+        return _csv_rows(path, cfg.text_field), 0, fields
+    return _jsonl_rows(path), 0, fields

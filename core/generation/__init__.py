@@ -1,0 +1,1 @@
+"""Completions from a causal LM: model loading, batched decoding, remote servers."""

@@ -1,0 +1,1 @@
+"""Suffix-array indexes of a tokenized corpus: tokenizer, build, shards, exact n-gram search."""

@@ -1,0 +1,269 @@
+"""Build an index folder: tokenize documents, write infini-gram's shard files, build the suffix array.
+
+infini-gram's own indexer hard-codes hub tokenizers, so we write the shard files ourselves (layout in
+:mod:`core.index.layout`) and call its bundled ``rust_indexing`` binary for the suffix array.
+``manifest.json`` is written last and atomically: a folder without it is not a finished index.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import CorpusError, IndexNotBuilt
+from core.index import layout as fmt
+from core.progress import ProgressEvent, ProgressFn, Tracker
+
+log = logging.getLogger(__name__)
+
+HACK = 100_000  # rust_indexing's overlap between parts, in bytes (its --hacksize default)
+SA_RAM_PER_BYTE = 10  # rust_indexing make-part peak RSS per byte of text (measured 9.6 on a 200 MB file)
+SA_MEMORY_BUDGET = 2 << 30  # default RAM budget of the suffix-array step: one job up to ~200 MB of text
+MIN_PART_BYTES = 4 * HACK  # parts under HACK bytes make rust_indexing miscount or fail (seen at 75 KB)
+
+
+def _rust_indexing() -> Path:
+    import infini_gram
+
+    return Path(infini_gram.__file__).parent / "rust_indexing"
+
+
+def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress: ProgressFn | None = None,
+                cpus: int | None = None, batch_size: int = 512, max_memory_bytes: int = SA_MEMORY_BUDGET):
+    """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
+
+    No special tokens are added. ``max_memory_bytes`` is the RAM budget of the suffix-array step:
+    a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
+    parts that are then merged (several times slower). Returns the opened :class:`core.index.corpus_index.CorpusIndex`.
+    """
+    from core.corpus.load import corpus_fingerprint
+    from core.index.tokenizer import (
+        tokenizer_eos_id,
+        tokenizer_fingerprint,
+        tokenizer_identity,
+        tokenizer_vocab_size,
+    )
+
+    docs = documents if isinstance(documents, (list, tuple)) else list(documents)
+    if not docs:
+        raise CorpusError(f"No documents to index into {out_dir}: the corpus is empty")
+    corpus_fp = corpus_fingerprint(docs)
+    tracker = Tracker("tokenize", len(docs), progress, unit="documents")
+
+    def tokenized() -> Iterator[tuple[str, np.ndarray, Mapping[str, Any]]]:
+        for i in range(0, len(docs), batch_size):
+            batch = docs[i:i + batch_size]
+            enc = tokenizer([d.text for d in batch], add_special_tokens=False, return_attention_mask=False)
+            for d, ids in zip(batch, enc["input_ids"]):
+                yield str(d.doc_id), np.asarray(ids, dtype=np.int64), dict(d.metadata or {})
+            tracker.advance(len(batch))
+
+    return build_index_from_ids(
+        tokenized(), out_dir, vocab_size=tokenizer_vocab_size(tokenizer), eos_token_id=tokenizer_eos_id(tokenizer),
+        tokenizer_name=tokenizer_identity(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
+        corpus_fingerprint=corpus_fp, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
+    )
+
+
+def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]]], out_dir: str | Path, *,
+                         vocab_size: int, eos_token_id: int, tokenizer_name: str | None = None,
+                         tokenizer_fingerprint: str | None = None, corpus_fingerprint: str | None = None,
+                         progress: ProgressFn | None = None, cpus: int | None = None,
+                         max_memory_bytes: int = SA_MEMORY_BUDGET):
+    """Index pre-tokenized documents ``(doc_id, ids, metadata)``; ids must lie in ``[0, vocab_size)``.
+
+    ``max_memory_bytes`` is the RAM budget of the suffix-array step (see :func:`build_suffix_array`);
+    up to ``cpus`` jobs run in parallel when the text must be cut into parts.
+    """
+    if not 0 <= eos_token_id < vocab_size:
+        raise IndexNotBuilt(f"eos_token_id {eos_token_id} must lie in [0, vocab_size={vocab_size})")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / fmt.BUILDING).write_text("build in progress\n")
+    for name in (fmt.MANIFEST, fmt.COUNTS, *fmt.SHARD_FILES):
+        (out / name).unlink(missing_ok=True)
+    dtype_name = fmt.choose_dtype(vocab_size)
+    stats = _write_shard(docs, out, dtype_name, vocab_size, progress)
+    if stats["num_docs"] == 0:
+        raise CorpusError(f"No documents to index into {out}: the corpus is empty")
+    t_write = time.perf_counter()
+    sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
+                                  max_memory_bytes=max_memory_bytes)
+    t_sa = time.perf_counter()
+    np.save(out / fmt.COUNTS, stats["counts"])
+    manifest = {
+        "format_version": fmt.FORMAT_VERSION,
+        "tokenizer_name": tokenizer_name,
+        "tokenizer_fingerprint": tokenizer_fingerprint,
+        "corpus_fingerprint": corpus_fingerprint,
+        "num_docs": stats["num_docs"],
+        "num_tokens": stats["num_tokens"],
+        "token_dtype": dtype_name,
+        "vocab_size": int(vocab_size),
+        "eos_token_id": int(eos_token_id),
+        "fingerprint": fmt.index_fingerprint([fmt.sha256_file(out / fmt.TOKENS)], dtype_name),
+        "build_seconds": {"tokenize_write": round(t_write - t0, 3), "suffix_array": round(t_sa - t_write, 3),
+                          "total": round(time.perf_counter() - t0, 3), "suffix_array_steps": sa_steps},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "files": {name: (out / name).stat().st_size for name in (*fmt.SHARD_FILES, fmt.COUNTS)},
+    }
+    fmt.write_json_atomic(out / fmt.MANIFEST, manifest)
+    (out / fmt.BUILDING).unlink()
+    log.info("indexed %d documents, %d tokens into %s", stats["num_docs"], stats["num_tokens"], out)
+    from core.index.corpus_index import CorpusIndex
+
+    return CorpusIndex.open(out)
+
+
+def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: ProgressFn | None) -> dict:
+    """Stream documents into the token/offset/metadata files; returns counts and sizes."""
+    dtype = fmt.DTYPES[dtype_name]
+    width = fmt.WIDTHS[dtype_name]
+    sep_id = fmt.separator_id(dtype_name)
+    sep = np.array([sep_id], dtype=np.int64)
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    num_docs = num_tokens = ds_pos = mt_pos = 0
+    tracker = Tracker("write", 0, progress, unit="documents")
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    with open(out / fmt.TOKENS, "wb") as ds, open(out / fmt.OFFSETS, "wb") as od, \
+            open(out / fmt.META, "wb") as mt, open(out / fmt.METAOFF, "wb") as om:
+
+        def flush() -> None:
+            nonlocal pending, pending_len
+            if pending:
+                block = np.concatenate(pending)
+                ds.write(block.astype(dtype).tobytes())
+                counts[:] += np.bincount(block[block != sep_id], minlength=vocab_size)
+            pending, pending_len = [], 0
+
+        offsets, metaoffs = [], []
+        for doc_id, ids, metadata in docs:
+            ids = np.asarray(ids, dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+                raise IndexNotBuilt(f"document {doc_id!r} holds token id {int(ids.max())} outside "
+                                    f"[0, vocab_size={vocab_size}); use the tokenizer the index is built for")
+            offsets.append(ds_pos)
+            metaoffs.append(mt_pos)
+            line = (json.dumps({"doc_id": str(doc_id), "metadata": dict(metadata)}, ensure_ascii=False,
+                               default=str) + "\n").encode("utf-8")
+            mt.write(line)
+            mt_pos += len(line)
+            pending.append(np.concatenate([sep, ids]))
+            pending_len += ids.size + 1
+            ds_pos += (ids.size + 1) * width
+            num_docs += 1
+            num_tokens += int(ids.size)
+            if pending_len >= 1 << 22:
+                flush()
+                tracker.advance(0, message=f"{num_tokens} tokens")
+            tracker.done = num_docs
+        flush()
+        tracker.advance(0, message=f"{num_docs} documents, {num_tokens} tokens")
+        od.write(np.asarray(offsets, dtype=np.uint64).tobytes())
+        om.write(np.asarray(metaoffs, dtype=np.uint64).tobytes())
+    if progress is not None:
+        progress(ProgressEvent("unigrams", vocab_size, vocab_size, unit="token ids"))
+    return {"num_docs": num_docs, "num_tokens": num_tokens, "counts": counts}
+
+
+def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None = None,
+                       progress: ProgressFn | None = None, max_memory_bytes: int = SA_MEMORY_BUDGET) -> dict:
+    """Run rust_indexing on ``token_file``; writes the suffix array ``table.0`` beside it.
+
+    One make-part job covers the file when it fits in ``max_memory_bytes`` (SA_RAM_PER_BYTE bytes
+    of RAM per byte of text); its table is then final. Larger files are cut into parts sorted ``cpus`` at
+    a time (each part >= MIN_PART_BYTES) and merged, which costs more time than the sorting.
+    Returns the seconds of each step and the job layout (recorded in the manifest).
+    """
+    token_file = Path(token_file)
+    folder = token_file.parent
+    ds_size = token_file.stat().st_size
+    # rust_indexing allocates a bucket per possible token (32 GiB for u32), so u32 files are sorted as
+    # u16 (suffixes compare bytewise either way) and the misaligned suffixes are dropped afterwards.
+    sort_width = min(token_width, 2)
+    ratio = fmt.ptr_size_for(ds_size)
+    cpus = max(1, cpus or os.cpu_count() or 1)
+    if SA_RAM_PER_BYTE * ds_size <= max_memory_bytes:
+        total_jobs = 1
+    else:  # `cpus` jobs run at once and share the memory budget
+        total_jobs = -(-SA_RAM_PER_BYTE * ds_size * cpus // max_memory_bytes)
+    total_jobs = max(1, min(total_jobs, ds_size // MIN_PART_BYTES))
+    parallel = min(cpus, total_jobs)
+    part = -(-ds_size // total_jobs)
+    part += (-part) % token_width
+    parts_dir, merged_dir = folder / "sa-parts", folder / "sa-merged"
+    for d in (parts_dir, merged_dir):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+    exe = str(_rust_indexing())
+    common = ["--data-file", str(token_file), "--ratio", str(ratio), "--token-width", str(sort_width)]
+    ranges = [(i * part, min((i + 1) * part + HACK, ds_size)) for i in range(total_jobs) if i * part < ds_size]
+    tracker = Tracker("suffix-array", len(ranges) + 2, progress, unit="steps")
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for b in range(0, len(ranges), parallel):
+        procs = [subprocess.Popen([exe, "make-part", *common, "--parts-dir", str(parts_dir),
+                                   "--start-byte", str(s), "--end-byte", str(e)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for s, e in ranges[b:b + parallel]]
+        for p in procs:
+            _, err = p.communicate()
+            if p.returncode != 0:
+                raise IndexNotBuilt(f"rust_indexing make-part failed on {token_file} (exit {p.returncode}): "
+                                    f"{err.decode(errors='replace')[-2000:]}")
+            tracker.advance(1, "make-part")
+    times["make_part"] = time.perf_counter() - t0
+    table = folder / fmt.TABLE
+    sorted_file = table if sort_width == token_width else folder / "sa-all.bin"
+    whole = (ds_size // sort_width) * ratio
+    made = sorted(parts_dir.iterdir())
+    if len(ranges) == 1 and len(made) == 1 and made[0].stat().st_size == whole:
+        os.replace(made[0], sorted_file)  # one part covering the file: its table is the suffix array
+        tracker.advance(2, "single part: no merge needed")
+    else:
+        _run([exe, "merge", *common, "--parts-dir", str(parts_dir), "--merged-dir", str(merged_dir),
+              "--num-threads", str(cpus), "--hacksize", str(HACK)], "merge", token_file)
+        tracker.advance(1, "merge")
+        times["merge"] = time.perf_counter() - t0 - times["make_part"]
+        _run([exe, "concat", *common, "--merged-dir", str(merged_dir), "--merged-file", str(sorted_file),
+              "--num-threads", str(cpus)], "concat", token_file)
+        tracker.advance(1, "concat")
+    shutil.rmtree(parts_dir)
+    shutil.rmtree(merged_dir)
+    if sorted_file != table:
+        _keep_aligned(sorted_file, table, ratio, token_width)
+        sorted_file.unlink()
+    times["total"] = time.perf_counter() - t0
+    expected = (ds_size // token_width) * ratio
+    if table.stat().st_size != expected:
+        raise IndexNotBuilt(f"rust_indexing wrote {table.stat().st_size} bytes to {table}, expected {expected}")
+    log.info("suffix array of %s: %d jobs (%d parallel), %s", token_file, len(ranges), parallel, times)
+    return {k: round(v, 3) for k, v in times.items()} | {"jobs": len(ranges), "parallel": parallel}
+
+
+def _keep_aligned(src: Path, dst: Path, ptr_size: int, token_width: int, chunk: int = 1 << 22) -> None:
+    """Copy the suffix-array entries of ``src`` that point at token starts (ptr % token_width == 0)."""
+    raw = np.memmap(src, dtype=np.uint8, mode="r").reshape(-1, ptr_size)
+    with open(dst, "wb") as out:
+        for lo in range(0, len(raw), chunk):
+            rows = np.zeros((min(chunk, len(raw) - lo), 8), dtype=np.uint8)
+            rows[:, :ptr_size] = raw[lo:lo + chunk]
+            keep = rows.view("<u8").ravel() % token_width == 0
+            out.write(np.ascontiguousarray(rows[keep, :ptr_size]).tobytes())
+
+
+def _run(cmd: list[str], step: str, token_file: Path) -> None:
+    res = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if res.returncode != 0:
+        raise IndexNotBuilt(f"rust_indexing {step} failed on {token_file} (exit {res.returncode}): "
+                            f"{res.stderr.decode(errors='replace')[-2000:]}")

@@ -1,0 +1,1 @@
+"""Prompt sets per setting: prefix attacks from the index, natural prompts from files."""

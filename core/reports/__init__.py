@@ -1,0 +1,1 @@
+"""Reports of a run: text for the terminal, a self-contained HTML page, safe highlighting."""

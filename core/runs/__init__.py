@@ -1,0 +1,1 @@
+"""Experiments end to end: orchestration, cache, results folders and the shipped demo."""

@@ -1,0 +1,113 @@
+"""The shipped toy demo: where its files are, and its corpus index built on first use.
+
+The demo bundle (demo/) holds a small redistributable corpus, a toy GPT-2 trained on it, two
+prompt sets and the results of the full demo run. The index is not shipped: it is built in seconds
+into ``demo/build/index`` (gitignored) the first time it is needed, and rebuilt whenever its manifest's
+corpus or tokenizer fingerprint no longer matches the shipped corpus and the demo tokenizer.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from core.config import CorpusConfig
+from core.errors import CorpusError, IndexMismatch, IndexNotBuilt
+from core.progress import ProgressFn
+
+log = logging.getLogger(__name__)
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+CORPUS_FILE = DEMO_DIR / "data" / "corpus.jsonl.zst"  # shipped, compressed
+BUILD_DIR = DEMO_DIR / "build"  # gitignored
+
+
+def demo_model_dir() -> Path:
+    """Folder of the toy demo model (weights, config, tokenizer, SHA256SUMS)."""
+    return DEMO_DIR / "model"
+
+
+def demo_results_dir() -> Path:
+    """Shipped results folder of the full demo run (prefix, generic, specific)."""
+    return DEMO_DIR / "results" / "demo"
+
+
+def demo_experiment_path() -> Path:
+    """The experiment file of the full demo run."""
+    return DEMO_DIR / "experiment.toml"
+
+
+def demo_prompt_paths() -> dict[str, Path]:
+    """The team-written natural prompt sets, by setting name."""
+    return {name: DEMO_DIR / "prompts" / f"{name}.jsonl" for name in ("generic", "specific")}
+
+
+def demo_index_dir() -> Path:
+    """Where :func:`ensure_demo_index` builds the index."""
+    return BUILD_DIR / "index"
+
+
+def demo_corpus_config() -> CorpusConfig:
+    """Corpus config of the shipped demo corpus (zstd-compressed JSONL; metadata: source, licence,
+    dup_count, kind and, for planted records, record_id)."""
+    return CorpusConfig(path=str(CORPUS_FILE), format="jsonl", text_field="text", id_field="id")
+
+
+def ensure_demo_index(progress: ProgressFn | None = None, *, index_dir: Path | None = None, rebuild: bool = False):
+    """The demo corpus index with the demo model's tokenizer, built on first use (seconds).
+
+    An existing index is reused only when its manifest records the corpus fingerprint of the shipped
+    corpus and the fingerprint of the demo tokenizer; otherwise (or with ``rebuild``) it is rebuilt
+    from scratch in a temporary folder that replaces the old one. Returns a
+    :class:`core.index.corpus_index.CorpusIndex`. Raises :class:`CorpusError` when the corpus file is missing or bad.
+    """
+    from core.corpus.load import corpus_fingerprint, load_corpus
+    from core.index.build import build_index
+    from core.index.corpus_index import CorpusIndex
+    from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
+
+    index_dir = Path(index_dir) if index_dir is not None else demo_index_dir()
+    if not CORPUS_FILE.exists():
+        raise CorpusError(f"Demo corpus {CORPUS_FILE} is missing: restore it from git or run python -m demo.build_corpus")
+    tok = load_tokenizer(str(demo_model_dir()))
+    tok_fp = tokenizer_fingerprint(tok)
+    load = load_corpus(demo_corpus_config(), progress)
+    if load.problems:
+        first = load.problems[0]
+        raise CorpusError(f"Demo corpus {CORPUS_FILE}: {len(load.problems)} bad row(s), first at line {first.line}: "
+                          f"{first.reason}; rebuild it with python -m demo.build_corpus")
+    corpus_fp = corpus_fingerprint(load.documents)
+    if not rebuild and index_dir.exists():
+        try:
+            index = CorpusIndex.open(index_dir, tokenizer=tok)
+        except (IndexNotBuilt, IndexMismatch) as e:
+            log.info("demo index at %s unusable (%s); rebuilding", index_dir, e)
+        else:
+            manifest = index.manifest
+            if manifest.get("corpus_fingerprint") == corpus_fp and manifest.get("tokenizer_fingerprint") == tok_fp:
+                return index
+            log.info("demo index at %s was built from another corpus or tokenizer; rebuilding", index_dir)
+    tmp = index_dir.with_name(f"{index_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_index(load.documents, tok, tmp, progress=progress, cpus=1)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    os.replace(tmp, index_dir)
+    index = CorpusIndex.open(index_dir, tokenizer=tok)
+    log.info("built demo index at %s: %d documents, %d tokens", index_dir, index.num_docs, index.num_tokens)
+    return index
+
+
+def names_demo_index(index_dirs) -> bool:
+    """True when one of ``index_dirs`` is the demo index folder (:func:`demo_index_dir`)."""
+    demo = demo_index_dir().resolve()
+    return any(Path(d).resolve() == demo for d in index_dirs)
+
+
+def ensure_demo_index_for(index_dirs, progress: ProgressFn | None = None) -> bool:
+    """Build (or refresh) the demo index when ``index_dirs`` names it, so the demo experiment runs in a
+    fresh checkout; returns whether it did. Other index folders are left to the caller."""
+    if not names_demo_index(index_dirs):
+        return False
+    ensure_demo_index(progress)
+    return True

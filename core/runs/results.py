@@ -1,0 +1,321 @@
+"""The results folder of a run: what a run produced, on disk, reloadable exactly.
+
+Layout (``FORMAT_VERSION`` 1)::
+
+    manifest.json        run name, created, model identity and config, index dirs/fingerprint/tokenizer,
+                         decoding/trace/metrics configs, settings, seeds, package versions, timings,
+                         row counts, format_version; paths inside the project are stored relative to
+                         the folder and resolved on load (:mod:`core.runs.manifest_paths`)
+    config.toml          copy of the experiment config (when the run came from one)
+    generations.parquet  one row per generation; ``spans_json`` holds its trace (spans + documents)
+    spans.parquet        one row per final span (flat, for notebooks)
+    docs.parquet         one row per retrieved document (flat, for notebooks)
+    summary.json         per setting: metrics and bootstrap intervals
+    pm.json              propensity scores (natural settings against prefix)
+
+Writes go to a temporary sibling folder that is renamed into place, so a half-written folder is
+never loaded. :func:`load_results` validates files, version and row counts, and raises
+:class:`ResultsError` saying what to do.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import ResultsError
+from core.records import Generation, GenKey, Prompt, Span, TraceResult
+from core.runs import codec, manifest_paths
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("manifest.json", "generations.parquet", "spans.parquet", "docs.parquet",
+                  "summary.json", "pm.json")
+
+# Prompt/Generation fields stored as their own columns; any other field goes to extra_json.
+_PROMPT_COLS = {"text": "prompt_text", "token_ids": "prompt_token_ids", "domain": "domain",
+                "source_doc_id": "source_doc_id", "source_doc_ix": "source_doc_ix",
+                "true_continuation": "true_continuation", "true_continuation_ids": "true_continuation_ids"}
+_GEN_COLS = {"completion": "completion", "completion_ids": "completion_ids", "finish_reason": "finish_reason"}
+_TRACE_FIELDS = {"key", "completion", "n_tokens", "spans", "full_doc_frequency"}
+
+_IDS = pa.list_(pa.int64())
+GENERATIONS_SCHEMA = pa.schema([
+    ("setting", pa.string()), ("prompt_id", pa.string()), ("sample_index", pa.int64()),
+    ("prompt_text", pa.string()), ("prompt_token_ids", _IDS), ("domain", pa.string()),
+    ("source_doc_id", pa.string()), ("source_doc_ix", pa.int64()),
+    ("true_continuation", pa.string()), ("true_continuation_ids", _IDS),
+    ("completion", pa.string()), ("completion_ids", _IDS), ("finish_reason", pa.string()),
+    ("traced", pa.bool_()), ("trace_pos", pa.int64()), ("n_tokens", pa.int64()),
+    ("longest_span", pa.int64()), ("full_match", pa.bool_()), ("full_doc_frequency", pa.int64()),
+    ("n_spans", pa.int64()), ("n_docs", pa.int64()), ("max_nv_recall", pa.float64()),
+    ("spans_json", pa.string()), ("trace_completion", pa.string()), ("extra_json", pa.string()),
+])
+_KEY_COLS = [("setting", pa.string()), ("prompt_id", pa.string()), ("sample_index", pa.int64())]
+SPANS_SCHEMA = pa.schema(_KEY_COLS + [
+    ("span_ix", pa.int64()), ("start", pa.int64()), ("end", pa.int64()), ("length", pa.int64()),
+    ("text", pa.string()), ("char_start", pa.int64()), ("char_end", pa.int64()), ("count", pa.int64()),
+    ("n_docs", pa.int64()), ("max_nv_recall", pa.float64()),
+])
+DOCS_SCHEMA = pa.schema(_KEY_COLS + [
+    ("span_ix", pa.int64()), ("doc_rank", pa.int64()), ("doc_ix", pa.int64()), ("doc_id", pa.string()),
+    ("tier", pa.string()), ("nv_recall", pa.float64()), ("matched", pa.int64()), ("reference", pa.int64()),
+    ("candidate", pa.int64()), ("missing", pa.int64()), ("additional", pa.int64()),
+    ("match_char_start", pa.int64()), ("match_char_end", pa.int64()), ("window_text", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A run's generations and traces (keyed by GenKey), with its manifest and scores.
+
+    ``traces`` may be shorter than ``generations`` (a generation not traced yet), never longer.
+    """
+
+    path: str | None
+    manifest: Mapping[str, Any]
+    generations: tuple[Generation, ...]
+    traces: tuple[TraceResult, ...]
+    summary: Mapping[str, Any] = field(default_factory=dict)  # setting -> metrics and intervals
+    pm: Mapping[str, Any] = field(default_factory=dict)  # natural setting -> metric -> PM interval
+
+    def settings(self) -> list[str]:
+        """Settings in order of first appearance among the generations."""
+        return list(dict.fromkeys(g.key.setting for g in self.generations))
+
+    def by_setting(self, setting: str) -> tuple[list[Generation], list[TraceResult]]:
+        """Generations of one setting that have a trace, and those traces, in matching order."""
+        traces = {t.key: t for t in self.traces if t.key.setting == setting}
+        gens = [g for g in self.generations if g.key in traces]
+        return gens, [traces[g.key] for g in gens]
+
+    def lookup(self, key: GenKey) -> tuple[Generation, TraceResult | None]:
+        """The generation with this key and its trace (None when untraced); KeyError if absent."""
+        gen = next((g for g in self.generations if g.key == key), None)
+        if gen is None:
+            raise KeyError(key)
+        return gen, next((t for t in self.traces if t.key == key), None)
+
+
+def _extra(obj: Any, known: set[str]) -> dict[str, Any]:
+    return {f.name: codec.to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+            if f.name not in known}
+
+
+def _ids(v):
+    return None if v is None else list(v)
+
+
+def _generation_row(gen: Generation, trace: TraceResult | None, pos: int | None) -> dict[str, Any]:
+    p = gen.prompt
+    if (p.setting, p.prompt_id) != (gen.key.setting, gen.key.prompt_id):
+        raise ResultsError(f"generation {gen.key}: its prompt says setting={p.setting!r}, "
+                           f"prompt_id={p.prompt_id!r}; a generation's key must match its prompt")
+    row: dict[str, Any] = {"setting": gen.key.setting, "prompt_id": gen.key.prompt_id,
+                           "sample_index": gen.key.sample_index}
+    for name, col in _PROMPT_COLS.items():
+        v = getattr(p, name)
+        row[col] = _ids(v) if name.endswith("ids") else v
+    for name, col in _GEN_COLS.items():
+        v = getattr(gen, name)
+        row[col] = _ids(v) if name.endswith("ids") else v
+    extra = {"prompt": _extra(p, set(_PROMPT_COLS) | {"setting", "prompt_id"}),
+             "generation": _extra(gen, set(_GEN_COLS) | {"key", "prompt"})}
+    row.update(traced=trace is not None, trace_pos=pos, n_tokens=None, longest_span=None, full_match=None,
+               full_doc_frequency=None, n_spans=None, n_docs=None, max_nv_recall=None, spans_json=None,
+               trace_completion=None)
+    if trace is not None:
+        docs = trace.docs
+        row.update(n_tokens=trace.n_tokens, longest_span=trace.longest_span, full_match=trace.full_match,
+                   full_doc_frequency=trace.full_doc_frequency, n_spans=len(trace.spans), n_docs=len(docs),
+                   max_nv_recall=trace.max_nv_recall,
+                   spans_json=codec.dumps(trace.spans),
+                   trace_completion=None if trace.completion == gen.completion else trace.completion)
+        extra["trace"] = _extra(trace, _TRACE_FIELDS)
+    row["extra_json"] = codec.dumps({k: v for k, v in extra.items() if v})
+    return row
+
+
+def _flat_rows(trace: TraceResult) -> tuple[list[dict], list[dict]]:
+    key = {"setting": trace.key.setting, "prompt_id": trace.key.prompt_id,
+           "sample_index": trace.key.sample_index}
+    spans, docs = [], []
+    for si, s in enumerate(trace.spans):
+        spans.append({**key, "span_ix": si, "start": s.start, "end": s.end, "length": s.length,
+                      "text": s.text, "char_start": s.char_start, "char_end": s.char_end, "count": s.count,
+                      "n_docs": len(s.docs), "max_nv_recall": max((d.nv.recall for d in s.docs), default=0.0)})
+        for di, d in enumerate(s.docs):
+            docs.append({**key, "span_ix": si, "doc_rank": di, "doc_ix": d.doc_ix, "doc_id": d.doc_id,
+                         "tier": d.tier, "nv_recall": d.nv.recall, "matched": d.nv.matched,
+                         "reference": d.nv.reference, "candidate": d.nv.candidate, "missing": d.nv.missing,
+                         "additional": d.nv.additional, "match_char_start": d.match_char_start,
+                         "match_char_end": d.match_char_end, "window_text": d.window_text})
+    return spans, docs
+
+
+def _check_keys(run: RunResults) -> dict[GenKey, int]:
+    gen_keys: dict[GenKey, int] = {}
+    for g in run.generations:
+        if g.key in gen_keys:
+            raise ResultsError(f"duplicate generation key {g.key}: each (setting, prompt_id, sample_index) "
+                               "must appear once")
+        gen_keys[g.key] = len(gen_keys)
+    trace_pos: dict[GenKey, int] = {}
+    for i, t in enumerate(run.traces):
+        if t.key not in gen_keys:
+            raise ResultsError(f"trace {t.key} has no generation with that key")
+        if t.key in trace_pos:
+            raise ResultsError(f"duplicate trace key {t.key}")
+        trace_pos[t.key] = i
+    return trace_pos
+
+
+def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=sort_keys, default=str) + "\n",
+                    encoding="utf-8")
+
+
+def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str | None = None) -> Path:
+    """Write ``run`` as a results folder at ``folder`` (replacing one already there) and return its path.
+
+    The manifest is completed with ``format_version`` and row counts. ``config_text`` (the experiment
+    TOML) is copied to ``config.toml``. Raises :class:`ResultsError` on duplicate or orphan keys.
+    """
+    folder = Path(folder)
+    trace_pos = _check_keys(run)
+    traces = {t.key: t for t in run.traces}
+    gen_rows, span_rows, doc_rows = [], [], []
+    for g in run.generations:
+        t = traces.get(g.key)
+        gen_rows.append(_generation_row(g, t, trace_pos.get(g.key)))
+    for t in run.traces:
+        s, d = _flat_rows(t)
+        span_rows += s
+        doc_rows += d
+    manifest = dict(run.manifest)
+    manifest.update(format_version=FORMAT_VERSION, n_generations=len(gen_rows), n_traces=len(run.traces),
+                    n_spans=len(span_rows), n_docs=len(doc_rows), settings_present=run.settings())
+    manifest = manifest_paths.make_relative(codec.to_jsonable(manifest), folder)  # portable: see core.runs.manifest_paths
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), tmp / "generations.parquet")
+        pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), tmp / "spans.parquet")
+        pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), tmp / "docs.parquet")
+        _write_json(tmp / "summary.json", codec.to_jsonable(dict(run.summary)), sort_keys=False)  # setting order
+        _write_json(tmp / "pm.json", codec.to_jsonable(dict(run.pm)), sort_keys=False)
+        if config_text is not None:
+            (tmp / "config.toml").write_text(config_text, encoding="utf-8")
+        _write_json(tmp / "manifest.json", manifest)  # last: marks the folder complete
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("wrote results folder %s (%d generations, %d traces)", folder, len(gen_rows), len(run.traces))
+    return folder
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{path} is unreadable ({e}); the results folder is damaged: run the experiment "
+                           "again to rewrite it") from None
+
+
+def _read_table(path: Path, schema: pa.Schema) -> list[dict]:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise ResultsError(f"{path} is unreadable ({e}); run the experiment again to rewrite it") from None
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise ResultsError(f"{path} lacks columns {missing}; it was not written by this version of PropMe")
+    return table.to_pylist()
+
+
+def _tuple(v):
+    return None if v is None else tuple(v)
+
+
+def _rebuild(row: dict, path: Path) -> tuple[Generation, TraceResult | None]:
+    key = GenKey(row["setting"], row["prompt_id"], row["sample_index"])
+    try:
+        extra = json.loads(row["extra_json"] or "{}")
+        spans = (codec.from_jsonable(tuple[Span, ...], json.loads(row["spans_json"]))
+                 if row["traced"] else None)
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ResultsError(f"{path}: row {key} holds malformed JSON ({e}); run the experiment again") from None
+    pkw = {name: row[col] for name, col in _PROMPT_COLS.items()}
+    for name in ("token_ids", "true_continuation_ids"):
+        pkw[name] = _tuple(pkw[name])
+    pkw.update(extra.get("prompt", {}))
+    prompt = codec.from_jsonable(Prompt, {"setting": key.setting, "prompt_id": key.prompt_id,
+                                          **codec.to_jsonable(pkw)})
+    gkw = {"completion": row["completion"], "completion_ids": row["completion_ids"] or [],
+           "finish_reason": row["finish_reason"], **extra.get("generation", {})}
+    gen = codec.from_jsonable(Generation, {"key": codec.to_jsonable(key), "prompt": codec.to_jsonable(prompt),
+                                           **gkw})
+    if spans is None:
+        return gen, None
+    completion = row["trace_completion"] if row["trace_completion"] is not None else gen.completion
+    tkw = {"key": codec.to_jsonable(key), "completion": completion, "n_tokens": row["n_tokens"],
+           "full_doc_frequency": row["full_doc_frequency"], **extra.get("trace", {})}
+    trace = codec.from_jsonable(TraceResult, tkw)
+    return gen, dataclasses.replace(trace, spans=spans)
+
+
+def load_results(folder: str | os.PathLike) -> RunResults:
+    """Load and validate a results folder written by :func:`save_results`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"no results folder at {folder}: run `python -m core run CONFIG.toml` to create one")
+    missing = [f for f in REQUIRED_FILES if not (folder / f).is_file()]
+    if missing:
+        raise ResultsError(f"results folder {folder} is incomplete (missing {', '.join(missing)}); "
+                           "run the experiment again to rewrite it")
+    manifest = _read_json(folder / "manifest.json")
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version of PropMe "
+                           f"reads format {FORMAT_VERSION}: re-run the experiment or use a matching PropMe")
+    gen_rows = _read_table(folder / "generations.parquet", GENERATIONS_SCHEMA)
+    counts = {"n_generations": len(gen_rows),
+              "n_spans": pq.read_metadata(folder / "spans.parquet").num_rows,
+              "n_docs": pq.read_metadata(folder / "docs.parquet").num_rows}
+    for name, n in counts.items():
+        if manifest.get(name) != n:
+            raise ResultsError(f"{folder}: manifest says {name}={manifest.get(name)!r} but the files hold {n}; "
+                               "the folder is damaged or was edited: run the experiment again")
+    gens, traced = [], []
+    for row in gen_rows:
+        g, t = _rebuild(row, folder / "generations.parquet")
+        gens.append(g)
+        if t is not None:
+            traced.append((row["trace_pos"], t))
+    if manifest.get("n_traces") != len(traced):
+        raise ResultsError(f"{folder}: manifest says n_traces={manifest.get('n_traces')!r} but "
+                           f"{len(traced)} generations are traced; run the experiment again")
+    traces = tuple(t for _, t in sorted(traced, key=lambda pt: pt[0]))
+    manifest = manifest_paths.resolve(manifest, folder)  # relative paths back to absolute ones
+    return RunResults(str(folder), manifest, tuple(gens), traces,
+                      _read_json(folder / "summary.json"), _read_json(folder / "pm.json"))
+

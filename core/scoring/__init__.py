@@ -1,0 +1,1 @@
+"""Metrics of traced generations, their intervals and the propensity score PM."""

@@ -1,0 +1,271 @@
+"""Memorization metrics of one setting (SPEC section 6) as pure functions of traced generations.
+
+Each public metric takes the setting's :class:`core.records.TraceResult` list and returns a
+number; :func:`compute_metrics` returns all of them under the flat names of :data:`METRICS`.
+Empty input gives 0 everywhere (never a crash or NaN). Directions in :class:`MetricSpec` are
+from the auditor's point of view: more leakage is worse, so leakage metrics have
+``higher_is_better=False``.
+
+Thresholds come from :class:`core.config.MetricsConfig` and can change without re-tracing;
+nv_recall thresholds are applied by :func:`core.tracing.nvrecall.rescore` *before* calling these
+(the metrics read ``DocMatch.nv.recall`` as stored).
+
+Predictability floor: trace texts known NOT to be in the corpus (e.g. documents written after
+its cutoff), label them with :func:`label_floor`, and score them like any setting. Whatever
+they reach (short spans of common phrases, a few tokens of ALS) is the level a model reaches
+without memorizing anything; report a setting's values next to it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from core.config import MetricsConfig
+from core.records import DocMatch, Generation, GenKey, NVResult, Span, TraceResult
+from core.scoring.continuation import continuation_metrics
+from core.scoring.loops import degenerate_share, drop_degenerate, is_degenerate
+from core.scoring.metric_specs import (
+    METRICS,
+    SPAN_BUCKETS,
+    MetricSpec,
+    bucket_key,
+    bucket_label,
+    metric_spec,
+    span_bucket,
+)
+
+
+def _toy(*gens: Sequence[tuple[int, int, Sequence[tuple[int, str, float]]]], freq: Sequence[int] = ()) -> list[TraceResult]:
+    """Doctest helper: one TraceResult per arg, spans as (start, end, [(doc_ix, tier, recall)])."""
+    out = []
+    for i, spans in enumerate(gens):
+        sp = tuple(
+            Span(s, e, "", 0, 0, 1, tuple(DocMatch(d, str(d), tier, "", 0, 0, NVResult(r, 0, 0, 0)) for d, tier, r in docs))
+            for s, e, docs in spans
+        )
+        out.append(TraceResult(GenKey("generic", str(i)), f"text {i}", 100, sp, freq[i] if freq else 0))
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def als(traces: Sequence[TraceResult]) -> float:
+    """Average longest final span (index tokens); a generation with no span counts 0.
+
+    >>> als(_toy([(0, 12, []), (20, 25, [])], []))
+    6.0
+    """
+    return _mean([t.longest_span for t in traces])
+
+
+def fmr(traces: Sequence[TraceResult]) -> float:
+    """Share of generations with a retrieved document of tier ``exact_full_raw``.
+
+    >>> fmr(_toy([(0, 9, [(1, "exact_full_raw", 1.0)])], [(0, 3, [(2, "partial", 0.0)])]))
+    0.5
+    """
+    return _mean([t.full_match for t in traces])
+
+
+def nvr(traces: Sequence[TraceResult]) -> float:
+    """Mean nv_recall over all retrieved documents of all generations (0 when none).
+
+    >>> nvr(_toy([(0, 9, [(1, "partial", 0.6), (2, "partial", 0.0)])], [(0, 3, [(1, "partial", 0.3)])]))
+    0.3
+    """
+    return _mean([d.nv.recall for t in traces for d in t.docs])
+
+
+def r_at(traces: Sequence[TraceResult], n: int) -> float:
+    """R_N: share of generations with a final span of at least ``n`` tokens.
+
+    >>> r_at(_toy([(0, 50, [])], [(0, 49, [])], []), 50)
+    0.3333333333333333
+    """
+    return _mean([t.longest_span >= n for t in traces])
+
+
+def span_share_curve(traces: Sequence[TraceResult], max_n: int) -> list[float]:
+    """[R_1, R_2, ..., R_max_n]: the survival curve of the longest span.
+
+    >>> span_share_curve(_toy([(0, 2, [])], []), 3)
+    [0.5, 0.5, 0.0]
+    """
+    longest = [t.longest_span for t in traces]
+    return [_mean([x >= n for x in longest]) for n in range(1, max_n + 1)]
+
+
+def max_span(traces: Sequence[TraceResult]) -> int:
+    """Longest final span over all generations (0 when none).
+
+    >>> max_span(_toy([(0, 7, [])], [(3, 40, [])])), max_span([])
+    (37, 0)
+    """
+    return max((t.longest_span for t in traces), default=0)
+
+
+def generations_with_spans(traces: Sequence[TraceResult]) -> int:
+    """Number of generations with at least one final span.
+
+    >>> generations_with_spans(_toy([(0, 7, [])], []))
+    1
+    """
+    return sum(bool(t.spans) for t in traces)
+
+
+def gen_nv_share(traces: Sequence[TraceResult], threshold: float = 0.0) -> float:
+    """Share of generations with a retrieved document whose nv_recall is above ``threshold``.
+
+    >>> ts = _toy([(0, 9, [(1, "partial", 0.6)])], [(0, 9, [(1, "partial", 0.2)])], [])
+    >>> gen_nv_share(ts), gen_nv_share(ts, 0.5)
+    (0.6666666666666666, 0.3333333333333333)
+    """
+    return _mean([any(d.nv.recall > threshold for d in t.docs) for t in traces])
+
+
+def max_nv_recall(traces: Sequence[TraceResult]) -> float:
+    """Highest nv_recall of any retrieved document (0 when none).
+
+    >>> max_nv_recall(_toy([(0, 9, [(1, "partial", 0.6), (2, "partial", 0.9)])]))
+    0.9
+    """
+    return max((d.nv.recall for t in traces for d in t.docs), default=0.0)
+
+
+def unique_docs(traces: Sequence[TraceResult]) -> int:
+    """Distinct retrieved documents (by index position ``doc_ix``) over all generations.
+
+    >>> unique_docs(_toy([(0, 9, [(1, "partial", 0.0), (2, "partial", 0.0)])], [(0, 3, [(1, "partial", 0.0)])]))
+    2
+    """
+    return len({d.doc_ix for t in traces for d in t.docs})
+
+
+def full_match_docs(traces: Sequence[TraceResult]) -> int:
+    """Distinct documents holding some generation verbatim (tier ``exact_full_raw``).
+
+    >>> full_match_docs(_toy([(0, 9, [(1, "exact_full_raw", 1.0), (2, "partial", 0.1)])], [(0, 9, [(1, "exact_full_raw", 1.0)])]))
+    1
+    """
+    return len({d.doc_ix for t in traces for d in t.docs if d.tier == "exact_full_raw"})
+
+
+def k_eidetic(traces: Sequence[TraceResult], k: int) -> float:
+    """Share of generations found verbatim in 1 <= d <= k distinct documents (``full_doc_frequency``).
+
+    >>> ts = _toy([], [], [], freq=[0, 1, 4])
+    >>> k_eidetic(ts, 1), k_eidetic(ts, 5)
+    (0.3333333333333333, 0.6666666666666666)
+    """
+    return _mean([1 <= t.full_doc_frequency <= k for t in traces])
+
+
+def span_length_counts(traces: Sequence[TraceResult], per: str = "doc") -> dict[str, int]:
+    """Final-span lengths per bucket of :data:`SPAN_BUCKETS`, keyed by :func:`bucket_label`.
+
+    ``per="doc"`` counts a span once per retrieved document, as the authors' summaries do
+    (their bucket counts sum to ``total_docs``); ``per="span"`` counts each span once.
+
+    >>> ts = _toy([(0, 2, [(1, "partial", 0.0), (2, "partial", 0.0)]), (5, 30, [(3, "partial", 0.0)])])
+    >>> c = span_length_counts(ts); c["(1, 3)"], c["(21, 50)"], span_length_counts(ts, per="span")["(1, 3)"]
+    (2, 1, 1)
+    """
+    if per not in ("doc", "span"):
+        raise ValueError(f"per must be 'doc' or 'span', got {per!r}")
+    counts = {bucket_label(lo, hi): 0 for lo, hi in SPAN_BUCKETS}
+    for t in traces:
+        for s in t.spans:
+            bucket = span_bucket(s.length)
+            if bucket is not None:
+                counts[bucket_label(*bucket)] += len(s.docs) if per == "doc" else 1
+    return counts
+
+
+def span_length_shares(traces: Sequence[TraceResult], per: str = "doc") -> dict[str, float]:
+    """:func:`span_length_counts` divided by their total (all 0.0 when there is nothing to count).
+
+    >>> span_length_shares(_toy([(0, 2, [(1, "partial", 0.0)]), (5, 12, [(3, "partial", 0.0)])]))["(7, 10)"]
+    0.5
+    """
+    counts = span_length_counts(traces, per)
+    total = sum(counts.values())
+    return {k: (v / total if total else 0.0) for k, v in counts.items()}
+
+
+def label_floor(traces: Sequence[TraceResult], setting: str = "floor") -> list[TraceResult]:
+    """Re-key traces of texts known not to be in the corpus under ``setting`` (the predictability
+    floor); score them with :func:`compute_metrics` like any setting.
+
+    >>> label_floor(_toy([]))[0].key
+    GenKey(setting='floor', prompt_id='0', sample_index=0)
+    """
+    return [replace(t, key=replace(t.key, setting=setting)) for t in traces]
+
+
+def compute_metrics(
+    traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig(), generations: Sequence[Generation] | None = None
+) -> dict[str, float]:
+    """Every metric of one setting under the flat names of :data:`METRICS`.
+
+    ``degenerate_share`` is over all traces; the rest over the kept ones (degenerate loops are
+    dropped when ``cfg.exclude_degenerate``). Continuation metrics (``discoverable``,
+    ``approx_*``) appear only when ``generations`` are given.
+
+    >>> m = compute_metrics(_toy([(0, 60, [(1, "exact_full_raw", 1.0)])], []))
+    >>> m["als"], m["fmr"], m["nvr"], m["r_n"], m["k_eidetic_1"], m["n_generations"]
+    (30.0, 0.5, 1.0, 0.5, 0.0, 2)
+    """
+    kept = drop_degenerate(traces, cfg)
+    out: dict[str, float] = {
+        "n_generations": len(kept),
+        "als": als(kept),
+        "fmr": fmr(kept),
+        "nvr": nvr(kept),
+        "r_n": r_at(kept, cfg.span_threshold),
+        "max_span": max_span(kept),
+        "generations_with_spans": generations_with_spans(kept),
+        "gen_nv_pos": gen_nv_share(kept, 0.0),
+        "gen_nv_above": gen_nv_share(kept, cfg.nv_threshold),
+        "max_nv_recall": max_nv_recall(kept),
+        "unique_docs": unique_docs(kept),
+        "full_match_docs": full_match_docs(kept),
+        "degenerate_share": degenerate_share(traces, cfg),
+    }
+    for k in cfg.k_values:
+        out[f"k_eidetic_{k}"] = k_eidetic(kept, k)
+    for per, prefix in (("doc", "span_bucket_"), ("span", "span_bucket_spans_")):
+        shares = span_length_shares(kept, per)
+        for lo, hi in SPAN_BUCKETS:
+            out[prefix + bucket_key(lo, hi)] = shares[bucket_label(lo, hi)]
+    if generations is not None:
+        gens = [g for g in generations if not (cfg.exclude_degenerate and is_degenerate(g.completion, cfg))]
+        out.update(continuation_metrics(gens, cfg.discoverable_tokens))
+    return out
+
+
+__all__ = [
+    "METRICS",
+    "SPAN_BUCKETS",
+    "MetricSpec",
+    "als",
+    "bucket_key",
+    "bucket_label",
+    "compute_metrics",
+    "fmr",
+    "full_match_docs",
+    "gen_nv_share",
+    "generations_with_spans",
+    "k_eidetic",
+    "label_floor",
+    "max_nv_recall",
+    "max_span",
+    "metric_spec",
+    "nvr",
+    "r_at",
+    "span_length_counts",
+    "span_length_shares",
+    "span_share_curve",
+    "unique_docs",
+]

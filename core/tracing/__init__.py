@@ -1,0 +1,1 @@
+"""Tracing completions back to the corpus: maximal spans, documents, tiers, near-verbatim recall."""
