@@ -161,6 +161,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from core.config_reference import example_toml
+
+    print(example_toml(), end="")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from core.runs.cache import TABLES
@@ -197,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run an experiment: generate, trace, score, write a results folder",
                        description="Run an experiment TOML: generate what the cache misses, trace, score, and "
                        "write the results folder output_dir/name.")
-    r.add_argument("config", metavar="CONFIG.toml", help="experiment config (see demo/experiment.toml)")
+    r.add_argument("config", metavar="CONFIG.toml", help="experiment config: every key, its default and allowed "
+                   "values are printed by `python -m core config --example`; demo/experiment.toml is a real one")
     r.add_argument("--cache-dir", default=None, help="cache folder (default: the config's cache_dir, else "
                    "$PROPME_CACHE_DIR or ~/.cache/propme)")
     r.add_argument("--output-dir", default=None, help="write the results folder here instead of the config's "
@@ -224,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     s.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of core.generation.server (try: serve --help)")
     s.set_defaults(func=cmd_serve)
+
+    cf = sub.add_parser("config", help="print a complete, commented experiment file (every key and default)",
+                        description="Print the experiment file reference: every key with its default and allowed "
+                        "values, generated from the config dataclasses. Save it and edit: "
+                        "python -m core config --example > experiment.toml")
+    cf.add_argument("--example", action="store_true", required=True, help="print the commented example file")
+    cf.set_defaults(func=cmd_config)
 
     d = sub.add_parser("demo", help="build the demo corpus index (first use) and show where the demo run is",
                        description="Prepare the shipped demo (toy model, corpus, prompt sets): build its index.")
