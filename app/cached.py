@@ -17,7 +17,7 @@ from types import ModuleType
 
 import streamlit as st
 
-from core.config import MetricsConfig, NVRConfig
+from core.config import MetricsConfig, NVBlocksConfig
 from core.errors import PropMeError
 from core.records import TraceResult
 
@@ -53,7 +53,7 @@ def load_run(path: str, ident: str):
 
 
 @st.cache_resource(max_entries=64)
-def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
+def setting_traces(ident: str, setting: str, nvr: NVBlocksConfig, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
     """(generations, traces) of one setting, nv_recall re-scored from stored blocks under ``nvr``."""
     from app.views import metrics_config_of
 

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import paths, runner, views
-from core.config import AdaptiveParam, MetricsConfig, NVRConfig
+from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
 from core.progress import Cancelled, ProgressEvent
 from core.records import GenKey
@@ -103,7 +103,7 @@ def test_nvr_block_threshold_rescores_without_retracing(monkeypatch, results):
     at.slider(key="thr_l1").set_value(0.45).run()
     assert not at.exception
     run = load_results(results)
-    nvr = NVRConfig(l1=AdaptiveParam(0.45, NVRConfig().l1.lo, NVRConfig().l1.hi))
+    nvr = NVBlocksConfig(l1=AdaptiveParam(0.45, NVBlocksConfig().l1.lo, NVBlocksConfig().l1.hi))
     table = at.dataframe[0].value.set_index("setting")
     changed = []
     for s in run.settings():

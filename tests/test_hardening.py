@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import paths
 from core.cli import main
-from core.config import NVRConfig, TraceConfig
+from core.config import NVBlocksConfig, TraceConfig
 from core.errors import ConfigError
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer
@@ -330,7 +330,7 @@ def test_nv_recall_of_any_unicode_is_bounded_and_matches_the_oracle(reference, c
     r = nv_recall(reference, candidate)
     ref, cand = normalize_words(reference), normalize_words(candidate)
     assert 0.0 <= r.recall <= 1.0 and 0 <= r.matched <= r.reference == len(ref)
-    assert r.matched == _oracle(ref, cand, NVRConfig())
+    assert r.matched == _oracle(ref, cand, NVBlocksConfig())
     blocks, n_ref, n_cand = nv_blocks(reference, candidate)
     assert all(0 <= i and 0 <= j and i + n <= n_ref and j + n <= n_cand for i, j, n in blocks)
     assert score_blocks(blocks, n_ref, n_cand) == r
