@@ -5,10 +5,9 @@ known exactly. Near-verbatim recall comes from the real ``core.tracing.nvrecall.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
-
-import dataclasses
 
 from core.config import ExperimentConfig, MetricsConfig, ModelConfig, SettingConfig
 from core.records import DocMatch, Generation, GenKey, Prompt, Span, TraceResult

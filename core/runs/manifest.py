@@ -28,7 +28,6 @@ from core.config import (
     TraceConfig,
     check_types,
     from_dict,
-    to_dict,
     upgrade_metrics_table,
 )
 from core.errors import ConfigError, ResultsError

@@ -21,7 +21,16 @@ import numpy as np
 from core.config import MetricsConfig
 from core.errors import ConfigError
 from core.records import Generation, TraceResult
-from core.scoring.registry import HEADLINE, NA, Inputs, MetricSpec, compute_metrics, inputs, metric_spec, setting_of
+from core.scoring.registry import (
+    HEADLINE,
+    NA,
+    Inputs,
+    MetricSpec,
+    compute_metrics,
+    inputs,
+    metric_spec,
+    setting_of,
+)
 
 
 @dataclass(frozen=True)

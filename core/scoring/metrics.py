@@ -18,10 +18,9 @@ without memorizing anything; report a setting's values next to it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
-
-import math
 
 from core.config import MetricsConfig, NVBlocksConfig
 from core.records import DocMatch, GenKey, NVResult, Span, TraceResult
