@@ -151,6 +151,11 @@ def metric_label(m: str, cfg: MetricsConfig | None = None) -> str:
     return registry.label(m, cfg)
 
 
+def meaning(m: str) -> str:
+    """The registry's one-sentence meaning of a metric (help texts)."""
+    return registry.metric_spec(m).meaning
+
+
 def pm_text(r) -> str:
     """A PM value for a tile: three decimals, '(0/0: undefined)' when neither setting shows the metric."""
     return f"{r.value:.3f}" + (" (0/0: undefined)" if r.undefined else "")

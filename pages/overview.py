@@ -25,7 +25,7 @@ with render.page_boundary():
     st.info(views.plain_reading(values, cached.pm_values(ident, settings, "nvr", cfg, run), cfg.span_threshold))
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"ALS ({s})", views.tokens(values[s]["als"]), help=views.METRICS["als"].description)
+        col.metric(f"ALS ({s})", views.tokens(values[s]["als"]), help=views.meaning("als"))
     secondary = st.multiselect("Secondary metrics", views.metric_names(values), views.SECONDARY,
                                format_func=lambda m: views.metric_label(m, cfg), key="ov_secondary")
     st.dataframe(views.metric_table(values, ("n_generations", *views.PRIMARY, *secondary), cfg), hide_index=True,
