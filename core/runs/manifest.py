@@ -198,7 +198,10 @@ def parse(data: Any, where: str = "manifest.json") -> Manifest:
         if value is None and key in ("created", "model", "index", "counts"):
             kw[key] = None
         elif key == "metrics":
-            table, renamed = upgrade_metrics_table(_table(value, "metrics"), "metrics")
+            try:
+                table, renamed = upgrade_metrics_table(_table(value, "metrics"), "metrics")
+            except ConfigError as e:
+                raise ResultsError(f"manifest {e}") from None
             notes += [f"manifest: {n} (an older PropMe wrote this folder)" for n in renamed]
             kw[key] = _config(MetricsConfig, table, "metrics", notes)
         elif key in ("decoding", "trace"):
