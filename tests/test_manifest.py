@@ -143,3 +143,17 @@ def test_the_app_shows_the_stored_scores_and_recomputes_for_other_thresholds(mon
     for s in run.settings():  # other thresholds: recomputed from the traces
         want = compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=7), run.by_setting(s)[0])
         assert table.loc[s, "ALS"] == pytest.approx(want["als"]) and table.loc[s, "R_7"] == pytest.approx(want["r_n"])
+
+
+def test_an_experiment_toml_with_the_old_nvr_table_loads_with_a_deprecation_warning(tmp_path, caplog):
+    from core.runs.experiment import load_experiment
+    from tests.test_experiment import GOOD
+
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text(GOOD + "[metrics]\nseed = 3\n[metrics.nvr]\nl1 = {frac = 0.3, lo = 2, hi = 9}\n")
+    new.write_text(GOOD + "[metrics]\nseed = 3\n[metrics.nv_blocks]\nl1 = {frac = 0.3, lo = 2, hi = 9}\n")
+    with caplog.at_level(logging.WARNING):
+        cfg = load_experiment(old)
+    assert cfg.metrics == load_experiment(new).metrics
+    assert cfg.metrics.nv_blocks.l1 == AdaptiveParam(0.3, 2, 9) and cfg.metrics.seed == 3
+    assert "metrics.nvr is deprecated: rename it to metrics.nv_blocks" in caplog.text and str(old) in caplog.text
