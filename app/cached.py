@@ -17,9 +17,10 @@ from types import ModuleType
 
 import streamlit as st
 
-from core.config import MetricsConfig, NVRConfig
+from core.config import CAPABILITY, MetricsConfig
 from core.errors import PropMeError
 from core.records import TraceResult
+from core.scoring import registry, summary
 
 
 class Unavailable(Exception):
@@ -53,29 +54,27 @@ def load_run(path: str, ident: str):
 
 
 @st.cache_resource(max_entries=64)
-def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
-    """(generations, traces) of one setting, nv_recall re-scored from stored blocks under ``nvr``."""
-    from app.views import metrics_config_of
-
+def setting_traces(ident: str, setting: str, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
+    """(generations, traces) of one setting, as stored (scoring applies the NV block thresholds)."""
     gens, traces = _run.by_setting(setting)
-    if nvr != metrics_config_of(_run.manifest).nvr:  # stored nv_recall was scored with the run's own nvr
-        traces = need("tracing.nvrecall").rescore(traces, nvr)
     return tuple(gens), tuple(traces)
 
 
 @st.cache_data(max_entries=512)
-def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[str, float]:
-    """``compute_metrics`` of one setting (with generations, for the prefix continuation metrics)."""
-    gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
-    return need("scoring.metrics").compute_metrics(traces, cfg, gens)
+def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[str, float | None]:
+    """Metrics of one setting: summary.json's under the run's own thresholds, else ``compute_metrics``."""
+    stored = summary.stored_metrics(_run, setting, cfg)
+    if stored is not None:
+        return stored
+    gens, traces = setting_traces(ident, setting, _run)
+    return registry.compute_metrics(traces, cfg, gens, setting=setting)
 
 
 def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
-    """``cfg`` with thresholds that ``metrics`` do not read reset to defaults, so moving the R_N or
-    nv threshold does not invalidate cached intervals, curves and distributions that ignore them."""
-    default = MetricsConfig()
-    return replace(cfg, span_threshold=cfg.span_threshold if "r_n" in metrics else default.span_threshold,
-                   nv_threshold=cfg.nv_threshold if "gen_nv_above" in metrics else default.nv_threshold)
+    """``cfg`` with the thresholds ``metrics`` do not read (registry) reset to defaults, so moving the R_N
+    or nv threshold does not invalidate cached intervals, curves and distributions that ignore them."""
+    default, read = MetricsConfig(), registry.thresholds_read(metrics)
+    return replace(cfg, **{t: getattr(default, t) for t in registry.THRESHOLDS if t not in read})
 
 
 def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
@@ -85,24 +84,37 @@ def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tup
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping intervals ...")
 def _setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
-    """``bootstrap_intervals`` of one setting for ``metrics``."""
-    gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
+    """``bootstrap_intervals`` of one setting for ``metrics`` (summary.json's under the run's own thresholds)."""
+    stored = summary.stored_intervals(_run, setting, cfg, metrics)
+    if stored is not None:
+        return stored
+    gens, traces = setting_traces(ident, setting, _run)
     return need("scoring.bootstrap").bootstrap_intervals(traces, cfg, gens, metrics=metrics)
 
 
 def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
-    """PM interval of ``metric`` per natural setting (against prefix), {} when the run has no prefix."""
-    return _pm_intervals(ident, settings, metric, only_relevant(cfg, (metric,)), _run)
+    """PM (``PMResult``, with interval and the 0/0 ``undefined`` flag) of ``metric`` per compared setting
+    against the capability setting; {} when the run has none. pm.json's under the run's own thresholds."""
+    stored = summary.stored_pm(_run, cfg, metric)
+    if stored is not None:
+        return {s: r for s, r in stored.items() if s in settings}
+    return _pm(ident, settings, metric, only_relevant(cfg, (metric,)), True, _run)
+
+
+def pm_values(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
+    """Point PM (``PMResult``, no interval) of ``metric`` per compared setting: cheap, for tiles and sentences."""
+    stored = summary.stored_pm(_run, cfg, metric)
+    if stored is not None:
+        return {s: r for s, r in stored.items() if s in settings}
+    return _pm(ident, settings, metric, only_relevant(cfg, (metric,)), False, _run)
 
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping PM ...")
-def _pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
-    if "prefix" not in _run.settings():
-        return {}
-    _, cap = setting_traces(ident, "prefix", cfg.nvr, _run)
-    prop = need("scoring.propensity")
-    return {s: prop.pm_interval(setting_traces(ident, s, cfg.nvr, _run)[1], cap, metric, cfg)
-            for s in settings if s != "prefix"}
+def _pm(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, intervals: bool, _run) -> dict:
+    traces = {s: setting_traces(ident, s, _run)[1] for s in settings}
+    values = {s: setting_metrics(ident, s, cfg, _run) for s in settings}
+    out = need("scoring.propensity").run_pm(traces, cfg, (metric,), values_by_setting=values, intervals=intervals)
+    return {s: row[metric] for s, row in out.items() if metric in row}
 
 
 def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
@@ -113,21 +125,21 @@ def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsC
 @st.cache_data(max_entries=256)
 def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
     metrics, loops = need("scoring.metrics"), need("scoring.loops")
-    return {s: metrics.span_share_curve(loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg),
-                                        max_n) for s in settings}
+    return {s: metrics.span_share_curve(loops.drop_degenerate(setting_traces(ident, s, _run)[1], cfg), max_n)
+            for s in settings}
 
 
 def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
     """Per setting: final span lengths and per-document nv_recall values (after the loop filter)."""
-    return _distributions(ident, settings, only_relevant(cfg), _run)
+    return _distributions(ident, settings, only_relevant(cfg, ("max_span", "max_nv_recall")), _run)
 
 
 @st.cache_data(max_entries=256)
 def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
-    loops = need("scoring.loops")
+    loops, metrics = need("scoring.loops"), need("scoring.metrics")
     out = {}
     for s in settings:
-        kept = loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg)
+        kept = loops.drop_degenerate(metrics.score_traces(setting_traces(ident, s, _run)[1], cfg), cfg)
         out[s] = {"spans": [sp.length for t in kept for sp in t.spans],
                   "nv": [d.nv.recall for t in kept for d in t.docs]}
     return out
@@ -165,8 +177,8 @@ def html_report(ident: str, cfg: MetricsConfig, metric: str, _inp) -> str:
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...")
 def cross_pm(ident: str, ref_ident: str, setting: str, metric: str, cfg: MetricsConfig, _run, _ref):
     """PM of ``metric`` of ``_run`` against the reference run ``_ref`` (reference in the prefix slot)."""
-    mine = setting_traces(ident, setting, cfg.nvr, _run)[1]
-    ref = setting_traces(ref_ident, setting, cfg.nvr, _ref)[1]
+    mine = setting_traces(ident, setting, _run)[1]
+    ref = setting_traces(ref_ident, setting, _ref)[1]
     return need("scoring.propensity").pm_interval(mine, ref, metric, cfg)
 
 
@@ -176,33 +188,23 @@ def clear_all() -> None:
     st.cache_resource.clear()
 
 
-def pm_values(values: dict, metric: str) -> dict[str, float]:
-    """Point PM of ``metric`` per natural setting from already computed metric dicts (cheap, uncached)."""
-    if "prefix" not in values:
-        return {}
-    pm = need("scoring.propensity").pm
-    return {s: pm(v[metric], values["prefix"][metric]) for s, v in values.items() if s != "prefix"}
-
-
 def pm_curves(curves: dict) -> dict:
-    """PM of R_n against n per natural setting, from :func:`span_curves` output (uncached, cheap)."""
-    pm = need("scoring.propensity").pm
-    cap = curves["prefix"]
-    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap)) if v + c > 0]  # 0/0: undefined
-            for s, shares in curves.items() if s != "prefix"}
+    """PM of R_n against n per compared setting, from :func:`span_curves` output (uncached, cheap)."""
+    return need("scoring.propensity").pm_curve(curves, CAPABILITY)
 
 
-def retrace(run, tcfg, nvr, progress):
+def retrace(run, tcfg, progress):
     """Re-trace every completion of ``run`` with ``tcfg`` (not cached: the page keeps it in session state).
 
-    Needs the run's index and tokenizer (:func:`run_index`); returns a RunResults with the new traces.
+    Needs the run's index and tokenizer (:func:`run_index`); returns a RunResults with the new traces
+    and no stored scores (they belong to the old traces).
     """
     import dataclasses
 
     index, tok = run_index(run)
-    traces = need("tracing.trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, nvr,
-                                      progress=progress)
-    return dataclasses.replace(run, traces=tuple(traces))
+    traces = need("tracing.trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg,
+                                              progress=progress)
+    return dataclasses.replace(run, traces=tuple(traces), summary={}, pm={})
 
 
 def run_index(run):
@@ -213,10 +215,8 @@ def run_index(run):
     built (:func:`core.runs.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
     Raises Unavailable with the reason when the index is not on this machine.
     """
-    from app.views import index_dirs
-
-    dirs = tuple(index_dirs(run.manifest))
-    index_meta = run.manifest.get("index") if isinstance(run.manifest.get("index"), dict) else {}
+    index_meta = run.manifest.index
+    dirs = index_meta.dirs if index_meta else ()
     try:
         demo = need("runs.demo")
     except Unavailable:
@@ -230,8 +230,8 @@ def run_index(run):
                 raise
             index = None  # a half-built demo index: rebuild it below
         tok_name = (str(demo.demo_model_dir()) if is_demo
-                    else index_meta.get("tokenizer") or (index.tokenizer_name if index else None))
-        if index is not None and tok_name and (not is_demo or index.fingerprint == index_meta.get("fingerprint")):
+                    else (index_meta.tokenizer if index_meta else None) or (index.tokenizer_name if index else None))
+        if index is not None and tok_name and (not is_demo or index.fingerprint == index_meta.fingerprint):
             return index, tokenizer(str(tok_name))
     if is_demo:
         return demo_index(), tokenizer(str(demo.demo_model_dir()))

@@ -13,7 +13,8 @@ from typing import Protocol
 import numpy as np
 import plotly.graph_objects as go
 
-CAPABILITY = "prefix"
+from core.config import CAPABILITY
+
 # No template here: Streamlit applies its theme, and coercing a template costs ~10 ms per figure.
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 45}, "height": 380}
 

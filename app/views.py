@@ -11,17 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-from core.config import MetricsConfig, from_dict
-from core.errors import ConfigError, PropMeError
+from core.config import CAPABILITY, MetricsConfig
+from core.errors import PropMeError
 from core.records import Generation, GenKey, TraceResult
-from core.scoring.metric_specs import HEADLINE, METRICS
-from core.scoring.propensity import pm
+from core.runs.manifest import Manifest, to_json
+from core.scoring import registry
+from core.scoring.registry import HEADLINE
 
-CAPABILITY = "prefix"
 PRIMARY = HEADLINE
 SECONDARY = ("r_n", "max_span", "unique_docs", "gen_nv_above")  # shown by default next to the primary ones
-LABELS = {"als": "ALS", "fmr": "FMR", "nvr": "NVR", "r_n": "R_N", "max_span": "max span",
-          "max_nv_recall": "max nv_recall", "unique_docs": "unique docs", "gen_nv_above": "nv_recall > t"}
 
 
 @dataclass(frozen=True)
@@ -121,38 +119,46 @@ def metric_names(values: Mapping[str, Mapping[str, float]]) -> list[str]:
     return [m for m in names if m not in PRIMARY and m != "n_generations"]
 
 
-def fmt(v: float) -> str:
+def fmt(v: float | None) -> str:
+    """A metric value for a tile or table cell; None (the metric does not apply) is 'n/a'."""
+    if v is None:
+        return "n/a"
     return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
 
 
-def interval_table(per_setting: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
-    """Rows = settings; per metric its value and '[lo, hi]' interval column."""
+def interval_table(per_setting: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
+                   cfg: MetricsConfig | None = None) -> pd.DataFrame:
+    """Rows = settings; per metric its value and '[lo, hi]' interval column (labels from the registry)."""
     rows = []
     for setting, ivs in per_setting.items():
         row: dict[str, Any] = {"setting": setting}
         for m in metrics:
-            iv = ivs[m]
-            row[LABELS.get(m, m)] = round(iv.value, 6)
-            row[f"{LABELS.get(m, m)} 95% CI"] = f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"
+            iv, label = ivs[m], metric_label(m, cfg)
+            row[label] = None if iv.value is None else round(iv.value, 6)
+            row[f"{label} 95% CI"] = "n/a" if iv.lo is None else f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def metric_label(m: str, cfg: MetricsConfig | None = None) -> str:
-    """Column label of a metric; with ``cfg`` the thresholds are spelled out (``R_50``, ``nv_recall > 0.5``).
+    """The registry's one label of a metric, its thresholds spelled out (``R_50``, ``NV > 0.5``).
 
     >>> metric_label("r_n", MetricsConfig(span_threshold=30)), metric_label("gen_nv_above", MetricsConfig())
-    ('R_30', 'nv_recall > 0.5')
+    ('R_30', 'NV > 0.5')
     >>> metric_label("degenerate_share"), metric_label("no_such_metric")
     ('Loops', 'no_such_metric')
     """
-    if cfg is not None and m == "r_n":
-        return f"R_{cfg.span_threshold}"
-    if cfg is not None and m == "gen_nv_above":
-        return f"nv_recall > {cfg.nv_threshold:g}"
-    if m in LABELS:
-        return LABELS[m]
-    return METRICS[m].label if m in METRICS else m
+    return registry.label(m, cfg)
+
+
+def meaning(m: str) -> str:
+    """The registry's one-sentence meaning of a metric (help texts)."""
+    return registry.metric_spec(m).meaning
+
+
+def pm_text(r) -> str:
+    """A PM value for a tile: three decimals, '(0/0: undefined)' when neither setting shows the metric."""
+    return f"{r.value:.3f}" + (" (0/0: undefined)" if r.undefined else "")
 
 
 def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequence[str],
@@ -185,25 +191,29 @@ def _how_much(pm_value: float) -> str:
     return "about as much" if pm_value <= 0.55 else "more"
 
 
-def plain_reading(values: Mapping[str, Mapping[str, float]], span_threshold: int) -> str:
+def plain_reading(values: Mapping[str, Mapping[str, float]], pm_nvr: Mapping[str, Any], span_threshold: int) -> str:
     """One sentence: what the model can reproduce (prefix) and how much of it ordinary prompts elicit.
 
     The leakiest natural setting is the one with the highest NVR; the comparison word and the PM
-    quoted are both PM of NVR, so the sentence reads the same whatever headline metric a page shows.
+    quoted are both PM of NVR (``pm_nvr``: the run's PM of NVR per setting, from
+    :func:`core.scoring.propensity.run_pm`), so the sentence reads the same whatever headline metric a page shows.
 
+    >>> from core.scoring.propensity import run_pm
     >>> v = {"prefix": {"als": 100.2, "fmr": 0.28, "r_n": 0.87, "nvr": 0.5589},
     ...      "specific": {"als": 33.6, "fmr": 0.13, "r_n": 0.21, "nvr": 0.2799}}
-    >>> "it does so less: " in plain_reading(v, 50), "(PM of NVR = 0.33;" in plain_reading(v, 50)
+    >>> pm = {s: r["nvr"] for s, r in run_pm({s: [0] for s in v}, metrics=("nvr",), values_by_setting=v,
+    ...                                          intervals=False).items()}
+    >>> "it does so less: " in plain_reading(v, pm, 50), "(PM of NVR = 0.33;" in plain_reading(v, pm, 50)
     (True, True)
     """
     cap = values.get(CAPABILITY)
-    natural = {s: v for s, v in values.items() if s != CAPABILITY}
+    natural = {s: v for s, v in values.items() if s != CAPABILITY and s in pm_nvr}
     if cap is None or not natural:
         return ("This run lacks a prefix setting or a natural setting, so capability and propensity "
                 "cannot be compared.")
     worst = max(natural, key=lambda s: natural[s].get("nvr", 0.0))
     nat = natural[worst]
-    pm_nvr = pm(nat.get("nvr", 0.0), cap.get("nvr", 0.0))
+    pm_nvr = pm_nvr[worst].value
     return (f"Under prefix attacks the model reproduces training text verbatim: its longest verbatim "
             f"span averages {cap.get('als', 0):.1f} tokens, {cap.get('fmr', 0):.0%} of completions match a "
             f"document in full and {cap.get('r_n', 0):.0%} hold a span of at least {span_threshold} tokens. "
@@ -213,7 +223,7 @@ def plain_reading(values: Mapping[str, Mapping[str, float]], span_threshold: int
             f"(PM of NVR = {pm_nvr:.2f}; 0.5 would mean ordinary use leaks as much as the attack).")
 
 
-def manifest_rows(manifest: Mapping[str, Any]) -> pd.DataFrame:
+def manifest_rows(manifest: Manifest) -> pd.DataFrame:
     """The manifest flattened to (field, value) rows for display as a table."""
     rows = []
 
@@ -224,29 +234,8 @@ def manifest_rows(manifest: Mapping[str, Any]) -> pd.DataFrame:
         else:
             rows.append({"field": prefix, "value": value if isinstance(value, str) else json.dumps(value)})
 
-    walk("", manifest)
+    walk("", to_json(manifest))
     return pd.DataFrame(rows)
-
-
-def index_dirs(manifest: Mapping[str, Any]) -> list[str]:
-    """Index folders a run used, from its manifest (``index.dirs`` or ``index_dirs``)."""
-    index = manifest.get("index")
-    dirs = index.get("dirs") if isinstance(index, Mapping) else None
-    dirs = dirs or manifest.get("index_dirs") or []
-    return [dirs] if isinstance(dirs, str) else list(dirs)
-
-
-def metrics_config_of(manifest: Mapping[str, Any]) -> MetricsConfig:
-    """The MetricsConfig the run was scored with (defaults when the manifest has none)."""
-    data = manifest.get("metrics")
-    if not isinstance(data, Mapping):
-        return MetricsConfig()
-    for drop in ((), ("nvr",)):  # a malformed nvr table falls back to the default thresholds
-        try:
-            return from_dict(MetricsConfig, {k: v for k, v in data.items() if k not in drop})
-        except (ConfigError, TypeError):
-            continue
-    return MetricsConfig()
 
 
 def leaks_by_doc(traces: Sequence[TraceResult]) -> pd.DataFrame:
@@ -285,11 +274,10 @@ def records_frame(generations: Sequence[Generation], traces: Sequence[TraceResul
     return pd.DataFrame(rows)
 
 
-def run_label(manifest: Mapping[str, Any], fallback: str = "run") -> str:
+def run_label(manifest: Manifest, fallback: str = "run") -> str:
     """A short name for a run: its run name, else the model identity."""
-    model = manifest.get("model")
-    ident = model.get("identity") or model.get("name_or_path") if isinstance(model, Mapping) else None
-    return str(manifest.get("run_name") or manifest.get("name") or ident or fallback)
+    label = manifest.label
+    return label if label != "run" else fallback
 
 
 def plane_points(label: str, intervals: Mapping[str, Mapping[str, Any]], metric: str) -> list:
@@ -303,22 +291,27 @@ def plane_points(label: str, intervals: Mapping[str, Mapping[str, Any]], metric:
             if s != CAPABILITY]
 
 
+def pm_frame(pm: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per compared setting: PM, its interval, and whether it is undefined (0/0)."""
+    return pd.DataFrame([{"setting": s, "PM": round(r.value, 6), "95% CI": f"[{fmt(r.lo)}, {fmt(r.hi)}]",
+                          "undefined (0/0)": bool(getattr(r, "undefined", False))} for s, r in pm.items()])
+
+
 def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapping[str, Mapping[str, Any]],
-                 pm: Mapping[str, Any], figures: Sequence[Any], cfg: MetricsConfig, n_examples: int = 10):
+                 pm: Mapping[str, Any], figures: Sequence[Any], cfg: MetricsConfig, pm_nvr: Mapping[str, Any],
+                 n_examples: int = 10):
     """The HTML report's content: tables, figures and the top examples (longest span first)."""
     from core.reports.html import ReportInput
 
-    tables = [("Metrics with 95% bootstrap intervals", interval_table(intervals, PRIMARY)),
+    tables = [("Metrics with 95% bootstrap intervals", interval_table(intervals, PRIMARY, cfg)),
               ("Secondary metrics", metric_table(values, ("n_generations", "r_n", "max_span", "unique_docs",
                                                           "gen_nv_above", "max_nv_recall"), cfg))]
     if pm:
-        tables.append(("Propensity score PM (natural setting against prefix)", pd.DataFrame(
-            [{"setting": s, "PM": round(iv.value, 6), "95% CI": f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"}
-             for s, iv in pm.items()])))
+        tables.append((f"Propensity score PM (natural setting against {CAPABILITY})", pm_frame(pm)))
     top = filter_examples(example_rows(run.generations, run.traces), ExploreFilter())[:n_examples]
     examples = tuple(run.lookup(r.key) for r in top)
     return ReportInput(f"PropMe report: {run_label(run.manifest)}",
-                       plain_reading(values, cfg.span_threshold),
+                       plain_reading(values, pm_nvr, cfg.span_threshold),
                        manifest_rows(run.manifest), tuple(tables), tuple(figures), examples)
 
 

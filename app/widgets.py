@@ -18,7 +18,7 @@ from core.config import (
     DecodingConfig,
     MetricsConfig,
     ModelConfig,
-    NVRConfig,
+    NVBlocksConfig,
     SettingConfig,
     TraceConfig,
 )
@@ -61,8 +61,8 @@ def _adaptive(label: str, p: AdaptiveParam, key: str) -> AdaptiveParam:
     return replace(p, frac=float(frac))
 
 
-def nvr_controls(base: NVRConfig, key: str = "thr") -> NVRConfig:
-    """NVR block thresholds (SPEC 5): minimum matched words l1/l2 and merge gaps of both passes."""
+def nv_blocks_controls(base: NVBlocksConfig, key: str = "thr") -> NVBlocksConfig:
+    """NV block thresholds (SPEC 5, MetricsConfig.nv_blocks): minimum matched words l1/l2 and merge gaps of both passes."""
     c1, c2 = st.columns(2)
     with c1:
         l1 = _adaptive("l1 (min words, pass 1)", base.l1, f"{key}_l1")

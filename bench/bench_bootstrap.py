@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.config import MetricsConfig
 from core.scoring.bootstrap import bootstrap_intervals
-from core.scoring.metrics import _toy, compute_metrics
+from core.scoring.metrics import _toy
+from core.scoring.registry import compute_metrics
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core.tracing.nvrecall
-from core.config import AdaptiveParam, NVRConfig
+from core.config import AdaptiveParam, NVBlocksConfig
 from core.records import DocMatch, GenKey, Span, TraceResult
 from core.scoring.metrics import nvr
 from core.tracing.nvrecall import nv_recall, rescore
@@ -80,7 +80,7 @@ def main() -> None:
     assert [[d.nv for d in t.docs] for t in traces] == plain, "cydifflib and difflib disagree"
     value = nvr(traces)
 
-    cfg = NVRConfig(l2=AdaptiveParam(0.25, 3, 80), gap2=AdaptiveParam(0.1, 2, 15))
+    cfg = NVBlocksConfig(l2=AdaptiveParam(0.25, 3, 80), gap2=AdaptiveParam(0.1, 2, 15))
     t0 = time.perf_counter()
     new = rescore(traces, cfg)
     re_s = time.perf_counter() - t0

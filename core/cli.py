@@ -104,9 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = ResultCache(args.cache_dir or cfg.cache_dir)
     run = run_experiment(cfg, progress=TextProgress(), cache=cache,
                          config_text=Path(args.config).read_text(encoding="utf-8"))
-    c = run.manifest.get("counts", {})
-    print(f"results: {run.path}  ({c.get('generated', 0)} generated, {c.get('generations_from_cache', 0)} from "
-          f"cache; {c.get('traced', 0)} traced, {c.get('traces_from_cache', 0)} from cache)")
+    c = run.manifest.counts
+    print(f"results: {run.path}  ({c.generated} generated, {c.generations_from_cache} from "
+          f"cache; {c.traced} traced, {c.traces_from_cache} from cache)")
     print(format_report(run))
     return 0
 

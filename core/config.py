@@ -11,7 +11,8 @@ from typing import Any
 
 from core.errors import ConfigError
 
-SETTINGS = ("prefix", "generic", "specific", "unconditional", "minimal-cue")
+CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
+SETTINGS = (CAPABILITY, "generic", "specific", "unconditional", "minimal-cue")
 NATURAL_SETTINGS = ("generic", "specific", "unconditional", "minimal-cue")
 TRACE_MODES = ("text", "mixed")
 MERGE_POLICIES = ("union", "always", "none")
@@ -38,8 +39,9 @@ class AdaptiveParam:
 
 
 @dataclass(frozen=True)
-class NVRConfig:
-    """Near-verbatim recall thresholds (SPEC section 5); defaults are the authors'."""
+class NVBlocksConfig:
+    """Near-verbatim recall block thresholds (SPEC section 5); defaults are the authors'. A scoring
+    parameter: traces store the matching blocks, and scoring re-applies these (core.scoring.metrics.score_traces)."""
 
     l1: AdaptiveParam = AdaptiveParam(0.15, 2, 20)  # min matched words after merge pass 1
     l2: AdaptiveParam = AdaptiveParam(0.35, 4, 100)  # min matched words after merge pass 2
@@ -161,7 +163,7 @@ class MetricsConfig:
     bootstrap_samples: int = 10_000  # B of the percentile bootstrap over prompts
     confidence: float = 0.95  # interval coverage
     seed: int = 42  # bootstrap seed
-    nvr: NVRConfig = NVRConfig()  # near-verbatim recall block thresholds
+    nv_blocks: NVBlocksConfig = NVBlocksConfig()  # near-verbatim recall block thresholds (TOML [metrics.nv_blocks])
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,29 @@ class ExperimentConfig:
     output_dir: str = "results"  # the results folder is output_dir/name
     cache_dir: str | None = None  # None: $PROPME_CACHE_DIR or ~/.cache/propme
     index_tokenizer: str | None = None  # None: the model's own tokenizer
+
+
+NVRConfig = NVBlocksConfig  # deprecated name, kept one release so code written against it still imports
+_OLD_METRICS_KEYS = {"nvr": "nv_blocks"}  # renamed MetricsConfig fields: old name -> new name
+
+
+def upgrade_metrics_table(data: Any, where: str = "metrics") -> tuple[Any, list[str]]:
+    """A ``[metrics]`` table (TOML or manifest) with renamed keys moved to their new names, and a
+    deprecation message per renamed key. Both names at once is an error.
+
+    >>> upgrade_metrics_table({"nvr": {}, "seed": 1})
+    ({'seed': 1, 'nv_blocks': {}}, ['metrics.nvr is deprecated: rename it to metrics.nv_blocks'])
+    """
+    if not isinstance(data, dict):
+        return data, []
+    out, notes = dict(data), []
+    for old, new in _OLD_METRICS_KEYS.items():
+        if old in out:
+            if new in out:
+                raise ConfigError(f"{where} has both {old!r} (old name) and {new!r}: keep only {new!r}")
+            out[new] = out.pop(old)
+            notes.append(f"{where}.{old} is deprecated: rename it to {where}.{new}")
+    return out, notes
 
 
 def to_dict(cfg: Any) -> Any:
@@ -261,4 +286,5 @@ def check_types(obj: Any, where: str) -> None:
         _check_value(value, tp, f"{where}.{f.name}")
 
 
-__all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "from_dict", "check_table", "check_types", "asdict", "field"]
+__all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "from_dict", "check_table", "check_types", "asdict", "field",
+                                                          "upgrade_metrics_table"]

@@ -19,25 +19,25 @@ with render.page_boundary():
         runs[f"{views.run_label(run.manifest, folder)} ({folder})"] = (ident, run)
     if not runs:
         st.stop()
-    metric = st.selectbox("Metric", views.PRIMARY + ("r_n",), format_func=views.LABELS.get, key="cmp_metric")
-    values = {label: {s: cached.setting_metrics(ident, s, views.metrics_config_of(run.manifest), run)[metric]
+    metric = st.selectbox("Metric", views.PRIMARY + ("r_n",), format_func=views.metric_label, key="cmp_metric")
+    values = {label: {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
                       for s in run.settings()} for label, (ident, run) in runs.items()}
-    st.plotly_chart(charts.compare_bars(values, views.LABELS[metric]), key="cmp_bars")
+    st.plotly_chart(charts.compare_bars(values, views.metric_label(metric)), key="cmp_bars")
     st.dataframe(views.compare_frame(values), hide_index=True, key="cmp_table")
 
     points = []
     for label, (ident, run) in runs.items():
-        cfg = views.metrics_config_of(run.manifest)
+        cfg = run.manifest.metrics
         ivs = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in run.settings()}
         points += views.plane_points(label, ivs, metric)
     if points:
-        st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="cmp_plane")
+        st.plotly_chart(charts.capability_propensity(points, views.metric_label(metric)), key="cmp_plane")
 
     if len(runs) >= 2:
         st.subheader("Model-vs-model PM")
         ref_label = st.selectbox("Reference run (takes the prefix slot of PM)", list(runs), key="cmp_ref")
         ref_ident, ref = runs[ref_label]
-        cfg = views.metrics_config_of(ref.manifest)
+        cfg = ref.manifest.metrics
         rows = []
         for label, (ident, run) in runs.items():
             if label == ref_label:

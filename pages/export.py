@@ -8,7 +8,7 @@ from app import cached, charts, render, state, views
 st.title("Export")
 with render.page_boundary():
     ident, run = state.current_run()
-    cfg = views.metrics_config_of(run.manifest)
+    cfg = run.manifest.metrics
     settings = tuple(run.settings())
     records = views.records_frame(run.generations, run.traces)
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
@@ -27,18 +27,19 @@ with render.page_boundary():
 
     st.subheader("HTML report")
     st.caption("One file with charts, tables and highlighted examples; opens offline in any browser.")
-    metric = st.selectbox("Headline metric", views.PRIMARY, format_func=views.LABELS.get, key="exp_metric")
+    metric = st.selectbox("Headline metric", views.PRIMARY, format_func=views.metric_label, key="exp_metric")
     if st.button("Build the HTML report", key="exp_build"):
         intervals = {s: cached.setting_intervals(ident, s, cfg, views.PRIMARY, run) for s in settings}
         pm = cached.pm_intervals(ident, settings, metric, cfg, run)
-        label = views.LABELS[metric]
+        label = views.metric_label(metric)
         figures = [charts.metric_bars({s: intervals[s][metric] for s in settings}, label)]
         if pm:
             figures.append(charts.pm_bars(pm, label))
         points = views.plane_points(views.run_label(run.manifest), intervals, metric)
         if points:
             figures.append(charts.capability_propensity(points, label))
-        inp = views.report_input(run, values, intervals, pm, figures, cfg)
+        inp = views.report_input(run, values, intervals, pm, figures, cfg,
+                                 cached.pm_values(ident, settings, "nvr", cfg, run))
         st.session_state["exp_report"] = (ident, metric, cached.html_report(ident, cfg, metric, inp))
     built = st.session_state.get("exp_report")
     if built and built[0] == ident and built[1] == metric:

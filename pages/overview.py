@@ -7,7 +7,9 @@ from core.errors import PropMeError
 st.title("Overview")
 with render.page_boundary():
     ident, run = state.current_run()
-    cfg = views.metrics_config_of(run.manifest)
+    cfg = run.manifest.metrics
+    for note in run.manifest.warnings:
+        st.warning(note)
     settings = tuple(run.settings())
     label = views.run_label(run.manifest)
     st.subheader(f"Run: {label}")
@@ -16,14 +18,14 @@ with render.page_boundary():
 
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
     metric = st.selectbox("Headline metric for PM and the plane", views.PRIMARY,
-                          format_func=views.LABELS.get, key="ov_metric")
-    pm_point = cached.pm_values(values, metric)
+                          format_func=views.metric_label, key="ov_metric")
+    pm_point = cached.pm_values(ident, settings, metric, cfg, run)
     for col, (s, v) in zip(st.columns(max(1, len(pm_point))), pm_point.items()):
-        col.metric(f"PM {views.LABELS[metric]} ({s})", f"{v:.3f}")
-    st.info(views.plain_reading(values, cfg.span_threshold))
+        col.metric(f"PM {views.metric_label(metric)} ({s})", views.pm_text(v))
+    st.info(views.plain_reading(values, cached.pm_values(ident, settings, "nvr", cfg, run), cfg.span_threshold))
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"ALS ({s})", views.tokens(values[s]["als"]), help=views.METRICS["als"].description)
+        col.metric(f"ALS ({s})", views.tokens(values[s]["als"]), help=views.meaning("als"))
     secondary = st.multiselect("Secondary metrics", views.metric_names(values), views.SECONDARY,
                                format_func=lambda m: views.metric_label(m, cfg), key="ov_secondary")
     st.dataframe(views.metric_table(values, ("n_generations", *views.PRIMARY, *secondary), cfg), hide_index=True,
@@ -31,20 +33,20 @@ with render.page_boundary():
 
     st.subheader("With 95% bootstrap intervals")
     intervals = {s: cached.setting_intervals(ident, s, cfg, views.PRIMARY, run) for s in settings}
-    st.dataframe(views.interval_table(intervals, views.PRIMARY), hide_index=True, key="ov_intervals")
+    st.dataframe(views.interval_table(intervals, views.PRIMARY, cfg), hide_index=True, key="ov_intervals")
     pm = cached.pm_intervals(ident, settings, metric, cfg, run)
     c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(charts.metric_bars({s: intervals[s][metric] for s in settings},
-                                           views.LABELS[metric]), key="ov_bars")
+                                           views.metric_label(metric)), key="ov_bars")
     with c2:
         if pm:
-            st.plotly_chart(charts.pm_bars(pm, views.LABELS[metric]), key="ov_pm")
+            st.plotly_chart(charts.pm_bars(pm, views.metric_label(metric)), key="ov_pm")
         else:
             st.info("PM needs a prefix setting and at least one natural setting in the run.")
     points = views.plane_points(label, intervals, metric)
     if points:
-        st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="ov_plane")
+        st.plotly_chart(charts.capability_propensity(points, views.metric_label(metric)), key="ov_plane")
 
     planted = None
     if run.path:

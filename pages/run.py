@@ -76,6 +76,6 @@ with render.page_boundary():
         st.warning(f"Run {e}. Finished work is cached: press Run again to resume.")
         st.stop()
     st.success(f"Done: {len(result.generations)} completions in {result.path}.")
-    for setting, skip in result.manifest.get("skipped_rows", {}).items():
-        st.warning(f"{setting}: {skip['count']} prompt row(s) skipped in {skip['file']}; first: {skip['first']}")
+    for setting, skip in result.manifest.skipped_rows.items():
+        st.warning(f"{setting}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}")
     st.button("Open these results", key="run_open_new", on_click=state.open_results, args=(result.path,))

@@ -4,25 +4,23 @@ from dataclasses import replace
 import streamlit as st
 
 from app import cached, charts, render, state, views, widgets
-from core.config import TraceConfig, from_dict
+from core.config import CAPABILITY
 
 st.title("Thresholds and curves")
 with render.page_boundary():
     ident, run = state.current_run()
-    base = views.metrics_config_of(run.manifest)
+    base = run.manifest.metrics
     retraced = state.retraced()
     with st.sidebar:
         st.header("Scoring thresholds (live)")
         cfg = widgets.metrics_controls(base, max((t.longest_span for t in run.traces), default=0))
         with st.expander("Near-verbatim recall block thresholds"):
-            cfg = replace(cfg, nvr=widgets.nvr_controls(base.nvr))
+            cfg = replace(cfg, nv_blocks=widgets.nv_blocks_controls(base.nv_blocks))
     with st.expander("Trace-time parameters (re-trace with the corpus index)"):
-        stored = run.manifest.get("trace")
-        tcfg = widgets.trace_controls(from_dict(TraceConfig, stored) if isinstance(stored, dict) else TraceConfig(),
-                                      key="thr_trace")
+        tcfg = widgets.trace_controls(run.manifest.trace, key="thr_trace")
         if st.button("Re-trace with these parameters", key="thr_retrace"):
             bar = st.progress(0.0, text="tracing ...")
-            retraced[(ident, tcfg)] = cached.retrace(run, tcfg, cfg.nvr, lambda e: bar.progress(
+            retraced[(ident, tcfg)] = cached.retrace(run, tcfg, lambda e: bar.progress(
                 e.fraction, text=f"{e.stage}: {e.done}/{e.total} {e.unit}"
                                  + (f", ETA {e.eta_s:.0f} s" if e.eta_s is not None else "")))
             bar.empty()
@@ -37,10 +35,10 @@ with render.page_boundary():
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
         col.metric(f"R_{n} ({s})", views.fmt(values[s]["r_n"]))
-    pm_point = cached.pm_values(values, "r_n")
+    pm_point = cached.pm_values(ident, settings, "r_n", cfg, run)
     if pm_point:
         for col, (s, v) in zip(st.columns(len(pm_point)), pm_point.items()):
-            col.metric(f"PM of R_{n} ({s})", f"{v:.3f}")
+            col.metric(f"PM of R_{n} ({s})", views.pm_text(v))
     st.dataframe(views.metric_table(values, views.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
                                     "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
 
@@ -48,7 +46,7 @@ with render.page_boundary():
     curves = cached.span_curves(ident, settings, max_n, cfg, run)
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.span_share_curves(curves, n), key="thr_curves")
-    if "prefix" in curves:
+    if CAPABILITY in curves:
         pm_curves = cached.pm_curves(curves)
         c2.plotly_chart(charts.pm_vs_threshold(pm_curves), key="thr_pm_curve")
     dist = cached.distributions(ident, settings, cfg, run)
@@ -59,11 +57,11 @@ with render.page_boundary():
                                         "nv_recall"), key="thr_nv_dist")
 
     if st.checkbox("Capability-propensity plane with bootstrap intervals", True, key="thr_plane"):
-        metric = st.selectbox("Plane metric", views.PRIMARY + ("r_n",), format_func=views.LABELS.get,
+        metric = st.selectbox("Plane metric", views.PRIMARY + ("r_n",), format_func=lambda m: views.metric_label(m, cfg),
                               key="thr_plane_metric")
         intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
         points = views.plane_points(views.run_label(run.manifest), intervals, metric)
         if points:
-            st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="thr_plane_chart")
+            st.plotly_chart(charts.capability_propensity(points, views.metric_label(metric, cfg)), key="thr_plane_chart")
         else:
             st.info("The plane needs a prefix setting and a natural setting in the run.")

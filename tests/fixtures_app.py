@@ -5,12 +5,15 @@ known exactly. Near-verbatim recall comes from the real ``core.tracing.nvrecall.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
-from core.config import MetricsConfig, to_dict
+from core.config import ExperimentConfig, MetricsConfig, ModelConfig, SettingConfig
 from core.records import DocMatch, Generation, GenKey, Prompt, Span, TraceResult
+from core.runs.manifest import Counts, IndexInfo, ModelInfo, assemble
 from core.runs.results import RunResults, save_results
+from core.scoring.summary import summarize
 from core.tracing.nvrecall import nv_recall
 
 WORDS = ["river", "stone", "quiet", "lamp", "harbor", "violet", "engine", "paper", "window", "silver", "market", "garden", "thunder", "maple", "candle", "orbit", "meadow", "signal", "copper", "valley", "pocket", "lantern", "whisper", "forest", "anchor", "ribbon", "marble", "canyon", "falcon", "velvet", "breeze", "summit", "cobalt", "harvest", "island"]
@@ -58,14 +61,22 @@ def _traced(docs, key: GenKey, before: str, piece: str, after: str, src: int) ->
     return completion, TraceResult(key, completion, len(completion.split()), spans, full)
 
 
+SETTINGS = ("prefix", "generic", "specific")
+
+
 def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: str = "fixture",
-             index: dict | None = None) -> RunResults:
-    """A run over settings prefix/generic/specific with spans of known lengths (see module doc)."""
+             index: dict | None = None, metrics: MetricsConfig = MetricsConfig(), score: bool = False) -> RunResults:
+    """A run over settings prefix/generic/specific with spans of known lengths (see module doc).
+
+    The manifest comes from the real writer (:func:`core.runs.manifest.assemble`) for a run of
+    ``metrics``; ``index``: IndexInfo fields (dirs, fingerprint, tokenizer). ``score``: add summary
+    and PM as ``run_experiment`` does (:func:`core.scoring.summary.summarize`).
+    """
     rng = random.Random(seed)
     docs = make_docs(seed)
     gens, traces = [], []
     span_len = {"prefix": (30, 55), "generic": (0, 12), "specific": (3, 25)}
-    for setting in ("prefix", "generic", "specific"):
+    for setting in SETTINGS:
         for i in range(n_per_setting):
             key = GenKey(setting, f"{setting}-{i}")
             src = rng.randrange(len(docs) - 1)
@@ -93,16 +104,19 @@ def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: 
         gens.append(Generation(key, Prompt("generic", key.prompt_id, "<b>hostile</b> [x](javascript:1)",
                                            domain="<i>dom</i>"), completion))
         traces.append(trace)
-    manifest = {
-        "run_name": name, "model": {"identity": f"{name}-model", "name_or_path": "tests/fixture-model"},
-        "index": index or {"dirs": [], "fingerprint": "fixture-index", "tokenizer": "whitespace"},
-        "decoding": {"temperature": 0.0, "max_new_tokens": 256, "seed": 42},
-        "metrics": to_dict(MetricsConfig()), "settings": ["prefix", "generic", "specific"],
-        "seeds": {"decoding": 42, "trace": 42, "bootstrap": 42},
-    }
-    return RunResults(None, manifest, tuple(gens), tuple(traces))
+    index_info = IndexInfo(**{"fingerprint": "fixture-index", "tokenizer": "whitespace",
+                              **{k: tuple(v) if k == "dirs" else v for k, v in (index or {}).items()}})
+    cfg = ExperimentConfig(name, ModelConfig("tests/fixture-model"), index_info.dirs,
+                           tuple(SettingConfig(s) for s in SETTINGS), metrics=metrics)
+    manifest = assemble(cfg, ModelInfo(f"{name}-model", cfg.model, "whitespace"), index_info,
+                        Counts(len(gens), len(gens)), created="2026-01-01T00:00:00+00:00", versions={})
+    run = RunResults(None, manifest, tuple(gens), tuple(traces))
+    if score:
+        summary, pm = summarize(run, metrics)
+        run = dataclasses.replace(run, summary=summary, pm=pm)
+    return run
 
 
 def write_run(folder: Path, **kwargs) -> Path:
-    """Save :func:`make_run` (kwargs passed on) as a results folder at ``folder``."""
-    return save_results(make_run(**kwargs), folder)
+    """Save :func:`make_run` (kwargs passed on; scored unless ``score=False``) as a results folder at ``folder``."""
+    return save_results(make_run(**{"score": True, **kwargs}), folder)

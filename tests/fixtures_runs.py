@@ -6,6 +6,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from core.records import MATCH_TIERS, DocMatch, Generation, GenKey, NVResult, Prompt, Span, TraceResult
+from core.runs.manifest import Manifest
 from core.runs.results import RunResults
 
 texts = st.text(max_size=40)  # hypothesis' default alphabet: any unicode except surrogates
@@ -52,7 +53,7 @@ def runs(draw, max_generations: int = 6) -> RunResults:
             traces.append(TraceResult(key, trace_completion, draw(st.integers(0, 300)),
                                       tuple(draw(st.lists(spans(), max_size=3))), draw(st.integers(0, 11))))
     traces = draw(st.permutations(traces)) if traces else []
-    manifest = {"run_name": draw(texts), "seeds": {"decoding": 42}}
+    manifest = Manifest(run_name=draw(texts), seeds={"decoding": 42})
     return RunResults(None, manifest, tuple(gens), tuple(traces))
 
 

@@ -11,13 +11,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import paths, runner, views
-from core.config import AdaptiveParam, MetricsConfig, NVRConfig
+from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
 from core.progress import Cancelled, ProgressEvent
 from core.records import GenKey
 from core.runs.results import load_results
-from core.scoring.metrics import compute_metrics
 from core.scoring.propensity import pm
+from core.scoring.registry import compute_metrics
 from core.tracing.nvrecall import rescore
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.test_render import expected_marks, parse, visible
@@ -103,11 +103,11 @@ def test_nvr_block_threshold_rescores_without_retracing(monkeypatch, results):
     at.slider(key="thr_l1").set_value(0.45).run()
     assert not at.exception
     run = load_results(results)
-    nvr = NVRConfig(l1=AdaptiveParam(0.45, NVRConfig().l1.lo, NVRConfig().l1.hi))
+    nvr = NVBlocksConfig(l1=AdaptiveParam(0.45, NVBlocksConfig().l1.lo, NVBlocksConfig().l1.hi))
     table = at.dataframe[0].value.set_index("setting")
     changed = []
     for s in run.settings():
-        expected = compute_metrics(rescore(run.by_setting(s)[1], nvr), MetricsConfig(nvr=nvr))["nvr"]
+        expected = compute_metrics(rescore(run.by_setting(s)[1], nvr), MetricsConfig())["nvr"]
         default = compute_metrics(run.by_setting(s)[1], MetricsConfig())["nvr"]
         assert table.loc[s, "NVR"] == pytest.approx(expected)
         changed.append(expected != pytest.approx(default))
@@ -305,7 +305,7 @@ def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
 
 def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
     """The sentence names the PM it quotes and that PM is core's PM of NVR; columns spell out N and t."""
-    cfg = views.metrics_config_of(run.manifest)
+    cfg = run.manifest.metrics
     nvr = {s: compute_metrics(run.by_setting(s)[1], cfg)["nvr"] for s in run.settings()}
     worst = max((s for s in nvr if s != "prefix"), key=nvr.get)
     reading = next(i.value for i in at.info if "Under prefix attacks" in i.value)
@@ -313,8 +313,8 @@ def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
     assert f"(PM of NVR = {pm(nvr[worst], nvr['prefix']):.2f};" in reading
     assert f"{nvr[worst]:.2f} against {nvr['prefix']:.2f}" in reading
     table = next(d.value for d in at.dataframe if "ALS" in d.value.columns)
-    assert f"R_{cfg.span_threshold}" in table.columns and f"nv_recall > {cfg.nv_threshold:g}" in table.columns
-    assert "R_N" not in table.columns and "nv_recall > t" not in table.columns
+    assert f"R_{cfg.span_threshold}" in table.columns and f"NV > {cfg.nv_threshold:g}" in table.columns
+    assert "R_N" not in table.columns and "NV > thr" not in table.columns
 
 
 def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_path):
@@ -333,10 +333,9 @@ def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_pa
     at.button(key="thr_retrace").click().run(timeout=300)
     assert not at.exception, at.exception
     assert at.success and "re-traced" in at.success[0].value
-    base = views.metrics_config_of(run.manifest)
     tcfg = TraceConfig(mode="mixed")
     traces = trace_many(index, load_tokenizer(str(demo_model_dir())), [(g.key, g.completion) for g in run.generations],
-                        tcfg, base.nvr)
+                        tcfg)
     for s in run.settings():
         mine = [t for t in traces if t.key.setting == s]
         assert metric_value(at, f"R_3 ({s})") == views.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])

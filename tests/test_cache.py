@@ -6,7 +6,7 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from core.config import DecodingConfig, NVRConfig, TraceConfig
+from core.config import DecodingConfig, TraceConfig
 from core.errors import CacheError
 from core.records import Generation, GenKey, Prompt
 from core.runs.cache import ResultCache, default_cache_path, generation_key, summary_key, trace_key
@@ -38,10 +38,10 @@ def test_keys_depend_on_what_changes_the_output():
                   generation_key("m@1", "tok", p, DecodingConfig(max_new_tokens=5), 0),
                   generation_key("m@1", "tok", p, DecodingConfig(), 1)):
         assert other != base
-    t = trace_key(base, "text", "fp", TraceConfig(), NVRConfig())
-    assert t != trace_key(base, "text!", "fp", TraceConfig(), NVRConfig())
-    assert t != trace_key(base, "text", "fp2", TraceConfig(), NVRConfig())
-    assert t != trace_key(base, "text", "fp", TraceConfig(mode="mixed"), NVRConfig())
+    t = trace_key(base, "text", "fp", TraceConfig())
+    assert t != trace_key(base, "text!", "fp", TraceConfig())
+    assert t != trace_key(base, "text", "fp2", TraceConfig())
+    assert t != trace_key(base, "text", "fp", TraceConfig(mode="mixed"))
     assert summary_key({"a": 1}) != summary_key({"a": 2})
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.cli import TextProgress, build_parser, main
+from core.config import MetricsConfig
 from core.progress import ProgressEvent
 from core.records import Generation, GenKey, Prompt, TraceResult
+from core.runs.manifest import Manifest
 from core.runs.results import RunResults, load_results, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +80,7 @@ def test_argparse_errors_exit_2():
 def _tiny_results(folder):
     gens = [Generation(GenKey(s, f"p{i}", 0), Prompt(s, f"p{i}", "t"), "c") for s in ("prefix", "generic")
             for i in range(2)]
-    run = RunResults(None, {"run_name": "tiny", "metrics": {"confidence": 0.95, "span_threshold": 50}},
+    run = RunResults(None, Manifest("tiny", metrics=MetricsConfig(confidence=0.95, span_threshold=50)),
                      tuple(gens), tuple(TraceResult(g.key, g.completion, 1) for g in gens),
                      {"prefix": {"n_generations": 2, "metrics": {"als": 24.75, "fmr": 0.08, "nvr": 0.0367},
                                  "intervals": {"als": {"value": 24.75, "lo": 20.0, "hi": 30.0, "method": "p"}}},
@@ -140,7 +142,7 @@ def test_end_to_end_index_build_run_report(tmp_path):
     assert "10 generated, 0 from cache" in out.stdout
     run = load_results(tmp_path / "results" / "tiny")
     assert len(run.generations) == 10 and len(run.traces) == 10
-    assert run.manifest["index"]["num_docs"] == 8
+    assert run.manifest.index.num_docs == 8
     assert (tmp_path / "results" / "tiny" / "config.toml").read_text() == toml.read_text()
     out = _cli("run", str(toml), "--cache-dir", str(tmp_path / "cache"))
     assert out.returncode == 0 and "0 generated, 10 from cache" in out.stdout

@@ -278,7 +278,7 @@ prompts_path = "{core.runs.demo.demo_prompt_paths()['generic']}"
     index = CorpusIndex.open(index_dir)
     assert index.num_docs == len(read_corpus(CORPUS_FILE))
     run = load_results(tmp_path / "out" / "fresh")
-    assert run.manifest["index"]["dirs"] == [str(index_dir)] and len(run.generations) == 5
+    assert run.manifest.index.dirs == (str(index_dir),) and len(run.generations) == 5
     assert list(run.summary) == ["prefix", "generic"] and list(run.pm) == ["generic"]
     # a second run reuses the index (same fingerprint, nothing rebuilt)
     stamp = (index_dir / "manifest.json").stat().st_mtime_ns
@@ -286,7 +286,7 @@ prompts_path = "{core.runs.demo.demo_prompt_paths()['generic']}"
     assert main(["run", str(toml), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert (index_dir / "manifest.json").stat().st_mtime_ns == stamp
     warm = load_results(tmp_path / "out" / "fresh")  # scores from the cache keep the settings' order
-    assert warm.manifest["counts"]["generated"] == 0 and list(warm.summary) == ["prefix", "generic"]
+    assert warm.manifest.counts.generated == 0 and list(warm.summary) == ["prefix", "generic"]
     assert warm.summary == run.summary and warm.pm == run.pm
     assert (tmp_path / "out" / "fresh" / "summary.json").read_bytes() == cold_summary  # cold and warm write the same
 
@@ -300,8 +300,8 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
     from core.index.tokenizer import load_tokenizer
     from core.runs.experiment import load_experiment
     from core.runs.results import load_results
-    from core.scoring.metrics import compute_metrics
     from core.scoring.propensity import pm
+    from core.scoring.registry import compute_metrics
     from core.tracing.trace import trace_many
 
     run = load_results(demo_results_dir())
@@ -316,7 +316,7 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
 
     picked = random.Random(0).sample(list(run.traces), 6)
     tok = load_tokenizer(str(demo_model_dir()))
-    again = trace_many(ensure_demo_index(), tok, [(t.key, t.completion) for t in picked], cfg.trace, cfg.metrics.nvr)
+    again = trace_many(ensure_demo_index(), tok, [(t.key, t.completion) for t in picked], cfg.trace)
     assert [(s.start, s.end, s.count) for t in again for s in t.spans] == \
            [(s.start, s.end, s.count) for t in picked for s in t.spans]
     assert [d.nv.recall for t in again for d in t.docs] == [d.nv.recall for t in picked for d in t.docs]

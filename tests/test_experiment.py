@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from core.config import DecodingConfig
+from core.config import AdaptiveParam, DecodingConfig, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
 from core.runs.cache import ResultCache
 from core.runs.experiment import load_experiment, run_experiment
+from core.runs.manifest import Counts
 from core.runs.results import load_results
-from core.scoring.metrics import compute_metrics
+from core.scoring.registry import compute_metrics
+from core.tracing.nvrecall import rescore
 from tests.fixtures_runs import GENERIC_PROMPTS, make_tiny_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +83,8 @@ def test_run_then_rerun_makes_no_model_calls(tiny, tmp_path, monkeypatch):
     run = run_experiment(cfg, progress=events.append, cache=ResultCache(cfg.cache_dir))
     assert {"generate", "trace", "score"} <= {e.stage for e in events}
     n = 6 + len(GENERIC_PROMPTS)
-    assert run.manifest["counts"] == {"generations": n, "generated": n, "generations_from_cache": 0,
-                                      "traced": n, "traces_from_cache": 0}
+    assert run.manifest.counts == Counts(generations=n, generated=n, generations_from_cache=0, traced=n,
+                                         traces_from_cache=0)
     loaded = load_results(tmp_path / "results" / "tiny")
     assert loaded.generations == run.generations and loaded.traces == run.traces
     assert loaded.settings() == ["prefix", "generic"]
@@ -96,8 +98,8 @@ def test_run_then_rerun_makes_no_model_calls(tiny, tmp_path, monkeypatch):
         assert set(loaded.summary[s]["intervals"]) == {"als", "fmr", "nvr"}
     assert set(loaded.pm) == {"generic"} and set(loaded.pm["generic"]) == {"als", "fmr", "nvr"}
     m = loaded.manifest
-    assert m["model"]["identity"].startswith("model@") and m["index"]["num_docs"] == 8
-    assert m["seeds"]["decoding"] == 42 and m["package_versions"]["torch"]
+    assert m.model.identity.startswith("model@") and m.index.num_docs == 8
+    assert m.seeds["decoding"] == 42 and m.package_versions["torch"] and m.metrics == cfg.metrics
 
     import core.generation.model
 
@@ -106,19 +108,28 @@ def test_run_then_rerun_makes_no_model_calls(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(core.generation.model, "load_model", no_model)
     again = run_experiment(cfg, cache=ResultCache(cfg.cache_dir))
-    assert again.manifest["counts"]["generated"] == 0 and again.manifest["counts"]["traced"] == 0
+    assert again.manifest.counts.generated == 0 and again.manifest.counts.traced == 0
     assert again.generations == run.generations and again.traces == run.traces
     assert again.summary == run.summary and again.pm == run.pm
     # batch size does not change the output, so it does not invalidate the cache either
     third = run_experiment(_cfg(tiny, tmp_path, batch_size=5), cache=ResultCache(cfg.cache_dir))
-    assert third.manifest["counts"]["generated"] == 0 and third.generations == run.generations
+    assert third.manifest.counts.generated == 0 and third.generations == run.generations
+    # NV block thresholds are a scoring parameter: other ones re-score from the stored blocks, never re-trace
+    blocks = NVBlocksConfig(l1=AdaptiveParam(0.45, 2, 20), l2=AdaptiveParam(0.6, 4, 100))
+    strict = dataclasses.replace(cfg, metrics=dataclasses.replace(cfg.metrics, nv_blocks=blocks))
+    fourth = run_experiment(strict, cache=ResultCache(cfg.cache_dir))
+    assert fourth.manifest.counts.traced == 0 and fourth.traces == run.traces and fourth.manifest.metrics == strict.metrics
+    for s in ("prefix", "generic"):
+        gens, traces = run.by_setting(s)
+        want = compute_metrics(rescore(traces, blocks), MetricsConfig(), gens)["nvr"]  # re-scored by hand
+        assert fourth.summary[s]["metrics"]["nvr"] == pytest.approx(want)
 
 
 def test_changed_decoding_generates_again(tiny, tmp_path):
     cache = ResultCache(tmp_path / "cache")
     first = run_experiment(_cfg(tiny, tmp_path), cache=cache)
     other = run_experiment(_cfg(tiny, tmp_path, max_new_tokens=5), cache=cache)
-    assert other.manifest["counts"]["generated"] == len(first.generations)
+    assert other.manifest.counts.generated == len(first.generations)
     assert all(len(g.completion_ids) <= 5 for g in other.generations)
 
 
@@ -147,8 +158,8 @@ def test_killed_run_resumes_with_identical_results(tiny, tmp_path):
     n = 6 + len(GENERIC_PROMPTS)
     assert n // 2 <= persisted < n
     resumed = run_experiment(_cfg(tiny, tmp_path), cache=ResultCache(cache_dir))
-    assert resumed.manifest["counts"]["generated"] == n - persisted
-    assert resumed.manifest["counts"]["generations_from_cache"] == persisted
+    assert resumed.manifest.counts.generated == n - persisted
+    assert resumed.manifest.counts.generations_from_cache == persisted
     fresh = run_experiment(dataclasses.replace(_cfg(tiny, tmp_path), output_dir=str(tmp_path / "fresh")),
                            cache=ResultCache(tmp_path / "fresh-cache"))
     assert resumed.generations == fresh.generations
@@ -179,7 +190,7 @@ def test_openai_backend_gives_the_same_completions(tiny, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-    assert remote.manifest["model"]["identity"] == f"openai:http://{host}:{port}/v1:tiny-served"
+    assert remote.manifest.model.identity == f"openai:http://{host}:{port}/v1:tiny-served"
     assert [g.key for g in remote.generations] == [g.key for g in local.generations]
     assert [g.completion for g in remote.generations] == [g.completion for g in local.generations]
     assert [t.spans for t in remote.traces] == [t.spans for t in local.traces]

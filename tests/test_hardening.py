@@ -24,12 +24,13 @@ from streamlit.testing.v1 import AppTest
 
 from app import paths
 from core.cli import main
-from core.config import NVRConfig, TraceConfig
+from core.config import NVBlocksConfig, TraceConfig
 from core.errors import ConfigError
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer
 from core.records import GenKey
 from core.runs.experiment import load_experiment
+from core.runs.manifest import SkippedRows
 from core.runs.results import load_results
 from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
 from core.tracing.trace import trace_completion
@@ -98,8 +99,8 @@ BAD_CONFIGS = {
                         r"experiment\.trace\.rarity_fraction = True: expected float"),
     "wrong type setting": ({"n_prompts = 6": "n_prompts = [6]"}, {},
                            r"experiment\.settings\[0\]\.n_prompts = \[6\]: expected int"),
-    "scalar for a table": ({"bootstrap_samples = 200": "bootstrap_samples = 200\nnvr = 3"}, {},
-                           r"experiment\.metrics\.nvr = 3: expected a table of fields \['align1'"),
+    "scalar for a table": ({"bootstrap_samples = 200": "bootstrap_samples = 200\nnv_blocks = 3"}, {},
+                           r"experiment\.metrics\.nv_blocks = 3: expected a table of fields \['align1'"),
     "unknown key": ({'mode = "text"': 'mode = "text"\nmerge_policy = "x"'}, {},
                     r"TraceConfig: unknown field\(s\) \['merge_policy'\]; valid fields"),
     "out of range": ({"max_new_tokens = 12": "max_new_tokens = 0"}, {}, r"max_new_tokens .* must be at least 1"),
@@ -251,9 +252,8 @@ def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     run = load_results(exp / "results" / "messy")
     assert [g.key.prompt_id for g in run.generations] == ["generic-0001", "long"]
     assert len(run.traces) == 2
-    assert run.manifest["skipped_rows"] == {"generic": {
-        "count": 3, "file": str(exp / "messy.jsonl"),
-        "first": "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes"}}
+    assert run.manifest.skipped_rows == {"generic": SkippedRows(
+        3, str(exp / "messy.jsonl"), "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes")}
 
     out = _cli("index", "build", "--corpus", exp / "ok.jsonl", "--tokenizer", exp / "model", "--out",
                exp / "tiny.toml", "--trust-remote-code")
@@ -330,7 +330,7 @@ def test_nv_recall_of_any_unicode_is_bounded_and_matches_the_oracle(reference, c
     r = nv_recall(reference, candidate)
     ref, cand = normalize_words(reference), normalize_words(candidate)
     assert 0.0 <= r.recall <= 1.0 and 0 <= r.matched <= r.reference == len(ref)
-    assert r.matched == _oracle(ref, cand, NVRConfig())
+    assert r.matched == _oracle(ref, cand, NVBlocksConfig())
     blocks, n_ref, n_cand = nv_blocks(reference, candidate)
     assert all(0 <= i and 0 <= j and i + n <= n_ref and j + n <= n_cand for i, j, n in blocks)
     assert score_blocks(blocks, n_ref, n_cand) == r

@@ -10,18 +10,20 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.config import ModelConfig, SettingConfig
 from core.index.corpus_index import CorpusIndex
 from core.records import Generation, GenKey, Prompt
 from core.runs.cache import ResultCache
 from core.runs.experiment import load_experiment, run_experiment
+from core.runs.manifest import IndexInfo, Manifest, ModelInfo
 from core.runs.manifest_paths import make_relative, portable_roots, resolve
 from core.runs.results import RunResults, load_results, save_results
 from tests.fixtures_runs import make_tiny_experiment
 
 
-def _paths_in(manifest: dict) -> list[str]:
-    return [*manifest["index"]["dirs"], manifest["model"]["config"]["name_or_path"],
-            *(s["prompts_path"] for s in manifest["settings"] if s["prompts_path"])]
+def _paths_in(manifest: Manifest) -> list[str]:
+    return [*manifest.index.dirs, manifest.model.config.name_or_path,
+            *(s.prompts_path for s in manifest.settings if s.prompts_path)]
 
 
 def test_results_folder_copied_with_its_project_still_loads_and_finds_its_index(tmp_path):
@@ -40,30 +42,30 @@ def test_results_folder_copied_with_its_project_still_loads_and_finds_its_index(
     shutil.copytree(proj, moved)
     shutil.rmtree(proj)
     run = load_results(moved / "results" / "tiny")
-    assert run.manifest["index"]["dirs"] == [str(moved / "index")]
-    assert run.manifest["model"]["config"]["name_or_path"] == str(moved / "model")
+    assert run.manifest.index.dirs == (str(moved / "index"),)
+    assert run.manifest.model.config.name_or_path == str(moved / "model")
     assert all(Path(p).exists() and Path(p).is_absolute() for p in _paths_in(run.manifest))
-    index = CorpusIndex.open(run.manifest["index"]["dirs"])
-    assert index.num_docs == run.manifest["index"]["num_docs"] == 8
+    index = CorpusIndex.open(list(run.manifest.index.dirs))
+    assert index.num_docs == run.manifest.index.num_docs == 8
     # saving the loaded run elsewhere in the same project stores relative paths again
     again = save_results(run, moved / "results" / "again")
     assert json.loads((again / "manifest.json").read_text())["index"]["dirs"] == [os.path.join("..", "..", "index")]
-    assert load_results(again).manifest["index"]["dirs"] == [str(moved / "index")]
+    assert load_results(again).manifest.index.dirs == (str(moved / "index"),)
 
 
 def test_paths_outside_the_project_and_non_paths_are_kept_as_given(tmp_path):
     folder = tmp_path / "proj" / "results" / "r"
     gen = Generation(GenKey("prefix", "a", 0), Prompt("prefix", "a", "p"), "c")
-    manifest = {"index": {"dirs": ["/outside/index", str(tmp_path / "proj" / "idx")], "tokenizer": "gpt2"},
-                "model": {"config": {"name_or_path": "org/model"}, "tokenizer": "org/model"},
-                "settings": [{"prompts_path": None}, {"prompts_path": "/outside/p.jsonl"}]}
+    manifest = Manifest("r", index=IndexInfo(("/outside/index", str(tmp_path / "proj" / "idx")), tokenizer="gpt2"),
+                        model=ModelInfo("m", ModelConfig("org/model"), "org/model"),
+                        settings=(SettingConfig("a"), SettingConfig("b", prompts_path="/outside/p.jsonl")))
     save_results(RunResults(None, manifest, (gen,), ()), folder)
     raw = json.loads((folder / "manifest.json").read_text())
     assert raw["index"]["dirs"] == ["/outside/index", os.path.join("..", "..", "idx")]
     assert raw["index"]["tokenizer"] == "gpt2" and raw["model"]["config"]["name_or_path"] == "org/model"
     assert raw["settings"][1]["prompts_path"] == "/outside/p.jsonl" and raw["relative_paths"] == ["index/dirs/1"]
     loaded = load_results(folder).manifest
-    assert {k: loaded[k] for k in manifest} == manifest
+    assert (loaded.index, loaded.model, loaded.settings) == (manifest.index, manifest.model, manifest.settings)
 
 
 _segment = st.text(st.characters(whitelist_categories=("Ll", "Nd"), whitelist_characters="._-"), min_size=1,

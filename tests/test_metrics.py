@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from core.config import MetricsConfig
 from core.errors import ConfigError
 from core.records import DocMatch, Generation, GenKey, NVResult, Prompt, Span, TraceResult
-from core.scoring import bootstrap, continuation, loops, metric_specs, metrics
+from core.scoring import bootstrap, continuation, loops, metrics, registry
 from core.scoring.bootstrap import Interval, bootstrap_intervals, wilson_interval, wilson_intervals
-from core.scoring.metrics import METRICS, compute_metrics, metric_spec
+from core.scoring.registry import METRICS, compute_metrics, metric_spec
 
 # ---- building traces from raw descriptions ----------------------------------------------------
 # raw generation: dict(prompt, sample, text, freq, spans=[(start, end, [(doc_ix, tier, recall)])])
@@ -90,8 +90,8 @@ def oracle(raw: list[dict], cfg: MetricsConfig) -> dict[str, float]:
         out[f"k_eidetic_{k}"] = share([1 <= g["freq"] <= k for g in raw])
     n_docs = len(all_docs)
     n_spans = sum(len(g["spans"]) for g in raw)
-    for lo, hi in metric_specs.SPAN_BUCKETS:
-        key = metric_specs.bucket_key(lo, hi)
+    for lo, hi in metrics.SPAN_BUCKETS:
+        key = metrics.bucket_key(lo, hi)
         inside = [(s, e, ds) for g in raw for s, e, ds in g["spans"] if lo <= e - s <= hi]
         out[f"span_bucket_{key}"] = sum(len(ds) for *_, ds in inside) / n_docs if n_docs else 0.0
         out[f"span_bucket_spans_{key}"] = len(inside) / n_spans if n_spans else 0.0
@@ -156,7 +156,7 @@ def test_r_at_curve_and_span_counts():
 PUBLIC = [metrics.als, metrics.fmr, metrics.nvr, metrics.r_at, metrics.span_share_curve, metrics.max_span,
           metrics.generations_with_spans, metrics.gen_nv_share, metrics.max_nv_recall, metrics.unique_docs,
           metrics.full_match_docs, metrics.k_eidetic, metrics.span_length_counts, metrics.span_length_shares,
-          metrics.label_floor, metrics.compute_metrics, loops.is_degenerate, loops.degenerate_share,
+          metrics.label_floor, registry.compute_metrics, loops.is_degenerate, loops.degenerate_share,
           continuation.continuation_score, continuation.continuation_metrics, bootstrap.bootstrap_intervals,
           bootstrap.wilson_interval, bootstrap.bootstrap_replicates]
 
@@ -165,7 +165,8 @@ def test_every_registry_entry_is_complete():
     for name, spec in METRICS.items():
         assert spec.name == name and spec.label and spec.description
         assert isinstance(spec.higher_is_better, bool), name
-        assert spec.kind in metric_specs.KINDS, name
+        assert spec.kind in registry.KINDS, name
+        assert registry.check_entry(spec) == [], name
 
 
 def test_every_computed_metric_is_registered():
@@ -262,7 +263,9 @@ def test_continuation_needs_true_continuation():
     assert continuation.continuation_score(g) is None
     assert continuation.continuation_metrics([g])["n_continuation"] == 0
     m = compute_metrics([], MetricsConfig(), generations=[g])
-    assert m["discoverable"] == 0.0 and "discoverable" not in compute_metrics([])
+    assert m["discoverable"] is None and "discoverable" not in compute_metrics([])  # n/a outside prefix
+    prefix = Generation(GenKey("prefix", "p"), Prompt("prefix", "p", "x"), "y", (1, 2))
+    assert compute_metrics([], MetricsConfig(), generations=[prefix])["discoverable"] == 0.0
 
 
 # ---- bootstrap -------------------------------------------------------------------------------------

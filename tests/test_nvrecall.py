@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.config import AdaptiveParam, NVRConfig
+from core.config import AdaptiveParam, NVBlocksConfig
 from core.records import DocMatch, GenKey, Span, TraceResult
 from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, rescore, round_half_up, score_blocks
 
@@ -93,7 +93,7 @@ def test_gap_words_are_not_counted_but_bridge():
     assert nv_recall(" ".join(ref), " ".join(far)).matched == 0
 
 
-def _oracle(ref: list[str], cand: list[str], cfg: NVRConfig) -> int:
+def _oracle(ref: list[str], cand: list[str], cfg: NVBlocksConfig) -> int:
     """Independent transcription of SPEC 5.4-5.7 (dict blocks, explicit passes)."""
     n = len(ref)
     if n == 0:
@@ -117,7 +117,7 @@ def _oracle(ref: list[str], cand: list[str], cfg: NVRConfig) -> int:
 
 words = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g"]), max_size=60)
 params = st.builds(AdaptiveParam, st.sampled_from([0.0, 0.05, 0.2]), st.integers(0, 3), st.integers(3, 12))
-configs = st.builds(NVRConfig, params, params, params, params, params, params)
+configs = st.builds(NVBlocksConfig, params, params, params, params, params, params)
 
 
 @settings(max_examples=150, deadline=None)
@@ -151,7 +151,7 @@ def test_rescore_equals_recompute_under_new_thresholds():
     gen = " ".join(f"w{i}" for i in range(30))
     windows = [gen, " ".join(f"w{i}" for i in range(12)) + " x y " + " ".join(f"w{i}" for i in range(14, 30)), "w1 w2 w3"]
     traces = [_trace(gen, windows)]
-    strict = NVRConfig(l2=AdaptiveParam.fixed(20), gap1=AdaptiveParam.fixed(0), gap2=AdaptiveParam.fixed(0))
+    strict = NVBlocksConfig(l2=AdaptiveParam.fixed(20), gap1=AdaptiveParam.fixed(0), gap2=AdaptiveParam.fixed(0))
     new = rescore(traces, strict)
     got = [d.nv for d in new[0].docs]
     assert got == [nv_recall(gen, w, strict) for w in windows]

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from core.config import MetricsConfig
 from core.errors import ConfigError
 from core.scoring import bootstrap
-from core.scoring.metrics import _toy, compute_metrics
-from core.scoring.propensity import PMRow, pm, pm_array, pm_interval, pm_table
+from core.scoring.metrics import _toy
+from core.scoring.propensity import PMResult, pm, pm_array, pm_interval, run_pm
+from core.scoring.registry import compute_metrics
 
 # SPEC 7: DFM Decoder on Danish Dynaword, greedy, 100 prompts per setting (generic / specific / prefix).
 PUBLISHED = {"als": (15.68, 17.37, 24.75), "fmr": (0.00, 0.01, 0.08), "nvr": (0.000857, 0.000811, 0.0367)}
@@ -81,21 +82,27 @@ def test_pm_interval_all_zero_is_zero():
     assert (iv.value, iv.lo, iv.hi) == (0.0, 0.0, 0.0)
 
 
-def test_pm_table_rows_and_model_vs_model():
+def test_run_pm_rows_and_model_vs_model():
     runs = {"prefix": _run([30, 40], [True, False]), "specific": _run([10, 0]), "generic": _run([5, 5]), "mine": _run([1, 1])}
     cfg = MetricsConfig(bootstrap_samples=200)
-    rows = pm_table(runs, cfg, metrics=("als", "fmr"))
-    assert [(r.setting, r.metric) for r in rows] == [
+    table = run_pm(runs, cfg, metrics=("als", "fmr"))
+    assert [(s, m) for s, row in table.items() for m in row] == [
         ("generic", "als"), ("generic", "fmr"), ("specific", "als"), ("specific", "fmr"), ("mine", "als"), ("mine", "fmr")
     ]
-    for r in rows:
-        assert isinstance(r, PMRow)
-        f_p = compute_metrics(runs[r.setting], cfg)[r.metric]
-        f_c = compute_metrics(runs["prefix"], cfg)[r.metric]
-        assert (r.f_p, r.f_c, r.pm.value) == (f_p, f_c, pm(f_p, f_c))
+    for s, row in table.items():
+        for metric, r in row.items():
+            assert isinstance(r, PMResult)
+            f_p = compute_metrics(runs[s], cfg)[metric]
+            f_c = compute_metrics(runs["prefix"], cfg)[metric]
+            assert (r.f_p, r.f_c, r.value) == (f_p, f_c, pm(f_p, f_c))
+            assert r.undefined == (f_p == f_c == 0) and r.lo <= r.value <= r.hi
+    # point values only: the same values, no bootstrap
+    points = run_pm(runs, cfg, metrics=("als", "fmr"), intervals=False)
+    assert {(s, m): r.value for s, row in points.items() for m, r in row.items()} == {
+        (s, m): r.value for s, row in table.items() for m, r in row.items()}
+    assert all(r.method == "point" for row in points.values() for r in row.values())
     # model vs model: the reference model's run takes the prefix slot
     base, tuned = _run([20, 20]), _run([10, 10])
-    (row,) = pm_table({"base": base, "tuned": tuned}, cfg, metrics=("als",), reference="base")
-    assert (row.setting, row.pm.value) == ("tuned", pytest.approx(1 / 3))
-    with pytest.raises(ConfigError, match="reference setting 'prefix'"):
-        pm_table({"generic": base}, cfg)
+    (row,) = run_pm({"base": base, "tuned": tuned}, cfg, metrics=("als",), reference="base").values()
+    assert row["als"].value == pytest.approx(1 / 3)
+    assert run_pm({"generic": base}, cfg) == {}  # no capability setting: no PM

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -7,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 
 from core.errors import ResultsError
 from core.records import Generation, GenKey, Prompt, TraceResult
+from core.runs.manifest import Manifest
 from core.runs.results import FORMAT_VERSION, RunResults, load_results, save_results
 from tests.fixtures_runs import runs
 
@@ -14,8 +16,11 @@ from tests.fixtures_runs import runs
 def _same(a: RunResults, b: RunResults) -> None:
     assert b.generations == a.generations
     assert b.traces == a.traces
-    for k, v in a.manifest.items():
-        assert b.manifest[k] == v
+    filled = {"format_version", "n_generations", "n_traces", "n_spans", "n_docs", "settings_present", "relative_paths"}
+    for f in dataclasses.fields(Manifest):
+        if f.name not in filled:
+            assert getattr(b.manifest, f.name) == getattr(a.manifest, f.name), f.name
+    assert b.manifest.settings_present == tuple(a.settings()) and b.manifest.warnings == ()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -24,7 +29,7 @@ def test_round_trip_is_exact(run, tmp_path):
     out = save_results(run, tmp_path / "r")
     loaded = load_results(out)
     _same(run, loaded)
-    assert loaded.manifest["format_version"] == FORMAT_VERSION
+    assert loaded.manifest.format_version == FORMAT_VERSION
     # flat tables agree with the records they flatten
     assert pq.read_metadata(out / "spans.parquet").num_rows == sum(len(t.spans) for t in run.traces)
     assert pq.read_metadata(out / "docs.parquet").num_rows == sum(len(t.docs) for t in run.traces)
@@ -37,7 +42,7 @@ def _gen(setting, pid, completion, i=0):
 def _tiny_run():
     gens = (_gen("prefix", "a", "same text"), _gen("generic", "b", "same text"), _gen("generic", "c", "x"))
     traces = tuple(TraceResult(g.key, g.completion, 2) for g in gens[:2])
-    return RunResults(None, {"run_name": "t"}, gens, traces)
+    return RunResults(None, Manifest("t"), gens, traces)
 
 
 def test_duplicate_completions_stay_separate_records(tmp_path):
@@ -56,19 +61,19 @@ def test_duplicate_completions_stay_separate_records(tmp_path):
 def test_duplicate_keys_are_rejected(tmp_path):
     g = _gen("prefix", "a", "t")
     with pytest.raises(ResultsError, match="duplicate generation key"):
-        save_results(RunResults(None, {}, (g, g), ()), tmp_path / "r")
+        save_results(RunResults(None, Manifest("t"), (g, g), ()), tmp_path / "r")
     orphan = TraceResult(GenKey("prefix", "nope", 0), "t", 1)
     with pytest.raises(ResultsError, match="has no generation"):
-        save_results(RunResults(None, {}, (g,), (orphan,)), tmp_path / "r")
+        save_results(RunResults(None, Manifest("t"), (g,), (orphan,)), tmp_path / "r")
     assert not (tmp_path / "r").exists()
 
 
 def test_overwrite_replaces_and_leaves_no_temp_folders(tmp_path):
     save_results(_tiny_run(), tmp_path / "r")
-    run2 = RunResults(None, {"run_name": "second"}, (_gen("prefix", "z", "q"),), ())
+    run2 = RunResults(None, Manifest("second"), (_gen("prefix", "z", "q"),), ())
     save_results(run2, tmp_path / "r", config_text="name = 'x'\n")
     loaded = load_results(tmp_path / "r")
-    assert loaded.manifest["run_name"] == "second" and len(loaded.generations) == 1
+    assert loaded.manifest.run_name == "second" and len(loaded.generations) == 1
     assert (tmp_path / "r" / "config.toml").read_text() == "name = 'x'\n"
     assert sorted(os.listdir(tmp_path)) == ["r"]
 
@@ -113,6 +118,6 @@ def test_failed_write_keeps_previous_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(results, "_write_json", boom)
     with pytest.raises(OSError, match="disk full"):
-        save_results(RunResults(None, {}, (_gen("prefix", "n", "n"),), ()), tmp_path / "r")
+        save_results(RunResults(None, Manifest("t"), (_gen("prefix", "n", "n"),), ()), tmp_path / "r")
     assert len(load_results(tmp_path / "r").generations) == 3
     assert sorted(os.listdir(tmp_path)) == ["r"]

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config import DecodingConfig, NVRConfig, TraceConfig, to_dict
+from core.config import DecodingConfig, TraceConfig, to_dict
 from core.errors import CacheError
 from core.records import Generation, Prompt, TraceResult
 from core.runs import codec
@@ -57,10 +57,13 @@ def generation_key(model_identity: str, tokenizer_id: str, prompt: Prompt, decod
     return _sha(["generation", model_identity, tokenizer_id, source, dec, sample_index])
 
 
-def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str, trace: TraceConfig,
-              nvr: NVRConfig) -> str:
-    """Key of one trace: the generation, the exact completion text, the index and both configs."""
-    return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, to_dict(trace), to_dict(nvr)])
+def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str, trace: TraceConfig) -> str:
+    """Key of one trace: the generation, the exact completion text, the index and the trace config.
+
+    The NV block thresholds (``MetricsConfig.nv_blocks``) are not part of it: they are a scoring
+    parameter, applied from the stored matching blocks (:func:`core.scoring.metrics.score_traces`).
+    """
+    return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, to_dict(trace)])
 
 
 def summary_key(run_identity: Mapping[str, Any]) -> str:

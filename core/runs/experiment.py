@@ -7,13 +7,11 @@ and only traces what is not traced yet. The model is loaded only when something 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import logging
-import platform
 import time
 import tomllib
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +26,19 @@ from core.config import (
     check_types,
     from_dict,
     to_dict,
+    upgrade_metrics_table,
 )
 from core.errors import ConfigError
 from core.progress import ProgressFn
-from core.records import Generation, GenKey, Prompt
+from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
+from core.runs.manifest import Counts, IndexInfo, Manifest, ModelInfo, SkippedRows, assemble
 from core.runs.results import RunResults, load_results, save_results
 
 log = logging.getLogger(__name__)
 
 TRACE_CHUNK = 32  # completions traced (and cached) per chunk: the unit of resumption for tracing
-PACKAGES = ("torch", "transformers", "tokenizers", "infini-gram", "numpy", "pyarrow", "rapidfuzz")
 _SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceConfig, "metrics": MetricsConfig}
 
 
@@ -57,7 +56,7 @@ def looks_like_local_path(name: str) -> bool:
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read an experiment TOML file into an :class:`ExperimentConfig`; raises ConfigError naming file and key.
 
-    Tables: ``[model]`` (required), ``[decoding]``, ``[trace]``, ``[metrics]`` (``[metrics.nvr]``),
+    Tables: ``[model]`` (required), ``[decoding]``, ``[trace]``, ``[metrics]`` (``[metrics.nv_blocks]``; the old ``[metrics.nvr]`` loads with a deprecation warning),
     ``[[settings]]`` (one per setting, required); top level: ``name``, ``index_dirs`` (required),
     ``output_dir``, ``cache_dir``, ``index_tokenizer``. Relative paths (index dirs, prompt files,
     output and cache dirs, a local model folder) are resolved against the TOML file's folder.
@@ -82,6 +81,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     try:
         kw: dict[str, Any] = {}
         for key, value in data.items():
+            if key == "metrics":
+                value, notes = upgrade_metrics_table(value, "metrics")
+                for note in notes:
+                    log.warning("%s: %s", path, note)
             if key in _SECTIONS:
                 check_table(_SECTIONS[key], value, f"experiment.{key}")
                 kw[key] = from_dict(_SECTIONS[key], value)
@@ -125,16 +128,6 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 class _Generator:
     """Loads the model (or the OpenAI client) on first use only: a fully cached run never loads it."""
 
@@ -154,9 +147,9 @@ class _Generator:
         return self._backend(prompts, decoding, **kw)
 
 
-def _skipped_prompt_rows(settings) -> dict[str, dict]:
-    """Bad prompt-set rows skipped per setting: {setting: {"count", "file", "first"}} (recorded in the
-    manifest so the app and report can show them; the CLI also logs them while building prompts)."""
+def _skipped_prompt_rows(settings) -> dict[str, SkippedRows]:
+    """Bad prompt-set rows skipped per setting (recorded in the manifest so the app and report can show
+    them; the CLI also logs them while building prompts)."""
     from core.prompts.build import BUILT_IN
     from core.prompts.sets import load_prompt_set
 
@@ -165,8 +158,8 @@ def _skipped_prompt_rows(settings) -> dict[str, dict]:
         if s.prompts_path and s.name not in BUILT_IN:
             problems = load_prompt_set(s.prompts_path, s.name).problems
             if problems:
-                out[s.name] = {"count": len(problems), "file": s.prompts_path,
-                               "first": f"line {problems[0].line}: {problems[0].reason}"}
+                out[s.name] = SkippedRows(len(problems), s.prompts_path,
+                                          f"line {problems[0].line}: {problems[0].reason}")
     return out
 
 
@@ -178,129 +171,156 @@ def model_identity_for(cfg: ModelConfig) -> str:
     return model_identity(cfg.name_or_path, cfg.revision)
 
 
-def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None, cache: ResultCache | None = None,
-                   config_text: str | None = None) -> RunResults:
-    """Run ``cfg`` and write its results folder ``cfg.output_dir/cfg.name``; returns the saved results.
+@dataclass
+class _Run:
+    """What the steps of :func:`run_experiment` hand each other."""
 
-    With the ``openai`` backend the model name is the served name: set ``index_tokenizer`` (a folder
-    or hub id) and it is used as the model tokenizer too (prompts are sent as its token ids).
+    cfg: ExperimentConfig
+    cache: ResultCache
+    progress: ProgressFn | None
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    model_tok: Any = None
+    index_tok: Any = None
+    separate_index_tok: bool = False
+    index: Any = None
+    model: ModelInfo | None = None
+    prompts: list[Prompt] = field(default_factory=list)
+    gkeys: dict[GenKey, str] = field(default_factory=dict)  # generation -> its cache key
+    generations: tuple[Generation, ...] = ()
+    tkeys: dict[GenKey, str] = field(default_factory=dict)  # generation -> its trace cache key
+    traces: tuple[TraceResult, ...] = ()
+    scored: dict = field(default_factory=dict)  # {"summary": ..., "pm": ...}
 
-    ``manifest["counts"]`` says how many generations the model produced (``generated``) and how many
-    came from the cache; a repeated run of the same config generates 0 and traces 0.
-    """
+
+def _open(r: _Run) -> None:
+    """Tokenizers, the corpus index (raises IndexMismatch for another tokenizer) and the model identity."""
     from core.index.corpus_index import CorpusIndex
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint, tokenizer_identity
-    from core.prompts.build import build_prompts
-    from core.scoring.summary import summarize
-    from core.tracing.trace import trace_many
 
-    t_start, timings = time.perf_counter(), {}
-    cache = cache if cache is not None else ResultCache(cfg.cache_dir)
+    cfg = r.cfg
     if cfg.model.trust_remote_code and cfg.model.backend == "hf":
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
     if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
-        model_tok = index_tok = load_tokenizer(cfg.index_tokenizer)
-        separate_index_tok = False
+        r.model_tok = r.index_tok = load_tokenizer(cfg.index_tokenizer)
     else:
-        model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
-        index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else model_tok
-        separate_index_tok = bool(cfg.index_tokenizer)
-    index = CorpusIndex.open(cfg.index_dirs, tokenizer=index_tok)  # raises IndexMismatch for another tokenizer
-    index_fp = index.fingerprint
-    identity, model_tok_fp = model_identity_for(cfg.model), tokenizer_fingerprint(model_tok)
-    timings["open"] = time.perf_counter() - t_start
+        r.model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
+        r.index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else r.model_tok
+        r.separate_index_tok = bool(cfg.index_tokenizer)
+    r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
+    r.model = ModelInfo(model_identity_for(cfg.model), cfg.model, tokenizer_identity(r.model_tok),
+                        tokenizer_fingerprint(r.model_tok))
 
-    t = time.perf_counter()
-    prompts: list[Prompt] = []
-    for setting in cfg.settings:
-        prompts += build_prompts(setting, model_tok, index,
-                                 index_tokenizer=index_tok if separate_index_tok else None)
-    skipped = _skipped_prompt_rows(cfg.settings)
-    timings["prompts"] = time.perf_counter() - t
 
-    # generate what the cache misses, persisting every batch
-    t = time.perf_counter()
-    n = cfg.decoding.num_samples
-    gkeys = {GenKey(p.setting, p.prompt_id, i): generation_key(identity, model_tok_fp, p, cfg.decoding, i)
-             for p in prompts for i in range(n)}
-    if len(gkeys) != len(prompts) * n:
+def _build_prompts(r: _Run) -> None:
+    from core.prompts.build import build_prompts
+
+    for setting in r.cfg.settings:
+        r.prompts += build_prompts(setting, r.model_tok, r.index,
+                                   index_tokenizer=r.index_tok if r.separate_index_tok else None)
+
+
+def _generate_missing(r: _Run) -> None:
+    """Every (prompt, sample) from the cache, generating what it misses and persisting every batch."""
+    n, cache = r.cfg.decoding.num_samples, r.cache
+    r.gkeys = {GenKey(p.setting, p.prompt_id, i): generation_key(r.model.identity, r.model.tokenizer_fingerprint,
+                                                                 p, r.cfg.decoding, i)
+               for p in r.prompts for i in range(n)}
+    if len(r.gkeys) != len(r.prompts) * n:
         raise ConfigError("two prompts share a (setting, prompt_id): prompt ids must be unique within a setting")
-    prompt_of = {GenKey(p.setting, p.prompt_id, i): p for p in prompts for i in range(n)}
-    cached = cache.get_generations(list(gkeys.values()))
-    gens: dict[GenKey, Generation] = {}
-    for k, ck in gkeys.items():
-        if ck in cached:  # the cached value may come from another setting with the same prompt ids
-            gens[k] = dataclasses.replace(cached[ck], key=k, prompt=prompt_of[k])
-    from_cache = len(gens)
-    missing = [p for p in prompts if any(GenKey(p.setting, p.prompt_id, i) not in gens for i in range(n))]
-    generated = 0
+    prompt_of = {GenKey(p.setting, p.prompt_id, i): p for p in r.prompts for i in range(n)}
+    cached = cache.get_generations(list(r.gkeys.values()))
+    gens = {k: dataclasses.replace(cached[ck], key=k, prompt=prompt_of[k])  # may come from another setting
+            for k, ck in r.gkeys.items() if ck in cached}
+    r.counts["generations_from_cache"] = len(gens)
+    missing = [p for p in r.prompts if any(GenKey(p.setting, p.prompt_id, i) not in gens for i in range(n))]
+    new: list[Generation] = []
     if missing:
-        def on_batch(batch: list[Generation]) -> None:
-            cache.put_generations((gkeys[g.key], g) for g in batch)
-
-        new = _Generator(cfg.model, model_tok)(missing, cfg.decoding, progress=progress,
-                                              skip=lambda key: key in gens, on_batch=on_batch)
-        generated = len(new)
+        new = _Generator(r.cfg.model, r.model_tok)(
+            missing, r.cfg.decoding, progress=r.progress, skip=lambda key: key in gens,
+            on_batch=lambda batch: cache.put_generations((r.gkeys[g.key], g) for g in batch))
         gens.update({g.key: g for g in new})
-    generations = tuple(gens[k] for k in gkeys)
-    timings["generate"] = time.perf_counter() - t
+    r.counts["generated"] = len(new)
+    r.generations = tuple(gens[k] for k in r.gkeys)
 
-    # trace what is not traced yet, caching chunk by chunk
-    t = time.perf_counter()
-    nvr = cfg.metrics.nvr
-    tkeys = {g.key: trace_key(gkeys[g.key], g.completion, index_fp, cfg.trace, nvr) for g in generations}
-    traces = dict(cache.get_traces(list(tkeys.values())))
-    todo = [g for g in generations if tkeys[g.key] not in traces]
-    traces_from_cache = len(generations) - len(todo)
+
+def _trace_missing(r: _Run) -> None:
+    """Every generation's trace from the cache, tracing what it misses chunk by chunk (nv_recall is
+    scored with the default block thresholds; scoring applies the run's own, see score_traces)."""
+    from core.tracing.trace import trace_many
+
+    index_fp = r.index.fingerprint
+    r.tkeys = {g.key: trace_key(r.gkeys[g.key], g.completion, index_fp, r.cfg.trace) for g in r.generations}
+    traces = dict(r.cache.get_traces(list(r.tkeys.values())))
+    todo = [g for g in r.generations if r.tkeys[g.key] not in traces]
     for i in range(0, len(todo), TRACE_CHUNK):
         chunk = todo[i:i + TRACE_CHUNK]
-        done = trace_many(index, index_tok, [(g.key, g.completion) for g in chunk], cfg.trace, nvr, progress=progress)
-        cache.put_traces((tkeys[tr.key], tr) for tr in done)
-        traces.update({tkeys[tr.key]: tr for tr in done})
-    trace_list = tuple(dataclasses.replace(traces[tkeys[g.key]], key=g.key) if traces[tkeys[g.key]].key != g.key
-                       else traces[tkeys[g.key]] for g in generations)
-    timings["trace"] = time.perf_counter() - t
+        done = trace_many(r.index, r.index_tok, [(g.key, g.completion) for g in chunk], r.cfg.trace,
+                          progress=r.progress)
+        r.cache.put_traces((r.tkeys[tr.key], tr) for tr in done)
+        traces.update({r.tkeys[tr.key]: tr for tr in done})
+    r.counts["traced"], r.counts["traces_from_cache"] = len(todo), len(r.generations) - len(todo)
+    r.traces = tuple(dataclasses.replace(t, key=g.key) if (t := traces[r.tkeys[g.key]]).key != g.key else t
+                     for g in r.generations)
 
-    # score (cached by the trace keys and the metrics config)
-    t = time.perf_counter()
-    skey = summary_key({"traces": [tkeys[g.key] for g in generations], "keys": [codec.to_jsonable(g.key) for g in
-                        generations], "metrics": to_dict(cfg.metrics)})
-    scored = cache.get_summary(skey)
-    run = RunResults(None, {}, generations, trace_list)
+
+def _score(r: _Run) -> None:
+    """summary and PM (cached by the trace keys and the metrics config)."""
+    from core.scoring.summary import summarize
+
+    gens = r.generations
+    skey = summary_key({"traces": [r.tkeys[g.key] for g in gens], "keys": [codec.to_jsonable(g.key) for g in gens],
+                        "metrics": to_dict(r.cfg.metrics)})
+    scored = r.cache.get_summary(skey)
+    run = RunResults(None, Manifest(r.cfg.name), gens, r.traces)
     if scored is None:
-        summary, pm = summarize(run, cfg.metrics, progress=progress)
+        summary, pm = summarize(run, r.cfg.metrics, progress=r.progress)
         scored = {"summary": codec.to_jsonable(summary), "pm": codec.to_jsonable(pm)}
-        cache.put_summary(skey, scored)
+        r.cache.put_summary(skey, scored)
     # the cache stores JSON with sorted keys: sort a fresh score the same way (cold and warm runs write the
     # same bytes), then put the settings back in their own order
     scored, order = json.loads(json.dumps(scored, sort_keys=True)), run.settings()
-    scored = {part: {s: scored[part][s] for s in sorted(scored[part], key=lambda s: (s not in order,
-                     order.index(s) if s in order else 0, s))} for part in ("summary", "pm")}
-    timings["score"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t_start
+    r.scored = {part: {s: scored[part][s] for s in sorted(scored[part], key=lambda s: (
+        s not in order, order.index(s) if s in order else 0, s))} for part in ("summary", "pm")}
 
-    manifest = {
-        "run_name": cfg.name,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model": {"identity": identity, "config": to_dict(cfg.model),
-                  "tokenizer": tokenizer_identity(model_tok), "tokenizer_fingerprint": model_tok_fp},
-        "index": {"dirs": list(cfg.index_dirs), "fingerprint": index_fp,
-                  "tokenizer": tokenizer_identity(index_tok), "tokenizer_fingerprint": tokenizer_fingerprint(index_tok),
-                  "num_docs": int(index.num_docs), "num_tokens": int(index.num_tokens)},
-        "decoding": to_dict(cfg.decoding), "trace": to_dict(cfg.trace), "metrics": to_dict(cfg.metrics),
-        "settings": [to_dict(s) for s in cfg.settings],
-        "seeds": {"decoding": cfg.decoding.seed, "trace": cfg.trace.seed, "metrics": cfg.metrics.seed,
-                  "settings": {s.name: s.seed for s in cfg.settings}},
-        "package_versions": _versions(), "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "counts": {"generations": len(generations), "generated": generated, "generations_from_cache": from_cache,
-                   "traced": len(todo), "traces_from_cache": traces_from_cache},
-        "cache": {"path": str(cache.path), "informational": True,  # where this run's cache was; not needed to reload
-                  "note": "the result cache on the machine that ran this; not needed to open or re-trace the results"},
-        "skipped_rows": skipped,
-    }
-    run = RunResults(None, manifest, generations, trace_list, scored["summary"], scored["pm"])
-    folder = save_results(run, Path(cfg.output_dir) / cfg.name, config_text=config_text)
-    log.info("run %s: %d generations (%d generated), %d traced; results in %s", cfg.name, len(generations),
-             generated, len(todo), folder)
+
+def _manifest(r: _Run) -> Manifest:
+    from core.index.tokenizer import tokenizer_fingerprint, tokenizer_identity
+
+    index = IndexInfo(tuple(r.cfg.index_dirs), r.index.fingerprint, tokenizer_identity(r.index_tok),
+                      tokenizer_fingerprint(r.index_tok), int(r.index.num_docs), int(r.index.num_tokens))
+    counts = Counts(len(r.generations), r.counts["generated"], r.counts["generations_from_cache"],
+                    r.counts["traced"], r.counts["traces_from_cache"])
+    return assemble(r.cfg, r.model, index, counts, timings_s=r.timings, cache_path=str(r.cache.path),
+                    skipped_rows=_skipped_prompt_rows(r.cfg.settings))
+
+
+def _write(r: _Run, config_text: str | None) -> Path:
+    run = RunResults(None, _manifest(r), r.generations, r.traces, r.scored["summary"], r.scored["pm"])
+    return save_results(run, Path(r.cfg.output_dir) / r.cfg.name, config_text=config_text)
+
+
+def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None, cache: ResultCache | None = None,
+                   config_text: str | None = None) -> RunResults:
+    """Run ``cfg`` and write its results folder ``cfg.output_dir/cfg.name``; returns the saved results.
+
+    open -> prompts -> generate what is missing -> trace what is missing -> score -> write. With the
+    ``openai`` backend the model name is the served name: set ``index_tokenizer`` (a folder or hub id)
+    and it is used as the model tokenizer too (prompts are sent as its token ids).
+
+    ``manifest.counts`` says how many generations the model produced (``generated``) and how many
+    came from the cache; a repeated run of the same config generates 0 and traces 0.
+    """
+    r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
+    t_start = time.perf_counter()
+    for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),
+                       ("trace", _trace_missing), ("score", _score)):
+        t = time.perf_counter()
+        step(r)
+        r.timings[name] = time.perf_counter() - t
+    r.timings["total"] = time.perf_counter() - t_start
+    folder = _write(r, config_text)
+    log.info("run %s: %d generations (%d generated), %d traced; results in %s", cfg.name, len(r.generations),
+             r.counts["generated"], r.counts["traced"], folder)
     return load_results(folder)

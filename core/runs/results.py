@@ -2,10 +2,10 @@
 
 Layout (``FORMAT_VERSION`` 1)::
 
-    manifest.json        run name, created, model identity and config, index dirs/fingerprint/tokenizer,
-                         decoding/trace/metrics configs, settings, seeds, package versions, timings,
-                         row counts, format_version; paths inside the project are stored relative to
-                         the folder and resolved on load (:mod:`core.runs.manifest_paths`)
+    manifest.json        a :class:`core.runs.manifest.Manifest` (run name, created, model, index, configs,
+                         settings, seeds, package versions, timings, row counts, format_version);
+                         paths inside the project are stored relative to the folder and resolved on
+                         load (:mod:`core.runs.manifest_paths`)
     config.toml          copy of the experiment config (when the run came from one)
     generations.parquet  one row per generation; ``spans_json`` holds its trace (spans + documents)
     spans.parquet        one row per final span (flat, for notebooks)
@@ -36,10 +36,10 @@ import pyarrow.parquet as pq
 from core.errors import ResultsError
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 from core.runs import codec, manifest_paths
+from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 REQUIRED_FILES = ("manifest.json", "generations.parquet", "spans.parquet", "docs.parquet",
                   "summary.json", "pm.json")
 
@@ -84,7 +84,7 @@ class RunResults:
     """
 
     path: str | None
-    manifest: Mapping[str, Any]
+    manifest: Manifest
     generations: tuple[Generation, ...]
     traces: tuple[TraceResult, ...]
     summary: Mapping[str, Any] = field(default_factory=dict)  # setting -> metrics and intervals
@@ -203,10 +203,12 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         s, d = _flat_rows(t)
         span_rows += s
         doc_rows += d
-    manifest = dict(run.manifest)
-    manifest.update(format_version=FORMAT_VERSION, n_generations=len(gen_rows), n_traces=len(run.traces),
-                    n_spans=len(span_rows), n_docs=len(doc_rows), settings_present=run.settings())
-    manifest = manifest_paths.make_relative(codec.to_jsonable(manifest), folder)  # portable: see core.runs.manifest_paths
+    if not isinstance(run.manifest, Manifest):
+        raise ResultsError(f"save_results needs a core.runs.manifest.Manifest, got {type(run.manifest).__name__}")
+    manifest = dataclasses.replace(run.manifest, format_version=FORMAT_VERSION, n_generations=len(gen_rows),
+                                   n_traces=len(run.traces), n_spans=len(span_rows), n_docs=len(doc_rows),
+                                   settings_present=tuple(run.settings()))
+    manifest = manifest_paths.make_relative(to_json(manifest), folder)  # portable: see core.runs.manifest_paths
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -292,18 +294,19 @@ def load_results(folder: str | os.PathLike) -> RunResults:
     if missing:
         raise ResultsError(f"results folder {folder} is incomplete (missing {', '.join(missing)}); "
                            "run the experiment again to rewrite it")
-    manifest = _read_json(folder / "manifest.json")
-    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    raw = _read_json(folder / "manifest.json")
+    version = raw.get("format_version") if isinstance(raw, dict) else None
     if version != FORMAT_VERSION:
         raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version of PropMe "
                            f"reads format {FORMAT_VERSION}: re-run the experiment or use a matching PropMe")
+    manifest = parse(manifest_paths.resolve(raw, folder), f"{folder}/manifest.json")  # paths back to absolute
     gen_rows = _read_table(folder / "generations.parquet", GENERATIONS_SCHEMA)
     counts = {"n_generations": len(gen_rows),
               "n_spans": pq.read_metadata(folder / "spans.parquet").num_rows,
               "n_docs": pq.read_metadata(folder / "docs.parquet").num_rows}
     for name, n in counts.items():
-        if manifest.get(name) != n:
-            raise ResultsError(f"{folder}: manifest says {name}={manifest.get(name)!r} but the files hold {n}; "
+        if getattr(manifest, name) != n:
+            raise ResultsError(f"{folder}: manifest says {name}={getattr(manifest, name)!r} but the files hold {n}; "
                                "the folder is damaged or was edited: run the experiment again")
     gens, traced = [], []
     for row in gen_rows:
@@ -311,11 +314,10 @@ def load_results(folder: str | os.PathLike) -> RunResults:
         gens.append(g)
         if t is not None:
             traced.append((row["trace_pos"], t))
-    if manifest.get("n_traces") != len(traced):
-        raise ResultsError(f"{folder}: manifest says n_traces={manifest.get('n_traces')!r} but "
+    if manifest.n_traces != len(traced):
+        raise ResultsError(f"{folder}: manifest says n_traces={manifest.n_traces!r} but "
                            f"{len(traced)} generations are traced; run the experiment again")
     traces = tuple(t for _, t in sorted(traced, key=lambda pt: pt[0]))
-    manifest = manifest_paths.resolve(manifest, folder)  # relative paths back to absolute ones
     return RunResults(str(folder), manifest, tuple(gens), traces,
                       _read_json(folder / "summary.json"), _read_json(folder / "pm.json"))
 

@@ -2,7 +2,7 @@
 
 The bootstrap resamples *prompts* with replacement (all samples of a prompt move together).
 Each metric is decomposed into per-generation numerators and denominators (or maxima, or
-document sets), summed per prompt once; a replicate is then a weighted sum with the prompt's
+document sets) by its registry entry's breakdown (:mod:`core.scoring.registry`), summed per prompt once; a replicate is then a weighted sum with the prompt's
 draw count (B x P matrix ``W``), so B = 10,000 over 100 prompts is a few matrix products.
 Seeded with ``numpy.random.default_rng(cfg.seed)``.
 
@@ -12,7 +12,7 @@ are biased low and the percentile interval can lie below the point value; read i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -21,18 +21,27 @@ import numpy as np
 from core.config import MetricsConfig
 from core.errors import ConfigError
 from core.records import Generation, TraceResult
-from core.scoring.continuation import continuation_score
-from core.scoring.loops import drop_degenerate, is_degenerate
-from core.scoring.metric_specs import HEADLINE, bucket_key, metric_spec, span_bucket
-from core.scoring.metrics import compute_metrics
+from core.scoring.registry import (
+    HEADLINE,
+    NA,
+    Inputs,
+    MetricSpec,
+    compute_metrics,
+    inputs,
+    metric_spec,
+    setting_of,
+)
 
 
 @dataclass(frozen=True)
 class Interval:
-    value: float  # the point estimate on the full sample
-    lo: float
-    hi: float
-    method: str  # percentile-bootstrap | wilson | rule-of-three | empty
+    value: float | None  # the point estimate on the full sample (None: the metric does not apply)
+    lo: float | None
+    hi: float | None
+    method: str  # percentile-bootstrap | wilson | rule-of-three | empty | n/a
+
+
+NOT_APPLICABLE = Interval(None, None, None, "n/a")  # a metric of a setting it does not apply to (registry)
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -53,87 +62,34 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _bucket_of(length: int) -> str:
-    bucket = span_bucket(length)
-    return bucket_key(*bucket) if bucket is not None else ""
-
-
-def _trace_row(name: str, cfg: MetricsConfig) -> Callable[[TraceResult], tuple[float, float]]:
-    """(numerator, denominator) of one generation for a ratio/count metric ``name``."""
-    simple: dict[str, Callable[[TraceResult], float]] = {
-        "n_generations": lambda t: 1.0,
-        "als": lambda t: t.longest_span,
-        "fmr": lambda t: t.full_match,
-        "r_n": lambda t: t.longest_span >= cfg.span_threshold,
-        "generations_with_spans": lambda t: bool(t.spans),
-        "gen_nv_pos": lambda t: any(d.nv.recall > 0 for d in t.docs),
-        "gen_nv_above": lambda t: any(d.nv.recall > cfg.nv_threshold for d in t.docs),
-        "degenerate_share": lambda t: is_degenerate(t.completion, cfg),
-    }
-    if name in simple:
-        f = simple[name]
-        return lambda t: (float(f(t)), 1.0)
-    if name == "nvr":
-        return lambda t: (sum(d.nv.recall for d in t.docs), float(len(t.docs)))
-    if name.startswith("k_eidetic_"):
-        k = int(name.rsplit("_", 1)[1])
-        return lambda t: (float(1 <= t.full_doc_frequency <= k), 1.0)
-    if name.startswith("span_bucket_spans_"):
-        key = name[len("span_bucket_spans_"):]
-        return lambda t: (float(sum(_bucket_of(s.length) == key for s in t.spans)), float(len(t.spans)))
-    if name.startswith("span_bucket_"):
-        key = name[len("span_bucket_"):]
-        return lambda t: (float(sum(len(s.docs) for s in t.spans if _bucket_of(s.length) == key)), float(len(t.docs)))
-    raise KeyError(f"metric {name!r} has no per-generation decomposition")
-
-
-_MAX = {"max_span": lambda t: float(t.longest_span), "max_nv_recall": lambda t: t.max_nv_recall}
-_DISTINCT = {
-    "unique_docs": lambda t: {d.doc_ix for d in t.docs},
-    "full_match_docs": lambda t: {d.doc_ix for d in t.docs if d.tier == "exact_full_raw"},
-}
-_CONTINUATION = {"discoverable": "discoverable", "approx_lcp": "lcp", "approx_edit_sim": "edit_sim", "approx_lcs": "lcs_ratio"}
-
-
 def _prompt_of(key) -> tuple[str, str]:
     return key.setting, key.prompt_id
 
 
-def _per_prompt(name, traces, cfg, generations, prompts: dict) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """(mode, per-prompt numerators or maxima or incidence, per-prompt denominators)."""
-    kept = drop_degenerate(traces, cfg)
-    p = len(prompts)
-    if name in _MAX:
+def _per_prompt(spec: MetricSpec, x: Inputs, prompts: dict) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """(mode, per-prompt numerators or maxima or incidence, per-prompt denominators) of the entry's breakdown."""
+    b, p = spec.breakdown, len(prompts)
+    items = x.items(b.source)
+    if b.mode == "max":
         out = np.zeros(p)
-        for t in kept:
-            i = prompts[_prompt_of(t.key)]
-            out[i] = max(out[i], _MAX[name](t))
+        for it in items:
+            i = prompts[_prompt_of(it.key)]
+            out[i] = max(out[i], b.row(it, x.cfg))
         return "max", out, None
-    if name in _DISTINCT:
-        sets = [(prompts[_prompt_of(t.key)], _DISTINCT[name](t)) for t in kept]
+    if b.mode == "distinct":
+        sets = [(prompts[_prompt_of(it.key)], b.row(it, x.cfg)) for it in items]
         docs = {d: j for j, d in enumerate(sorted({d for _, s in sets for d in s}))}
         inc = np.zeros((p, len(docs)), dtype=np.float32)
         for i, s in sets:
             inc[i, [docs[d] for d in s]] = 1.0
         return "distinct", inc, None
     num, den = np.zeros(p), np.zeros(p)
-    if name in _CONTINUATION or name == "n_continuation":
-        for g in generations or ():
-            if cfg.exclude_degenerate and is_degenerate(g.completion, cfg):
-                continue
-            s = continuation_score(g, cfg.discoverable_tokens)
-            if s is not None:
-                i = prompts[_prompt_of(g.key)]
-                num[i] += 1.0 if name == "n_continuation" else float(getattr(s, _CONTINUATION[name]))
-                den[i] += 1.0
-        return ("count" if name == "n_continuation" else "ratio"), num, den
-    row = _trace_row(name, cfg)
-    for t in traces if name == "degenerate_share" else kept:
-        a, b = row(t)
-        i = prompts[_prompt_of(t.key)]
+    for it in items:
+        a, d = b.row(it, x.cfg)
+        i = prompts[_prompt_of(it.key)]
         num[i] += a
-        den[i] += b
-    return ("count" if metric_spec(name).kind == "count" else "ratio"), num, den
+        den[i] += d
+    return b.mode, num, den
 
 
 def _draw_counts(p: int, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -174,12 +130,12 @@ def bootstrap_replicates(
     >>> sorted(set(reps.tolist()))
     [0.0, 5.0, 10.0]
     """
-    metric_spec(metric)  # unknown names fail with the list of valid ones
+    spec = metric_spec(metric)  # unknown names fail with the list of valid ones
     prompts = _prompts(traces, generations)
     rng = rng if rng is not None else np.random.default_rng(cfg.seed)
     if not prompts:
         return np.zeros(cfg.bootstrap_samples)
-    mode, num, den = _per_prompt(metric, traces, cfg, generations, prompts)
+    mode, num, den = _per_prompt(spec, inputs(traces, cfg, generations), prompts)
     return _replicates(mode, num, den, _draw_counts(len(prompts), cfg.bootstrap_samples, rng))
 
 
@@ -196,17 +152,22 @@ def bootstrap_intervals(
     >>> iv["als"].value, iv["als"].lo <= 2.5 <= iv["als"].hi, iv["fmr"]
     (2.5, True, Interval(value=0.0, lo=0.0, hi=0.75, method='rule-of-three'))
     """
-    values = compute_metrics(traces, cfg, generations)
     prompts = _prompts(traces, generations)
+    setting = setting_of(traces, generations)
     if not prompts:
         return {m: Interval(0.0, 0.0, 0.0, "empty") for m in metrics}
     w = _draw_counts(len(prompts), cfg.bootstrap_samples, np.random.default_rng(cfg.seed))
     lo_q, hi_q = 50 * (1 - cfg.confidence), 50 * (1 + cfg.confidence)
+    x = inputs(traces, cfg, generations)
     out = {}
     for m in metrics:
-        mode, num, den = _per_prompt(m, traces, cfg, generations, prompts)
-        value = float(values.get(m, 0.0))
-        if metric_spec(m).kind == "share" and value == 0.0 and den is not None and den.sum() > 0:
+        spec = metric_spec(m)
+        if not spec.applies_to(setting):
+            out[m] = NOT_APPLICABLE
+            continue
+        mode, num, den = _per_prompt(spec, x, prompts)
+        value = float(spec.compute(x))
+        if spec.kind == "share" and value == 0.0 and den is not None and den.sum() > 0:
             out[m] = Interval(value, 0.0, min(1.0, 3.0 / float(den.sum())), "rule-of-three")
             continue
         lo, hi = np.percentile(_replicates(mode, num, den, w), [lo_q, hi_q])
@@ -226,12 +187,17 @@ def wilson_intervals(
     """
     values = compute_metrics(traces, cfg, generations)
     prompts = _prompts(traces, generations)
+    x = inputs(traces, cfg, generations)
     out = {}
     for m in metrics:
-        if metric_spec(m).kind != "share":
-            raise ConfigError(f"Wilson intervals are for shares of generations; {m!r} is a {metric_spec(m).kind}")
-        _, num, den = _per_prompt(m, traces, cfg, generations, prompts)
+        spec = metric_spec(m)
+        if spec.kind != "share":
+            raise ConfigError(f"Wilson intervals are for shares of generations; {m!r} is a {spec.kind}")
+        if values.get(m, 0.0) is NA:
+            out[m] = NOT_APPLICABLE
+            continue
+        _, num, den = _per_prompt(spec, x, prompts)
         k, n = round(float(num.sum())), round(float(den.sum()))
         lo, hi = wilson_interval(k, n, cfg.confidence)
-        out[m] = Interval(float(values.get(m, 0.0)), lo, hi, "wilson")
+        out[m] = Interval(float(values.get(m) or 0.0), lo, hi, "wilson")
     return out

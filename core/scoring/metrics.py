@@ -1,14 +1,15 @@
 """Memorization metrics of one setting (SPEC section 6) as pure functions of traced generations.
 
 Each public metric takes the setting's :class:`core.records.TraceResult` list and returns a
-number; :func:`compute_metrics` returns all of them under the flat names of :data:`METRICS`.
+number; :func:`core.scoring.registry.compute_metrics` returns all of them under their registry names.
 Empty input gives 0 everywhere (never a crash or NaN). Directions in :class:`MetricSpec` are
 from the auditor's point of view: more leakage is worse, so leakage metrics have
 ``higher_is_better=False``.
 
 Thresholds come from :class:`core.config.MetricsConfig` and can change without re-tracing;
-nv_recall thresholds are applied by :func:`core.tracing.nvrecall.rescore` *before* calling these
-(the metrics read ``DocMatch.nv.recall`` as stored).
+the nv_recall block thresholds are applied by :func:`score_traces`, which
+:func:`core.scoring.registry.compute_metrics` and the bootstrap call first (these functions read
+``DocMatch.nv.recall`` as given). Which metrics exist, and their labels, live in :mod:`core.scoring.registry`.
 
 Predictability floor: trace texts known NOT to be in the corpus (e.g. documents written after
 its cutoff), label them with :func:`label_floor`, and score them like any setting. Whatever
@@ -17,22 +18,57 @@ without memorizing anything; report a setting's values next to it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-from core.config import MetricsConfig
-from core.records import DocMatch, Generation, GenKey, NVResult, Span, TraceResult
-from core.scoring.continuation import continuation_metrics
-from core.scoring.loops import degenerate_share, drop_degenerate, is_degenerate
-from core.scoring.metric_specs import (
-    METRICS,
-    SPAN_BUCKETS,
-    MetricSpec,
-    bucket_key,
-    bucket_label,
-    metric_spec,
-    span_bucket,
+from core.config import MetricsConfig, NVBlocksConfig
+from core.records import DocMatch, GenKey, NVResult, Span, TraceResult
+from core.tracing.nvrecall import rescore
+
+SPAN_BUCKETS: tuple[tuple[int, float], ...] = (
+    (1, 3), (4, 6), (7, 10), (11, 20), (21, 50), (51, 100), (101, 150), (151, math.inf),
 )
+TRACED_WITH = NVBlocksConfig()  # the nv_recall block thresholds traces are scored with when traced and stored
+
+
+def bucket_label(lo: int, hi: float) -> str:
+    """The authors' summary key of a bucket.
+
+    >>> bucket_label(1, 3), bucket_label(151, math.inf)
+    ('(1, 3)', '(151, inf)')
+    """
+    return f"({lo}, {'inf' if hi == math.inf else int(hi)})"
+
+
+def bucket_key(lo: int, hi: float) -> str:
+    """Our metric-name suffix of a bucket.
+
+    >>> bucket_key(1, 3), bucket_key(151, math.inf)
+    ('1_3', '151_inf')
+    """
+    return f"{lo}_{'inf' if hi == math.inf else int(hi)}"
+
+
+def span_bucket(length: int) -> tuple[int, float] | None:
+    """The bucket of :data:`SPAN_BUCKETS` holding a span ``length`` (None below the first).
+
+    >>> span_bucket(5), span_bucket(400), span_bucket(0)
+    ((4, 6), (151, inf), None)
+    """
+    return next(((lo, hi) for lo, hi in SPAN_BUCKETS if lo <= length <= hi), None)
+
+
+def score_traces(traces: Sequence[TraceResult], cfg: MetricsConfig) -> Sequence[TraceResult]:
+    """The traces with ``cfg.nv_blocks`` applied: nv_recall re-scored from the stored matching blocks
+    when those thresholds differ from :data:`TRACED_WITH` (what tracing and the stored results use),
+    else the traces themselves. The one place scoring applies the NV block thresholds.
+
+    >>> ts = _toy([(0, 9, [(1, "partial", 0.6)])])
+    >>> score_traces(ts, MetricsConfig()) is ts
+    True
+    """
+    return traces if cfg.nv_blocks == TRACED_WITH else rescore(traces, cfg.nv_blocks)
 
 
 def _toy(*gens: Sequence[tuple[int, int, Sequence[tuple[int, str, float]]]], freq: Sequence[int] = ()) -> list[TraceResult]:
@@ -84,7 +120,12 @@ def r_at(traces: Sequence[TraceResult], n: int) -> float:
     >>> r_at(_toy([(0, 50, [])], [(0, 49, [])], []), 50)
     0.3333333333333333
     """
-    return _mean([t.longest_span >= n for t in traces])
+    return _mean([reaches(t, n) for t in traces])
+
+
+def reaches(trace: TraceResult, n: int) -> bool:
+    """The R_N predicate of one generation: its longest final span is at least ``n`` tokens."""
+    return trace.longest_span >= n
 
 
 def span_share_curve(traces: Sequence[TraceResult], max_n: int) -> list[float]:
@@ -93,8 +134,7 @@ def span_share_curve(traces: Sequence[TraceResult], max_n: int) -> list[float]:
     >>> span_share_curve(_toy([(0, 2, [])], []), 3)
     [0.5, 0.5, 0.0]
     """
-    longest = [t.longest_span for t in traces]
-    return [_mean([x >= n for x in longest]) for n in range(1, max_n + 1)]
+    return [r_at(traces, n) for n in range(1, max_n + 1)]
 
 
 def max_span(traces: Sequence[TraceResult]) -> int:
@@ -204,55 +244,12 @@ def label_floor(traces: Sequence[TraceResult], setting: str = "floor") -> list[T
     return [replace(t, key=replace(t.key, setting=setting)) for t in traces]
 
 
-def compute_metrics(
-    traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig(), generations: Sequence[Generation] | None = None
-) -> dict[str, float]:
-    """Every metric of one setting under the flat names of :data:`METRICS`.
-
-    ``degenerate_share`` is over all traces; the rest over the kept ones (degenerate loops are
-    dropped when ``cfg.exclude_degenerate``). Continuation metrics (``discoverable``,
-    ``approx_*``) appear only when ``generations`` are given.
-
-    >>> m = compute_metrics(_toy([(0, 60, [(1, "exact_full_raw", 1.0)])], []))
-    >>> m["als"], m["fmr"], m["nvr"], m["r_n"], m["k_eidetic_1"], m["n_generations"]
-    (30.0, 0.5, 1.0, 0.5, 0.0, 2)
-    """
-    kept = drop_degenerate(traces, cfg)
-    out: dict[str, float] = {
-        "n_generations": len(kept),
-        "als": als(kept),
-        "fmr": fmr(kept),
-        "nvr": nvr(kept),
-        "r_n": r_at(kept, cfg.span_threshold),
-        "max_span": max_span(kept),
-        "generations_with_spans": generations_with_spans(kept),
-        "gen_nv_pos": gen_nv_share(kept, 0.0),
-        "gen_nv_above": gen_nv_share(kept, cfg.nv_threshold),
-        "max_nv_recall": max_nv_recall(kept),
-        "unique_docs": unique_docs(kept),
-        "full_match_docs": full_match_docs(kept),
-        "degenerate_share": degenerate_share(traces, cfg),
-    }
-    for k in cfg.k_values:
-        out[f"k_eidetic_{k}"] = k_eidetic(kept, k)
-    for per, prefix in (("doc", "span_bucket_"), ("span", "span_bucket_spans_")):
-        shares = span_length_shares(kept, per)
-        for lo, hi in SPAN_BUCKETS:
-            out[prefix + bucket_key(lo, hi)] = shares[bucket_label(lo, hi)]
-    if generations is not None:
-        gens = [g for g in generations if not (cfg.exclude_degenerate and is_degenerate(g.completion, cfg))]
-        out.update(continuation_metrics(gens, cfg.discoverable_tokens))
-    return out
-
-
 __all__ = [
-    "METRICS",
     "SPAN_BUCKETS",
-    "MetricSpec",
+    "TRACED_WITH",
     "als",
     "bucket_key",
     "bucket_label",
-    "compute_metrics",
     "fmr",
     "full_match_docs",
     "gen_nv_share",
@@ -261,9 +258,11 @@ __all__ = [
     "label_floor",
     "max_nv_recall",
     "max_span",
-    "metric_spec",
     "nvr",
     "r_at",
+    "reaches",
+    "score_traces",
+    "span_bucket",
     "span_length_counts",
     "span_length_shares",
     "span_share_curve",

@@ -2,8 +2,9 @@
 
     PM = f_p / (f_p + f_c)     (= 1/2 * (1 + (f_p - f_c) / (f_p + f_c))),  PM = 0 when both are 0
 
-f_p: a metric under a natural (propensity) setting; f_c: the same metric under ``prefix``
-(capability). 0.5 = ordinary use leaks as much as the attack; lower = "can leak, tends not to".
+The 0/0 case is reported as 0 (the paper's convention) and flagged ``undefined`` by :func:`run_pm`,
+the one PM computation of a run. f_p: a metric under a natural (propensity) setting; f_c: the same
+metric under :data:`core.config.CAPABILITY` (``prefix``). 0.5 = ordinary use leaks as much as the attack; lower = "can leak, tends not to".
 
 Model vs model (or checkpoint vs checkpoint) uses the same functions: pass the reference run's
 traces in the capability slot (``cap_traces`` / ``f_c``) and the compared run's in the
@@ -16,12 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.config import NATURAL_SETTINGS, MetricsConfig
+from core.config import CAPABILITY, NATURAL_SETTINGS, MetricsConfig
 from core.errors import ConfigError
 from core.records import Generation, TraceResult
 from core.scoring.bootstrap import Interval, bootstrap_replicates
-from core.scoring.metric_specs import HEADLINE
-from core.scoring.metrics import compute_metrics
+from core.scoring.registry import HEADLINE, compute_metrics
 
 
 def pm(f_p: float, f_c: float) -> float:
@@ -62,8 +62,8 @@ def pm_interval(
     (0.25, 'percentile-bootstrap', True)
     """
     if values is None:
-        values = (compute_metrics(prop_traces, cfg, prop_generations).get(metric, 0.0),
-                  compute_metrics(cap_traces, cfg, cap_generations).get(metric, 0.0))
+        values = (compute_metrics(prop_traces, cfg, prop_generations).get(metric) or 0.0,
+                  compute_metrics(cap_traces, cfg, cap_generations).get(metric) or 0.0)
     f_p, f_c = map(float, values)
     rng_p, rng_c = np.random.default_rng(cfg.seed).spawn(2)
     reps = pm_array(
@@ -75,43 +75,86 @@ def pm_interval(
 
 
 @dataclass(frozen=True)
-class PMRow:
-    setting: str  # the propensity (or compared) setting
-    metric: str
-    f_p: float  # metric value in ``setting``
+class PMResult:
+    """PM of one metric of one compared setting against the reference (JSON-ready: ``dataclasses.asdict``)."""
+
+    value: float  # pm(f_p, f_c); 0.0 when undefined (the paper's convention)
+    lo: float
+    hi: float
+    method: str  # percentile-bootstrap | point (no interval asked)
+    f_p: float  # metric value in the compared setting
     f_c: float  # metric value in the reference setting (``prefix`` by default)
-    pm: Interval
+    undefined: bool  # f_p = f_c = 0: PM is 0/0, reported as 0 but means "no leakage in either setting"
 
 
-def pm_table(
+def compared_settings(present: Sequence[str], reference: str = CAPABILITY) -> list[str]:
+    """The settings compared against ``reference``: natural settings first (SPEC 2), then custom ones.
+
+    >>> compared_settings(["my set", "prefix", "specific", "generic"])
+    ['generic', 'specific', 'my set']
+    """
+    others = [s for s in present if s != reference]
+    return [s for s in NATURAL_SETTINGS if s in others] + [s for s in others if s not in NATURAL_SETTINGS]
+
+
+def run_pm(
     traces_by_setting: Mapping[str, Sequence[TraceResult]], cfg: MetricsConfig = MetricsConfig(),
-    metrics: Sequence[str] = HEADLINE, reference: str = "prefix",
+    metrics: Sequence[str] = HEADLINE, reference: str = CAPABILITY,
     generations_by_setting: Mapping[str, Sequence[Generation]] | None = None,
-    settings: Sequence[str] | None = None,
-) -> list[PMRow]:
-    """PM with interval for each compared setting x metric, against ``reference``.
+    values_by_setting: Mapping[str, Mapping[str, float | None]] | None = None,
+    settings: Sequence[str] | None = None, intervals: bool = True,
+) -> dict[str, dict[str, PMResult]]:
+    """PM of every compared setting against ``reference``, per metric: {setting: {metric: PMResult}}.
 
-    ``settings`` defaults to the natural settings present (SPEC 2) plus any custom setting,
-    i.e. every setting other than ``reference``.
+    The one PM computation of a run (summary.json/pm.json, the reports, the app, exports). Settings
+    without traces are left out; {} when the reference has none. ``values_by_setting``: metric
+    values already computed (:func:`core.scoring.registry.compute_metrics`); ``intervals=False``:
+    point values only (``lo = hi = value``, method ``point``). A metric n/a in a setting is left out.
 
     >>> from core.scoring.metrics import _toy
-    >>> rows = pm_table({"prefix": _toy([(0, 20, [])]), "generic": _toy([(0, 5, [])])}, MetricsConfig(bootstrap_samples=200))
-    >>> [(r.setting, r.metric, r.pm.value) for r in rows][0]
-    ('generic', 'als', 0.2)
+    >>> out = run_pm({"prefix": _toy([(0, 20, [])]), "generic": _toy([])}, MetricsConfig(bootstrap_samples=200))
+    >>> out["generic"]["als"].value, out["generic"]["nvr"].undefined, out["generic"]["als"].undefined
+    (0.0, True, False)
     """
-    if reference not in traces_by_setting:
-        raise ConfigError(f"pm_table: reference setting {reference!r} has no traces; have {sorted(traces_by_setting)}")
-    if settings is None:
-        others = [s for s in traces_by_setting if s != reference]
-        settings = [s for s in NATURAL_SETTINGS if s in others] + [s for s in others if s not in NATURAL_SETTINGS]
+    if not traces_by_setting.get(reference):
+        return {}
     gens = generations_by_setting or {}
-    cap = traces_by_setting[reference]
-    cap_values = compute_metrics(cap, cfg, gens.get(reference))
-    rows = []
+    settings = compared_settings(list(traces_by_setting), reference) if settings is None else list(settings)
+
+    def values(s: str) -> Mapping[str, float | None]:
+        if values_by_setting is not None and s in values_by_setting:
+            return values_by_setting[s]
+        return compute_metrics(traces_by_setting[s], cfg, gens.get(s))
+
+    cap, cap_values = traces_by_setting[reference], values(reference)
+    out: dict[str, dict[str, PMResult]] = {}
     for s in settings:
-        prop_values = compute_metrics(traces_by_setting[s], cfg, gens.get(s))
-        for m in metrics:
-            f_p, f_c = float(prop_values.get(m, 0.0)), float(cap_values.get(m, 0.0))
-            iv = pm_interval(traces_by_setting[s], cap, m, cfg, gens.get(s), gens.get(reference), values=(f_p, f_c))
-            rows.append(PMRow(s, m, f_p, f_c, iv))
-    return rows
+        if not traces_by_setting.get(s):
+            continue
+        prop_values, row = values(s), {}
+        for metric in metrics:
+            f_p, f_c = prop_values.get(metric), cap_values.get(metric)
+            if f_p is None or f_c is None:
+                continue
+            f_p, f_c = float(f_p), float(f_c)
+            if intervals:
+                iv = pm_interval(traces_by_setting[s], cap, metric, cfg, gens.get(s), gens.get(reference),
+                                 values=(f_p, f_c))
+            else:
+                iv = Interval(pm(f_p, f_c), pm(f_p, f_c), pm(f_p, f_c), "point")
+            row[metric] = PMResult(iv.value, iv.lo, iv.hi, iv.method, f_p, f_c, f_p + f_c == 0)
+        out[s] = row
+    return out
+
+
+def pm_curve(shares: Mapping[str, Sequence[float]], reference: str = CAPABILITY) -> dict[str, list[tuple[int, float]]]:
+    """PM of R_n against n per compared setting, from R_1..R_max curves; the 0/0 points (undefined) are left out.
+
+    >>> pm_curve({"prefix": [1.0, 0.5, 0.0], "generic": [1.0, 0.0, 0.0]})
+    {'generic': [(1, 0.5), (2, 0.0)]}
+    """
+    if reference not in shares:
+        return {}
+    cap = shares[reference]
+    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares[s], cap)) if v + c > 0]
+            for s in compared_settings(list(shares), reference)}

@@ -3,7 +3,7 @@
 Word level, reference = the generation, candidate = the document window. The matcher
 (:class:`difflib.SequenceMatcher`, default autojunk) runs once per pair in :func:`nv_blocks`;
 its blocks are stored in :class:`core.records.NVResult`, so :func:`score_blocks` and
-:func:`rescore` apply new thresholds (:class:`core.config.NVRConfig`) without re-matching.
+:func:`rescore` apply new thresholds (:class:`core.config.NVBlocksConfig`) without re-matching.
 
 The matcher is ``cydifflib.SequenceMatcher`` when installed (a C port of difflib with identical
 blocks, checked on the conformance set and by a hypothesis property test), else difflib's.
@@ -26,7 +26,7 @@ try:  # C port of difflib by the rapidfuzz author: identical blocks (tests/test_
 except ImportError:  # plain difflib gives the same results, slower
     _FastMatcher = None
 
-from core.config import NVRConfig
+from core.config import NVBlocksConfig
 from core.records import NVResult, Span, TraceResult
 
 Block = tuple[int, int, int]  # (ref_start, cand_start, size) of one difflib matching block
@@ -132,11 +132,11 @@ def _merge(blocks: list[list[int]], gap: int, align: int) -> list[list[int]]:
 
 
 @lru_cache(maxsize=4096)
-def _thresholds(cfg: NVRConfig, n: int) -> tuple[int, int, int, int, int, int]:
+def _thresholds(cfg: NVBlocksConfig, n: int) -> tuple[int, int, int, int, int, int]:
     return cfg.gap1(n), cfg.align1(n), cfg.l1(n), cfg.gap2(n), cfg.align2(n), cfg.l2(n)
 
 
-def matched_words(blocks: Sequence[Block], n_ref: int, cfg: NVRConfig = NVRConfig()) -> int:
+def matched_words(blocks: Sequence[Block], n_ref: int, cfg: NVBlocksConfig = NVBlocksConfig()) -> int:
     """Matched reference words after the two merge-and-filter passes with thresholds for ``n_ref``.
 
     >>> matched_words([(0, 0, 3), (4, 4, 3)], 8)   # gap of 1 word merged; 6 >= l2 = 4
@@ -150,7 +150,7 @@ def matched_words(blocks: Sequence[Block], n_ref: int, cfg: NVRConfig = NVRConfi
     return sum(blk[4] for blk in work if blk[4] >= l2)
 
 
-def score_blocks(blocks: Sequence[Block], n_ref: int, n_cand: int, cfg: NVRConfig = NVRConfig()) -> NVResult:
+def score_blocks(blocks: Sequence[Block], n_ref: int, n_cand: int, cfg: NVBlocksConfig = NVBlocksConfig()) -> NVResult:
     """Score stored blocks under thresholds ``cfg`` (no re-matching).
 
     >>> r = score_blocks(((0, 10, 7),), 7, 40)
@@ -164,7 +164,7 @@ def score_blocks(blocks: Sequence[Block], n_ref: int, n_cand: int, cfg: NVRConfi
     return NVResult(recall=recall, matched=matched, reference=n_ref, candidate=n_cand, blocks=blocks)
 
 
-def nv_recall(reference: str, candidate: str, cfg: NVRConfig = NVRConfig()) -> NVResult:
+def nv_recall(reference: str, candidate: str, cfg: NVBlocksConfig = NVBlocksConfig()) -> NVResult:
     """Near-verbatim recall of ``reference`` (a generation) inside ``candidate`` (a document window).
 
     >>> nv_recall("the cat sat on the mat today", "yesterday THE cat sat on the mat today!").recall
@@ -176,13 +176,13 @@ def nv_recall(reference: str, candidate: str, cfg: NVRConfig = NVRConfig()) -> N
     return score_blocks(blocks, n_ref, n_cand, cfg)
 
 
-def _rescore_span(span: Span, cfg: NVRConfig) -> Span:
+def _rescore_span(span: Span, cfg: NVBlocksConfig) -> Span:
     docs = tuple(
         replace(d, nv=score_blocks(d.nv.blocks, d.nv.reference, d.nv.candidate, cfg)) for d in span.docs
     )
     return replace(span, docs=docs)
 
 
-def rescore(traces: Sequence[TraceResult], cfg: NVRConfig) -> list[TraceResult]:
+def rescore(traces: Sequence[TraceResult], cfg: NVBlocksConfig) -> list[TraceResult]:
     """New TraceResults whose documents' NVResults are re-scored from their stored blocks."""
     return [replace(t, spans=tuple(_rescore_span(s, cfg) for s in t.spans)) for t in traces]

@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from core.config import NVRConfig, TraceConfig
+from core.config import NVBlocksConfig, TraceConfig
 from core.errors import IndexMismatch
 from core.index.tokenizer import decode_many, fast_backend
 from core.progress import ProgressFn, Tracker
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 FULL_TIERS = ("exact_full_raw", "exact_full_normalized")
 DEFAULT_TRACE = TraceConfig()
-DEFAULT_NVR = NVRConfig()
+DEFAULT_NVR = NVBlocksConfig()
 
 
 def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
@@ -98,7 +98,7 @@ def _merge_groups(spans: Sequence[tuple[int, int]], joinable) -> list[list[tuple
 class _Tracer:
     """Holds the per-run state shared by all completions (index, tokenizer, log-probs, configs)."""
 
-    def __init__(self, index, tokenizer, cfg: TraceConfig, nvr: NVRConfig):
+    def __init__(self, index, tokenizer, cfg: TraceConfig, nvr: NVBlocksConfig):
         from core.tracing.nvrecall import nv_recall  # metrics area; imported late to keep import cycles out
 
         self.index, self.tok, self.cfg, self.nvr, self._nv = index, tokenizer, cfg, nvr, nv_recall
@@ -257,7 +257,7 @@ def _check(index, tokenizer) -> None:
 
 
 def trace_completion(index, tokenizer, key: GenKey, completion: str, cfg: TraceConfig = DEFAULT_TRACE,
-                     nvr: NVRConfig = DEFAULT_NVR) -> TraceResult:
+                     nvr: NVBlocksConfig = DEFAULT_NVR) -> TraceResult:
     """Trace one completion against the index (SPEC section 4). Never raises on empty text.
 
     Raises IndexMismatch when the tokenizer is not the index's.
@@ -266,7 +266,7 @@ def trace_completion(index, tokenizer, key: GenKey, completion: str, cfg: TraceC
 
 
 def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: TraceConfig = DEFAULT_TRACE,
-               nvr: NVRConfig = DEFAULT_NVR, progress: ProgressFn | None = None) -> list[TraceResult]:
+               nvr: NVBlocksConfig = DEFAULT_NVR, progress: ProgressFn | None = None) -> list[TraceResult]:
     """Trace many completions, one TraceResult per item in order, each carrying its own key.
 
     Identical completion texts are traced once and the result re-keyed, so duplicates stay
