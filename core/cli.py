@@ -61,10 +61,10 @@ class TextProgress:
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
+    from core.config_file import looks_like_local_path
     from core.corpus.load import describe_problems, load_corpus
     from core.index.build import build_index
     from core.index.tokenizer import load_tokenizer
-    from core.runs.experiment import looks_like_local_path
 
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
@@ -92,10 +92,11 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from core.config_file import load_experiment
     from core.reports.text import format_report
     from core.runs.cache import ResultCache
     from core.runs.demo import ensure_demo_index_for
-    from core.runs.experiment import load_experiment, run_experiment
+    from core.runs.experiment import run_experiment
 
     cfg = load_experiment(args.config)
     if args.output_dir:

@@ -25,11 +25,11 @@ from streamlit.testing.v1 import AppTest
 from app import paths
 from core.cli import main
 from core.config import NVRConfig, TraceConfig
+from core.config_file import load_experiment
 from core.errors import ConfigError
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer
 from core.records import GenKey
-from core.runs.experiment import load_experiment
 from core.runs.results import load_results
 from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
 from core.tracing.trace import trace_completion
