@@ -354,13 +354,15 @@ def from_dict(cls: type, data: dict) -> Any:
     unknown = sorted(map(str, set(data) - set(known)))
     if unknown:
         raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        default = getattr(cls, name, None) if name in cls.__dataclass_fields__ else None
-        if is_dataclass(default) and isinstance(value, dict):
-            value = from_dict(type(default), value)
+        tp = hints[name]
+        inner = (typing.get_args(tp) or (None,))[0] if typing.get_origin(tp) is tuple else None
+        if is_dataclass(tp) and isinstance(value, dict):  # a nested config given as a table
+            value = from_dict(tp, value)
         elif isinstance(value, list):
-            value = tuple(value)
+            value = tuple(from_dict(inner, v) if is_dataclass(inner) and isinstance(v, dict) else v for v in value)
         kwargs[name] = value
     try:
         return cls(**kwargs)

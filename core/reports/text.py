@@ -1,15 +1,54 @@
-"""Plain-text (and JSON) report of a results folder: metrics per setting with intervals, and the PM table."""
+"""Plain-text (and JSON) report of a results folder: metrics per setting with intervals, and the PM table.
+
+Also the one place where text bound for a terminal is made safe (:func:`terminal_text`,
+:func:`terminal_json`): the CLI passes everything it prints through them, because run names, setting
+names, ids, paths and error messages can come from results folders, configs and corpora.
+"""
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
-from core.runs.results import RunResults
+from core.errors import ResultsError
 from core.scoring import metric_specs
 from core.scoring.metric_specs import METRICS
 
+if TYPE_CHECKING:
+    from core.runs.results import RunResults
+
 HEADLINE = tuple((m, METRICS[m].label) for m in metric_specs.HEADLINE)  # the paper's three metrics, with intervals
 SECONDARY = (("r_n", "R_N"), ("max_span", "max span"), ("gen_nv_above", "NV>thr"), ("unique_docs", "docs"))
+
+
+# C0 controls but newline and tab (ESC starts terminal escape sequences; CR overwrites a line), DEL, C1
+# controls, bidi marks/embeddings/overrides/isolates, zero-width characters, line/paragraph separators,
+# BOM, and lone surrogates (which cannot even be written as UTF-8).
+_UNSAFE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u2069\ufeff\ud800-\udfff]")
+
+
+def terminal_text(text: Any) -> str:
+    """``text`` safe to print on a terminal: control characters shown as ``\\xNN``, bidi, zero-width
+    and other invisible characters as ``[U+XXXX]``; newlines and tabs kept.
+
+    >>> terminal_text("run\\x1b]0;pwned\\x07\\x1b[2J \\u202eevil\\nnext")
+    'run\\\\x1b]0;pwned\\\\x07\\\\x1b[2J [U+202E]evil\\nnext'
+    """
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0xA0 else f"[U+{ord(m.group()):04X}]",
+                       str(text))
+
+
+def terminal_json(obj: Any) -> str:
+    """``obj`` as indented JSON that is safe on a terminal and still equal to ``obj`` when parsed: the
+    characters :func:`terminal_text` shows are written as ``\\uXXXX`` escapes (they only occur in strings).
+
+    >>> terminal_json({"name": "a\\u202eb\\x1b"})
+    '{\\n  "name": "a\\\\u202eb\\\\u001b"\\n}'
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def fmt_number(x: Any) -> str:
@@ -39,8 +78,44 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
+def _number_or_none(x: Any) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _check_shape(run: RunResults) -> None:
+    """Raise ResultsError naming the first entry of summary/PM/manifest that a report cannot show."""
+    def bad(where: str, value: Any) -> ResultsError:
+        return ResultsError(f"{run.path or 'results'}: {where} has the wrong shape ({terminal_text(repr(value)[:80])}); "
+                            "re-run `python -m core run` to rewrite the results folder")
+
+    for name, part in (("manifest.json", run.manifest), ("summary.json", run.summary), ("PM table", run.pm)):
+        if not isinstance(part, dict):
+            raise bad(name, part)
+    for key in ("metrics", "model", "index"):
+        if not isinstance(run.manifest.get(key) or {}, dict):
+            raise bad(f"manifest.json {key}", run.manifest.get(key))
+    if not _number_or_none((run.manifest.get("metrics") or {}).get("confidence")):
+        raise bad("manifest.json metrics.confidence", run.manifest["metrics"]["confidence"])
+    for setting, s in run.summary.items():
+        where = f"summary.json [{setting!r}]"
+        if not isinstance(s, dict) or not isinstance(s.get("metrics", {}), dict) or \
+                not isinstance(s.get("intervals", {}), dict) or not _number_or_none(s.get("n_generations")):
+            raise bad(where, s)
+        if not all(_number_or_none(v) for v in s.get("metrics", {}).values()):
+            raise bad(f"{where} metrics", s["metrics"])
+        for k, iv in s.get("intervals", {}).items():
+            if iv and not (isinstance(iv, dict) and _number_or_none(iv.get("lo")) and _number_or_none(iv.get("hi"))):
+                raise bad(f"{where} intervals {k!r}", iv)
+    for setting, pm in run.pm.items():
+        if not isinstance(pm, dict) or not all(
+                v is None or (isinstance(v, dict) and all(_number_or_none(v.get(x)) for x in ("value", "lo", "hi")))
+                for v in pm.values()):
+            raise bad(f"PM table [{setting!r}]", pm)
+
+
 def report_dict(run: RunResults) -> dict[str, Any]:
-    """JSON-ready report: run identity, per-setting metrics and intervals, PM."""
+    """JSON-ready report: run identity, per-setting metrics and intervals, PM (print it with :func:`terminal_json`)."""
+    _check_shape(run)
     m = run.manifest
     return {"run_name": m.get("run_name"), "path": run.path, "created": m.get("created"),
             "model": (m.get("model") or {}).get("identity"), "index": (m.get("index") or {}).get("fingerprint"),
@@ -49,32 +124,34 @@ def report_dict(run: RunResults) -> dict[str, Any]:
 
 
 def format_report(run: RunResults) -> str:
-    """Human-readable report of one run (what ``python -m core report`` prints)."""
+    """Human-readable report of one run (what ``python -m core report`` prints), safe on a terminal
+    (:func:`terminal_text`); ResultsError when the results hold values of the wrong shape."""
+    _check_shape(run)
     m = run.manifest
-    conf = m.get("metrics", {}).get("confidence", 0.95)
+    conf = (m.get("metrics") or {}).get("confidence") or 0.95
     lines = [f"Run {m.get('run_name', '?')}  ({run.path or 'not saved'})",
              (f"  created {m.get('created', '?')}; model {(m.get('model') or {}).get('identity', '?')}; "
               f"index {str((m.get('index') or {}).get('fingerprint', '?'))[:16]}"),
              f"  {len(run.generations)} generations, {len(run.traces)} traced", ""]
     if not run.summary:
         lines.append("No scores in this results folder (summary.json is empty).")
-        return "\n".join(lines) + "\n"
-    thr = m.get("metrics", {}).get("span_threshold", "N")
+        return terminal_text("\n".join(lines) + "\n")
+    thr = terminal_text((m.get("metrics") or {}).get("span_threshold", "N"))
     header = ["setting", "n"] + [f"{label} [{conf:.0%} CI]" for _, label in HEADLINE] + \
              [label.replace("R_N", f"R_{thr}") for _, label in SECONDARY]
     rows = []
     for setting, s in run.summary.items():
         metrics, intervals = s.get("metrics", {}), s.get("intervals", {})
-        rows.append([setting, fmt_number(s.get("n_generations"))]
+        rows.append([terminal_text(setting), fmt_number(s.get("n_generations"))]
                     + [_with_interval(metrics.get(k), intervals.get(k)) for k, _ in HEADLINE]
                     + [fmt_number(metrics.get(k)) for k, _ in SECONDARY])
     lines += ["Metrics per setting"] + _table(header, rows) + [""]
     if run.pm:
         lines.append("Propensity PM = f_p / (f_p + f_c) against prefix (0.5: natural use leaks as much as the attack)")
         header = ["setting"] + [f"PM_{label} [{conf:.0%} CI]" for _, label in HEADLINE]
-        rows = [[setting] + [_with_interval((pm.get(k) or {}).get("value"), pm.get(k)) for k, _ in HEADLINE]
+        rows = [[terminal_text(setting)] + [_with_interval((pm.get(k) or {}).get("value"), pm.get(k)) for k, _ in HEADLINE]
                 for setting, pm in run.pm.items()]
         lines += _table(header, rows)
     else:
         lines.append("No PM table: the run needs a prefix setting and at least one natural setting.")
-    return "\n".join(lines) + "\n"
+    return terminal_text("\n".join(lines) + "\n")
