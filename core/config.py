@@ -5,6 +5,7 @@ so they serve as cache keys (``st.cache_data``, :mod:`core.runs.cache`) and are 
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import typing
@@ -41,27 +42,40 @@ def _type_name(tp: Any) -> str:
 
 def _is_a(value: Any, tp: Any) -> bool:
     """``value`` has type ``tp``: bool is not an int, an int is a float, tuples are checked item by item."""
+    return _checker(tp)(value)
+
+
+@functools.cache
+def _checker(tp: Any):
+    """A predicate for type ``tp`` (built once per type: configs are built often)."""
     args, origin = typing.get_args(tp), typing.get_origin(tp)
     if origin is tuple:
-        return isinstance(value, tuple) and all(_is_a(v, args[0]) for v in value)
+        item = _checker(args[0])
+        return lambda v: isinstance(v, tuple) and all(item(x) for x in v)
     if args:  # a union
-        return any(_is_a(value, a) for a in args)
+        parts = tuple(_checker(a) for a in args)
+        return lambda v: any(p(v) for p in parts)
     if tp is type(None):
-        return value is None
+        return lambda v: v is None
     if tp is bool:
-        return isinstance(value, bool)
+        return lambda v: isinstance(v, bool)
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda v: isinstance(v, int) and not isinstance(v, bool)
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, tp)
+        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    return lambda v: isinstance(v, tp)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _check_fields(obj: Any) -> None:
     """Every field of dataclass ``obj`` holds a value of its annotated type; numbers are finite and
     strings hold no control characters or lone surrogates. Raises a one-line ConfigError naming it."""
     cls = type(obj)
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for f in fields(obj):
         value, tp = getattr(obj, f.name), hints[f.name]
         where = f"{cls.__name__}.{f.name}"
@@ -158,7 +172,7 @@ class CorpusConfig:
     def __post_init__(self):
         _check_fields(self)
         _non_empty(self, "path", "text_field", "id_field", "split")
-        _one_of(self, "format", CORPUS_FORMATS)
+        _require(self.format in CORPUS_FORMATS, f"unknown corpus format {self.format!r}: use one of {CORPUS_FORMATS}")
         _one_of(self, "on_bad_rows", BAD_ROW_POLICIES)
         _require(self.sample_size is None or self.sample_size >= 1,
                  f"sample_size must be at least 1 or None (whole corpus), got {self.sample_size}")

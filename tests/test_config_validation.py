@@ -17,16 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import core.config as config
+from core import config
 from core.config import (
     AdaptiveParam,
-    CorpusConfig,
     DecodingConfig,
     ExperimentConfig,
     MetricsConfig,
     ModelConfig,
     SettingConfig,
-    TraceConfig,
     from_dict,
     to_dict,
 )

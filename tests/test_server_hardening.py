@@ -23,8 +23,8 @@ tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm 
 
 
 @contextmanager
-def serving(lm, limits=ServerLimits(), batch_size=4):
-    server = make_server(lm, "127.0.0.1", 0, model_name="tiny", batch_size=batch_size, limits=limits)
+def serving(lm, limits=None, batch_size=4):
+    server = make_server(lm, "127.0.0.1", 0, model_name="tiny", batch_size=batch_size, limits=limits or ServerLimits())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -159,9 +159,9 @@ def test_chunked_and_short_bodies_get_a_json_400(port):
 
 
 def test_http_level_errors_are_json_too(port):
-    status, headers, reply = raw(port, b"GET /v1 /models HTTP/1.1\r\n\r\n")
+    status, _, reply = raw(port, b"GET /v1 /models HTTP/1.1\r\n\r\n")
     assert status == 400 and reply["error"]["type"] == "invalid_request_error"
-    status, headers, reply = raw(port, b"GET /v1/models HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n")
+    status, _, reply = raw(port, b"GET /v1/models HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n")
     assert status == 431 and reply["error"]["type"] == "invalid_request_error"  # too many headers
     status, _, reply = raw(port, b"PUT /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
     assert status == 501 and reply["error"]["message"]
