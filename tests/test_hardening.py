@@ -126,7 +126,7 @@ BAD_CONFIGS = {
     "binary prompt set": ({GENERIC: 'prompts_path = "bin.jsonl"'}, {"bin.jsonl": b"\x00\x01\x02" * 100},
                           r"prompt set .*bin\.jsonl: .*looks binary"),
     "missing prompt set": ({GENERIC: 'prompts_path = "gone.jsonl"'}, {}, r"prompt set .*gone\.jsonl.*does not exist"),
-    "duplicate setting": ({'name = "generic"': 'name = "prefix"'}, {}, r"setting names must be unique"),
+    "duplicate setting": ({'name = "prefix"': 'name = "generic"'}, {}, r"setting names must be unique"),
 }
 
 
