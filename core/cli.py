@@ -2,11 +2,13 @@
 
 Every :class:`PropMeError` becomes one line ``error: ...`` on stderr and exit code 2 (never a
 traceback); Ctrl-C exits 130 and keeps what the cache already holds. Progress goes to stderr.
+Everything printed (results, names, paths, error and log messages) goes through
+:func:`core.reports.text.terminal_text`, so control and bidi characters from results, configs or
+corpora are shown, not obeyed. A closed output pipe (``report --json | head``) ends quietly.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -16,8 +18,21 @@ from typing import TextIO
 
 from core.errors import PropMeError
 from core.progress import Cancelled, ProgressEvent
+from core.reports.text import terminal_text
 
 log = logging.getLogger(__name__)
+
+
+def say(*parts: object, file: TextIO | None = None, end: str = "\n") -> None:
+    """``print`` for every CLI output: the text is made safe for a terminal first."""
+    print(terminal_text(" ".join(str(p) for p in parts)), file=file or sys.stdout, end=end)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines on stderr are terminal-safe too (they carry paths, names and messages from files)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().format(record))
 
 
 class TextProgress:
@@ -51,20 +66,21 @@ class TextProgress:
         if self._stage is not None and e.stage != self._stage and self.tty:
             self.stream.write("\n")
         self._stage, self._last = e.stage, now
+        line = terminal_text(self.line(e))
         if self.tty:
-            self.stream.write("\r" + self.line(e) + ("\n" if finished else ""))
+            self.stream.write("\r" + line + ("\n" if finished else ""))
         else:
-            self.stream.write(self.line(e) + "\n")
+            self.stream.write(line + "\n")
         self.stream.flush()
 
 
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
+    from core.config_file import looks_like_local_path
     from core.corpus.load import describe_problems, load_corpus
     from core.index.build import build_index
     from core.index.tokenizer import load_tokenizer
-    from core.runs.experiment import looks_like_local_path
 
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
@@ -80,22 +96,23 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     progress = TextProgress()
     load = load_corpus(cfg, progress)
     if load.problems:
-        print(f"skipped {len(load.problems)} bad row(s) of {load.rows_read}:\n{describe_problems(load.problems)}",
-              file=sys.stderr)
+        say(f"skipped {len(load.problems)} bad row(s) of {load.rows_read}:\n{describe_problems(load.problems)}",
+            file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
     index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus)
-    print(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens, "
-          f"fingerprint {index.fingerprint[:16]}")
+    say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens, "
+        f"fingerprint {index.fingerprint[:16]}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from core.config_file import load_experiment
     from core.reports.text import format_report
     from core.runs.cache import ResultCache
     from core.runs.demo import ensure_demo_index_for
-    from core.runs.experiment import load_experiment, run_experiment
+    from core.runs.experiment import run_experiment
 
     cfg = load_experiment(args.config)
     if args.output_dir:
@@ -105,38 +122,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = run_experiment(cfg, progress=TextProgress(), cache=cache,
                          config_text=Path(args.config).read_text(encoding="utf-8"))
     c = run.manifest.counts
-    print(f"results: {run.path}  ({c.generated} generated, {c.generations_from_cache} from "
-          f"cache; {c.traced} traced, {c.traces_from_cache} from cache)")
-    print(format_report(run))
+    say(f"results: {run.path}  ({c.generated} generated, {c.generations_from_cache} from "
+        f"cache; {c.traced} traced, {c.traces_from_cache} from cache)")
+    say(format_report(run))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from core.reports.text import format_report, report_dict
+    from core.reports.text import format_report, report_dict, terminal_json
     from core.runs.results import load_results
 
     run = load_results(args.results_dir)
     if args.json:
-        print(json.dumps(report_dict(run), indent=2, ensure_ascii=False, sort_keys=True))
+        print(terminal_json(report_dict(run)))  # JSON-escaped, so it parses back to the same values
     else:
-        print(format_report(run), end="")
+        say(format_report(run), end="")
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from core.runs.cache import ResultCache
+    from core.runs.cache import ResultCache, default_cache_path
 
-    cache = ResultCache(args.cache_dir)
+    where = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_path()
+    db = where if where.suffix in (".sqlite", ".db") or where.is_file() else where / "cache.sqlite"
+    if not db.exists():  # show and clear never create a cache (or its folder)
+        if args.cache_dir and not db.parent.is_dir():
+            raise PropMeError(f"--cache-dir {args.cache_dir}: no such folder; give the cache folder a run used "
+                              "(its cache_dir, or $PROPME_CACHE_DIR / ~/.cache/propme by default)")
+        say(f"cache {db}: empty (nothing cached yet)" if args.action == "show" else f"nothing to clear: no cache at {db}")
+        return 0
+    cache = ResultCache(db)
     if args.action == "clear":
         before = cache.size_report()
         cache.clear(args.table)
         n = sum(t["entries"] for name, t in before["tables"].items() if args.table in (None, name))
-        print(f"cleared {n} entries from {cache.path}")
+        say(f"cleared {n} entries from {cache.path}")
         return 0
     rep = cache.size_report()
-    print(f"cache {rep['path']}  ({rep['disk_bytes'] / 1e6:.2f} MB on disk)")
+    say(f"cache {rep['path']}  ({rep['disk_bytes'] / 1e6:.2f} MB on disk)")
     for name, t in rep["tables"].items():
-        print(f"  {name:<12} {t['entries']:>8} entries  {t['bytes'] / 1e6:10.2f} MB")
+        say(f"  {name:<12} {t['entries']:>8} entries  {t['bytes'] / 1e6:10.2f} MB")
     return 0
 
 
@@ -156,8 +181,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from core.runs import demo
 
     index = demo.ensure_demo_index(TextProgress(), rebuild=args.rebuild)
-    print(f"demo index {demo.demo_index_dir()}: {index.num_docs} documents, {index.num_tokens} tokens")
-    print(f"demo results: {demo.demo_results_dir()}  (re-run with: python -m core run {demo.demo_experiment_path()})")
+    say(f"demo index {demo.demo_index_dir()}: {index.num_docs} documents, {index.num_tokens} tokens")
+    say(f"demo results: {demo.demo_results_dir()}  (re-run with: python -m core run {demo.demo_experiment_path()})")
     return 0
 
 
@@ -255,19 +280,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(verbose=False, func=cmd_serve, server_args=argv[1:])
     else:
         args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except PropMeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the file system refused (permissions, disk full, a file where a folder goes)
         where = f" {e.filename}" if e.filename else ""
-        print(f"error: cannot read or write{where}: {e.strerror or e}; check the path, its permissions and free "
-              "disk space", file=sys.stderr)
+        say(f"error: cannot read or write{where}: {e.strerror or e}; check the path, its permissions and free "
+            "disk space", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
-        print("interrupted: finished batches are in the cache; run the same command again to resume",
-              file=sys.stderr)
+        say("interrupted: finished batches are in the cache; run the same command again to resume",
+            file=sys.stderr)
         return 130
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed the pipe (``report --json | head``): nothing is wrong, stop quietly. stdout is
+    pointed at /dev/null so Python's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError) as e:  # no real stdout (e.g. a test's capture): nothing to redirect
+        log.debug("stdout not redirected after a closed pipe: %s", e)
+    return 0

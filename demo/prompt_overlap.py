@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from core.config_file import load_experiment
     from core.index.tokenizer import load_tokenizer
     from core.runs.demo import demo_experiment_path, demo_model_dir, demo_prompt_paths, ensure_demo_index
-    from core.runs.experiment import load_experiment
 
     index = ensure_demo_index()
     tok = load_tokenizer(str(demo_model_dir()))

@@ -118,7 +118,7 @@ def test_server_follows_the_openai_schema(tiny_lm, served):
     ({"prompt": "x", "temperature": 0, "n": 2}, 400, "greedy decoding"),
     ({"prompt": "x", "max_tokens": 1000}, 400, "leaves no room"),
     ({"prompt": [], "max_tokens": 2}, 400, "'prompt' must be"),
-    ({"prompt": "x", "max_tokens": "many"}, 400, "'max_tokens' must be a integer"),
+    ({"prompt": "x", "max_tokens": "many"}, 400, "'max_tokens' must be an integer"),
 ])
 def test_server_rejects_bad_requests(served, body, status, needle):
     got_status, reply = _post(served, body)

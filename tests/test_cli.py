@@ -11,7 +11,7 @@ from core.cli import TextProgress, build_parser, main
 from core.config import MetricsConfig
 from core.progress import ProgressEvent
 from core.records import Generation, GenKey, Prompt, TraceResult
-from core.runs.manifest import Manifest
+from core.runs.manifest import Manifest, ModelInfo
 from core.runs.results import RunResults, load_results, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +148,85 @@ def test_end_to_end_index_build_run_report(tmp_path):
     assert out.returncode == 0 and "0 generated, 10 from cache" in out.stdout
     out = _cli("report", str(tmp_path / "results" / "tiny"))
     assert out.returncode == 0 and "prefix" in out.stdout and "PM_ALS" in out.stdout
+
+
+# -- hostile text, closed pipes, missing folders (issue 10, items 5 and 7) ----------------------------------
+EVIL_NAME = "evil\x1b]0;pwned\x07\x1b[2J\x9b31m\r"
+EVIL_SETTING = "gen\u202eeric\u200b"
+
+
+def _hostile_results(folder, identity="m"):
+    gens = [Generation(GenKey(s, "p0", 0), Prompt(s, "p0", "t"), "c") for s in ("prefix", EVIL_SETTING)]
+    run = RunResults(None, Manifest(run_name=EVIL_NAME, model=ModelInfo(identity=identity)),
+                     tuple(gens), tuple(TraceResult(g.key, g.completion, 1) for g in gens),
+                     {s: {"n_generations": 1, "metrics": {"als": 1.0}, "intervals": {}} for s in ("prefix", EVIL_SETTING)},
+                     {EVIL_SETTING: {"als": {"value": 0.5, "lo": 0.1, "hi": 0.9, "method": "p"}}})
+    return save_results(run, folder)
+
+
+def _no_raw_controls(text: str) -> bool:
+    return not any(c in text for c in "\x1b\x07\x9b\r\u202e\u200b")
+
+
+def test_report_shows_control_and_bidi_characters_visibly(tmp_path):
+    folder = _hostile_results(tmp_path / "r")
+    out = _cli("report", str(folder), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert _no_raw_controls(out.stdout)
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\x0d" in out.stdout and "gen[U+202E]eric[U+200B]" in out.stdout
+    out = _cli("report", str(folder), "--json", timeout=60)
+    assert out.returncode == 0 and _no_raw_controls(out.stdout)
+    data = json.loads(out.stdout)  # escaped in the JSON text, exact once parsed
+    assert data["run_name"] == EVIL_NAME and set(data["summary"]) == {"prefix", EVIL_SETTING}
+
+
+def test_error_messages_and_paths_are_terminal_safe(tmp_path):
+    out = _cli("report", str(tmp_path / "x\x1b[2Jy\u202e"), timeout=60)
+    assert out.returncode == 2 and _no_raw_controls(out.stderr) and "x\\x1b[2Jy[U+202E]" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("extra", [["--json"], []])
+def test_report_into_a_closed_pipe_ends_quietly(tmp_path, extra):
+    folder = _hostile_results(tmp_path / "r", identity="m" * 400_000)  # far more than a pipe buffer holds
+    proc = subprocess.Popen([sys.executable, "-m", "core", "report", str(folder), *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(10)  # like `| head -c 10`: read a little, then close the pipe
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    assert err == ""  # no traceback, no "check free disk space"
+
+
+def test_report_of_a_summary_of_the_wrong_shape_is_one_clear_error(tmp_path):
+    folder = _tiny_results(tmp_path / "r")
+    (folder / "summary.json").write_text(json.dumps({"prefix": [1, 2, 3], "generic": "x"}))
+    for extra in ([], ["--json"]):
+        out = _cli("report", str(folder), *extra, timeout=60)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert out.stderr.count("\n") == 1 and "wrong shape" in out.stderr
+
+
+def test_cache_show_never_creates_a_missing_cache_folder(tmp_path, capsys):
+    missing = tmp_path / "nonexistent" / "deep"
+    for action in ("show", "clear"):
+        assert main(["cache", action, "--cache-dir", str(missing)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --cache-dir {missing}: no such folder") and err.count("\n") == 1
+    assert not (tmp_path / "nonexistent").exists()
+    # the default cache not made yet: an empty report, nothing created
+    out = _cli("cache", "show", env_extra={"PROPME_CACHE_DIR": str(missing)}, timeout=60)
+    assert out.returncode == 0 and "empty (nothing cached yet)" in out.stdout
+    assert not (tmp_path / "nonexistent").exists()
+
+
+@pytest.mark.parametrize("name", ["a\\u0000b", "tab\\there", "esc\\u001b[2J", "../escaped", "", "."])
+def test_bad_run_names_are_refused_before_any_work(tmp_path, name):
+    toml = tmp_path / "exp.toml"
+    toml.write_text(f'name = "{name}"\nindex_dirs = "idx"\n[model]\nname_or_path = "org/m"\n'
+                    '[[settings]]\nname = "prefix"\n', encoding="utf-8")
+    out = _cli("run", str(toml), "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"),
+               timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "name" in out.stderr and _no_raw_controls(out.stderr)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

@@ -240,7 +240,7 @@ def test_missing_text_column_lists_the_columns(tmp_path, fmt):
 
 def test_unknown_format_name_is_rejected(tmp_path):
     path = write_corpus(tmp_path, "jsonl", ROWS)
-    with pytest.raises(CorpusError, match=r"unknown corpus format 'xml': use one of \('auto', 'jsonl'"):
+    with pytest.raises(ConfigError, match=r"unknown corpus format 'xml': use one of \('auto', 'jsonl'"):
         _load(path, format="xml")
 
 

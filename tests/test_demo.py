@@ -297,8 +297,8 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
     paper's gap (the model can leak far more than it does under natural prompts)."""
     import random
 
+    from core.config_file import load_experiment
     from core.index.tokenizer import load_tokenizer
-    from core.runs.experiment import load_experiment
     from core.runs.results import load_results
     from core.scoring.propensity import pm
     from core.scoring.registry import compute_metrics

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.config import AdaptiveParam, DecodingConfig, MetricsConfig, NVBlocksConfig
+from core.config_file import load_experiment
 from core.errors import ConfigError
 from core.runs.cache import ResultCache
-from core.runs.experiment import load_experiment, run_experiment
+from core.runs.experiment import run_experiment
 from core.runs.manifest import Counts
 from core.runs.results import load_results
 from core.scoring.registry import compute_metrics
@@ -136,7 +137,8 @@ def test_changed_decoding_generates_again(tiny, tmp_path):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from core.runs.cache import ResultCache
-    from core.runs.experiment import load_experiment, run_experiment
+    from core.config_file import load_experiment
+    from core.runs.experiment import run_experiment
     import dataclasses
     cfg = load_experiment(sys.argv[1])
     cfg = dataclasses.replace(cfg, output_dir=sys.argv[2])

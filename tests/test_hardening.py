@@ -25,11 +25,11 @@ from streamlit.testing.v1 import AppTest
 from app import paths
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
+from core.config_file import load_experiment
 from core.errors import ConfigError
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer
 from core.records import GenKey
-from core.runs.experiment import load_experiment
 from core.runs.manifest import SkippedRows
 from core.runs.results import load_results
 from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
@@ -127,7 +127,7 @@ BAD_CONFIGS = {
     "binary prompt set": ({GENERIC: 'prompts_path = "bin.jsonl"'}, {"bin.jsonl": b"\x00\x01\x02" * 100},
                           r"prompt set .*bin\.jsonl: .*looks binary"),
     "missing prompt set": ({GENERIC: 'prompts_path = "gone.jsonl"'}, {}, r"prompt set .*gone\.jsonl.*does not exist"),
-    "duplicate setting": ({'name = "generic"': 'name = "prefix"'}, {}, r"setting names must be unique"),
+    "duplicate setting": ({'name = "prefix"': 'name = "generic"'}, {}, r"setting names must be unique"),
 }
 
 

@@ -11,10 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.config import ModelConfig, SettingConfig
+from core.config_file import load_experiment
 from core.index.corpus_index import CorpusIndex
 from core.records import Generation, GenKey, Prompt
 from core.runs.cache import ResultCache
-from core.runs.experiment import load_experiment, run_experiment
+from core.runs.experiment import run_experiment
 from core.runs.manifest import IndexInfo, Manifest, ModelInfo
 from core.runs.manifest_paths import make_relative, portable_roots, resolve
 from core.runs.results import RunResults, load_results, save_results

@@ -3,92 +3,250 @@
 
 It implements ``POST /v1/completions`` and ``GET /v1/models`` of the documented OpenAI schema (no
 streaming, logprobs, echo, stop sequences or best_of: those get a 400). It is a reference and test
-server for the ``openai`` backend, not a production engine: requests are served one at a time
-(each request's prompts and ``n`` samples are batched together). For throughput on GPUs use a real
-engine such as vLLM, which speaks the same API. Binds 127.0.0.1 unless ``--host`` says otherwise.
+server for the ``openai`` backend, not a production engine. For throughput on GPUs use a real engine
+such as vLLM, which speaks the same API. Binds 127.0.0.1 unless ``--host`` says otherwise.
 
-Extensions accepted as vLLM does: ``top_k`` and ``repetition_penalty``. ``seed`` defaults to 0, so
-a request without one is still reproducible. finish_reason is ``stop`` at eos, else ``length``.
+Extensions accepted as vLLM does: ``top_k`` (0 or -1: off) and ``repetition_penalty``. ``seed``
+defaults to 0, so a request without one is still reproducible. finish_reason is ``stop`` at eos,
+else ``length``.
+
+Hostile or careless clients (see :class:`ServerLimits`):
+
+* Every field is validated (types, finite numbers, ranges; unknown fields refused) and any bad input,
+  including a missing or malformed ``Content-Length``, a body that is not JSON (``NaN`` too), too
+  large or too deep, is answered with a JSON 400 ``{"error": {"message", "type", "code"}}``.
+* One request asks for at most ``max_request_tokens`` = prompts x n x max_tokens new tokens.
+* At most ``max_pending`` requests wait for or use the model; more are answered 503 with
+  ``Retry-After`` at once. The model is taken for one batch of ``batch_size`` (prompt, sample) rows at
+  a time, so requests interleave; a request past ``request_timeout_s`` stops between batches with a 503.
+* Sockets time out after ``socket_timeout_s``; the listen backlog is 128.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
+import re
 import threading
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from core.config import DecodingConfig, ModelConfig
 from core.errors import PropMeError
 from core.generation.model import LoadedModel, context_length
-from core.records import Prompt
+from core.records import GenKey, Prompt
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED = ("stream", "logprobs", "echo", "stop", "suffix")
-MAX_BODY_BYTES = 16 << 20
+UNSUPPORTED = ("stream", "logprobs", "echo", "stop", "suffix", "logit_bias")
+ZERO_ONLY = ("presence_penalty", "frequency_penalty")  # accepted only at their "off" value
+KNOWN = frozenset({"model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "seed", "best_of",
+                   "repetition_penalty", "user", *UNSUPPORTED, *ZERO_ONLY})
+MAX_N = 128  # samples per prompt (the OpenAI API's own limit)
+MAX_SEED = 2 ** 63
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds on what one client can make the server do."""
+
+    max_body_bytes: int = 4 << 20  # request body size
+    max_request_tokens: int = 1 << 16  # prompts x n x max_tokens per request
+    max_pending: int = 16  # requests generating or waiting for the model; more get 503
+    request_timeout_s: float = 300.0  # a request still generating after this is stopped (503)
+    socket_timeout_s: float = 30.0  # a client silent this long mid-request is dropped
+    max_connections: int = 256  # open connections; more get a 503 and are closed
+    backlog: int = 128  # listen backlog (the socketserver default of 5 resets bursts of clients)
+
+    def __post_init__(self):
+        for name in ("max_body_bytes", "max_request_tokens", "max_pending", "max_connections", "backlog"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise PropMeError(f"server limit {name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("request_timeout_s", "socket_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise PropMeError(f"server limit {name} must be a number of seconds > 0, got {value!r}")
 
 
 class RequestError(Exception):
-    """A client error: answered with an OpenAI-style error body and ``status``."""
+    """A client error (or an overload): answered with an OpenAI-style error body and ``status``."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request_error"):
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request_error", close: bool = False):
         super().__init__(message)
-        self.status, self.code = status, code
+        self.status, self.code, self.close = status, code, close
+
+
+# -- request validation ------------------------------------------------------------------------------
+def _text_prompt(i: int, p: str) -> Prompt:
+    if not p:
+        raise RequestError(f"prompt[{i}] is an empty string")
+    try:
+        p.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"prompt[{i}] is not valid Unicode (it holds a lone surrogate such as \\ud800)") from None
+    return Prompt("served", f"p{i}", p)
+
+
+def _is_ids(p: Any) -> bool:
+    return isinstance(p, list) and bool(p) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
 
 
 def _prompts(raw: Any) -> list[Prompt]:
     """The schema's prompt forms: a string, a list of ints, a list of strings, a list of int lists."""
     def one(i: int, p: Any) -> Prompt:
         if isinstance(p, str):
-            return Prompt("served", f"p{i}", p)
-        if isinstance(p, list) and p and all(isinstance(t, int) and not isinstance(t, bool) for t in p):
+            return _text_prompt(i, p)
+        if _is_ids(p):
+            if not all(0 <= t < 1 << 40 for t in p):
+                raise RequestError(f"prompt[{i}] holds a negative or huge token id")
             return Prompt("served", f"p{i}", "", token_ids=tuple(p))
-        raise RequestError(f"prompt[{i}] must be a non-empty string or list of token ids")
+        raise RequestError(f"prompt[{i}] must be a non-empty string or a non-empty list of token ids")
 
-    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)):
+    if isinstance(raw, str) or _is_ids(raw):
         return [one(0, raw)]
     if isinstance(raw, list) and raw:
         return [one(i, p) for i, p in enumerate(raw)]
-    raise RequestError("'prompt' must be a string, a list of token ids, or a list of those")
+    raise RequestError("'prompt' must be a non-empty string, a list of token ids, or a non-empty list of those")
 
 
-def _number(body: dict, name: str, default, kind=float):
+def _number(body: dict, name: str, default, kind=float, ok=lambda v: True, rule: str = ""):
+    """``body[name]`` (``default`` when absent or null) checked to be a finite number of ``kind`` with ``ok``."""
     value = body.get(name, default)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise RequestError(f"'{name}' must be a {'integer' if kind is int else 'number'}, got {value!r}")
+        raise RequestError(f"'{name}' must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(f"'{name}' must be a finite number, got {value!r}")
+    if not ok(value):
+        raise RequestError(f"'{name}' must be {rule}, got {value!r}")
     return kind(value)
 
 
-def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size: int) -> dict:
+def decoding_from_request(body: dict, n_prompts: int, lm: LoadedModel, batch_size: int,
+                          limits: ServerLimits) -> DecodingConfig:
+    """Check every decoding field of a request body and build the DecodingConfig (RequestError when bad)."""
+    unknown = sorted(str(k) for k in set(body) - KNOWN)
+    if unknown:
+        raise RequestError(f"unknown field(s) {unknown}; this server accepts {sorted(KNOWN)}")
+    for name in UNSUPPORTED:
+        if body.get(name) not in (None, False, [], "", {}):
+            raise RequestError(f"'{name}' is not supported by this reference server")
+    for name in ZERO_ONLY:
+        _number(body, name, 0.0, ok=lambda v: v == 0, rule="0 (not supported by this reference server)")
+    if body.get("user") is not None and not isinstance(body.get("user"), str):
+        raise RequestError(f"'user' must be a string, got {body.get('user')!r}")
+    _number(body, "best_of", 1, int, lambda v: v == 1, "1 (best_of > 1 is not supported by this reference server)")
+    temperature = _number(body, "temperature", 1.0, ok=lambda v: v >= 0, rule=">= 0")
+    top_p = _number(body, "top_p", 1.0, ok=lambda v: 0 < v <= 1, rule="in (0, 1]")
+    top_k = _number(body, "top_k", 0, int, lambda v: v >= -1, ">= 0 (0 or -1: off)")
+    penalty = _number(body, "repetition_penalty", 1.0, ok=lambda v: v > 0, rule="> 0 (1.0: off)")
+    n = _number(body, "n", 1, int, lambda v: 1 <= v <= MAX_N, f"in [1, {MAX_N}]")
+    max_tokens = _number(body, "max_tokens", 16, int, lambda v: v >= 1, ">= 1")
+    seed = _number(body, "seed", 0, int, lambda v: -MAX_SEED < v < MAX_SEED, "a 64-bit integer")
+    asked = n_prompts * n * max_tokens
+    if asked > limits.max_request_tokens:
+        raise RequestError(f"this request asks for up to {asked} new tokens (prompts {n_prompts} x n {n} x max_tokens "
+                           f"{max_tokens}); the limit per request is {limits.max_request_tokens}: lower n or "
+                           "max_tokens, or split the request")
+    if temperature == 0 and n > 1:
+        raise RequestError("greedy decoding (temperature 0) gives identical samples: use n = 1 or a temperature > 0")
+    try:
+        return DecodingConfig(temperature=temperature, top_p=top_p, top_k=max(0, top_k), repetition_penalty=penalty,
+                              num_samples=n, max_new_tokens=max_tokens,
+                              max_prompt_tokens=context_length(lm.model) or 1 << 30, batch_size=batch_size, seed=seed)
+    except PropMeError as e:
+        raise RequestError(str(e)) from None
+
+
+# -- generation ----------------------------------------------------------------------------------------
+class ModelGate:
+    """Admission and turn-taking for the one shared model: at most ``max_pending`` requests admitted (the
+    rest get 503 at once), and the model is held for one batch at a time, taken in arrival order (a long
+    request's next batch queues behind a batch another request asked for meanwhile)."""
+
+    def __init__(self, limits: ServerLimits):
+        self.limits = limits
+        self._admitted = threading.BoundedSemaphore(limits.max_pending)
+        self._turns = threading.Condition()
+        self._waiting: deque[object] = deque()
+        self._busy = False
+
+    def admit(self) -> None:
+        if not self._admitted.acquire(blocking=False):
+            raise RequestError(f"server busy: {self.limits.max_pending} requests are already generating or waiting; "
+                               "retry shortly", 503, "server_busy")
+
+    def leave(self) -> None:
+        self._admitted.release()
+
+    def run(self, fn, deadline: float):
+        """``fn()`` while holding the model; 503 when the model does not come free before ``deadline``."""
+        me = object()
+        with self._turns:
+            self._waiting.append(me)
+            try:
+                while True:  # the deadline is checked before every batch, waiting or not
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise RequestError(f"request stopped: not finished within the server's limit of "
+                                           f"{self.limits.request_timeout_s:g} s; send fewer prompts or tokens, "
+                                           "or retry", 503, "timeout")
+                    if not self._busy and self._waiting[0] is me:
+                        break
+                    self._turns.wait(remaining)
+            except BaseException:
+                self._waiting.remove(me)
+                self._turns.notify_all()
+                raise
+            self._waiting.popleft()
+            self._busy = True
+        try:
+            return fn()
+        finally:
+            with self._turns:
+                self._busy = False
+                self._turns.notify_all()
+
+
+def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size: int,
+                        limits: ServerLimits = ServerLimits(), gate: ModelGate | None = None) -> dict:
     """Run one /v1/completions request body through core.generation.generate and build the OpenAI reply."""
     from core.generation.generate import generate, prompt_token_ids
 
-    if body.get("model") not in (None, model_name):
-        raise RequestError(f"model {body.get('model')!r} is not served here; this server serves {model_name!r}",
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError(f"'model' must be a string, got {model!r}")
+    if model not in (None, model_name):
+        raise RequestError(f"model {model!r} is not served here; this server serves {model_name!r}",
                            404, "model_not_found")
-    for name in UNSUPPORTED:
-        if body.get(name) not in (None, False, [], ""):
-            raise RequestError(f"'{name}' is not supported by this reference server")
-    if _number(body, "best_of", 1, int) > 1:
-        raise RequestError("'best_of' > 1 is not supported by this reference server")
     prompts = _prompts(body.get("prompt"))
+    cfg = decoding_from_request(body, len(prompts), lm, batch_size, limits)
+    gate = gate or ModelGate(limits)
+    deadline = time.monotonic() + limits.request_timeout_s
+    gate.admit()
     try:
-        cfg = DecodingConfig(
-            temperature=_number(body, "temperature", 1.0), top_p=_number(body, "top_p", 1.0),
-            top_k=max(0, _number(body, "top_k", 0, int)), repetition_penalty=_number(body, "repetition_penalty", 1.0),
-            num_samples=_number(body, "n", 1, int), max_new_tokens=_number(body, "max_tokens", 16, int),
-            max_prompt_tokens=context_length(lm.model) or 1 << 30, batch_size=batch_size,
-            seed=_number(body, "seed", 0, int))
-        gens = generate(lm, prompts, cfg)
-    except PropMeError as e:
-        raise RequestError(str(e)) from None
-    n_prompt = sum(len(prompt_token_ids(p, lm.tokenizer)) for p in prompts)  # generate() has checked them
+        rows = [(j, GenKey(p.setting, p.prompt_id, i)) for j, p in enumerate(prompts) for i in range(cfg.num_samples)]
+        keys = [k for _, k in rows]
+        by_key: dict = {}
+        for start in range(0, len(rows), batch_size):  # one batch per turn of the model: requests interleave
+            chunk = set(keys[start:start + batch_size])
+            todo = [prompts[j] for j in sorted({j for j, _ in rows[start:start + batch_size]})]
+            try:
+                gens = gate.run(lambda todo=todo, chunk=chunk: generate(
+                    lm, todo, cfg, skip=lambda k: k not in chunk), deadline)
+            except PropMeError as e:
+                raise RequestError(str(e)) from None
+            by_key.update((g.key, g) for g in gens)
+        n_prompt = sum(len(prompt_token_ids(p, lm.tokenizer)) for p in prompts)  # generate() has checked them
+    finally:
+        gate.leave()
+    gens = [by_key[k] for k in keys]
     choices = [{"text": g.completion, "index": i, "logprobs": None,
                 "finish_reason": "stop" if g.finish_reason == "eos" else "length"} for i, g in enumerate(gens)]
     n_completion = sum(len(g.completion_ids) for g in gens)
@@ -98,75 +256,179 @@ def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size
                       "total_tokens": n_prompt * cfg.num_samples + n_completion}}
 
 
+# -- HTTP ----------------------------------------------------------------------------------------------
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(raw: bytes) -> dict:
+    """A request body as a JSON object (RequestError: not JSON, NaN/Infinity, too deeply nested, not an object)."""
+    try:
+        body = json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise RequestError(f"request body is not JSON: {reason}") from None
+    if not isinstance(body, dict):
+        raise RequestError("request body must be a JSON object")
+    return body
+
+
+def _error_body(status: int, message: str, code: str) -> bytes:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = ServerLimits.backlog  # replaced per server in make_server (read at bind time)
+    limits = ServerLimits()
+
+    def __init__(self, address, handler, limits: ServerLimits):
+        self.limits, self.request_queue_size = limits, limits.backlog
+        self._connections = threading.BoundedSemaphore(limits.max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self._connections.acquire(blocking=False):  # too many open connections: a short 503, then close
+            body = _error_body(503, "server busy: too many open connections; retry shortly", "server_busy")
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode()
+                                + b"\r\n\r\n" + body)
+            except OSError:
+                pass  # the client is gone: nothing to tell it
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+
 def make_server(lm: LoadedModel, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
-                batch_size: int = 16) -> ThreadingHTTPServer:
+                batch_size: int = 16, limits: ServerLimits = ServerLimits()) -> ThreadingHTTPServer:
     """A ready (not yet serving) server; ``port=0`` picks a free port (``server.server_address``)."""
     name = model_name or lm.config.name_or_path
-    lock = threading.Lock()  # one generate at a time: the model is shared
+    gate = ModelGate(limits)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = limits.socket_timeout_s  # applied to the socket: a stalled client cannot hold a thread forever
 
-        def _send(self, status: int, obj: dict) -> None:
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        def _send(self, status: int, data: bytes, close: bool = False, retry_after: bool = False) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if retry_after:
+                    self.send_header("Retry-After", "1")
+                if close:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+            except OSError:  # the client hung up before the answer: nothing left to tell it
+                self.close_connection = True
 
         def _error(self, e: RequestError) -> None:
-            self._send(e.status, {"error": {"message": str(e), "type": "invalid_request_error", "code": e.code}})
+            self._send(e.status, _error_body(e.status, str(e), e.code), close=e.close, retry_after=e.status == 503)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (bad request line, unsupported method, long headers) as JSON too."""
+            text = message or self.responses.get(code, ("error",))[0]
+            self._send(code, _error_body(code, f"{text}{f': {explain}' if explain else ''}",
+                                         "invalid_request_error" if code < 500 else "server_error"), close=True)
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") != "/v1/models":
-                return self._error(RequestError(f"no route GET {self.path}", 404, "not_found"))
-            self._send(200, {"object": "list", "data": [
-                {"id": name, "object": "model", "created": int(time.time()), "owned_by": "propme"}]})
+                return self._error(RequestError(f"no route GET {self.path[:200]}", 404, "not_found"))
+            data = json.dumps({"object": "list", "data": [
+                {"id": name, "object": "model", "created": int(time.time()), "owned_by": "propme"}]}).encode()
+            self._send(200, data)
+
+        def _body(self) -> dict:
+            if self.headers.get("Transfer-Encoding"):
+                raise RequestError("chunked request bodies are not supported: send Content-Length", close=True)
+            raw_length = (self.headers.get("Content-Length") or "").strip()
+            if not re.fullmatch(r"[0-9]{1,15}", raw_length):
+                raise RequestError(f"Content-Length must be a number of bytes, got {raw_length[:40]!r}", close=True)
+            length = int(raw_length)
+            if not 0 < length <= limits.max_body_bytes:
+                raise RequestError(f"request body must be 1..{limits.max_body_bytes} bytes of JSON, got {length}",
+                                   close=True)
+            try:
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                raise RequestError(f"request body not received within {limits.socket_timeout_s:g} s",
+                                   close=True) from None
+            if len(raw) < length:
+                raise RequestError("request body is shorter than its Content-Length", close=True)
+            return parse_body(raw)
 
         def do_POST(self) -> None:
-            if self.path.rstrip("/") != "/v1/completions":
-                return self._error(RequestError(f"no route POST {self.path}", 404, "not_found"))
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 < length <= MAX_BODY_BYTES:
-                    raise RequestError(f"request body must be 1..{MAX_BODY_BYTES} bytes of JSON")
-                try:
-                    body = json.loads(self.rfile.read(length))
-                except ValueError as e:
-                    raise RequestError(f"request body is not JSON: {e}") from None
-                if not isinstance(body, dict):
-                    raise RequestError("request body must be a JSON object")
-                with lock:
-                    reply = completion_response(lm, body, name, batch_size)
+                if self.path.rstrip("/") != "/v1/completions":
+                    raise RequestError(f"no route POST {self.path[:200]}", 404, "not_found", close=True)
+                reply = completion_response(lm, self._body(), name, batch_size, limits, gate)
             except RequestError as e:
                 return self._error(e)
-            self._send(200, reply)
+            except Exception:  # a bug, not the client's fault: answer 500 and keep serving
+                log.exception("request failed")
+                return self._error(RequestError("internal server error (see the server log)", 500,
+                                                "server_error", close=True))
+            self._send(200, json.dumps(reply).encode())
 
         def log_message(self, fmt: str, *args) -> None:
             log.info("%s %s", self.address_string(), fmt % args)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    return _Server((host, port), Handler, limits)
+
+
+def _port(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or int(text) > 65535:
+        raise PropMeError(f"--port {text}: a TCP port is a number from 0 to 65535 (0: any free port)")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``serve --model PATH [--port 8000] [--host 127.0.0.1] [--name NAME] [--device auto] [--dtype auto]``."""
     from core.generation.model import load_model
 
+    d = ServerLimits()
     ap = argparse.ArgumentParser(prog="python -m core serve", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="local model folder (or hub id, if cached)")
     ap.add_argument("--revision", default=None, help="hub revision")
-    ap.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    ap.add_argument("--port", default="8000", help="TCP port (default 8000)")
     ap.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ap.add_argument("--name", default=None, help="model name clients send (default: --model as given)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     ap.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     ap.add_argument("--batch-size", type=int, default=16, help="prompts per forward batch")
+    ap.add_argument("--max-pending", type=int, default=d.max_pending,
+                    help=f"requests generating or queued; more get 503 (default {d.max_pending})")
+    ap.add_argument("--request-timeout", type=float, default=d.request_timeout_s,
+                    help=f"seconds one request may take; then 503 (default {d.request_timeout_s:g})")
+    ap.add_argument("--max-request-tokens", type=int, default=d.max_request_tokens,
+                    help=f"prompts x n x max_tokens allowed per request (default {d.max_request_tokens})")
     ap.add_argument("--trust-remote-code", action="store_true", help="run code from the model folder")
     args = ap.parse_args(argv)
+    port = _port(args.port)  # checked before the (slow) model load
+    if args.batch_size < 1:
+        raise PropMeError(f"--batch-size must be at least 1, got {args.batch_size}")
+    limits = ServerLimits(max_pending=args.max_pending, request_timeout_s=args.request_timeout,
+                          max_request_tokens=args.max_request_tokens)
     lm = load_model(ModelConfig(args.model, revision=args.revision, device=args.device, dtype=args.dtype,
                                 trust_remote_code=args.trust_remote_code))
-    server = make_server(lm, args.host, args.port, args.name, args.batch_size)
+    try:
+        server = make_server(lm, args.host, port, args.name, args.batch_size, limits)
+    except (OSError, OverflowError) as e:
+        raise PropMeError(f"cannot listen on {args.host}:{port}: {getattr(e, 'strerror', None) or e}; "
+                          "pick another --port or --host") from None
     host, port = server.server_address[:2]
     log.warning("serving %s (%s, %s) at http://%s:%d/v1", args.name or args.model, lm.device, lm.dtype, host, port)
     print(f"serving {args.name or args.model} at http://{host}:{port}/v1  (Ctrl-C stops)", flush=True)

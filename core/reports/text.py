@@ -1,15 +1,54 @@
-"""Plain-text (and JSON) report of a results folder: metrics per setting with intervals, and the PM table."""
+"""Plain-text (and JSON) report of a results folder: metrics per setting with intervals, and the PM table.
+
+Also the one place where text bound for a terminal is made safe (:func:`terminal_text`,
+:func:`terminal_json`): the CLI passes everything it prints through them, because run names, setting
+names, ids, paths and error messages can come from results folders, configs and corpora.
+"""
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 from core.config import CAPABILITY
+from core.errors import ResultsError
 from core.runs.manifest import to_json
-from core.runs.results import RunResults
 from core.scoring.registry import HEADLINE, label
 
+if TYPE_CHECKING:
+    from core.runs.results import RunResults
+
 SECONDARY = ("r_n", "max_span", "gen_nv_above", "unique_docs")
+
+
+# C0 controls but newline and tab (ESC starts terminal escape sequences; CR overwrites a line), DEL, C1
+# controls, bidi marks/embeddings/overrides/isolates, zero-width characters, line/paragraph separators,
+# BOM, and lone surrogates (which cannot even be written as UTF-8).
+_UNSAFE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u2069\ufeff\ud800-\udfff]")
+
+
+def terminal_text(text: Any) -> str:
+    """``text`` safe to print on a terminal: control characters shown as ``\\xNN``, bidi, zero-width
+    and other invisible characters as ``[U+XXXX]``; newlines and tabs kept.
+
+    >>> terminal_text("run\\x1b]0;pwned\\x07\\x1b[2J \\u202eevil\\nnext")
+    'run\\\\x1b]0;pwned\\\\x07\\\\x1b[2J [U+202E]evil\\nnext'
+    """
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0xA0 else f"[U+{ord(m.group()):04X}]",
+                       str(text))
+
+
+def terminal_json(obj: Any) -> str:
+    """``obj`` as indented JSON that is safe on a terminal and still equal to ``obj`` when parsed: the
+    characters :func:`terminal_text` shows are written as ``\\uXXXX`` escapes (they only occur in strings).
+
+    >>> terminal_json({"name": "a\\u202eb\\x1b"})
+    '{\\n  "name": "a\\\\u202eb\\\\u001b"\\n}'
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def fmt_number(x: Any) -> str:
@@ -39,8 +78,39 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
+def _number_or_none(x: Any) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _check_shape(run: RunResults) -> None:
+    """Raise ResultsError naming the first entry of summary/PM/manifest that a report cannot show."""
+    def bad(where: str, value: Any) -> ResultsError:
+        return ResultsError(f"{run.path or 'results'}: {where} has the wrong shape ({terminal_text(repr(value)[:80])}); "
+                            "re-run `python -m core run` to rewrite the results folder")
+
+    for name, part in (("summary.json", run.summary), ("PM table", run.pm)):
+        if not isinstance(part, dict):
+            raise bad(name, part)
+    for setting, s in run.summary.items():
+        where = f"summary.json [{setting!r}]"
+        if not isinstance(s, dict) or not isinstance(s.get("metrics", {}), dict) or \
+                not isinstance(s.get("intervals", {}), dict) or not _number_or_none(s.get("n_generations")):
+            raise bad(where, s)
+        if not all(_number_or_none(v) for v in s.get("metrics", {}).values()):
+            raise bad(f"{where} metrics", s["metrics"])
+        for k, iv in s.get("intervals", {}).items():
+            if iv and not (isinstance(iv, dict) and _number_or_none(iv.get("lo")) and _number_or_none(iv.get("hi"))):
+                raise bad(f"{where} intervals {k!r}", iv)
+    for setting, pm in run.pm.items():
+        if not isinstance(pm, dict) or not all(
+                v is None or (isinstance(v, dict) and all(_number_or_none(v.get(x)) for x in ("value", "lo", "hi")))
+                for v in pm.values()):
+            raise bad(f"PM table [{setting!r}]", pm)
+
+
 def report_dict(run: RunResults) -> dict[str, Any]:
-    """JSON-ready report: run identity, per-setting metrics and intervals, PM."""
+    """JSON-ready report: run identity, per-setting metrics and intervals, PM (print it with :func:`terminal_json`)."""
+    _check_shape(run)
     m = run.manifest
     return {"run_name": m.run_name, "path": run.path, "created": m.created,
             "model": m.model.identity if m.model else None, "index": m.index.fingerprint if m.index else None,
@@ -50,7 +120,9 @@ def report_dict(run: RunResults) -> dict[str, Any]:
 
 
 def format_report(run: RunResults) -> str:
-    """Human-readable report of one run (what ``python -m core report`` prints)."""
+    """Human-readable report of one run (what ``python -m core report`` prints), safe on a terminal
+    (:func:`terminal_text`); ResultsError when the results hold values of the wrong shape."""
+    _check_shape(run)
     m = run.manifest
     cfg, conf = m.metrics, m.metrics.confidence  # the thresholds summary.json and pm.json were scored with
     lines = [f"Run {m.run_name or '?'}  ({run.path or 'not saved'})",
@@ -60,7 +132,7 @@ def format_report(run: RunResults) -> str:
     lines += [f"Warning: {w}" for w in m.warnings] + ([""] if m.warnings else [])
     if not run.summary:
         lines.append("No scores in this results folder (summary.json is empty).")
-        return "\n".join(lines) + "\n"
+        return terminal_text("\n".join(lines) + "\n")
     header = ["setting", "n"] + [f"{label(k, cfg)} [{conf:.0%} CI]" for k in HEADLINE] + \
              [label(k, cfg) for k in SECONDARY]
     rows = []
@@ -80,4 +152,4 @@ def format_report(run: RunResults) -> str:
         lines += _table(header, rows)
     else:
         lines.append("No PM table: the run needs a prefix setting and at least one natural setting.")
-    return "\n".join(lines) + "\n"
+    return terminal_text("\n".join(lines) + "\n")

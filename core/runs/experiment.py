@@ -10,24 +10,11 @@ import dataclasses
 import json
 import logging
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import (
-    DecodingConfig,
-    ExperimentConfig,
-    MetricsConfig,
-    ModelConfig,
-    SettingConfig,
-    TraceConfig,
-    check_table,
-    check_types,
-    from_dict,
-    to_dict,
-    upgrade_metrics_table,
-)
+from core.config import ExperimentConfig, ModelConfig, to_dict
 from core.errors import ConfigError
 from core.progress import ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
@@ -39,92 +26,6 @@ from core.runs.results import RunResults, load_results, save_results
 log = logging.getLogger(__name__)
 
 TRACE_CHUNK = 32  # completions traced (and cached) per chunk: the unit of resumption for tracing
-_SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceConfig, "metrics": MetricsConfig}
-
-
-# -- loading the TOML ----------------------------------------------------------------------------
-def looks_like_local_path(name: str) -> bool:
-    """True when ``name`` can only be a local path, never a hub id (``org/name``).
-
-    >>> [looks_like_local_path(n) for n in ("gpt2", "org/model", "./m", "/abs/m", "~/m", "a/b/c", "m/")]
-    [False, False, True, True, True, True, True]
-    """
-    return (name.startswith((".", "/", "~")) or name.endswith("/") or "\\" in name or name.count("/") > 1
-            or Path(name).is_absolute())
-
-
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read an experiment TOML file into an :class:`ExperimentConfig`; raises ConfigError naming file and key.
-
-    Tables: ``[model]`` (required), ``[decoding]``, ``[trace]``, ``[metrics]`` (``[metrics.nv_blocks]``; the old ``[metrics.nvr]`` loads with a deprecation warning),
-    ``[[settings]]`` (one per setting, required); top level: ``name``, ``index_dirs`` (required),
-    ``output_dir``, ``cache_dir``, ``index_tokenizer``. Relative paths (index dirs, prompt files,
-    output and cache dirs, a local model folder) are resolved against the TOML file's folder.
-    """
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"experiment config {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read experiment config {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    base = path.resolve().parent
-
-    def rel(p: str) -> str:
-        return str(p) if Path(p).expanduser().is_absolute() else str(base / p)
-
-    for required in ("name", "model", "index_dirs", "settings"):
-        if required not in data:
-            raise ConfigError(f"{path}: missing required key {required!r} (see demo/experiment.toml for an example)")
-    try:
-        kw: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "metrics":
-                value, notes = upgrade_metrics_table(value, "metrics")
-                for note in notes:
-                    log.warning("%s: %s", path, note)
-            if key in _SECTIONS:
-                check_table(_SECTIONS[key], value, f"experiment.{key}")
-                kw[key] = from_dict(_SECTIONS[key], value)
-            elif key == "settings":
-                if not isinstance(value, list) or not value:
-                    raise ConfigError("settings: expected one or more [[settings]] tables")
-                for i, s in enumerate(value):
-                    check_table(SettingConfig, s, f"experiment.settings[{i}]")
-                kw[key] = tuple(from_dict(SettingConfig, s) for s in value)
-            elif key == "index_dirs":
-                dirs = [value] if isinstance(value, str) else value
-                if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-                    raise ConfigError(f"index_dirs = {value!r}: expected a folder or a list of folders")
-                kw[key] = tuple(rel(d) for d in dirs)
-            else:
-                kw[key] = value
-        cfg = from_dict(ExperimentConfig, kw)
-        check_types(cfg, "experiment")
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    names = [s.name for s in cfg.settings]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: setting names must be unique, got {names}")
-    model_dir = base / Path(cfg.model.name_or_path).expanduser()
-    model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
-        cfg.model.backend == "hf" and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
-    if model.backend == "hf" and not Path(model.name_or_path).expanduser().exists() and looks_like_local_path(
-            model.name_or_path):
-        raise ConfigError(f"{path}: [model] name_or_path: the model folder {model_dir} does not exist; fix the "
-                          "path (relative paths are read from the TOML file's folder) or give a hub id (org/name)")
-    index_tok = cfg.index_tokenizer
-    if index_tok and (base / Path(index_tok).expanduser()).exists():
-        index_tok = str(base / Path(index_tok).expanduser())
-    elif index_tok and looks_like_local_path(index_tok):
-        raise ConfigError(f"{path}: index_tokenizer: the tokenizer folder {base / index_tok} does not exist; fix "
-                          "the path (relative paths are read from the TOML file's folder) or give a hub id")
-    settings = tuple(dataclasses.replace(s, prompts_path=rel(s.prompts_path)) if s.prompts_path else s
-                     for s in cfg.settings)
-    return dataclasses.replace(cfg, model=model, settings=settings, output_dir=rel(cfg.output_dir),
-                               cache_dir=rel(cfg.cache_dir) if cfg.cache_dir else None, index_tokenizer=index_tok)
 
 
 # -- running ---------------------------------------------------------------------------------------
