@@ -30,11 +30,12 @@ from core.config import (
     to_dict,
 )
 from core.errors import ConfigError
+from core.paths import looks_like_local_path
 from core.progress import ProgressFn
 from core.records import Generation, GenKey, Prompt
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
-from core.runs.results import RunResults, load_results, save_results
+from core.runs.results import RunResults, check_replaceable, load_results, results_folder, save_results
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,6 @@ _SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceCon
 
 
 # -- loading the TOML ----------------------------------------------------------------------------
-def looks_like_local_path(name: str) -> bool:
-    """True when ``name`` can only be a local path, never a hub id (``org/name``).
-
-    >>> [looks_like_local_path(n) for n in ("gpt2", "org/model", "./m", "/abs/m", "~/m", "a/b/c", "m/")]
-    [False, False, True, True, True, True, True]
-    """
-    return (name.startswith((".", "/", "~")) or name.endswith("/") or "\\" in name or name.count("/") > 1
-            or Path(name).is_absolute())
-
-
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read an experiment TOML file into an :class:`ExperimentConfig`; raises ConfigError naming file and key.
 
@@ -195,6 +186,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     from core.tracing.trace import trace_many
 
     t_start, timings = time.perf_counter(), {}
+    out_folder = results_folder(cfg.output_dir, cfg.name)  # a bad name or a foreign folder fails before any work
+    check_replaceable(out_folder)
     cache = cache if cache is not None else ResultCache(cfg.cache_dir)
     if cfg.model.trust_remote_code and cfg.model.backend == "hf":
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
@@ -300,7 +293,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         "skipped_rows": skipped,
     }
     run = RunResults(None, manifest, generations, trace_list, scored["summary"], scored["pm"])
-    folder = save_results(run, Path(cfg.output_dir) / cfg.name, config_text=config_text)
+    folder = save_results(run, out_folder, config_text=config_text)
     log.info("run %s: %d generations (%d generated), %d traced; results in %s", cfg.name, len(generations),
              generated, len(todo), folder)
     return load_results(folder)
