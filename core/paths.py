@@ -43,7 +43,10 @@ def resolve(path: str | os.PathLike, *, what: str = "path") -> Path:
     >>> resolve("/srv/data/../data/run1").as_posix()
     '/srv/data/run1'
     """
-    text = os.fspath(path)
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise ConfigError(f"{what} must be a path (text), got {type(path).__name__} {str(path)[:80]!a}") from None
     if isinstance(text, bytes):
         text = os.fsdecode(text)
     text = text.strip()
