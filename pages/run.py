@@ -69,7 +69,9 @@ with render.page_boundary():
         folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress,
                                                paths.work_dir(root) / "app-indexes")
         if load.problems or load.renamed:
-            st.warning(runner.corpus_report_text(load, folder))
+            st.warning(f"{len(load.problems)} corpus row(s) skipped and {len(load.renamed)} repeated id(s) kept "
+                       "under a new id: the first are listed below, all of them in the files beside the index.")
+            render.plain(runner.corpus_report_text(load, folder))
         index_dirs = (str(folder),)
     exempt = (demo.get("model"), *demo.get("prompts", {}).values(), *(index_dirs if corpus_kind == "demo corpus" else ()))
     cfg = runner.experiment_config(runner.RunChoices(name, model, index_dirs, settings, decoding, trace, out_dir),
