@@ -219,3 +219,23 @@ def test_generation_row_whose_span_count_disagrees_with_its_trace_is_refused(tmp
                                                           pa.array(n, pa.int64())))
     with pytest.raises(ResultsError, match="generations.parquet"):
         load_results(out)
+
+
+def test_edited_summary_or_pm_is_refused_so_report_and_app_agree(tmp_path, capsys):
+    from core.cli import main
+    from tests.fixtures_app import make_run
+
+    out = save_results(make_run(n_per_setting=2, hostile=False), tmp_path / "r")
+    assert main(["report", str(out)]) == 0
+    capsys.readouterr()
+    for name in ("summary.json", "pm.json"):
+        original = (out / name).read_text()
+        data = json.loads(original)
+        data["forged"] = {"metrics": {"nvr": 0.0}}
+        (out / name).write_text(json.dumps(data))
+        with pytest.raises(ResultsError, match=re.escape(f"{out / name} was changed after the run wrote it")):
+            load_results(out)
+        assert main(["report", str(out)]) == 2
+        assert "was changed after the run wrote it" in capsys.readouterr().err
+        (out / name).write_text(original)
+    assert load_results(out).summary == json.loads((out / "summary.json").read_text())

@@ -11,7 +11,8 @@ Layout (``FORMAT_VERSION`` 1)::
     spans.parquet        one row per final span (flat, for notebooks)
     docs.parquet         one row per retrieved document (flat, for notebooks)
     summary.json         per setting: metrics and bootstrap intervals
-    pm.json              propensity scores (natural settings against prefix)
+    pm.json              propensity scores (natural settings against prefix); the sha256 of both files is
+                         in the manifest (``scores_sha256``): an edited score file is refused on load
 
 Writes go to a temporary sibling folder (``.NAME.tmp-PID-HEX``) that is renamed into place, so a
 half-written folder is never loaded. A write replaces only a results folder this tool wrote
@@ -24,6 +25,7 @@ generations and the manifest) and raises :class:`ResultsError` naming the file a
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -55,6 +57,7 @@ OUR_FILES = frozenset((*REQUIRED_FILES, "config.toml"))  # everything save_resul
 # our temporary folders: .NAME.tmp-PID-HEX (being written) and .NAME.old-PID-HEX (replaced, being removed);
 # folders written before the pid was part of the .old name have only the hex
 _TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d{1,10})-)?[0-9a-f]{8}")
+SCORES_KEY = "scores_sha256"  # manifest: sha256 of summary.json and pm.json as written
 STALE_TEMP_S = 24 * 3600  # a temp folder this old is stale even when its writer's pid is in use again
 
 # Prompt/Generation fields stored as their own columns; any other field goes to extra_json.
@@ -195,9 +198,16 @@ def _check_keys(run: RunResults) -> dict[GenKey, int]:
     return trace_pos
 
 
+def _json_text(data: Any, sort_keys: bool = True) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=sort_keys, default=str) + "\n"
+
+
 def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=sort_keys, default=str) + "\n",
-                    encoding="utf-8")
+    path.write_text(_json_text(data, sort_keys), encoding="utf-8")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str | None = None) -> Path:
@@ -219,6 +229,9 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         span_rows += s
         doc_rows += d
     manifest = dict(run.manifest)
+    scores = {"summary.json": _json_text(codec.to_jsonable(dict(run.summary)), sort_keys=False),  # setting order
+              "pm.json": _json_text(codec.to_jsonable(dict(run.pm)), sort_keys=False)}
+    manifest[SCORES_KEY] = {name: _sha256(text.encode("utf-8")) for name, text in scores.items()}
     manifest.update(format=RESULTS_FORMAT, format_version=FORMAT_VERSION, n_generations=len(gen_rows), n_traces=len(run.traces),
                     n_spans=len(span_rows), n_docs=len(doc_rows), settings_present=run.settings())
     manifest = manifest_paths.make_relative(codec.to_jsonable(manifest), folder)  # portable: see core.runs.manifest_paths
@@ -230,8 +243,8 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), tmp / "generations.parquet")
         pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), tmp / "spans.parquet")
         pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), tmp / "docs.parquet")
-        _write_json(tmp / "summary.json", codec.to_jsonable(dict(run.summary)), sort_keys=False)  # setting order
-        _write_json(tmp / "pm.json", codec.to_jsonable(dict(run.pm)), sort_keys=False)
+        for name, text in scores.items():
+            (tmp / name).write_text(text, encoding="utf-8")
         if config_text is not None:
             (tmp / "config.toml").write_text(config_text, encoding="utf-8")
         _write_json(tmp / "manifest.json", manifest)  # last: marks the folder complete
@@ -364,6 +377,25 @@ def _read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None)
         raise ResultsError(f"{path} is unreadable ({e}); run the experiment again to rewrite it") from None
 
 
+def _check_scores(folder: Path, digests: Any) -> None:
+    """summary.json and pm.json must be the bytes the run wrote (their sha256 in the manifest), so the
+    report (which prints them) and the app (which recomputes from the traces) show the same scores.
+    Folders written before the digests existed are not checked."""
+    if digests is None:
+        return
+    if not isinstance(digests, dict) or set(digests) != {"summary.json", "pm.json"}:
+        raise ResultsError(f"{folder}/manifest.json: {SCORES_KEY} is damaged; run the experiment again")
+    for name, digest in digests.items():
+        try:
+            actual = _sha256((folder / name).read_bytes())
+        except OSError as e:
+            raise ResultsError(f"{folder / name} is unreadable ({e}); run the experiment again") from None
+        if actual != digest:
+            raise ResultsError(f"{folder / name} was changed after the run wrote it (its sha256 differs from the "
+                               "manifest's): its scores may not match the traces; run the experiment again (cached "
+                               "work is reused) to rewrite it")
+
+
 def _check_flat_tables(folder: Path, gen_rows: list[dict]) -> tuple[int, int]:
     """Check spans.parquet and docs.parquet against the generations: each traced generation has exactly
     ``n_spans`` span rows (``span_ix`` 0..n-1), each span exactly its ``n_docs`` document rows
@@ -446,6 +478,7 @@ def load_results(folder: str | os.PathLike) -> RunResults:
     if version != FORMAT_VERSION:
         raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version of PropMe "
                            f"reads format {FORMAT_VERSION}: re-run the experiment or use a matching PropMe")
+    _check_scores(folder, manifest.get(SCORES_KEY))
     gen_rows = _read_table(folder / "generations.parquet", GENERATIONS_SCHEMA)
     n_spans, n_docs = _check_flat_tables(folder, gen_rows)
     counts = {"n_generations": len(gen_rows), "n_spans": n_spans, "n_docs": n_docs}
