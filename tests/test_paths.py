@@ -238,12 +238,19 @@ def test_run_page_hub_id_box_refuses_a_local_folder_outside_the_root_and_remote_
     assert any(re.search(r"evil-model is outside the data root", e) for e in _errors(at)), _errors(at)
 
 
-def test_corpus_page_refuses_an_index_named_outside_the_root(monkeypatch, tmp_path):
+@pytest.mark.parametrize("how", ["absolute", "relative"])
+def test_corpus_page_refuses_an_index_named_outside_the_root(monkeypatch, tmp_path, how):
     from core.runs.demo import demo_model_dir, ensure_demo_index
 
     index = ensure_demo_index()  # lies in the checkout: outside the data root below
     root = tmp_path / "root"
     run = write_run(root / "run", index={"dirs": [str(d) for d in index.dirs], "tokenizer": str(demo_model_dir())})
+    if how == "relative":  # a hand-edited manifest: ../ out of the results folder, listed as a relative path
+        m = json.loads((run / "manifest.json").read_text())
+        m["index"]["dirs"] = [os.path.relpath(index.dirs[0], run)]
+        m["relative_paths"] = ["index/dirs/0"]
+        (run / "manifest.json").write_text(json.dumps(m))
+        assert load_results(run).manifest["index"]["dirs"] == [str(index.dirs[0])]
     at = _app(monkeypatch, run, root)
     at.switch_page("../pages/corpus.py").run()
     assert not at.exception, at.exception
