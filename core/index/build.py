@@ -41,9 +41,9 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
                 load=None):
     """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
 
-    ``load``: the :class:`core.corpus.load.CorpusLoad` they came from; its skipped rows and renamed ids
-    are listed in files beside the index and counted in its manifest (``corpus_report``, see
-    :mod:`core.corpus.report`). No special tokens are added. ``max_memory_bytes`` is the RAM budget of the suffix-array step:
+    No special tokens are added. ``load``: the :class:`core.corpus.load.CorpusLoad` they came from; its
+    skipped rows and renamed ids are listed in files beside the index and counted in its manifest
+    (``corpus_report``, see :mod:`core.corpus.report`). ``max_memory_bytes`` is the RAM budget of the suffix-array step:
     a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
     parts that are then merged (several times slower). Returns the opened :class:`core.index.corpus_index.CorpusIndex`.
     """
