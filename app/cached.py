@@ -19,6 +19,7 @@ import streamlit as st
 
 from core.config import CAPABILITY, MetricsConfig
 from core.errors import PropMeError
+from core.paths import confine, data_root, model_source
 from core.records import TraceResult
 from core.scoring import registry, summary
 
@@ -222,6 +223,8 @@ def run_index(run):
     except Unavailable:
         demo = None
     is_demo = bool(demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve())
+    root = None if is_demo else data_root()  # a manifest may name any path: confine it like a typed one
+    dirs = tuple(str(confine(d, root, what="index folder named in the run's manifest")) for d in dirs)
     if dirs and all(Path(d).is_dir() for d in dirs):
         try:
             index = open_index(dirs)
@@ -232,7 +235,7 @@ def run_index(run):
         tok_name = (str(demo.demo_model_dir()) if is_demo
                     else (index_meta.tokenizer if index_meta else None) or (index.tokenizer_name if index else None))
         if index is not None and tok_name and (not is_demo or index.fingerprint == index_meta.fingerprint):
-            return index, tokenizer(str(tok_name))
+            return index, tokenizer(model_source(str(tok_name), root, what="tokenizer named in the run's manifest"))
     if is_demo:
         return demo_index(), tokenizer(str(demo.demo_model_dir()))
     where = ", ".join(dirs) or "(none recorded)"

@@ -1,39 +1,26 @@
 """Which folders the UI may open: the default results folder and the optional data root.
 
-On a shared server, ``PROPME_DATA_ROOT`` confines every path a user types (results folders,
-corpora, model folders, indexes) to one tree; paths outside it are refused with a clear message.
-Pure functions (no Streamlit), tested in tests/test_app_pages.py.
+On a shared server, ``PROPME_DATA_ROOT`` confines every path the app reads or writes (results
+folders, corpora, uploads, model folders and hub ids that name a local folder, indexes and
+tokenizers named in a manifest, outputs) to one tree; the checks themselves live in
+:mod:`core.paths` (the one path policy), this module only adds the app's own folders.
+Pure functions (no Streamlit), tested in tests/test_app_pages.py and tests/test_paths.py.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from core.errors import ConfigError
+from core.paths import DATA_ROOT_ENV, confine, data_root, model_source  # noqa: F401 (the app's entry points)
 
 RESULTS_ENV = "PROPME_RESULTS_DIR"  # results folder shown when the app opens (default: the demo run)
-DATA_ROOT_ENV = "PROPME_DATA_ROOT"  # optional: only paths under this folder may be opened
+BUILD = Path(__file__).resolve().parents[1] / "build"  # gitignored: the app's own files without a data root
+WORK_SUBDIR = ".propme-app"  # with a data root: the app's own files (uploads, indexes) live here, inside it
 
 
-def data_root(environ: dict | None = None) -> Path | None:
-    """The configured data root, resolved, or None when paths are not confined."""
-    value = (os.environ if environ is None else environ).get(DATA_ROOT_ENV, "").strip()
-    return Path(value).expanduser().resolve() if value else None
-
-
-def confine(path: str, root: Path | None) -> Path:
-    """``path`` resolved (symlinks and ``..`` followed); ConfigError when it lies outside ``root``.
-
-    >>> confine("/srv/data/run1", Path("/srv/data")).as_posix()
-    '/srv/data/run1'
-    """
-    if not path or not path.strip():
-        raise ConfigError("no path given: type the folder or file to open")
-    resolved = Path(path.strip()).expanduser().resolve()
-    if root is not None and not resolved.is_relative_to(root):
-        raise ConfigError(f"{resolved} is outside the data root {root} (set by {DATA_ROOT_ENV}): "
-                          "choose a path inside it")
-    return resolved
+def work_dir(root: Path | None) -> Path:
+    """Where the app keeps uploads and the indexes it builds: inside the data root when one is set."""
+    return BUILD if root is None else root / WORK_SUBDIR
 
 
 def default_results_dir(environ: dict | None = None) -> str:

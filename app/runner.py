@@ -4,6 +4,10 @@ Progress goes to one bar per stage (generate, trace, score ...) with its ETA. Th
 sets a ``threading.Event``; the progress callback then raises ``core.progress.Cancelled`` so the
 run stops at the next event with everything finished so far in the result cache (a new run of
 the same settings resumes from there).
+
+:func:`experiment_config` is the last check before a run starts, whatever the widgets did: the run
+name is one safe folder name, every path lies inside the data root (when one is set, see
+:mod:`core.paths`), and remote code stays off there.
 """
 from __future__ import annotations
 
@@ -12,18 +16,19 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from app.paths import work_dir
 from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
-from core.errors import PropMeError
+from core.errors import ConfigError, PropMeError
+from core.paths import confine, model_source, safe_name
 from core.progress import Cancelled, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-BUILD = Path(__file__).resolve().parents[1] / "build"  # gitignored
-UPLOAD_DIR = BUILD / "uploads"  # uploaded corpora, content-addressed
-APP_INDEX_DIR = BUILD / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer fingerprints
+UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
+APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,29 @@ class RunChoices:
     output_dir: str
 
 
-def experiment_config(c: RunChoices) -> ExperimentConfig:
-    return ExperimentConfig(name=c.name, model=c.model, index_dirs=c.index_dirs, settings=c.settings,
-                            decoding=c.decoding, trace=c.trace, output_dir=c.output_dir)
+def experiment_config(c: RunChoices, root: Path | None = None, exempt: tuple[str, ...] = ()) -> ExperimentConfig:
+    """The ExperimentConfig of the page's choices, checked against the data root ``root`` (None: none set).
+
+    Refuses (ConfigError) a run name that is not one safe folder name, remote code with a data root
+    set, and a model, index, prompt file or output folder outside the root. ``exempt`` lists the
+    app's own shipped paths (the demo model, index and prompt sets), which are allowed anywhere.
+    """
+    name = safe_name(c.name)
+    if root is not None and c.model.trust_remote_code:
+        raise ConfigError("Trust remote code cannot be enabled from the web app on this server (PROPME_DATA_ROOT "
+                          "is set): run such models with `python -m core run` on a machine you control")
+
+    def inside(path: str, what: str) -> str:
+        return path if path in exempt else str(confine(path, root, what=what))
+
+    model = c.model
+    if model.name_or_path not in exempt:
+        model = replace(model, name_or_path=model_source(model.name_or_path, root, what="model"))
+    settings = tuple(replace(s, prompts_path=inside(s.prompts_path, f"prompt set for {s.name}"))
+                     if s.prompts_path else s for s in c.settings)
+    return ExperimentConfig(name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
+                            settings=settings, decoding=c.decoding, trace=c.trace,
+                            output_dir=str(confine(c.output_dir, root, what="output folder")))
 
 
 def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
@@ -55,7 +80,8 @@ def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
 
 
 def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root: Path = APP_INDEX_DIR):
-    """Load a corpus file and build (or reuse) its index with ``tokenizer_name``; returns (index dir, load)."""
+    """Load a corpus file and build (or reuse) its index with ``tokenizer_name`` in a folder under ``root``
+    (its skipped rows and renamed ids listed beside it); returns (index dir, load)."""
     from core.config import CorpusConfig
     from core.corpus.load import corpus_fingerprint, load_corpus
     from core.index.build import build_index
@@ -72,8 +98,25 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
             return out, load
         except PropMeError as e:  # an unfinished or mismatched build: rebuild it below
             log.warning("rebuilding unusable index %s: %s", out, e)
-    build_index(load.documents, tok, out, progress=progress, cpus=1)
+    build_index(load.documents, tok, out, progress=progress, cpus=1, load=load)
     return out, load
+
+
+def corpus_report_text(load, folder: Path) -> str:
+    """The Run page's warning about a corpus's skipped rows and renamed ids (the files beside the index)."""
+    from core.corpus.report import describe_load
+
+    return describe_load(load, folder)
+
+
+def check_output(name: str, out_dir: str, root: Path | None) -> Path:
+    """The results folder ``out_dir/name`` of a run from the page, checked before any work starts: a safe
+    run name, an output folder inside the data root, nothing there but an earlier results folder."""
+    from core.runs.results import check_replaceable, results_folder
+
+    folder = results_folder(confine(out_dir, root, what="output folder"), name)
+    check_replaceable(folder)
+    return folder
 
 
 def progress_callback(cancel: threading.Event, show: Callable[[ProgressEvent], None]):

@@ -98,21 +98,31 @@ def decoding_controls(key: str = "run") -> DecodingConfig:
 
 
 def model_picker(demo_path: str | None, key: str = "run") -> ModelConfig:
-    """The demo model, a local folder (confined to the data root) or a hub id."""
+    """The demo model, a local folder or a hub id; both boxes are checked by :func:`core.paths.model_source`
+    (a hub id that names a local folder is that folder), confined to the data root when one is set.
+    With a data root set, remote code cannot be turned on here (the checkbox is disabled)."""
+    root = paths.data_root()
     kinds = (["demo model"] if demo_path else []) + ["local folder", "hub id"]
     kind = st.radio("Model", kinds, horizontal=True, key=f"{key}_model_kind")
-    trust = st.checkbox("Trust remote code", False, key=f"{key}_trust",
-                        help="Runs Python code shipped with the model: only for models you trust.")
+    if root is None:
+        trust = st.checkbox("Trust remote code", False, key=f"{key}_trust",
+                            help="Runs Python code shipped with the model: only for models you trust.")
+    else:
+        st.checkbox("Trust remote code", False, key=f"{key}_trust", disabled=True,
+                    help=f"Off on this server ({paths.DATA_ROOT_ENV} is set): remote code cannot be enabled "
+                    "from the web app.")
+        trust = False  # whatever the browser sends: never on with a data root
     if trust:
         st.warning("Trust remote code is ON: the model folder's own Python code will run on this machine.")
     if kind == "demo model":
         return ModelConfig(demo_path, trust_remote_code=trust)
     if kind == "local folder":
         folder = st.text_input("Model folder", key=f"{key}_model_path")
-        return ModelConfig(str(paths.confine(folder, paths.data_root())), trust_remote_code=trust)
+        return ModelConfig(str(paths.confine(folder, root, what="model folder")), trust_remote_code=trust)
     hub = st.text_input("Hub id (e.g. EleutherAI/pythia-70m)", key=f"{key}_model_hub")
     revision = st.text_input("Revision (optional)", key=f"{key}_model_rev")
-    return ModelConfig(hub.strip(), revision=revision.strip() or None, trust_remote_code=trust)
+    name = paths.model_source(hub, root, what="model (hub id box)") if hub.strip() else ""
+    return ModelConfig(name, revision=revision.strip() or None, trust_remote_code=trust)
 
 
 def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[SettingConfig, ...]:

@@ -78,7 +78,8 @@ class TextProgress:
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
     from core.config_file import looks_like_local_path
-    from core.corpus.load import describe_problems, load_corpus
+    from core.corpus.load import load_corpus
+    from core.corpus.report import describe_load
     from core.index.build import build_index
     from core.index.tokenizer import load_tokenizer
 
@@ -95,11 +96,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
                        seed=args.seed, on_bad_rows=args.on_bad_rows)
     progress = TextProgress()
     load = load_corpus(cfg, progress)
-    if load.problems:
-        say(f"skipped {len(load.problems)} bad row(s) of {load.rows_read}:\n{describe_problems(load.problems)}",
-            file=sys.stderr)
+    if load.problems or load.renamed:
+        say(describe_load(load, args.out), file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
-    index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus)
+    index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load)
     say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens, "
         f"fingerprint {index.fingerprint[:16]}")
     return 0

@@ -15,6 +15,14 @@ class ConfigError(PropMeError):
     """A configuration value (TOML, CLI flag, widget) is missing or out of range."""
 
 
+class OutsideRoot(ConfigError):
+    """A path resolves (symlinks and ``..`` followed) outside the folder it must stay in (core/paths.py)."""
+
+    def __init__(self, message: str, *, path=None, root=None):
+        super().__init__(message)
+        self.path, self.root = path, root
+
+
 class CorpusError(PropMeError):
     """A corpus file or folder cannot be read at all (missing, unknown format, empty)."""
 

@@ -29,8 +29,11 @@ with render.page_boundary():
     settings = widgets.settings_picker(prompt_paths=demo.get("prompts", {}))
     decoding = widgets.decoding_controls()
     trace = widgets.trace_controls(TraceConfig(), key="run_trace")
-    name = st.text_input("Run name", "app-run", key="run_name")
-    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", "results/local", key="run_out")
+    name = st.text_input("Run name", "app-run", key="run_name", help="One folder name: letters, digits, spaces, "
+                         "- _ . and the like; no / \\ or leading '.'")
+    root = paths.data_root()
+    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)",
+                            str(root / "results") if root else "results/local", key="run_out")
 
     c1, c2 = st.columns(2)
     start = c1.button("Run", type="primary", key="run_start")
@@ -50,26 +53,29 @@ with render.page_boundary():
         bars[e.stage].progress(e.fraction, text=runner.describe(e))
 
     progress = runner.progress_callback(cancel, show)
-    root = paths.data_root()
+    runner.check_output(name, out_dir, root)  # a bad run name or output folder fails before any work
     if corpus_kind == "demo corpus":
         index_dirs = (str(cached.demo_index().dirs[0]),)
     elif index_path is not None:
         index_dirs = (str(paths.confine(index_path, root)),)
     else:
         if upload is not None:
-            source = runner.save_upload(upload.name, upload.getvalue())
+            source = runner.save_upload(upload.name, upload.getvalue(), paths.work_dir(root) / "uploads")
         elif corpus_path:
             source = paths.confine(corpus_path, root)
         else:
             st.info("Choose a corpus file (path or upload) first.")
             st.stop()
-        folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress)
-        if load.problems:
-            st.warning(f"{len(load.problems)} corpus row(s) skipped; first: {load.problems[0].source} "
-                       f"line {load.problems[0].line}: {load.problems[0].reason}")
+        folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress,
+                                               paths.work_dir(root) / "app-indexes")
+        if load.problems or load.renamed:
+            st.warning(f"{len(load.problems)} corpus row(s) skipped and {len(load.renamed)} repeated id(s) kept "
+                       "under a new id: the first are listed below, all of them in the files beside the index.")
+            render.plain(runner.corpus_report_text(load, folder))
         index_dirs = (str(folder),)
-    cfg = runner.experiment_config(runner.RunChoices(name, model, index_dirs, settings, decoding, trace,
-                                                     str(paths.confine(out_dir, root))))
+    exempt = (demo.get("model"), *demo.get("prompts", {}).values(), *(index_dirs if corpus_kind == "demo corpus" else ()))
+    cfg = runner.experiment_config(runner.RunChoices(name, model, index_dirs, settings, decoding, trace, out_dir),
+                                   root, exempt=tuple(p for p in exempt if p))
     try:
         result = cached.run_experiment(cfg, progress)
     except Cancelled as e:

@@ -106,7 +106,7 @@ def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: 
         traces.append(trace)
     index_info = IndexInfo(**{"fingerprint": "fixture-index", "tokenizer": "whitespace",
                               **{k: tuple(v) if k == "dirs" else v for k, v in (index or {}).items()}})
-    cfg = ExperimentConfig(name, ModelConfig("tests/fixture-model"), index_info.dirs,
+    cfg = ExperimentConfig(name, ModelConfig("tests/fixture-model"), index_info.dirs or ("fixture-index",),
                            tuple(SettingConfig(s) for s in SETTINGS), metrics=metrics)
     manifest = assemble(cfg, ModelInfo(f"{name}-model", cfg.model, "whitespace"), index_info,
                         Counts(len(gens), len(gens)), created="2026-01-01T00:00:00+00:00", versions={})

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import CorpusConfig
-from core.corpus.load import Document, RowProblem, corpus_fingerprint, load_corpus
+from core.corpus.load import Document, RenamedId, RowProblem, corpus_fingerprint, load_corpus
 from core.errors import BadRowsError, ConfigError, CorpusError
 from tests.fixtures_corpus import WRITABLE, write_corpus, write_lines
 
@@ -139,7 +139,7 @@ BAD_LINES = [
     ('{"id": "e", "text": ""}', r"empty or whitespace-only"),
     ('{"id": "w", "text": " \\n\\t\\u3000"}', r"empty or whitespace-only"),
     ('{"id": "s", "text": "x\\ud800y"}', r"lone surrogate '\\ud800' at character 1"),
-    ('{"id": "ok1", "text": "again"}', r"duplicate id 'ok1' \(first seen at line 1\)"),
+    ('{"id": "ok1", "text": "again"}', None),  # a repeated id keeps its text, renamed ok1#2
     ('{"id": ["l"], "text": "t"}', r"id field 'id' is a list"),
     ('{"id": "ok2", "text": "also fine"}', None),
 ]
@@ -148,7 +148,8 @@ BAD_LINES = [
 def test_each_bad_row_kind_is_reported_with_its_line(tmp_path):
     path = write_lines(tmp_path / "bad.jsonl", [line for line, _ in BAD_LINES])
     out = _load(path)
-    assert [d.doc_id for d in out.documents] == ["ok1", "ok2"]
+    assert [(d.doc_id, d.text) for d in out.documents] == [("ok1", "fine"), ("ok1#2", "again"), ("ok2", "also fine")]
+    assert out.renamed == (RenamedId(str(path), 10, "ok1", "ok1#2"),)
     expected = [(i, pat) for i, (_, pat) in enumerate(BAD_LINES, 1) if pat]
     assert [p.line for p in out.problems] == [i for i, _ in expected]
     for problem, (_, pattern) in zip(out.problems, expected):
@@ -161,7 +162,7 @@ def test_stop_raises_naming_file_line_and_remedy(tmp_path):
     path = write_lines(tmp_path / "bad.jsonl", [line for line, _ in BAD_LINES])
     with pytest.raises(BadRowsError, match=r"(?s)bad\.jsonl line 2: invalid JSON.*on_bad_rows='skip'") as info:
         _load(path, on_bad_rows="stop")
-    assert [p.line for p in info.value.problems] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert [p.line for p in info.value.problems] == [2, 3, 4, 5, 6, 7, 8, 9, 11]
 
 
 def test_stop_reads_no_further_than_the_listed_problems(tmp_path):
@@ -174,10 +175,12 @@ def test_stop_reads_no_further_than_the_listed_problems(tmp_path):
 def test_parquet_and_csv_bad_rows_use_row_numbers(tmp_path):
     rows = [{"id": "a", "text": "ok"}, {"id": "b", "text": ""}, {"id": "a", "text": "dup"}, {"id": "c", "text": None}]
     pq = _load(write_corpus(tmp_path, "parquet", rows))
-    assert [(p.line, p.reason[:12]) for p in pq.problems] == [(2, "text field '"), (3, "duplicate id"), (4, "text field '")]
-    assert "is null" in pq.problems[2].reason
+    assert [(p.line, p.reason[:12]) for p in pq.problems] == [(2, "text field '"), (4, "text field '")]
+    assert "is null" in pq.problems[1].reason
+    assert [(d.doc_id, d.text) for d in pq.documents] == [("a", "ok"), ("a#2", "dup")]
+    assert [(r.line, r.doc_id, r.new_id) for r in pq.renamed] == [(3, "a", "a#2")]
     csv = _load(write_corpus(tmp_path, "csv", rows[:3]))
-    assert [p.line for p in csv.problems] == [2, 3] and [d.doc_id for d in csv.documents] == ["a"]
+    assert [p.line for p in csv.problems] == [2] and [d.doc_id for d in csv.documents] == ["a", "a#2"]
 
 
 def test_unknown_on_bad_rows_and_sample_size_are_config_errors(tmp_path):
@@ -352,7 +355,7 @@ def _expected_valid(text: str) -> bool:
 @given(rows=st.lists(_row, max_size=12))
 def test_random_jsonl_round_trip(tmp_path_factory, rows):
     path = tmp_path_factory.mktemp("prop") / "c.jsonl"
-    lines, valid, invalid, seen = [], [], [], set()
+    lines, valid, invalid, renamed, seen = [], [], [], [], set()
     for line_no, (kind, doc_id, text, ascii_only) in enumerate(rows, 1):
         if kind == "raw":
             lines.append(doc_id)
@@ -361,7 +364,11 @@ def test_random_jsonl_round_trip(tmp_path_factory, rows):
         obj = {"text": text} if doc_id is None else {"id": doc_id, "text": text}
         lines.append(json.dumps(obj, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"))
         final_id = str(line_no) if doc_id is None else doc_id
-        if _expected_valid(text) and final_id not in seen:
+        if _expected_valid(text):
+            if final_id in seen:  # a repeated id keeps its text under the first free id#k, k >= 2
+                new_id = next(f"{final_id}#{k}" for k in range(2, len(rows) + 3) if f"{final_id}#{k}" not in seen)
+                renamed.append((line_no, final_id, new_id))
+                final_id = new_id
             seen.add(final_id)
             valid.append((final_id, text))
         else:
@@ -374,5 +381,6 @@ def test_random_jsonl_round_trip(tmp_path_factory, rows):
     out = _load(path)
     assert [(d.doc_id, d.text) for d in out.documents] == valid
     assert [p.line for p in out.problems] == invalid
+    assert [(r.line, r.doc_id, r.new_id) for r in out.renamed] == renamed
     assert all(isinstance(p, RowProblem) and p.reason for p in out.problems)
     assert out.rows_read == len(out.documents) + len(out.problems) == len(rows)

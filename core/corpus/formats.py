@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -177,17 +178,40 @@ def _csv_rows(path: Path, text_field: str) -> Iterator[Row]:
         raise CorpusError(f"{path} is not a readable CSV file ({e}); fix the file or the format") from e
 
 
+def _txt_files(folder: Path) -> list[Path]:
+    """The .txt files under ``folder`` and every symbolic link in it (to a file or a folder), sorted by
+    relative path; links are not followed (a link may point anywhere: it becomes a reported skip)."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        base = Path(top)
+        found += [base / d for d in dirs if (base / d).is_symlink()]
+        found += [base / f for f in files if f.endswith(".txt") or (base / f).is_symlink()]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
 def _txt_rows(path: Path) -> tuple[Iterator[Row], int]:
-    """One document per .txt file (recursively, sorted by relative path; id = that path)."""
-    root, files = (path, [p for p in path.rglob("*.txt") if p.is_file()]) if path.is_dir() else (path.parent, [path])
-    files.sort(key=lambda p: p.relative_to(root).as_posix())
+    """One document per .txt file (recursively, sorted by relative path; id = that path).
+
+    Symbolic links inside a folder are never followed: each is a skipped row saying so."""
+    root, files = (path, _txt_files(path)) if path.is_dir() else (path.parent, [path])
     if not files:
         raise CorpusError(f"{path} holds no .txt files (searched recursively): put one document per .txt "
                           "file there, or point the corpus path at a JSONL/Parquet/CSV file")
 
     def rows() -> Iterator[Row]:
         for n, p in enumerate(files, 1):
-            data = p.read_bytes()
+            if p != path and p.is_symlink():
+                yield str(p), n, None, (f"symbolic link to {os.readlink(p)!a}, not followed: a corpus folder is "
+                                        "read only inside itself (copy the file in to index it)")
+                continue
+            if not p.is_file():
+                yield str(p), n, None, "not a regular file"
+                continue
+            try:
+                data = p.read_bytes()
+            except OSError as e:
+                yield str(p), n, None, f"cannot be read ({e.strerror or e})"
+                continue
             if b"\0" in data[:SNIFF_BYTES]:
                 yield str(p), n, None, "binary file (NUL bytes), not text"
                 continue

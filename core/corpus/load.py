@@ -3,7 +3,9 @@ Hugging Face dataset (``hf:<name>`` on the hub, or a folder written by ``save_to
 
 Bad rows are never dropped silently: each becomes a :class:`RowProblem` (file, 1-based line or row,
 reason) that is returned in :attr:`CorpusLoad.problems` (``on_bad_rows="skip"``) or raised in a
-:class:`~core.errors.BadRowsError` (``"stop"``). A file that cannot be read at all raises
+:class:`~core.errors.BadRowsError` (``"stop"``). A row whose id repeats an earlier one keeps its text:
+it is renamed ``id#2``, ``id#3``, ... (the first free name) and listed in :attr:`CorpusLoad.renamed`;
+:mod:`core.corpus.report` writes both lists beside the index. A file that cannot be read at all raises
 :class:`~core.errors.CorpusError` saying what to do. The readers of each format live in
 :mod:`core.corpus.formats` (JSONL lines are decoded one by one, with no length limit).
 """
@@ -45,11 +47,20 @@ class RowProblem:
 
 
 @dataclass(frozen=True)
+class RenamedId:
+    source: str
+    line: int
+    doc_id: str  # the id in the file (an earlier row has it)
+    new_id: str  # the id the document has in the index
+
+
+@dataclass(frozen=True)
 class CorpusLoad:
     documents: tuple[Document, ...]  # in corpus order (a sample keeps that order)
     problems: tuple[RowProblem, ...]
     rows_read: int  # rows looked at: len(documents) + len(problems) when nothing is sampled
     source: str
+    renamed: tuple[RenamedId, ...] = ()  # rows whose id repeated an earlier one, kept under a new id
 
 
 def check_on_bad_rows(value: str) -> None:
@@ -109,13 +120,18 @@ def load_corpus(cfg: CorpusConfig, progress: ProgressFn | None = None) -> Corpus
     rng = random.Random(cfg.seed)
     kept: list[tuple[int, Document]] = []
     problems: list[RowProblem] = []
-    first_line: dict[str, int] = {}
+    renamed: list[RenamedId] = []
+    seen: set[str] = set()
     rows_read = n_valid = 0
     for source, line, row, reason in rows:
         rows_read += 1
         doc = _to_document(row, line, text_field, id_field) if reason is None else reason
-        if isinstance(doc, Document) and first_line.setdefault(doc.doc_id, line) != line:
-            doc = f"duplicate id {doc.doc_id[:80]!r} (first seen at line {first_line[doc.doc_id]})"
+        if isinstance(doc, Document):
+            if doc.doc_id in seen:
+                new_id = _free_id(doc.doc_id, seen)
+                renamed.append(RenamedId(source, line, doc.doc_id, new_id))
+                doc = Document(new_id, doc.text, doc.metadata)
+            seen.add(doc.doc_id)
         if isinstance(doc, str):
             problems.append(RowProblem(source, line, doc))
             if cfg.on_bad_rows == "stop" and len(problems) >= LISTED_PROBLEMS:
@@ -143,8 +159,23 @@ def load_corpus(cfg: CorpusConfig, progress: ProgressFn | None = None) -> Corpus
                           f"{describe_problems(problems)}\nFix the rows or the text field ({text_field!r})")
     if problems:
         log.warning("%s: skipped %d bad row(s) of %d", cfg.path, len(problems), rows_read)
+    if renamed:
+        log.warning("%s: %d row(s) repeat an earlier id and were kept renamed (first: line %d, %r -> %r)",
+                    cfg.path, len(renamed), renamed[0].line, renamed[0].doc_id[:80], renamed[0].new_id[:80])
     documents = tuple(doc for _, doc in sorted(kept, key=lambda pair: pair[0]))
-    return CorpusLoad(documents, tuple(problems), rows_read, cfg.path)
+    return CorpusLoad(documents, tuple(problems), rows_read, cfg.path, tuple(renamed))
+
+
+def _free_id(doc_id: str, seen: set[str]) -> str:
+    """``doc_id#k`` for the smallest k >= 2 not in ``seen``.
+
+    >>> _free_id("a", {"a", "a#2"})
+    'a#3'
+    """
+    k = 2
+    while f"{doc_id}#{k}" in seen:
+        k += 1
+    return f"{doc_id}#{k}"
 
 
 def corpus_fingerprint(documents: Iterable[Document]) -> str:

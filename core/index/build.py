@@ -37,14 +37,18 @@ def _rust_indexing() -> Path:
 
 
 def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress: ProgressFn | None = None,
-                cpus: int | None = None, batch_size: int = 512, max_memory_bytes: int = SA_MEMORY_BUDGET):
+                cpus: int | None = None, batch_size: int = 512, max_memory_bytes: int = SA_MEMORY_BUDGET,
+                load=None):
     """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
 
-    No special tokens are added. ``max_memory_bytes`` is the RAM budget of the suffix-array step:
+    No special tokens are added. ``load``: the :class:`core.corpus.load.CorpusLoad` they came from; its
+    skipped rows and renamed ids are listed in files beside the index and counted in its manifest
+    (``corpus_report``, see :mod:`core.corpus.report`). ``max_memory_bytes`` is the RAM budget of the suffix-array step:
     a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
     parts that are then merged (several times slower). Returns the opened :class:`core.index.corpus_index.CorpusIndex`.
     """
     from core.corpus.load import corpus_fingerprint
+    from core.corpus.report import write_load_report
     from core.index.tokenizer import (
         tokenizer_eos_id,
         tokenizer_fingerprint,
@@ -56,6 +60,7 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     if not docs:
         raise CorpusError(f"No documents to index into {out_dir}: the corpus is empty")
     corpus_fp = corpus_fingerprint(docs)
+    corpus_report = write_load_report(load, out_dir)
     tracker = Tracker("tokenize", len(docs), progress, unit="documents")
 
     def tokenized() -> Iterator[tuple[str, np.ndarray, Mapping[str, Any]]]:
@@ -70,6 +75,7 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
         tokenized(), out_dir, vocab_size=tokenizer_vocab_size(tokenizer), eos_token_id=tokenizer_eos_id(tokenizer),
         tokenizer_name=tokenizer_identity(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
         corpus_fingerprint=corpus_fp, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
+        manifest_extra={"corpus_report": corpus_report},
     )
 
 
@@ -77,8 +83,10 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
                          vocab_size: int, eos_token_id: int, tokenizer_name: str | None = None,
                          tokenizer_fingerprint: str | None = None, corpus_fingerprint: str | None = None,
                          progress: ProgressFn | None = None, cpus: int | None = None,
-                         max_memory_bytes: int = SA_MEMORY_BUDGET):
+                         max_memory_bytes: int = SA_MEMORY_BUDGET, manifest_extra: Mapping[str, Any] | None = None):
     """Index pre-tokenized documents ``(doc_id, ids, metadata)``; ids must lie in ``[0, vocab_size)``.
+
+    ``manifest_extra``: more fields for the index manifest (:func:`build_index` adds ``corpus_report``).
 
     ``max_memory_bytes`` is the RAM budget of the suffix-array step (see :func:`build_suffix_array`);
     up to ``cpus`` jobs run in parallel when the text must be cut into parts.
@@ -115,6 +123,7 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
                           "total": round(time.perf_counter() - t0, 3), "suffix_array_steps": sa_steps},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {name: (out / name).stat().st_size for name in (*fmt.SHARD_FILES, fmt.COUNTS)},
+        **dict(manifest_extra or {}),
     }
     fmt.write_json_atomic(out / fmt.MANIFEST, manifest)
     (out / fmt.BUILDING).unlink()

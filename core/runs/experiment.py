@@ -21,7 +21,7 @@ from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
 from core.runs.manifest import Counts, IndexInfo, Manifest, ModelInfo, SkippedRows, assemble
-from core.runs.results import RunResults, load_results, save_results
+from core.runs.results import RunResults, check_replaceable, load_results, results_folder, save_results
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def _manifest(r: _Run) -> Manifest:
 
 def _write(r: _Run, config_text: str | None) -> Path:
     run = RunResults(None, _manifest(r), r.generations, r.traces, r.scored["summary"], r.scored["pm"])
-    return save_results(run, Path(r.cfg.output_dir) / r.cfg.name, config_text=config_text)
+    return save_results(run, results_folder(r.cfg.output_dir, r.cfg.name), config_text=config_text)
 
 
 def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None, cache: ResultCache | None = None,
@@ -213,6 +213,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     ``manifest.counts`` says how many generations the model produced (``generated``) and how many
     came from the cache; a repeated run of the same config generates 0 and traces 0.
     """
+    check_replaceable(results_folder(cfg.output_dir, cfg.name))  # a bad name or a foreign folder fails before any work
     r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
     t_start = time.perf_counter()
     for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),

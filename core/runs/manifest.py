@@ -89,7 +89,9 @@ class Manifest:
     counts: Counts | None = None
     cache: Mapping[str, Any] = field(default_factory=dict)  # informational: where this run's cache was
     skipped_rows: Mapping[str, SkippedRows] = field(default_factory=dict)
+    format: str | None = None  # "propme-results": marks a folder this tool wrote (and may replace); set on save
     format_version: int = FORMAT_VERSION
+    scores_sha256: Mapping[str, str] = field(default_factory=dict)  # summary.json, pm.json as written; set on save
     n_generations: int = 0  # row counts, filled in by save_results
     n_traces: int = 0
     n_spans: int = 0
@@ -214,13 +216,13 @@ def parse(data: Any, where: str = "manifest.json") -> Manifest:
             kw[key] = _record({"model": ModelInfo, "index": IndexInfo, "counts": Counts}[key], value, key, notes)
         elif key == "skipped_rows":
             kw[key] = {s: _record(SkippedRows, v, f"skipped_rows.{s}", notes) for s, v in _table(value, key).items()}
-        elif key in ("seeds", "package_versions", "timings_s", "cache"):
+        elif key in ("seeds", "package_versions", "timings_s", "cache", "scores_sha256"):
             kw[key] = _table(value, key)
         elif key in ("settings_present", "relative_paths"):
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
                 raise ResultsError(f"manifest {key} = {value!r:.80}: expected a list of strings")
             kw[key] = tuple(value)
-        elif key in ("run_name", "created"):
+        elif key in ("run_name", "created", "format"):
             if not isinstance(value, str):
                 raise ResultsError(f"manifest {key} = {value!r:.80}: expected a string")
             kw[key] = value

@@ -97,7 +97,7 @@ def resolve(manifest: Mapping[str, Any], folder: str | os.PathLike) -> dict[str,
     listed = out.get(RELATIVE_KEY)
     if not isinstance(listed, list) or not listed:
         return out
-    wanted = set(listed)
+    wanted = {p for p in listed if isinstance(p, str)}  # a hand-edited manifest may hold anything
     base = os.path.abspath(folder)
     for pattern in PATH_FIELDS:
         for container, key, pointer in list(_fields(out, pattern)):

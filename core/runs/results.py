@@ -11,20 +11,29 @@ Layout (``FORMAT_VERSION`` 1)::
     spans.parquet        one row per final span (flat, for notebooks)
     docs.parquet         one row per retrieved document (flat, for notebooks)
     summary.json         per setting: metrics and bootstrap intervals
-    pm.json              propensity scores (natural settings against prefix)
+    pm.json              propensity scores (natural settings against prefix); the sha256 of both files is
+                         in the manifest (``scores_sha256``): an edited score file is refused on load
 
-Writes go to a temporary sibling folder that is renamed into place, so a half-written folder is
-never loaded. :func:`load_results` validates files, version and row counts, and raises
-:class:`ResultsError` saying what to do.
+Writes go to a temporary sibling folder (``.NAME.tmp-PID-HEX``) that is renamed into place, so a
+half-written folder is never loaded. A write replaces only a results folder this tool wrote
+(:func:`is_results_folder`: its manifest carries ``format = "propme-results"``): any other folder of
+that name is refused, untouched. Temporary folders left by a killed write are removed by the next
+write into the same output folder (:func:`clean_stale_temp_folders`). :func:`load_results`
+validates every file (schema and types of each parquet file, row counts of each against the
+generations and the manifest) and raises :class:`ResultsError` naming the file and what to do.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +43,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import ResultsError
+from core.paths import child
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 from core.runs import codec, manifest_paths
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
 
 log = logging.getLogger(__name__)
 
+RESULTS_FORMAT = "propme-results"  # manifest.format: marks a folder this tool wrote (and may replace)
 REQUIRED_FILES = ("manifest.json", "generations.parquet", "spans.parquet", "docs.parquet",
                   "summary.json", "pm.json")
+OUR_FILES = frozenset((*REQUIRED_FILES, "config.toml"))  # everything save_results writes into a folder
+# our temporary folders: .NAME.tmp-PID-HEX (being written) and .NAME.old-PID-HEX (replaced, being removed);
+# folders written before the pid was part of the .old name have only the hex
+_TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d{1,10})-)?[0-9a-f]{8}")
+SCORES_KEY = "scores_sha256"  # manifest: sha256 of summary.json and pm.json as written
+STALE_TEMP_S = 24 * 3600  # a temp folder this old is stale even when its writer's pid is in use again
 
 # Prompt/Generation fields stored as their own columns; any other field goes to extra_json.
 _PROMPT_COLS = {"text": "prompt_text", "token_ids": "prompt_token_ids", "domain": "domain",
@@ -181,9 +198,16 @@ def _check_keys(run: RunResults) -> dict[GenKey, int]:
     return trace_pos
 
 
+def _json_text(data: Any, sort_keys: bool = True) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=sort_keys, default=str) + "\n"
+
+
 def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=sort_keys, default=str) + "\n",
-                    encoding="utf-8")
+    path.write_text(_json_text(data, sort_keys), encoding="utf-8")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str | None = None) -> Path:
@@ -193,6 +217,7 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
     TOML) is copied to ``config.toml``. Raises :class:`ResultsError` on duplicate or orphan keys.
     """
     folder = Path(folder)
+    check_replaceable(folder)
     trace_pos = _check_keys(run)
     traces = {t.key: t for t in run.traces}
     gen_rows, span_rows, doc_rows = [], [], []
@@ -205,25 +230,30 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         doc_rows += d
     if not isinstance(run.manifest, Manifest):
         raise ResultsError(f"save_results needs a core.runs.manifest.Manifest, got {type(run.manifest).__name__}")
-    manifest = dataclasses.replace(run.manifest, format_version=FORMAT_VERSION, n_generations=len(gen_rows),
-                                   n_traces=len(run.traces), n_spans=len(span_rows), n_docs=len(doc_rows),
-                                   settings_present=tuple(run.settings()))
+    scores = {"summary.json": _json_text(codec.to_jsonable(dict(run.summary)), sort_keys=False),  # setting order
+              "pm.json": _json_text(codec.to_jsonable(dict(run.pm)), sort_keys=False)}
+    manifest = dataclasses.replace(
+        run.manifest, format=RESULTS_FORMAT, format_version=FORMAT_VERSION, n_generations=len(gen_rows),
+        n_traces=len(run.traces), n_spans=len(span_rows), n_docs=len(doc_rows), settings_present=tuple(run.settings()),
+        scores_sha256={name: _sha256(text.encode("utf-8")) for name, text in scores.items()})
     manifest = manifest_paths.make_relative(to_json(manifest), folder)  # portable: see core.runs.manifest_paths
     folder.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp_folders(folder.parent)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), tmp / "generations.parquet")
         pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), tmp / "spans.parquet")
         pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), tmp / "docs.parquet")
-        _write_json(tmp / "summary.json", codec.to_jsonable(dict(run.summary)), sort_keys=False)  # setting order
-        _write_json(tmp / "pm.json", codec.to_jsonable(dict(run.pm)), sort_keys=False)
+        for name, text in scores.items():
+            (tmp / name).write_text(text, encoding="utf-8")
         if config_text is not None:
             (tmp / "config.toml").write_text(config_text, encoding="utf-8")
         _write_json(tmp / "manifest.json", manifest)  # last: marks the folder complete
         old = None
         if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            check_replaceable(folder)  # again: another process may have put something there meanwhile
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
         os.replace(tmp, folder)
     except BaseException:
@@ -235,6 +265,93 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
     return folder
 
 
+def results_folder(output_dir: str | os.PathLike, name: str) -> Path:
+    """``output_dir/name`` for a run name that is one safe folder name (:func:`core.paths.safe_name`).
+
+    Refuses (ConfigError) an empty name, ``.``, ``..``, separators, absolute paths, control
+    characters and a link in that place, so the folder always lies directly inside ``output_dir``.
+    """
+    return child(output_dir, name)
+
+
+def is_results_folder(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds a manifest this tool wrote (``format`` marker, or the format 1 layout
+    written before the marker existed: ``format_version``, ``run_name`` and ``n_generations``)."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(manifest, dict):
+        return False
+    return manifest.get("format") == RESULTS_FORMAT or (
+        "format" not in manifest and isinstance(manifest.get("format_version"), int)
+        and {"run_name", "n_generations"} <= manifest.keys())
+
+
+def check_replaceable(folder: str | os.PathLike) -> None:
+    """Raise ResultsError unless writing results at ``folder`` loses nothing: it does not exist, is an
+    empty folder, or is a results folder this tool wrote (:func:`is_results_folder`)."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise ResultsError(f"{folder} is a symbolic link: results are never written through a link; remove it "
+                           "or choose another run name")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ResultsError(f"{folder} is a file, not a results folder: it was left untouched; choose another run "
+                           "name or output folder")
+    if any(folder.iterdir()) and not is_results_folder(folder):
+        raise ResultsError(f"{folder} already exists and is not a results folder written by PropMe (no manifest.json "
+                           f"with format {RESULTS_FORMAT!r}): it was left untouched; choose another run name or "
+                           "output folder, or move that folder away")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process (another thread may be writing)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, OSError):
+        return True  # someone else's process, or not a pid we can ask about: assume it is writing
+    return True
+
+
+def clean_stale_temp_folders(output_dir: str | os.PathLike, *, now: float | None = None) -> list[Path]:
+    """Remove our temporary folders in ``output_dir`` left by killed writes; returns what was removed.
+
+    Only folders named like ours (``.NAME.tmp-PID-HEX``, ``.NAME.old-PID-HEX``) that hold nothing but
+    files a results folder holds are touched. A ``.tmp`` folder is stale when the process that wrote it
+    is gone or it is older than ``STALE_TEMP_S``; an ``.old`` folder (a replaced results folder that its
+    writer was about to delete) always is.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(Path(output_dir).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_DIR.fullmatch(entry.name)
+        if not m or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            inside = list(entry.iterdir())
+            age = now - entry.stat().st_mtime
+        except OSError:
+            continue
+        if any(p.name not in OUR_FILES or p.is_symlink() or not p.is_file() for p in inside):
+            log.warning("left %s in place: it is named like a PropMe temporary folder but holds other files", entry)
+            continue
+        if m["kind"] == "tmp" and m["pid"] and _pid_alive(int(m["pid"])) and age < STALE_TEMP_S:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        log.info("removed the stale temporary folder %s (left by an interrupted write)", entry)
+        removed.append(entry)
+    return removed
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -243,15 +360,70 @@ def _read_json(path: Path) -> Any:
                            "again to rewrite it") from None
 
 
-def _read_table(path: Path, schema: pa.Schema) -> list[dict]:
+def _read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> list[dict]:
+    """Rows of a parquet file after checking it has every column of ``schema`` with its type
+    (``columns``: read only these); ResultsError naming the file otherwise."""
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as e:
+        found = pq.read_schema(path)
+        missing = [n for n in schema.names if n not in found.names]
+        if missing:
+            raise ResultsError(f"{path} lacks columns {missing}; it was not written by this version of PropMe: "
+                               "run the experiment again to rewrite it")
+        wrong = [f"{f.name} is {found.field(f.name).type}, expected {f.type}" for f in schema
+                 if not found.field(f.name).type.equals(f.type)]
+        if wrong:
+            raise ResultsError(f"{path} has columns of the wrong type ({'; '.join(wrong[:3])}); the file is damaged "
+                               "or was not written by PropMe: run the experiment again to rewrite it")
+        return pq.read_table(path, columns=columns or schema.names).to_pylist()
+    except (OSError, pa.ArrowException, KeyError) as e:
         raise ResultsError(f"{path} is unreadable ({e}); run the experiment again to rewrite it") from None
-    missing = [n for n in schema.names if n not in table.column_names]
-    if missing:
-        raise ResultsError(f"{path} lacks columns {missing}; it was not written by this version of PropMe")
-    return table.to_pylist()
+
+
+def _check_scores(folder: Path, digests: Any) -> None:
+    """summary.json and pm.json must be the bytes the run wrote (their sha256 in the manifest), so the
+    report (which prints them) and the app (which recomputes from the traces) show the same scores.
+    Folders written before the digests existed are not checked."""
+    if digests is None:
+        return
+    if not isinstance(digests, dict) or set(digests) != {"summary.json", "pm.json"}:
+        raise ResultsError(f"{folder}/manifest.json: {SCORES_KEY} is damaged; run the experiment again")
+    for name, digest in digests.items():
+        try:
+            actual = _sha256((folder / name).read_bytes())
+        except OSError as e:
+            raise ResultsError(f"{folder / name} is unreadable ({e}); run the experiment again") from None
+        if actual != digest:
+            raise ResultsError(f"{folder / name} was changed after the run wrote it (its sha256 differs from the "
+                               "manifest's): its scores may not match the traces; run the experiment again (cached "
+                               "work is reused) to rewrite it")
+
+
+def _check_flat_tables(folder: Path, gen_rows: list[dict]) -> tuple[int, int]:
+    """Check spans.parquet and docs.parquet against the generations: each traced generation has exactly
+    ``n_spans`` span rows (``span_ix`` 0..n-1), each span exactly its ``n_docs`` document rows
+    (``doc_rank`` 0..n-1). Returns (span rows, doc rows)."""
+    keys = ["setting", "prompt_id", "sample_index"]
+    spans_path, docs_path = folder / "spans.parquet", folder / "docs.parquet"
+    span_rows = _read_table(spans_path, SPANS_SCHEMA, keys + ["span_ix", "n_docs"])
+    doc_rows = _read_table(docs_path, DOCS_SCHEMA, keys + ["span_ix", "doc_rank"])
+    want_spans = {(r["setting"], r["prompt_id"], r["sample_index"], i): None
+                  for r in gen_rows if r["traced"] for i in range(r["n_spans"] or 0)}
+    got_spans = Counter((r["setting"], r["prompt_id"], r["sample_index"], r["span_ix"]) for r in span_rows)
+    if got_spans.keys() != want_spans.keys() or any(n != 1 for n in got_spans.values()):
+        extra = next((k for k in got_spans if k not in want_spans or got_spans[k] != 1), None)
+        absent = next((k for k in want_spans if k not in got_spans), None)
+        raise ResultsError(f"{spans_path} does not match generations.parquet (first difference: span "
+                           f"{extra or absent}); the file is damaged or was edited: run the experiment again")
+    want_docs = {(r["setting"], r["prompt_id"], r["sample_index"], r["span_ix"], j): None
+                 for r in span_rows for j in range(r["n_docs"] or 0)}
+    got_docs = Counter((r["setting"], r["prompt_id"], r["sample_index"], r["span_ix"], r["doc_rank"])
+                       for r in doc_rows)
+    if got_docs.keys() != want_docs.keys() or any(n != 1 for n in got_docs.values()):
+        extra = next((k for k in got_docs if k not in want_docs or got_docs[k] != 1), None)
+        absent = next((k for k in want_docs if k not in got_docs), None)
+        raise ResultsError(f"{docs_path} does not match spans.parquet (first difference: document "
+                           f"{extra or absent}); the file is damaged or was edited: run the experiment again")
+    return len(span_rows), len(doc_rows)
 
 
 def _tuple(v):
@@ -261,11 +433,17 @@ def _tuple(v):
 def _rebuild(row: dict, path: Path) -> tuple[Generation, TraceResult | None]:
     key = GenKey(row["setting"], row["prompt_id"], row["sample_index"])
     try:
-        extra = json.loads(row["extra_json"] or "{}")
-        spans = (codec.from_jsonable(tuple[Span, ...], json.loads(row["spans_json"]))
-                 if row["traced"] else None)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ResultsError(f"{path}: row {key} holds malformed JSON ({e}); run the experiment again") from None
+        return _rebuild_row(row, key, path)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON of the wrong shape
+        raise ResultsError(f"{path}: row {key} holds malformed data ({type(e).__name__}: {e}); the file is damaged "
+                           "or was edited: run the experiment again") from None
+
+
+def _rebuild_row(row: dict, key: GenKey, path: Path) -> tuple[Generation, TraceResult | None]:
+    extra = json.loads(row["extra_json"] or "{}")
+    spans = codec.from_jsonable(tuple[Span, ...], json.loads(row["spans_json"])) if row["traced"] else None
+    if not isinstance(extra, dict):
+        raise TypeError("extra_json is not a JSON object")
     pkw = {name: row[col] for name, col in _PROMPT_COLS.items()}
     for name in ("token_ids", "true_continuation_ids"):
         pkw[name] = _tuple(pkw[name])
@@ -282,6 +460,9 @@ def _rebuild(row: dict, path: Path) -> tuple[Generation, TraceResult | None]:
     tkw = {"key": codec.to_jsonable(key), "completion": completion, "n_tokens": row["n_tokens"],
            "full_doc_frequency": row["full_doc_frequency"], **extra.get("trace", {})}
     trace = codec.from_jsonable(TraceResult, tkw)
+    if len(spans) != row["n_spans"]:
+        raise ResultsError(f"{path}: row {key} says n_spans={row['n_spans']!r} but its trace holds {len(spans)} "
+                           "spans; the file is damaged or was edited: run the experiment again")
     return gen, dataclasses.replace(trace, spans=spans)
 
 
@@ -300,10 +481,10 @@ def load_results(folder: str | os.PathLike) -> RunResults:
         raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version of PropMe "
                            f"reads format {FORMAT_VERSION}: re-run the experiment or use a matching PropMe")
     manifest = parse(manifest_paths.resolve(raw, folder), f"{folder}/manifest.json")  # paths back to absolute
+    _check_scores(folder, manifest.scores_sha256 or None)
     gen_rows = _read_table(folder / "generations.parquet", GENERATIONS_SCHEMA)
-    counts = {"n_generations": len(gen_rows),
-              "n_spans": pq.read_metadata(folder / "spans.parquet").num_rows,
-              "n_docs": pq.read_metadata(folder / "docs.parquet").num_rows}
+    n_spans, n_docs = _check_flat_tables(folder, gen_rows)
+    counts = {"n_generations": len(gen_rows), "n_spans": n_spans, "n_docs": n_docs}
     for name, n in counts.items():
         if getattr(manifest, name) != n:
             raise ResultsError(f"{folder}: manifest says {name}={getattr(manifest, name)!r} but the files hold {n}; "
