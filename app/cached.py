@@ -55,7 +55,7 @@ def load_run(path: str, ident: str):
 @st.cache_resource(max_entries=64)
 def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
     """(generations, traces) of one setting, nv_recall re-scored from stored blocks under ``nvr``."""
-    from app.views import metrics_config_of
+    from app.views.manifest import metrics_config_of
 
     gens, traces = _run.by_setting(setting)
     if nvr != metrics_config_of(_run.manifest).nvr:  # stored nv_recall was scored with the run's own nvr
@@ -213,7 +213,7 @@ def run_index(run):
     built (:func:`core.runs.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
     Raises Unavailable with the reason when the index is not on this machine.
     """
-    from app.views import index_dirs
+    from app.views.manifest import index_dirs
 
     dirs = tuple(index_dirs(run.manifest))
     index_meta = run.manifest.get("index") if isinstance(run.manifest.get("index"), dict) else {}
@@ -243,7 +243,7 @@ def run_index(run):
 def planted_extraction(run_path: str) -> dict | None:
     """The planted-record extraction results beside a run folder, or None when there are none.
     A file that is not a JSON object raises PropMeError naming it."""
-    from app.views import PLANTED_FILE
+    from app.views.planted_records import PLANTED_FILE
 
     path = Path(run_path).parent / PLANTED_FILE
     return _planted_extraction(str(path), path.stat().st_mtime_ns) if path.is_file() else None

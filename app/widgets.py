@@ -10,7 +10,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import paths, views
+from app import paths
+from app.views import explore
 from core.config import (
     SETTINGS,
     TRACE_MODES,
@@ -131,7 +132,7 @@ def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[Set
 
 
 def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: int,
-                    initial_setting: str | None = None) -> views.ExploreFilter:
+                    initial_setting: str | None = None) -> explore.ExploreFilter:
     """Filters of the Explore page (sidebar)."""
     sb = st.sidebar
     options = ["all"] + list(settings)
@@ -142,7 +143,7 @@ def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: i
     min_nv = sb.slider("Minimum nv_recall", 0.0, 1.0, 0.0, 0.05, key="ex_min_nv")
     full = sb.checkbox("Full matches only", False, key="ex_full")
     search = sb.text_input("Text search in completions", key="ex_search")
-    return views.ExploreFilter(None if setting == "all" else setting, None if domain == "all" else domain,
+    return explore.ExploreFilter(None if setting == "all" else setting, None if domain == "all" else domain,
                                int(min_span), float(min_nv), full, search)
 
 

@@ -1,13 +1,14 @@
 """Corpus: which documents leaked in which settings; phrase search and document browsing in the index."""
 import streamlit as st
 
-from app import cached, render, state, views
+from app import cached, render, state
+from app.views import explore, tables
 
 st.title("Corpus")
 with render.page_boundary():
     ident, run = state.current_run()
     st.subheader("Training documents behind the verbatim spans")
-    leaks = views.leaks_by_doc(run.traces)
+    leaks = tables.leaks_by_doc(run.traces)
     st.caption(f"{len(leaks)} distinct training documents were retrieved for verbatim spans; most reproduced "
                "first (max nv_recall: how much of the document window a completion recalls near-verbatim).")
     st.dataframe(leaks, hide_index=True, key="corpus_leaks")
@@ -28,8 +29,8 @@ with render.page_boundary():
                                 format_func=lambda i: f"document {occs[i].doc_id} at token {occs[i].start}")
             occ = occs[pick]
             ids, off = index.doc_window(occ, n_ids, 200)
-            text, start, end = views.decoded_window(tok, ids, off, n_ids)
-            render.window(views.window_match(occ, text, start, end))
+            text, start, end = explore.decoded_window(tok, ids, off, n_ids)
+            render.window(explore.window_match(occ, text, start, end))
 
     st.subheader("Browse a document")
     first = int(leaks["doc_ix"].iloc[0]) if len(leaks) else 0  # start on the most reproduced document

@@ -3,13 +3,14 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import cached, charts, render, state, views, widgets
+from app import cached, charts, render, state, widgets
+from app.views import manifest, reading, tables
 from core.config import TraceConfig, from_dict
 
 st.title("Thresholds and curves")
 with render.page_boundary():
     ident, run = state.current_run()
-    base = views.metrics_config_of(run.manifest)
+    base = manifest.metrics_config_of(run.manifest)
     retraced = state.retraced()
     with st.sidebar:
         st.header("Scoring thresholds (live)")
@@ -36,12 +37,12 @@ with render.page_boundary():
     n = cfg.span_threshold
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"R_{n} ({s})", views.fmt(values[s]["r_n"]))
+        col.metric(f"R_{n} ({s})", tables.fmt(values[s]["r_n"]))
     pm_point = cached.pm_values(values, "r_n")
     if pm_point:
         for col, (s, v) in zip(st.columns(len(pm_point)), pm_point.items()):
             col.metric(f"PM of R_{n} ({s})", f"{v:.3f}")
-    st.dataframe(views.metric_table(values, views.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
+    st.dataframe(tables.metric_table(values, tables.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
                                     "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
 
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
@@ -59,11 +60,11 @@ with render.page_boundary():
                                         "nv_recall"), key="thr_nv_dist")
 
     if st.checkbox("Capability-propensity plane with bootstrap intervals", True, key="thr_plane"):
-        metric = st.selectbox("Plane metric", views.PRIMARY + ("r_n",), format_func=views.LABELS.get,
+        metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=tables.LABELS.get,
                               key="thr_plane_metric")
         intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
-        points = views.plane_points(views.run_label(run.manifest), intervals, metric)
+        points = reading.plane_points(manifest.run_label(run.manifest), intervals, metric)
         if points:
-            st.plotly_chart(charts.capability_propensity(points, views.LABELS[metric]), key="thr_plane_chart")
+            st.plotly_chart(charts.capability_propensity(points, tables.LABELS[metric]), key="thr_plane_chart")
         else:
             st.info("The plane needs a prefix setting and a natural setting in the run.")

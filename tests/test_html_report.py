@@ -6,7 +6,8 @@ import re
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from app import charts, views
+from app import charts
+from app.views import manifest, reading
 from core.reports.html import ReportInput, build_report
 from core.scoring.bootstrap import Interval, bootstrap_intervals
 from core.scoring.metrics import compute_metrics
@@ -16,7 +17,7 @@ from tests.test_render import parse, visible
 
 def _report(n_examples: int = 40) -> tuple[str, object]:
     run = make_run()
-    cfg = views.metrics_config_of(run.manifest)
+    cfg = manifest.metrics_config_of(run.manifest)
     values = {s: compute_metrics(run.by_setting(s)[1], cfg) for s in run.settings()}
     from core.config import MetricsConfig
 
@@ -24,7 +25,7 @@ def _report(n_examples: int = 40) -> tuple[str, object]:
     ivs = {s: bootstrap_intervals(run.by_setting(s)[1], small) for s in run.settings()}
     pm = {"generic": Interval(0.3, 0.1, 0.5, "percentile-bootstrap")}
     figs = [charts.metric_bars({s: ivs[s]["nvr"] for s in ivs}, "NVR"), charts.pm_bars(pm, "NVR")]
-    inp = views.report_input(run, values, ivs, pm, figs, cfg, n_examples=n_examples)
+    inp = reading.report_input(run, values, ivs, pm, figs, cfg, n_examples=n_examples)
     return build_report(inp), run
 
 
