@@ -6,34 +6,30 @@ underscore AND an identity argument beside them (``run_id`` = path + manifest st
 so they live in ``st.cache_resource`` (shared, never copied); small per-query values (metric dicts,
 intervals) in ``st.cache_data`` (a copy per caller).
 
-A core module that has not landed yet raises :class:`Unavailable`; pages show it with ``st.info``.
+Helpers that are not caches live elsewhere: run and index lookup in app/run_index.py, PM from
+metric dicts in app/views/reading.py.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import streamlit as st
 
+from app.views.manifest import metrics_config_of
+from app.views.planted_records import planted_path, read_planted
 from core.config import MetricsConfig, NVRConfig
-from core.errors import PropMeError
+from core.index.corpus_index import CorpusIndex
+from core.index.tokenizer import load_tokenizer
 from core.records import TraceResult
-
-
-class Unavailable(Exception):
-    """A feature's core module is not installed in this checkout (shown with st.info, not an error)."""
-
-
-def need(module: str) -> ModuleType:
-    """Import ``core.<module>`` or raise Unavailable naming what is missing."""
-    try:
-        return importlib.import_module(f"core.{module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"core.{module}":
-            raise
-        raise Unavailable(f"This needs core/{module.replace('.', '/')}.py, which is not in this checkout yet.") from None
+from core.reports.html import build_report
+from core.runs.demo import ensure_demo_index
+from core.runs.results import load_results
+from core.scoring import loops
+from core.scoring.bootstrap import bootstrap_intervals
+from core.scoring.metrics import compute_metrics, span_share_curve
+from core.scoring.propensity import pm_interval
+from core.tracing.nvrecall import rescore
 
 
 def run_id(path: str) -> str:
@@ -49,17 +45,15 @@ def run_id(path: str) -> str:
 @st.cache_resource(max_entries=16, show_spinner="Loading results folder ...")
 def load_run(path: str, ident: str):
     """``core.runs.results.load_results(path)``; ``ident`` (see :func:`run_id`) invalidates on rewrite."""
-    return need("runs.results").load_results(path)
+    return load_results(path)
 
 
 @st.cache_resource(max_entries=64)
 def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tuple, tuple[TraceResult, ...]]:
     """(generations, traces) of one setting, nv_recall re-scored from stored blocks under ``nvr``."""
-    from app.views.manifest import metrics_config_of
-
     gens, traces = _run.by_setting(setting)
     if nvr != metrics_config_of(_run.manifest).nvr:  # stored nv_recall was scored with the run's own nvr
-        traces = need("tracing.nvrecall").rescore(traces, nvr)
+        traces = rescore(traces, nvr)
     return tuple(gens), tuple(traces)
 
 
@@ -67,7 +61,7 @@ def setting_traces(ident: str, setting: str, nvr: NVRConfig, _run) -> tuple[tupl
 def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[str, float]:
     """``compute_metrics`` of one setting (with generations, for the prefix continuation metrics)."""
     gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
-    return need("scoring.metrics").compute_metrics(traces, cfg, gens)
+    return compute_metrics(traces, cfg, gens)
 
 
 def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
@@ -87,7 +81,7 @@ def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tup
 def _setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
     """``bootstrap_intervals`` of one setting for ``metrics``."""
     gens, traces = setting_traces(ident, setting, cfg.nvr, _run)
-    return need("scoring.bootstrap").bootstrap_intervals(traces, cfg, gens, metrics=metrics)
+    return bootstrap_intervals(traces, cfg, gens, metrics=metrics)
 
 
 def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
@@ -100,8 +94,7 @@ def _pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: Metri
     if "prefix" not in _run.settings():
         return {}
     _, cap = setting_traces(ident, "prefix", cfg.nvr, _run)
-    prop = need("scoring.propensity")
-    return {s: prop.pm_interval(setting_traces(ident, s, cfg.nvr, _run)[1], cap, metric, cfg)
+    return {s: pm_interval(setting_traces(ident, s, cfg.nvr, _run)[1], cap, metric, cfg)
             for s in settings if s != "prefix"}
 
 
@@ -112,8 +105,7 @@ def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsC
 
 @st.cache_data(max_entries=256)
 def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
-    metrics, loops = need("scoring.metrics"), need("scoring.loops")
-    return {s: metrics.span_share_curve(loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg),
+    return {s: span_share_curve(loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg),
                                         max_n) for s in settings}
 
 
@@ -124,7 +116,6 @@ def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _ru
 
 @st.cache_data(max_entries=256)
 def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
-    loops = need("scoring.loops")
     out = {}
     for s in settings:
         kept = loops.drop_degenerate(setting_traces(ident, s, cfg.nvr, _run)[1], cfg)
@@ -136,17 +127,17 @@ def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _r
 @st.cache_resource(max_entries=4, show_spinner="Opening the corpus index ...")
 def open_index(dirs: tuple[str, ...]):
     """``CorpusIndex.open(dirs)`` shared by every session (read-only, memory-mapped)."""
-    return need("index.corpus_index").CorpusIndex.open(list(dirs))
+    return CorpusIndex.open(list(dirs))
 
 
 @st.cache_resource(max_entries=1, show_spinner="Building the demo index (first use only) ...")
 def demo_index():
-    return need("runs.demo").ensure_demo_index()
+    return ensure_demo_index()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading tokenizer ...")
 def tokenizer(name_or_path: str):
-    return need("index.tokenizer").load_tokenizer(name_or_path)
+    return load_tokenizer(name_or_path)
 
 
 @st.cache_data(max_entries=128)
@@ -159,7 +150,7 @@ def phrase_search(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: 
 @st.cache_data(max_entries=8, show_spinner="Building the HTML report ...")
 def html_report(ident: str, cfg: MetricsConfig, metric: str, _inp) -> str:
     """``core.reports.html.build_report`` of the report input built for (run, cfg, metric)."""
-    return need("reports.html").build_report(_inp)
+    return build_report(_inp)
 
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...")
@@ -167,7 +158,7 @@ def cross_pm(ident: str, ref_ident: str, setting: str, metric: str, cfg: Metrics
     """PM of ``metric`` of ``_run`` against the reference run ``_ref`` (reference in the prefix slot)."""
     mine = setting_traces(ident, setting, cfg.nvr, _run)[1]
     ref = setting_traces(ref_ident, setting, cfg.nvr, _ref)[1]
-    return need("scoring.propensity").pm_interval(mine, ref, metric, cfg)
+    return pm_interval(mine, ref, metric, cfg)
 
 
 def clear_all() -> None:
@@ -176,102 +167,14 @@ def clear_all() -> None:
     st.cache_resource.clear()
 
 
-def pm_values(values: dict, metric: str) -> dict[str, float]:
-    """Point PM of ``metric`` per natural setting from already computed metric dicts (cheap, uncached)."""
-    if "prefix" not in values:
-        return {}
-    pm = need("scoring.propensity").pm
-    return {s: pm(v[metric], values["prefix"][metric]) for s, v in values.items() if s != "prefix"}
-
-
-def pm_curves(curves: dict) -> dict:
-    """PM of R_n against n per natural setting, from :func:`span_curves` output (uncached, cheap)."""
-    pm = need("scoring.propensity").pm
-    cap = curves["prefix"]
-    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap)) if v + c > 0]  # 0/0: undefined
-            for s, shares in curves.items() if s != "prefix"}
-
-
-def retrace(run, tcfg, nvr, progress):
-    """Re-trace every completion of ``run`` with ``tcfg`` (not cached: the page keeps it in session state).
-
-    Needs the run's index and tokenizer (:func:`run_index`); returns a RunResults with the new traces.
-    """
-    import dataclasses
-
-    index, tok = run_index(run)
-    traces = need("tracing.trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, nvr,
-                                      progress=progress)
-    return dataclasses.replace(run, traces=tuple(traces))
-
-
-def run_index(run):
-    """(index, tokenizer) of a run: its manifest's index folders, or the demo index for the demo run.
-
-    The demo run uses its recorded index folder when that opens with the recorded fingerprint (a
-    millisecond memory-map); only otherwise is the demo index checked against the shipped corpus and
-    built (:func:`core.runs.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
-    Raises Unavailable with the reason when the index is not on this machine.
-    """
-    from app.views.manifest import index_dirs
-
-    dirs = tuple(index_dirs(run.manifest))
-    index_meta = run.manifest.get("index") if isinstance(run.manifest.get("index"), dict) else {}
-    try:
-        demo = need("runs.demo")
-    except Unavailable:
-        demo = None
-    is_demo = bool(demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve())
-    if dirs and all(Path(d).is_dir() for d in dirs):
-        try:
-            index = open_index(dirs)
-        except PropMeError:
-            if not is_demo:
-                raise
-            index = None  # a half-built demo index: rebuild it below
-        tok_name = (str(demo.demo_model_dir()) if is_demo
-                    else index_meta.get("tokenizer") or (index.tokenizer_name if index else None))
-        if index is not None and tok_name and (not is_demo or index.fingerprint == index_meta.get("fingerprint")):
-            return index, tokenizer(str(tok_name))
-    if is_demo:
-        return demo_index(), tokenizer(str(demo.demo_model_dir()))
-    where = ", ".join(dirs) or "(none recorded)"
-    raise Unavailable(f"This run's corpus index is not on this machine (index folders: {where}). "
-                      "Copy or build it there (python -m core index build ...) to search the corpus or re-trace.")
-
-
 def planted_extraction(run_path: str) -> dict | None:
     """The planted-record extraction results beside a run folder, or None when there are none.
     A file that is not a JSON object raises PropMeError naming it."""
-    from app.views.planted_records import PLANTED_FILE
-
-    path = Path(run_path).parent / PLANTED_FILE
-    return _planted_extraction(str(path), path.stat().st_mtime_ns) if path.is_file() else None
+    path = planted_path(run_path)
+    return _planted_extraction(str(path), path.stat().st_mtime_ns) if path else None
 
 
 @st.cache_data(max_entries=8)
 def _planted_extraction(path: str, stamp: int) -> dict:
-    import json
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise PropMeError(f"{path} is not readable JSON ({e}); rerun python -m demo.planted_extraction") from e
-    if not isinstance(data, dict):
-        raise PropMeError(f"{path} is not a JSON object; rerun python -m demo.planted_extraction")
-    return data
-
-
-def demo_info() -> dict:
-    """Paths of the shipped demo (model folder, prompt sets) or {} when core/runs/demo.py is absent."""
-    try:
-        demo = need("runs.demo")
-    except Unavailable:
-        return {}
-    return {"model": str(demo.demo_model_dir()),
-            "prompts": {k: str(v) for k, v in demo.demo_prompt_paths().items()}}
-
-
-def run_experiment(cfg, progress):
-    """``core.runs.experiment.run_experiment`` (uncached: it has its own result cache on disk)."""
-    return need("runs.experiment").run_experiment(cfg, progress=progress)
+    """``read_planted(path)``; ``stamp`` (the file's mtime) invalidates on rewrite."""
+    return read_planted(path)

@@ -1,4 +1,4 @@
-"""The Run page's work: turn its choices into an ExperimentConfig and run it with stage progress.
+"""The Run page's work: the demo's paths, uploads, an index for a corpus, and stage progress.
 
 Progress goes to one bar per stage (generate, trace, score ...) with its ETA. The Cancel button
 sets a ``threading.Event``; the progress callback then raises ``core.progress.Cancelled`` so the
@@ -8,40 +8,23 @@ the same settings resumes from there).
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
-from core.errors import PropMeError
 from core.progress import Cancelled, ProgressEvent
-
-log = logging.getLogger(__name__)
+from core.runs.demo import demo_model_dir, demo_prompt_paths
 
 BUILD = Path(__file__).resolve().parents[1] / "build"  # gitignored
 UPLOAD_DIR = BUILD / "uploads"  # uploaded corpora, content-addressed
 APP_INDEX_DIR = BUILD / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer fingerprints
 
 
-@dataclass(frozen=True)
-class RunChoices:
-    """Everything the Run page's widgets chose."""
-
-    name: str
-    model: ModelConfig
-    index_dirs: tuple[str, ...]
-    settings: tuple[SettingConfig, ...]
-    decoding: DecodingConfig
-    trace: TraceConfig
-    output_dir: str
-
-
-def experiment_config(c: RunChoices) -> ExperimentConfig:
-    return ExperimentConfig(name=c.name, model=c.model, index_dirs=c.index_dirs, settings=c.settings,
-                            decoding=c.decoding, trace=c.trace, output_dir=c.output_dir)
+def demo_info() -> dict:
+    """Paths of the shipped demo: its model folder and its prompt sets by setting."""
+    return {"model": str(demo_model_dir()),
+            "prompts": {k: str(v) for k, v in demo_prompt_paths().items()}}
 
 
 def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
@@ -58,21 +41,14 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     """Load a corpus file and build (or reuse) its index with ``tokenizer_name``; returns (index dir, load)."""
     from core.config import CorpusConfig
     from core.corpus.load import corpus_fingerprint, load_corpus
-    from core.index.build import build_index
-    from core.index.corpus_index import CorpusIndex
+    from core.index.ensure import ensure_index
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     load = load_corpus(CorpusConfig(path=corpus_path), progress)
     tok = load_tokenizer(tokenizer_name)
     key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)).encode()).hexdigest()[:16]
     out = root / key
-    if out.is_dir() and any(out.iterdir()):  # a finished or an interrupted build
-        try:
-            CorpusIndex.open(out, tokenizer=tok)
-            return out, load
-        except PropMeError as e:  # an unfinished or mismatched build: rebuild it below
-            log.warning("rebuilding unusable index %s: %s", out, e)
-    build_index(load.documents, tok, out, progress=progress, cpus=1)
+    ensure_index(load.documents, tok, out, progress)
     return out, load
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import paths
+from app import paths, render
 from app.views import explore
 from core.config import (
     SETTINGS,
@@ -57,8 +57,8 @@ def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> Me
 
 
 def _adaptive(label: str, p: AdaptiveParam, key: str) -> AdaptiveParam:
-    frac = st.slider(f"{label}: fraction of the completion's words", 0.0, 0.5, float(p.frac), 0.01, key=key,
-                     help=f"threshold = clamp(round(fraction x n), {p.lo}, {p.hi})")
+    frac = st.slider(render.md_literal(f"{label}: fraction of the completion's words"), 0.0, 0.5, float(p.frac), 0.01, key=key,
+                     help=render.md_literal(f"threshold = clamp(round(fraction x n), {p.lo}, {p.hi})"))
     return replace(p, frac=float(frac))
 
 
@@ -124,7 +124,7 @@ def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[Set
     files = {}
     for s in chosen:
         if s in ("generic", "specific"):
-            typed = st.text_input(f"Prompt set for {s} (JSONL: text, optional domain, id)",
+            typed = st.text_input(render.md_literal(f"Prompt set for {s} (JSONL: text, optional domain, id)"),
                                   prompt_paths.get(s, ""), key=f"{key}_prompts_{s}")
             default = prompt_paths.get(s, "")
             files[s] = str(paths.confine(typed, None if typed == default else paths.data_root())) if typed else None

@@ -1,7 +1,7 @@
 """Corpus: which documents leaked in which settings; phrase search and document browsing in the index."""
 import streamlit as st
 
-from app import cached, render, state
+from app import cached, render, retrace, state
 from app.views import explore, tables
 
 st.title("Corpus")
@@ -9,11 +9,11 @@ with render.page_boundary():
     ident, run = state.current_run()
     st.subheader("Training documents behind the verbatim spans")
     leaks = tables.leaks_by_doc(run.traces)
-    st.caption(f"{len(leaks)} distinct training documents were retrieved for verbatim spans; most reproduced "
-               "first (max nv_recall: how much of the document window a completion recalls near-verbatim).")
+    st.caption(render.md_literal(f"{len(leaks)} distinct training documents were retrieved for verbatim spans; most reproduced "
+               "first (max nv_recall: how much of the document window a completion recalls near-verbatim)."))
     st.dataframe(leaks, hide_index=True, key="corpus_leaks")
 
-    index, tok = cached.run_index(run)
+    index, tok = retrace.run_index(run)
     st.subheader("The corpus index")
     c1, c2 = st.columns(2)
     c1.metric("Documents", f"{index.num_docs:,}")
@@ -40,7 +40,7 @@ with render.page_boundary():
     doc_id = index.doc_id(int(doc_ix))
     render.caption(f"document id: {doc_id}; duplication count: {meta.get('dup_count', 'unknown')}")
     leaked = leaks[leaks["doc_id"] == doc_id]
-    st.write("Leaked in settings: " + (", ".join(leaked["settings"]) if len(leaked) else "none in this run"))
+    render.caption("Leaked in settings: " + (", ".join(leaked["settings"]) if len(leaked) else "none in this run"))
     render.plain(tok.decode(index.doc_tokens(int(doc_ix), 0, 2000)))
     with st.expander("Metadata"):
         st.json(meta)

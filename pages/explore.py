@@ -16,7 +16,7 @@ with render.page_boundary():
     filt = widgets.explore_filters(run.settings(), domains, max(r.longest_span for r in rows),
                                    initial_setting=linked.setting if linked else None)
     shown = explore.filter_examples(rows, filt)
-    st.caption(f"{len(shown)} of {len(rows)} completions match the filters, longest verbatim span first.")
+    st.caption(render.md_literal(f"{len(shown)} of {len(rows)} completions match the filters, longest verbatim span first."))
     if not shown:
         st.info("No completion matches these filters: lower the minimum span or nv_recall, or clear the search.")
         st.stop()

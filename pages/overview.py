@@ -11,20 +11,21 @@ with render.page_boundary():
     cfg = manifest.metrics_config_of(run.manifest)
     settings = tuple(run.settings())
     label = manifest.run_label(run.manifest)
-    st.subheader(f"Run: {label}")
+    st.subheader(render.md_literal(f"Run: {label}"))
     with st.expander("Run in view: model, corpus, index, settings, decoding, seeds", expanded=False):
         st.dataframe(manifest.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
 
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
     metric = st.selectbox("Headline metric for PM and the plane", tables.PRIMARY,
                           format_func=tables.LABELS.get, key="ov_metric")
-    pm_point = cached.pm_values(values, metric)
+    pm_point = reading.pm_values(values, metric)
     for col, (s, v) in zip(st.columns(max(1, len(pm_point))), pm_point.items()):
-        col.metric(f"PM {tables.LABELS[metric]} ({s})", f"{v:.3f}")
-    st.info(reading.plain_reading(values, cfg.span_threshold))
+        col.metric(render.md_literal(f"PM {tables.LABELS[metric]} ({s})"), f"{v:.3f}")
+    st.info(render.md_literal(reading.plain_reading(values, cfg.span_threshold)))
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"ALS ({s})", tables.tokens(values[s]["als"]), help=tables.METRICS["als"].description)
+        col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]),
+                   help=render.md_literal(tables.METRICS["als"].description))
     secondary = st.multiselect("Secondary metrics", tables.metric_names(values), tables.SECONDARY,
                                format_func=lambda m: tables.metric_label(m, cfg), key="ov_secondary")
     st.dataframe(tables.metric_table(values, ("n_generations", *tables.PRIMARY, *secondary), cfg), hide_index=True,
@@ -53,12 +54,12 @@ with render.page_boundary():
             data = cached.planted_extraction(run.path)
             planted = planted_records.planted_table(data) if data else None
         except PropMeError as e:
-            st.warning(str(e))  # optional panel: the rest of the overview stays
+            st.warning(render.md_literal(e))  # optional panel: the rest of the overview stays
     if planted is not None:
         st.subheader("Planted records: discoverable extraction by duplication count")
-        st.caption("Each planted record is cut just after 'E-mail:'; greedy = the greedy completion reproduces "
+        st.caption(render.md_literal("Each planted record is cut just after 'E-mail:'; greedy = the greedy completion reproduces "
                    f"the rest exactly; sampled = share of temperature-1 samples that do; P(rest) = their exact "
-                   f"probability ({planted_records.PLANTED_FILE} beside this run, written by python -m demo.planted_extraction).")
+                   f"probability ({planted_records.PLANTED_FILE} beside this run, written by python -m demo.planted_extraction)."))
         st.plotly_chart(charts.planted_extraction(planted["copies"].tolist(), {
             c: planted[c].tolist() for c in ("greedy rest share", "sampled rest rate", "P(rest)")}), key="ov_planted")
         st.dataframe(planted, hide_index=True, key="ov_planted_table")

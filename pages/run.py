@@ -2,8 +2,9 @@
 import streamlit as st
 
 from app import cached, paths, render, runner, state, widgets
-from core.config import TraceConfig
+from core.config import ExperimentConfig, TraceConfig
 from core.progress import Cancelled
+from core.runs.experiment import run_experiment
 
 st.title("Run an experiment")
 with render.page_boundary():
@@ -11,7 +12,7 @@ with render.page_boundary():
     st.text_input("Results folder path", key="run_open_path")
     st.button("Open", key="run_open", on_click=state.open_results_from, args=("run_open_path",))
 
-    demo = cached.demo_info()
+    demo = runner.demo_info()
     st.subheader("1. Model")
     model = widgets.model_picker(demo.get("model"))
     st.subheader("2. Corpus")
@@ -47,7 +48,7 @@ with render.page_boundary():
     def show(e):
         if e.stage not in bars:
             bars[e.stage] = box.progress(0.0)
-        bars[e.stage].progress(e.fraction, text=runner.describe(e))
+        bars[e.stage].progress(e.fraction, text=render.md_literal(runner.describe(e)))
 
     progress = runner.progress_callback(cancel, show)
     root = paths.data_root()
@@ -65,17 +66,18 @@ with render.page_boundary():
             st.stop()
         folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress)
         if load.problems:
-            st.warning(f"{len(load.problems)} corpus row(s) skipped; first: {load.problems[0].source} "
-                       f"line {load.problems[0].line}: {load.problems[0].reason}")
+            st.warning(render.md_literal(f"{len(load.problems)} corpus row(s) skipped; first: {load.problems[0].source} "
+                       f"line {load.problems[0].line}: {load.problems[0].reason}"))
         index_dirs = (str(folder),)
-    cfg = runner.experiment_config(runner.RunChoices(name, model, index_dirs, settings, decoding, trace,
-                                                     str(paths.confine(out_dir, root))))
+    cfg = ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings, decoding=decoding,
+                           trace=trace, output_dir=str(paths.confine(out_dir, root)))
     try:
-        result = cached.run_experiment(cfg, progress)
+        result = run_experiment(cfg, progress=progress)
     except Cancelled as e:
-        st.warning(f"Run {e}. Finished work is cached: press Run again to resume.")
+        st.warning(render.md_literal(f"Run {e}. Finished work is cached: press Run again to resume."))
         st.stop()
-    st.success(f"Done: {len(result.generations)} completions in {result.path}.")
+    st.success(render.md_literal(f"Done: {len(result.generations)} completions in {result.path}."))
     for setting, skip in result.manifest.get("skipped_rows", {}).items():
-        st.warning(f"{setting}: {skip['count']} prompt row(s) skipped in {skip['file']}; first: {skip['first']}")
+        st.warning(render.md_literal(f"{setting}: {skip['count']} prompt row(s) skipped in {skip['file']}; "
+                                      f"first: {skip['first']}"))
     st.button("Open these results", key="run_open_new", on_click=state.open_results, args=(result.path,))

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import cached, charts, render, state, widgets
+from app import cached, charts, render, retrace, runner, state, widgets
 from app.views import manifest, reading, tables
 from core.config import TraceConfig, from_dict
 
@@ -23,9 +23,8 @@ with render.page_boundary():
                                       key="thr_trace")
         if st.button("Re-trace with these parameters", key="thr_retrace"):
             bar = st.progress(0.0, text="tracing ...")
-            retraced[(ident, tcfg)] = cached.retrace(run, tcfg, cfg.nvr, lambda e: bar.progress(
-                e.fraction, text=f"{e.stage}: {e.done}/{e.total} {e.unit}"
-                                 + (f", ETA {e.eta_s:.0f} s" if e.eta_s is not None else "")))
+            retraced[(ident, tcfg)] = retrace.retrace(run, tcfg, cfg.nvr, lambda e: bar.progress(
+                e.fraction, text=render.md_literal(runner.describe(e))))
             bar.empty()
     if (ident, tcfg) in retraced:
         run = retraced[(ident, tcfg)]
@@ -37,11 +36,11 @@ with render.page_boundary():
     n = cfg.span_threshold
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"R_{n} ({s})", tables.fmt(values[s]["r_n"]))
-    pm_point = cached.pm_values(values, "r_n")
+        col.metric(render.md_literal(f"R_{n} ({s})"), tables.fmt(values[s]["r_n"]))
+    pm_point = reading.pm_values(values, "r_n")
     if pm_point:
         for col, (s, v) in zip(st.columns(len(pm_point)), pm_point.items()):
-            col.metric(f"PM of R_{n} ({s})", f"{v:.3f}")
+            col.metric(render.md_literal(f"PM of R_{n} ({s})"), f"{v:.3f}")
     st.dataframe(tables.metric_table(values, tables.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
                                     "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
 
@@ -50,7 +49,7 @@ with render.page_boundary():
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.span_share_curves(curves, n), key="thr_curves")
     if "prefix" in curves:
-        pm_curves = cached.pm_curves(curves)
+        pm_curves = reading.pm_curves(curves)
         c2.plotly_chart(charts.pm_vs_threshold(pm_curves), key="thr_pm_curve")
     dist = cached.distributions(ident, settings, cfg, run)
     c3, c4 = st.columns(2)

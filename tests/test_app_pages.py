@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import paths, runner
+from app import paths, render, runner
 from app.views import manifest, planted_records, tables
 from core.config import AdaptiveParam, MetricsConfig, NVRConfig
 from core.errors import ConfigError
@@ -63,7 +63,7 @@ def indexed_marks(at: AppTest) -> list[list[tuple[int, str]]]:
 
 
 def metric_value(at: AppTest, label: str) -> str:
-    found = [m.value for m in at.metric if m.label == label]
+    found = [m.value for m in at.metric if render.shown(m.label) == label]  # labels arrive md_literal-escaped
     assert found, f"no metric {label!r}; have {[m.label for m in at.metric]}"
     return found[0]
 
@@ -387,5 +387,5 @@ def test_overview_planted_panel_is_optional_and_a_broken_file_only_warns(monkeyp
         (tmp_path / planted_records.PLANTED_FILE).write_text(content)
     at = app(monkeypatch, folder, "overview")
     assert not any("Planted records" in h.value for h in at.subheader)
-    assert len([w for w in at.warning if planted_records.PLANTED_FILE in w.value]) == (content is not None)  # named, once
+    assert len([w for w in at.warning if planted_records.PLANTED_FILE in render.shown(w.value)]) == (content is not None)  # named, once
     assert metric_value(at, "ALS (prefix)").endswith("tokens")  # the rest of the overview is there

@@ -4,7 +4,9 @@ No Streamlit here.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -38,3 +40,20 @@ def planted_table(data: Mapping[str, Any], variant: str = "email") -> pd.DataFra
             "sampled rest rate": r.get("sampled_rest_rate"), "P(rest)": r.get("mean_rest_prob")}
            for r in sorted(rows, key=lambda r: int(r["dup_count"]))]
     return pd.DataFrame(out)
+
+
+def planted_path(run_path: str) -> Path | None:
+    """The planted_extraction.json beside a run folder, or None when there is none."""
+    path = Path(run_path).parent / PLANTED_FILE
+    return path if path.is_file() else None
+
+
+def read_planted(path: str) -> dict:
+    """The JSON object in ``path``; PropMeError naming the file when it is unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise PropMeError(f"{path} is not readable JSON ({e}); rerun python -m demo.planted_extraction") from e
+    if not isinstance(data, dict):
+        raise PropMeError(f"{path} is not a JSON object; rerun python -m demo.planted_extraction")
+    return data

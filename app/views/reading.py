@@ -83,3 +83,17 @@ def report_input(run, values: Mapping[str, Mapping[str, float]], intervals: Mapp
     return ReportInput(f"PropMe report: {run_label(run.manifest)}",
                        plain_reading(values, cfg.span_threshold),
                        manifest_rows(run.manifest), tuple(tables), tuple(figures), examples)
+
+
+def pm_values(values: Mapping[str, Mapping[str, float]], metric: str) -> dict[str, float]:
+    """Point PM of ``metric`` per natural setting from already computed metric dicts (cheap, uncached)."""
+    if CAPABILITY not in values:
+        return {}
+    return {s: pm(v[metric], values[CAPABILITY][metric]) for s, v in values.items() if s != CAPABILITY}
+
+
+def pm_curves(curves: Mapping[str, Sequence[float]]) -> dict[str, list[tuple[int, float]]]:
+    """PM of R_n against n per natural setting, from span-share curves (n = 1.. in order)."""
+    cap = curves[CAPABILITY]
+    return {s: [(i + 1, pm(v, c)) for i, (v, c) in enumerate(zip(shares, cap)) if v + c > 0]  # 0/0: undefined
+            for s, shares in curves.items() if s != CAPABILITY}
