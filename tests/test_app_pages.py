@@ -309,7 +309,7 @@ def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
     cfg = manifest.metrics_config_of(run.manifest)
     nvr = {s: compute_metrics(run.by_setting(s)[1], cfg)["nvr"] for s in run.settings()}
     worst = max((s for s in nvr if s != "prefix"), key=nvr.get)
-    reading = next(i.value for i in at.info if "Under prefix attacks" in i.value)
+    reading = next(render.shown(i.value) for i in at.info if "Under prefix attacks" in i.value)
     assert f"({worst}, the leakiest natural setting)" in reading
     assert f"(PM of NVR = {pm(nvr[worst], nvr['prefix']):.2f};" in reading
     assert f"{nvr[worst]:.2f} against {nvr['prefix']:.2f}" in reading
