@@ -22,6 +22,10 @@ from core.records import DocMatch, Span
 from core.reports import highlight
 
 _ASCII_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# GFM autolink literals (http://, www., mailto:, a@b.c) are found in the parsed text, after escapes:
+# a word joiner (invisible; one in the input is already shown as [U+2060]) breaks each trigger.
+_AUTOLINK = re.compile(r"(?i)(?:(?<=https)|(?<=mailto)|(?<=http)|(?<=xmpp))(?=:)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
 _LINE_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
@@ -30,27 +34,31 @@ def md_literal(text: object) -> str:
     """``text`` as markdown that Streamlit shows character for character.
 
     Control, bidi and zero-width characters become visible ``[U+XXXX]`` (as in the ``st.html``
-    boxes) and line indentation is dropped (a paragraph would drop it too), then every ASCII punctuation character is backslash-escaped. CommonMark shows an
-    escaped punctuation character as itself, so no emphasis, link, image, HTML tag, entity,
+    boxes) and line indentation is dropped (a paragraph would drop it too), then every ASCII
+    punctuation character is backslash-escaped. CommonMark shows an escaped punctuation character as itself, so no emphasis, link, image, HTML tag, entity,
     ``$`` LaTeX or ``:red[...]`` / ``:material/x:`` directive can start; an emoji shortcode cannot
-    either (Streamlit looks for ``:word:``, and a backslash now stands before every colon).
+    either (Streamlit looks for ``:word:``, and a backslash now stands before every colon). GFM's
+    autolink literals are matched after parsing, so a word joiner (U+2060, invisible) goes before
+    ``://`` of ``http``, after ``www`` and before ``@``.
 
-    >>> print(md_literal("![x](http://h/i) :red[a] $x$ <b>&#x27;"))
-    \\!\\[x\\]\\(http\\:\\/\\/h\\/i\\) \\:red\\[a\\] \\$x\\$ \\<b\\>\\&\\#x27\\;
+    >>> print(md_literal("![x](h/i) :red[a] $x$ <b>&#x27;"))
+    \\!\\[x\\]\\(h\\/i\\) \\:red\\[a\\] \\$x\\$ \\<b\\>\\&\\#x27\\;
+    >>> md_literal("http://a www.b c@d").count(WORD_JOINER)
+    3
     >>> md_literal("a\\u202eb")
     'a\\\\[U\\\\+202E\\\\]b'
     """
     flat = _LINE_INDENT.sub("", highlight.visible_controls(str(text)))  # no indented code block
-    return _ASCII_PUNCT.sub(r"\\\1", flat)
+    return _ASCII_PUNCT.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, flat))
 
 
 def shown(markdown: str) -> str:
-    """What the reader sees of :func:`md_literal`'s output (its escapes removed); for tests and checks.
+    """What the reader sees of :func:`md_literal`'s output (escapes and word joiners removed); for tests.
 
     >>> shown(md_literal("R_3 (prefix) **x**"))
     'R_3 (prefix) **x**'
     """
-    return _ESCAPED.sub(r"\1", markdown)
+    return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 
 @contextmanager
