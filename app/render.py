@@ -61,6 +61,15 @@ def shown(markdown: str) -> str:
     return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 
+def option(text: object) -> str:
+    """An option of a selectbox or multiselect (plain text there, not markdown): controls made visible.
+
+    >>> option("a\u202eb*")
+    'a[U+202E]b*'
+    """
+    return highlight.visible_controls(str(text))
+
+
 @contextmanager
 def page_boundary() -> Iterator[None]:
     """The one place a page turns core errors into words, then stops: an index that is not on this

@@ -137,8 +137,8 @@ def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: i
     sb = st.sidebar
     options = ["all"] + list(settings)
     setting = sb.selectbox("Setting", options, options.index(initial_setting) if initial_setting in options else 0,
-                           key="ex_setting")
-    domain = sb.selectbox("Domain", ["all"] + list(domains), key="ex_domain")
+                           key="ex_setting", format_func=render.option)
+    domain = sb.selectbox("Domain", ["all"] + list(domains), key="ex_domain", format_func=render.option)
     min_span = sb.slider("Minimum longest span (tokens)", 0, max(1, max_span), 0, key="ex_min_span")
     min_nv = sb.slider("Minimum nv_recall", 0.0, 1.0, 0.0, 0.05, key="ex_min_nv")
     full = sb.checkbox("Full matches only", False, key="ex_full")

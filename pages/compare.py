@@ -36,7 +36,8 @@ with render.page_boundary():
 
     if len(runs) >= 2:
         st.subheader("Model-vs-model PM")
-        ref_label = st.selectbox("Reference run (takes the prefix slot of PM)", list(runs), key="cmp_ref")
+        ref_label = st.selectbox("Reference run (takes the prefix slot of PM)", list(runs), key="cmp_ref",
+                                 format_func=render.option)
         ref_ident, ref = runs[ref_label]
         cfg = manifest.metrics_config_of(ref.manifest)
         rows = []

@@ -26,7 +26,7 @@ with render.page_boundary():
         if occs:
             n_ids = len(tok(phrase, add_special_tokens=False)["input_ids"])
             pick = st.selectbox("Occurrence", range(len(occs)), key="corpus_occ",
-                                format_func=lambda i: f"document {occs[i].doc_id} at token {occs[i].start}")
+                                format_func=lambda i: render.option(f"document {occs[i].doc_id} at token {occs[i].start}"))
             occ = occs[pick]
             ids, off = index.doc_window(occ, n_ids, 200)
             text, start, end = explore.decoded_window(tok, ids, off, n_ids)

@@ -22,7 +22,7 @@ with render.page_boundary():
         st.stop()
     keys = [r.key for r in shown]
     start = keys.index(linked) if linked in keys else 0
-    choice = st.selectbox("Completion", range(len(shown)), start, format_func=lambda i: explore.example_label(shown[i]),
+    choice = st.selectbox("Completion", range(len(shown)), start, format_func=lambda i: render.option(explore.example_label(shown[i])),
                           key="ex_pick")
     gen, trace = run.lookup(keys[choice])
     st.query_params.from_dict(explore.params_for(gen.key))

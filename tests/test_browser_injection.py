@@ -102,7 +102,7 @@ def browser():
 
 
 def _settle(page) -> None:
-    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)  # every page has a title
     page.wait_for_timeout(1500)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
     page.wait_for_timeout(1000)
@@ -114,30 +114,45 @@ def _no_rendered_payload(page, port: int) -> None:
     assert found == []
 
 
+SHOWS_JS = "(s) => document.body.innerText.replaceAll('\\u2060', '').includes(s)"
+
+
 def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server, browser, logger):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     url, _ = hostile_server
     port, hits = logger
     ARTIFACTS.mkdir(exist_ok=True)
-    texts = {}
-    for name in PAGES:
+
+    def shown(tag: str) -> str:
+        return visible_controls(payload(port, tag))
+
+    expected = {  # page -> texts it must show literally (each waited for, then asserted)
+        "": [f"Run: {shown('run')}",  # st.subheader
+             f"ALS ({shown('setgen')})", f"PM ALS ({shown('setspec')})",  # metric labels
+             "the leakiest natural setting) it does so"],  # st.info naming a setting
+        "explore": [f"source document: {shown('doc')} doc-", f"document {shown('doc')} doc-"],  # captions
+        "thresholds": [f"R_50 ({shown('setgen')})", f"PM of R_50 ({shown('setspec')})"],
+        "compare": ["Add at least two results folders"], "corpus": ["corpus index is not on this machine"],
+        "export": ["HTML report"], "run": ["Run an experiment"],
+    }
+    for name, texts in expected.items():
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(f"{url}/{name}")
         _settle(page)
-        texts[name or "overview"] = page.evaluate("() => document.body.innerText").replace(WORD_JOINER, "")
+        for text in texts:
+            try:
+                page.wait_for_function(SHOWS_JS, arg=text, timeout=60_000)
+            except PlaywrightTimeout:  # report what the page did show
+                body = page.evaluate("() => document.body.innerText")
+                pytest.fail(f"/{name} does not show {text!r} literally; it shows:\n{body[:3000]}")
+        body = page.evaluate("() => document.body.innerText").replace(WORD_JOINER, "")
+        (ARTIFACTS / f"inject-{name or 'overview'}.txt").write_text(body, encoding="utf-8")
+        assert "Traceback" not in body and "\u202e" not in body
         _no_rendered_payload(page, port)
-        assert "Traceback" not in texts[name or "overview"]
-        page.screenshot(path=str(ARTIFACTS / f"inject-{name or 'overview'}.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"inject-{name or 'overview'}.png"), full_page=False, timeout=90_000)
         page.close()
     assert hits == [], f"the browser fetched {hits}"
-    shown = lambda tag: visible_controls(payload(port, tag))
-    assert f"Run: {shown('run')}" in texts["overview"]  # the subheader
-    assert f"ALS ({shown('setgen')})" in texts["overview"]  # a metric label
-    assert f"({shown('setspec')}, the leakiest natural setting)" in texts["overview"] or \
-        f"({shown('setgen')}, the leakiest natural setting)" in texts["overview"]  # st.info
-    assert f"R_50 ({shown('setgen')})" in texts["thresholds"]
-    assert f"document {shown('doc')} doc-" in texts["explore"]  # document captions
-    assert f"{shown('prompt')} " in texts["explore"]  # the completion picker's label
-    assert "[U+202E]" in texts["overview"] and "\u202e" not in texts["overview"]
 
 
 def test_explore_setting_filter_options_stay_text(hostile_server, browser, logger):
@@ -187,7 +202,7 @@ def test_uploaded_corpus_ids_are_shown_literally(hostile_server, browser, logger
                            timeout=300_000)
     _settle(page)
     text = page.evaluate("() => document.body.innerText").replace(WORD_JOINER, "")
-    page.screenshot(path=str(ARTIFACTS / "inject-upload.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "inject-upload.png"), full_page=False, timeout=90_000)
     _no_rendered_payload(page, port)
     page.close()
     assert hits == [], f"the browser fetched {hits}"
