@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.errors import IndexNotBuilt, PropMeError
+from core.errors import PropMeError
 from core.records import DocMatch, Span
 from core.reports import highlight
 
@@ -72,13 +72,9 @@ def option(text: object) -> str:
 
 @contextmanager
 def page_boundary() -> Iterator[None]:
-    """The one place a page turns core errors into words, then stops: an index that is not on this
-    machine -> st.info (the run itself is fine), any other PropMeError -> st.error."""
+    """The one place a page turns core errors into words: PropMeError -> st.error, then stop."""
     try:
         yield
-    except IndexNotBuilt as e:
-        st.info(md_literal(e))
-        st.stop()
     except PropMeError as e:
         st.error(md_literal(e))
         st.stop()

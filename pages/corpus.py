@@ -3,6 +3,7 @@ import streamlit as st
 
 from app import cached, render, retrace, state
 from app.views import explore, tables
+from core.errors import IndexNotBuilt
 
 st.title("Corpus")
 with render.page_boundary():
@@ -13,7 +14,11 @@ with render.page_boundary():
                "first (max nv_recall: how much of the document window a completion recalls near-verbatim)."))
     st.dataframe(leaks, hide_index=True, key="corpus_leaks")
 
-    index, tok = retrace.run_index(run)
+    try:
+        index, tok = retrace.run_index(run)
+    except IndexNotBuilt as e:  # the table above stands; the rest needs the index
+        st.info(render.md_literal(e))
+        st.stop()
     st.subheader("The corpus index")
     c1, c2 = st.columns(2)
     c1.metric("Documents", f"{index.num_docs:,}")

@@ -184,7 +184,7 @@ def test_uploaded_corpus_ids_are_shown_literally(hostile_server, browser, logger
     url, _ = hostile_server
     port, hits = logger
     words = ["river", "stone", "quiet", "lamp", "harbor", "violet", "engine", "paper", "window", "silver", "market", "garden"]
-    rows = [{"id": payload(port, f"up{i % 3}"), "text": " ".join(words[i:] + words[:i]) * 4} for i in range(4)]
+    rows = [{"id": payload(port, f"up{i % 3}"), "text": " ".join((words[i:] + words[:i]) * 20)} for i in range(4)]
     corpus = tmp_path / "hostile.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     page = browser.new_page(viewport={"width": 1500, "height": 1400})
@@ -194,6 +194,10 @@ def test_uploaded_corpus_ids_are_shown_literally(hostile_server, browser, logger
     _settle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(corpus))
     _settle(page)
+    for label, value in (("Prompts per setting", "1"), ("Max new tokens", "8")):
+        page.get_by_label(label).fill(value)
+        page.get_by_label(label).press("Enter")
+        _settle(page)
     page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)").fill(str(tmp_path / "out"))
     page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)").press("Enter")
     _settle(page)
@@ -207,4 +211,5 @@ def test_uploaded_corpus_ids_are_shown_literally(hostile_server, browser, logger
     page.close()
     assert hits == [], f"the browser fetched {hits}"
     assert "Done:" in text, text[-2000:]
-    assert visible_controls(payload(port, "up0")) in text  # named by the duplicate-id report
+    assert "duplicate id" in text and payload(port, "up0")[:60] in text  # the report quotes the id literally
+    assert "\u202e" not in text
