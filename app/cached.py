@@ -5,37 +5,26 @@ underscore AND an identity argument beside them (``run_id`` = path + manifest st
 ``index.fingerprint``). Loaded runs and re-scored traces are immutable tuples of frozen dataclasses,
 so they live in ``st.cache_resource`` (shared, never copied); small per-query values (metric dicts,
 intervals) in ``st.cache_data`` (a copy per caller).
-
-A core module that has not landed yet raises :class:`Unavailable`; pages show it with ``st.info``.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import streamlit as st
 
-from core.config import CAPABILITY, MetricsConfig
-from core.errors import PropMeError
-from core.paths import confine, data_root, model_source
+from app.views.planted_records import planted_path, read_planted
+from core.config import MetricsConfig
+from core.index.corpus_index import CorpusIndex
+from core.index.tokenizer import load_tokenizer
 from core.records import TraceResult
-from core.scoring import registry, summary
-
-
-class Unavailable(Exception):
-    """A feature's core module is not installed in this checkout (shown with st.info, not an error)."""
-
-
-def need(module: str) -> ModuleType:
-    """Import ``core.<module>`` or raise Unavailable naming what is missing."""
-    try:
-        return importlib.import_module(f"core.{module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"core.{module}":
-            raise
-        raise Unavailable(f"This needs core/{module.replace('.', '/')}.py, which is not in this checkout yet.") from None
+from core.reports.html import build_report
+from core.runs.demo import ensure_demo_index
+from core.runs.results import load_results
+from core.scoring import loops, registry, summary
+from core.scoring.bootstrap import bootstrap_intervals
+from core.scoring.metrics import score_traces, span_share_curve
+from core.scoring.propensity import pm_interval, run_pm
 
 
 def run_id(path: str) -> str:
@@ -51,7 +40,7 @@ def run_id(path: str) -> str:
 @st.cache_resource(max_entries=16, show_spinner="Loading results folder ...")
 def load_run(path: str, ident: str):
     """``core.runs.results.load_results(path)``; ``ident`` (see :func:`run_id`) invalidates on rewrite."""
-    return need("runs.results").load_results(path)
+    return load_results(path)
 
 
 @st.cache_resource(max_entries=64)
@@ -90,7 +79,7 @@ def _setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tu
     if stored is not None:
         return stored
     gens, traces = setting_traces(ident, setting, _run)
-    return need("scoring.bootstrap").bootstrap_intervals(traces, cfg, gens, metrics=metrics)
+    return bootstrap_intervals(traces, cfg, gens, metrics=metrics)
 
 
 def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
@@ -114,7 +103,7 @@ def pm_values(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsCo
 def _pm(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, intervals: bool, _run) -> dict:
     traces = {s: setting_traces(ident, s, _run)[1] for s in settings}
     values = {s: setting_metrics(ident, s, cfg, _run) for s in settings}
-    out = need("scoring.propensity").run_pm(traces, cfg, (metric,), values_by_setting=values, intervals=intervals)
+    out = run_pm(traces, cfg, (metric,), values_by_setting=values, intervals=intervals)
     return {s: row[metric] for s, row in out.items() if metric in row}
 
 
@@ -125,8 +114,7 @@ def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsC
 
 @st.cache_data(max_entries=256)
 def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
-    metrics, loops = need("scoring.metrics"), need("scoring.loops")
-    return {s: metrics.span_share_curve(loops.drop_degenerate(setting_traces(ident, s, _run)[1], cfg), max_n)
+    return {s: span_share_curve(loops.drop_degenerate(setting_traces(ident, s, _run)[1], cfg), max_n)
             for s in settings}
 
 
@@ -137,10 +125,9 @@ def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _ru
 
 @st.cache_data(max_entries=256)
 def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
-    loops, metrics = need("scoring.loops"), need("scoring.metrics")
     out = {}
     for s in settings:
-        kept = loops.drop_degenerate(metrics.score_traces(setting_traces(ident, s, _run)[1], cfg), cfg)
+        kept = loops.drop_degenerate(score_traces(setting_traces(ident, s, _run)[1], cfg), cfg)
         out[s] = {"spans": [sp.length for t in kept for sp in t.spans],
                   "nv": [d.nv.recall for t in kept for d in t.docs]}
     return out
@@ -149,17 +136,17 @@ def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _r
 @st.cache_resource(max_entries=4, show_spinner="Opening the corpus index ...")
 def open_index(dirs: tuple[str, ...]):
     """``CorpusIndex.open(dirs)`` shared by every session (read-only, memory-mapped)."""
-    return need("index.corpus_index").CorpusIndex.open(list(dirs))
+    return CorpusIndex.open(list(dirs))
 
 
 @st.cache_resource(max_entries=1, show_spinner="Building the demo index (first use only) ...")
 def demo_index():
-    return need("runs.demo").ensure_demo_index()
+    return ensure_demo_index()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading tokenizer ...")
 def tokenizer(name_or_path: str):
-    return need("index.tokenizer").load_tokenizer(name_or_path)
+    return load_tokenizer(name_or_path)
 
 
 @st.cache_data(max_entries=128)
@@ -172,7 +159,7 @@ def phrase_search(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: 
 @st.cache_data(max_entries=8, show_spinner="Building the HTML report ...")
 def html_report(ident: str, cfg: MetricsConfig, metric: str, _inp) -> str:
     """``core.reports.html.build_report`` of the report input built for (run, cfg, metric)."""
-    return need("reports.html").build_report(_inp)
+    return build_report(_inp)
 
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...")
@@ -180,7 +167,7 @@ def cross_pm(ident: str, ref_ident: str, setting: str, metric: str, cfg: Metrics
     """PM of ``metric`` of ``_run`` against the reference run ``_ref`` (reference in the prefix slot)."""
     mine = setting_traces(ident, setting, _run)[1]
     ref = setting_traces(ref_ident, setting, _ref)[1]
-    return need("scoring.propensity").pm_interval(mine, ref, metric, cfg)
+    return pm_interval(mine, ref, metric, cfg)
 
 
 def clear_all() -> None:
@@ -189,92 +176,14 @@ def clear_all() -> None:
     st.cache_resource.clear()
 
 
-def pm_curves(curves: dict) -> dict:
-    """PM of R_n against n per compared setting, from :func:`span_curves` output (uncached, cheap)."""
-    return need("scoring.propensity").pm_curve(curves, CAPABILITY)
-
-
-def retrace(run, tcfg, progress):
-    """Re-trace every completion of ``run`` with ``tcfg`` (not cached: the page keeps it in session state).
-
-    Needs the run's index and tokenizer (:func:`run_index`); returns a RunResults with the new traces
-    and no stored scores (they belong to the old traces).
-    """
-    import dataclasses
-
-    index, tok = run_index(run)
-    traces = need("tracing.trace").trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg,
-                                              progress=progress)
-    return dataclasses.replace(run, traces=tuple(traces), summary={}, pm={})
-
-
-def run_index(run):
-    """(index, tokenizer) of a run: its manifest's index folders, or the demo index for the demo run.
-
-    The demo run uses its recorded index folder when that opens with the recorded fingerprint (a
-    millisecond memory-map); only otherwise is the demo index checked against the shipped corpus and
-    built (:func:`core.runs.demo.ensure_demo_index` re-reads and fingerprints the corpus: seconds).
-    Raises Unavailable with the reason when the index is not on this machine.
-    """
-    index_meta = run.manifest.index
-    dirs = index_meta.dirs if index_meta else ()
-    try:
-        demo = need("runs.demo")
-    except Unavailable:
-        demo = None
-    is_demo = bool(demo and run.path and Path(run.path).resolve() == Path(demo.demo_results_dir()).resolve())
-    root = None if is_demo else data_root()  # a manifest may name any path: confine it like a typed one
-    dirs = tuple(str(confine(d, root, what="index folder named in the run's manifest")) for d in dirs)
-    if dirs and all(Path(d).is_dir() for d in dirs):
-        try:
-            index = open_index(dirs)
-        except PropMeError:
-            if not is_demo:
-                raise
-            index = None  # a half-built demo index: rebuild it below
-        tok_name = (str(demo.demo_model_dir()) if is_demo
-                    else (index_meta.tokenizer if index_meta else None) or (index.tokenizer_name if index else None))
-        if index is not None and tok_name and (not is_demo or index.fingerprint == index_meta.fingerprint):
-            return index, tokenizer(model_source(str(tok_name), root, what="tokenizer named in the run's manifest"))
-    if is_demo:
-        return demo_index(), tokenizer(str(demo.demo_model_dir()))
-    where = ", ".join(dirs) or "(none recorded)"
-    raise Unavailable(f"This run's corpus index is not on this machine (index folders: {where}). "
-                      "Copy or build it there (python -m core index build ...) to search the corpus or re-trace.")
-
-
 def planted_extraction(run_path: str) -> dict | None:
     """The planted-record extraction results beside a run folder, or None when there are none.
     A file that is not a JSON object raises PropMeError naming it."""
-    from app.views import PLANTED_FILE
-
-    path = Path(run_path).parent / PLANTED_FILE
-    return _planted_extraction(str(path), path.stat().st_mtime_ns) if path.is_file() else None
+    path = planted_path(run_path)
+    return _planted_extraction(str(path), path.stat().st_mtime_ns) if path else None
 
 
 @st.cache_data(max_entries=8)
 def _planted_extraction(path: str, stamp: int) -> dict:
-    import json
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise PropMeError(f"{path} is not readable JSON ({e}); rerun python -m demo.planted_extraction") from e
-    if not isinstance(data, dict):
-        raise PropMeError(f"{path} is not a JSON object; rerun python -m demo.planted_extraction")
-    return data
-
-
-def demo_info() -> dict:
-    """Paths of the shipped demo (model folder, prompt sets) or {} when core/runs/demo.py is absent."""
-    try:
-        demo = need("runs.demo")
-    except Unavailable:
-        return {}
-    return {"model": str(demo.demo_model_dir()),
-            "prompts": {k: str(v) for k, v in demo.demo_prompt_paths().items()}}
-
-
-def run_experiment(cfg, progress):
-    """``core.runs.experiment.run_experiment`` (uncached: it has its own result cache on disk)."""
-    return need("runs.experiment").run_experiment(cfg, progress=progress)
+    """``read_planted(path)``; ``stamp`` (the file's mtime) invalidates on rewrite."""
+    return read_planted(path)

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.config import CAPABILITY
+from core.reports.highlight import visible_controls
 
 # No template here: Streamlit applies its theme, and coercing a template costs ~10 ms per figure.
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 45}, "height": 380}
@@ -35,8 +36,9 @@ class PlanePoint:
 
 
 def _safe(label: str) -> str:
-    """Plotly renders a pseudo-HTML subset (<a href>, <b>) in names and labels: escape untrusted ones."""
-    return html.escape(str(label), quote=True)
+    """Plotly renders a pseudo-HTML subset (<a href>, <b>) in names and labels: escape untrusted ones,
+    and show control/bidi characters as [U+XXXX] (as everywhere else in the app)."""
+    return html.escape(visible_controls(str(label)), quote=True)
 
 
 def _hline(fig: go.Figure, y: float, text: str) -> None:

@@ -1,32 +1,82 @@
-"""Showing untrusted text in Streamlit: only escaped HTML (core/reports/highlight.py) reaches ``st.html``.
+"""The one way untrusted text reaches Streamlit: shown literally, never obeyed.
 
-``st.html`` is used instead of ``st.markdown(unsafe_allow_html=True)`` so no markdown parsing runs
-over completion text (``**``, ``[x](javascript:...)`` stay literal), and every piece of text in the
-HTML comes from :func:`core.reports.highlight.escape_text`.
+Untrusted: anything from a results folder, manifest, corpus, upload or form (run names, setting
+names, prompt and document ids, completions, error messages that quote them).
+
+- Long text (completions, documents, windows) goes to ``st.html`` as HTML escaped by
+  :mod:`core.reports.highlight` (no markdown parser runs over it).
+- Short text inside markdown-rendering calls (``st.subheader``, ``st.info``, ``st.caption``, metric
+  and widget labels, ...) goes through :func:`md_literal` first. tests/test_render_safety.py fails
+  when such a call receives anything but a string literal or :func:`md_literal`'s output.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import streamlit as st
 
-from app.cached import Unavailable
 from core.errors import PropMeError
 from core.records import DocMatch, Span
 from core.reports import highlight
 
+_ASCII_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# GFM autolink literals (http://, www., mailto:, a@b.c) are found in the parsed text, after escapes:
+# a word joiner (invisible; one in the input is already shown as [U+2060]) breaks each trigger.
+_AUTOLINK = re.compile(r"(?i)(?:(?<=https)|(?<=mailto)|(?<=http)|(?<=xmpp))(?=:)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
+_LINE_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def md_literal(text: object) -> str:
+    """``text`` as markdown that Streamlit shows character for character.
+
+    Control, bidi and zero-width characters become visible ``[U+XXXX]`` (as in the ``st.html``
+    boxes) and line indentation is dropped (a paragraph would drop it too), then every ASCII
+    punctuation character is backslash-escaped. CommonMark shows an escaped punctuation character as itself, so no emphasis, link, image, HTML tag, entity,
+    ``$`` LaTeX or ``:red[...]`` / ``:material/x:`` directive can start; an emoji shortcode cannot
+    either (Streamlit looks for ``:word:``, and a backslash now stands before every colon). GFM's
+    autolink literals are matched after parsing, so a word joiner (U+2060, invisible) goes before
+    ``://`` of ``http``, after ``www`` and before ``@``.
+
+    >>> print(md_literal("![x](h/i) :red[a] $x$ <b>&#x27;"))
+    \\!\\[x\\]\\(h\\/i\\) \\:red\\[a\\] \\$x\\$ \\<b\\>\\&\\#x27\\;
+    >>> md_literal("http://a www.b c@d").count(WORD_JOINER)
+    3
+    >>> md_literal("a\\u202eb")
+    'a\\\\[U\\\\+202E\\\\]b'
+    """
+    flat = _LINE_INDENT.sub("", highlight.visible_controls(str(text)))  # no indented code block
+    return _ASCII_PUNCT.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, flat))
+
+
+def shown(markdown: str) -> str:
+    """What the reader sees of :func:`md_literal`'s output (escapes and word joiners removed); for tests.
+
+    >>> shown(md_literal("R_3 (prefix) **x**"))
+    'R_3 (prefix) **x**'
+    """
+    return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
+
+
+def option(text: object) -> str:
+    """An option of a selectbox or multiselect (plain text there, not markdown): controls made visible.
+
+    >>> option("a\u202eb*")
+    'a[U+202E]b*'
+    """
+    return highlight.visible_controls(str(text))
+
 
 @contextmanager
 def page_boundary() -> Iterator[None]:
-    """The one place a page turns core errors into words: PropMeError -> st.error, missing module -> st.info."""
+    """The one place a page turns core errors into words: PropMeError -> st.error, then stop."""
     try:
         yield
-    except Unavailable as e:
-        st.info(str(e))
-        st.stop()
     except PropMeError as e:
-        st.error(str(e))
+        st.error(md_literal(e))
         st.stop()
 
 
@@ -47,5 +97,5 @@ def plain(text: str) -> None:
 
 
 def caption(text: str) -> None:
-    """A caption holding untrusted text (doc ids, prompt ids): markdown-escaped first."""
-    st.caption(highlight.escape_markdown(text))
+    """A caption holding untrusted text (doc ids, prompt ids), shown literally."""
+    st.caption(md_literal(text))

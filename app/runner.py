@@ -1,4 +1,4 @@
-"""The Run page's work: turn its choices into an ExperimentConfig and run it with stage progress.
+"""The Run page's work: the demo's paths, uploads, an index for a corpus, and stage progress.
 
 Progress goes to one bar per stage (generate, trace, score ...) with its ETA. The Cancel button
 sets a ``threading.Event``; the progress callback then raises ``core.progress.Cancelled`` so the
@@ -12,40 +12,27 @@ name is one safe folder name, every path lies inside the data root (when one is 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from app.paths import work_dir
-from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
-from core.errors import ConfigError, PropMeError
+from core.config import ExperimentConfig
+from core.errors import ConfigError
+from core.index.ensure import ensure_index
 from core.paths import confine, model_source, safe_name
 from core.progress import Cancelled, ProgressEvent
-
-log = logging.getLogger(__name__)
+from core.runs.demo import demo_model_dir, demo_prompt_paths
 
 UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
 APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
 
 
-@dataclass(frozen=True)
-class RunChoices:
-    """Everything the Run page's widgets chose."""
-
-    name: str
-    model: ModelConfig
-    index_dirs: tuple[str, ...]
-    settings: tuple[SettingConfig, ...]
-    decoding: DecodingConfig
-    trace: TraceConfig
-    output_dir: str
-
-
-def experiment_config(c: RunChoices, root: Path | None = None, exempt: tuple[str, ...] = ()) -> ExperimentConfig:
-    """The ExperimentConfig of the page's choices, checked against the data root ``root`` (None: none set).
+def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[str, ...] = ()) -> ExperimentConfig:
+    """The Run page's ExperimentConfig checked against the data root ``root`` (None: none set), its paths
+    resolved.
 
     Refuses (ConfigError) a run name that is not one safe folder name, remote code with a data root
     set, and a model, index, prompt file or output folder outside the root. ``exempt`` lists the
@@ -64,9 +51,14 @@ def experiment_config(c: RunChoices, root: Path | None = None, exempt: tuple[str
         model = replace(model, name_or_path=model_source(model.name_or_path, root, what="model"))
     settings = tuple(replace(s, prompts_path=inside(s.prompts_path, f"prompt set for {s.name}"))
                      if s.prompts_path else s for s in c.settings)
-    return ExperimentConfig(name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
-                            settings=settings, decoding=c.decoding, trace=c.trace,
-                            output_dir=str(confine(c.output_dir, root, what="output folder")))
+    return replace(c, name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
+                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")))
+
+
+def demo_info() -> dict:
+    """Paths of the shipped demo: its model folder and its prompt sets by setting."""
+    return {"model": str(demo_model_dir()),
+            "prompts": {k: str(v) for k, v in demo_prompt_paths().items()}}
 
 
 def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
@@ -84,21 +76,13 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     (its skipped rows and renamed ids listed beside it); returns (index dir, load)."""
     from core.config import CorpusConfig
     from core.corpus.load import corpus_fingerprint, load_corpus
-    from core.index.build import build_index
-    from core.index.corpus_index import CorpusIndex
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     load = load_corpus(CorpusConfig(path=corpus_path), progress)
     tok = load_tokenizer(tokenizer_name)
     key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)).encode()).hexdigest()[:16]
     out = root / key
-    if out.is_dir() and any(out.iterdir()):  # a finished or an interrupted build
-        try:
-            CorpusIndex.open(out, tokenizer=tok)
-            return out, load
-        except PropMeError as e:  # an unfinished or mismatched build: rebuild it below
-            log.warning("rebuilding unusable index %s: %s", out, e)
-    build_index(load.documents, tok, out, progress=progress, cpus=1, load=load)
+    ensure_index(load.documents, tok, out, progress, load=load)
     return out, load
 
 

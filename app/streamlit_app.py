@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` puts only 
 
 import streamlit as st
 
-from app import cached, state, widgets
+from app import cached, render, state, widgets
 from core.errors import PropMeError
 
 PAGES = ROOT / "pages"
@@ -23,7 +23,7 @@ st.set_page_config(page_title="PropMe Explorer", layout="wide")
 try:
     st.session_state[state.RUN_PATH] = widgets.results_picker()
 except PropMeError as e:
-    st.sidebar.error(str(e))
+    st.sidebar.error(render.md_literal(e))
     st.session_state[state.RUN_PATH] = ""
 if st.sidebar.button("Clear cache", key="clear_cache", help="Forget cached results and metrics."):
     cached.clear_all()

@@ -10,7 +10,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import paths, views
+from app import paths, render
+from app.views import explore
 from core.config import (
     SETTINGS,
     TRACE_MODES,
@@ -56,8 +57,8 @@ def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> Me
 
 
 def _adaptive(label: str, p: AdaptiveParam, key: str) -> AdaptiveParam:
-    frac = st.slider(f"{label}: fraction of the completion's words", 0.0, 0.5, float(p.frac), 0.01, key=key,
-                     help=f"threshold = clamp(round(fraction x n), {p.lo}, {p.hi})")
+    frac = st.slider(render.md_literal(f"{label}: fraction of the completion's words"), 0.0, 0.5, float(p.frac), 0.01, key=key,
+                     help=render.md_literal(f"threshold = clamp(round(fraction x n), {p.lo}, {p.hi})"))
     return replace(p, frac=float(frac))
 
 
@@ -109,8 +110,8 @@ def model_picker(demo_path: str | None, key: str = "run") -> ModelConfig:
                             help="Runs Python code shipped with the model: only for models you trust.")
     else:
         st.checkbox("Trust remote code", False, key=f"{key}_trust", disabled=True,
-                    help=f"Off on this server ({paths.DATA_ROOT_ENV} is set): remote code cannot be enabled "
-                    "from the web app.")
+                    help=render.md_literal(f"Off on this server ({paths.DATA_ROOT_ENV} is set): remote code "
+                                           "cannot be enabled from the web app."))
         trust = False  # whatever the browser sends: never on with a data root
     if trust:
         st.warning("Trust remote code is ON: the model folder's own Python code will run on this machine.")
@@ -133,7 +134,7 @@ def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[Set
     files = {}
     for s in chosen:
         if s in ("generic", "specific"):
-            typed = st.text_input(f"Prompt set for {s} (JSONL: text, optional domain, id)",
+            typed = st.text_input(render.md_literal(f"Prompt set for {s} (JSONL: text, optional domain, id)"),
                                   prompt_paths.get(s, ""), key=f"{key}_prompts_{s}")
             default = prompt_paths.get(s, "")
             files[s] = str(paths.confine(typed, None if typed == default else paths.data_root())) if typed else None
@@ -141,18 +142,18 @@ def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[Set
 
 
 def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: int,
-                    initial_setting: str | None = None) -> views.ExploreFilter:
+                    initial_setting: str | None = None) -> explore.ExploreFilter:
     """Filters of the Explore page (sidebar)."""
     sb = st.sidebar
     options = ["all"] + list(settings)
     setting = sb.selectbox("Setting", options, options.index(initial_setting) if initial_setting in options else 0,
-                           key="ex_setting")
-    domain = sb.selectbox("Domain", ["all"] + list(domains), key="ex_domain")
+                           key="ex_setting", format_func=render.option)
+    domain = sb.selectbox("Domain", ["all"] + list(domains), key="ex_domain", format_func=render.option)
     min_span = sb.slider("Minimum longest span (tokens)", 0, max(1, max_span), 0, key="ex_min_span")
     min_nv = sb.slider("Minimum nv_recall", 0.0, 1.0, 0.0, 0.05, key="ex_min_nv")
     full = sb.checkbox("Full matches only", False, key="ex_full")
     search = sb.text_input("Text search in completions", key="ex_search")
-    return views.ExploreFilter(None if setting == "all" else setting, None if domain == "all" else domain,
+    return explore.ExploreFilter(None if setting == "all" else setting, None if domain == "all" else domain,
                                int(min_span), float(min_nv), full, search)
 
 

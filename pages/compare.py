@@ -1,7 +1,8 @@
 """Compare: two or more results folders side by side, and PM of each run against a reference run."""
 import streamlit as st
 
-from app import cached, charts, paths, render, state, views
+from app import cached, charts, paths, render, state
+from app.views import manifest, reading, tables
 
 st.title("Compare runs")
 with render.page_boundary():
@@ -16,26 +17,27 @@ with render.page_boundary():
     for folder in dict.fromkeys(folders):
         ident = cached.run_id(folder)
         run = cached.load_run(folder, ident)
-        runs[f"{views.run_label(run.manifest, folder)} ({folder})"] = (ident, run)
+        runs[f"{manifest.run_label(run.manifest, folder)} ({folder})"] = (ident, run)
     if not runs:
         st.stop()
-    metric = st.selectbox("Metric", views.PRIMARY + ("r_n",), format_func=views.metric_label, key="cmp_metric")
+    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=tables.metric_label, key="cmp_metric")
     values = {label: {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
                       for s in run.settings()} for label, (ident, run) in runs.items()}
-    st.plotly_chart(charts.compare_bars(values, views.metric_label(metric)), key="cmp_bars")
-    st.dataframe(views.compare_frame(values), hide_index=True, key="cmp_table")
+    st.plotly_chart(charts.compare_bars(values, tables.metric_label(metric)), key="cmp_bars")
+    st.dataframe(tables.compare_frame(values), hide_index=True, key="cmp_table")
 
     points = []
     for label, (ident, run) in runs.items():
         cfg = run.manifest.metrics
         ivs = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in run.settings()}
-        points += views.plane_points(label, ivs, metric)
+        points += reading.plane_points(label, ivs, metric)
     if points:
-        st.plotly_chart(charts.capability_propensity(points, views.metric_label(metric)), key="cmp_plane")
+        st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric)), key="cmp_plane")
 
     if len(runs) >= 2:
         st.subheader("Model-vs-model PM")
-        ref_label = st.selectbox("Reference run (takes the prefix slot of PM)", list(runs), key="cmp_ref")
+        ref_label = st.selectbox("Reference run (takes the prefix slot of PM)", list(runs), key="cmp_ref",
+                                 format_func=render.option)
         ref_ident, ref = runs[ref_label]
         cfg = ref.manifest.metrics
         rows = []
@@ -47,4 +49,4 @@ with render.page_boundary():
                     iv = cached.cross_pm(ident, ref_ident, s, metric, cfg, run, ref)
                     rows.append({"run": label, "setting": s, "PM": iv.value, "lo": iv.lo, "hi": iv.hi})
         st.caption("PM = f(run) / (f(run) + f(reference)); 0.5: the run leaks as much as the reference.")
-        st.dataframe(views.rows_frame(rows), hide_index=True, key="cmp_pm")
+        st.dataframe(tables.rows_frame(rows), hide_index=True, key="cmp_pm")

@@ -3,14 +3,15 @@ import json
 
 import streamlit as st
 
-from app import cached, charts, render, state, views
+from app import cached, charts, render, state
+from app.views import manifest, reading, tables
 
 st.title("Export")
 with render.page_boundary():
     ident, run = state.current_run()
     cfg = run.manifest.metrics
     settings = tuple(run.settings())
-    records = views.records_frame(run.generations, run.traces)
+    records = tables.records_frame(run.generations, run.traces)
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
     st.subheader("Records (one row per completion)")
     c1, c2 = st.columns(2)
@@ -18,7 +19,7 @@ with render.page_boundary():
     c2.download_button("Records as JSON", records.to_json(orient="records", force_ascii=False), "records.json",
                        "application/json", key="exp_rec_json")
     st.subheader("Summary (metrics per setting)")
-    summary = views.summary_frame(values)
+    summary = tables.summary_frame(values)
     c3, c4 = st.columns(2)
     c3.download_button("Summary as CSV", summary.to_csv(index=False), "summary.csv", "text/csv", key="exp_sum_csv")
     c4.download_button("Summary as JSON", json.dumps(values, indent=2, ensure_ascii=False), "summary.json",
@@ -27,18 +28,18 @@ with render.page_boundary():
 
     st.subheader("HTML report")
     st.caption("One file with charts, tables and highlighted examples; opens offline in any browser.")
-    metric = st.selectbox("Headline metric", views.PRIMARY, format_func=views.metric_label, key="exp_metric")
+    metric = st.selectbox("Headline metric", tables.PRIMARY, format_func=tables.metric_label, key="exp_metric")
     if st.button("Build the HTML report", key="exp_build"):
-        intervals = {s: cached.setting_intervals(ident, s, cfg, views.PRIMARY, run) for s in settings}
+        intervals = {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
         pm = cached.pm_intervals(ident, settings, metric, cfg, run)
-        label = views.metric_label(metric)
+        label = tables.metric_label(metric)
         figures = [charts.metric_bars({s: intervals[s][metric] for s in settings}, label)]
         if pm:
             figures.append(charts.pm_bars(pm, label))
-        points = views.plane_points(views.run_label(run.manifest), intervals, metric)
+        points = reading.plane_points(manifest.run_label(run.manifest), intervals, metric)
         if points:
             figures.append(charts.capability_propensity(points, label))
-        inp = views.report_input(run, values, intervals, pm, figures, cfg,
+        inp = reading.report_input(run, values, intervals, pm, figures, cfg,
                                  cached.pm_values(ident, settings, "nvr", cfg, run))
         st.session_state["exp_report"] = (ident, metric, cached.html_report(ident, cfg, metric, inp))
     built = st.session_state.get("exp_report")

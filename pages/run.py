@@ -2,8 +2,9 @@
 import streamlit as st
 
 from app import cached, paths, render, runner, state, widgets
-from core.config import TraceConfig
+from core.config import ExperimentConfig, TraceConfig
 from core.progress import Cancelled
+from core.runs.experiment import run_experiment
 
 st.title("Run an experiment")
 with render.page_boundary():
@@ -11,7 +12,7 @@ with render.page_boundary():
     st.text_input("Results folder path", key="run_open_path")
     st.button("Open", key="run_open", on_click=state.open_results_from, args=("run_open_path",))
 
-    demo = cached.demo_info()
+    demo = runner.demo_info()
     st.subheader("1. Model")
     model = widgets.model_picker(demo.get("model"))
     st.subheader("2. Corpus")
@@ -50,7 +51,7 @@ with render.page_boundary():
     def show(e):
         if e.stage not in bars:
             bars[e.stage] = box.progress(0.0)
-        bars[e.stage].progress(e.fraction, text=runner.describe(e))
+        bars[e.stage].progress(e.fraction, text=render.md_literal(runner.describe(e)))
 
     progress = runner.progress_callback(cancel, show)
     runner.check_output(name, out_dir, root)  # a bad run name or output folder fails before any work
@@ -69,19 +70,22 @@ with render.page_boundary():
         folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress,
                                                paths.work_dir(root) / "app-indexes")
         if load.problems or load.renamed:
-            st.warning(f"{len(load.problems)} corpus row(s) skipped and {len(load.renamed)} repeated id(s) kept "
-                       "under a new id: the first are listed below, all of them in the files beside the index.")
+            st.warning(render.md_literal(
+                f"{len(load.problems)} corpus row(s) skipped and {len(load.renamed)} repeated id(s) kept under a new "
+                "id: the first are listed below, all of them in the files beside the index."))
             render.plain(runner.corpus_report_text(load, folder))
         index_dirs = (str(folder),)
     exempt = (demo.get("model"), *demo.get("prompts", {}).values(), *(index_dirs if corpus_kind == "demo corpus" else ()))
-    cfg = runner.experiment_config(runner.RunChoices(name, model, index_dirs, settings, decoding, trace, out_dir),
-                                   root, exempt=tuple(p for p in exempt if p))
+    cfg = runner.checked_config(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
+                                                 decoding=decoding, trace=trace, output_dir=out_dir),
+                                root, exempt=tuple(p for p in exempt if p))
     try:
-        result = cached.run_experiment(cfg, progress)
+        result = run_experiment(cfg, progress=progress)
     except Cancelled as e:
-        st.warning(f"Run {e}. Finished work is cached: press Run again to resume.")
+        st.warning(render.md_literal(f"Run {e}. Finished work is cached: press Run again to resume."))
         st.stop()
-    st.success(f"Done: {len(result.generations)} completions in {result.path}.")
+    st.success(render.md_literal(f"Done: {len(result.generations)} completions in {result.path}."))
     for setting, skip in result.manifest.skipped_rows.items():
-        st.warning(f"{setting}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}")
+        st.warning(render.md_literal(f"{setting}: {skip.count} prompt row(s) skipped in {skip.file}; "
+                                      f"first: {skip.first}"))
     st.button("Open these results", key="run_open_new", on_click=state.open_results, args=(result.path,))

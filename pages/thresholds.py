@@ -3,7 +3,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import cached, charts, render, state, views, widgets
+from app import cached, charts, render, retrace, runner, state, widgets
+from app.views import manifest, reading, tables
 from core.config import CAPABILITY
 
 st.title("Thresholds and curves")
@@ -20,9 +21,8 @@ with render.page_boundary():
         tcfg = widgets.trace_controls(run.manifest.trace, key="thr_trace")
         if st.button("Re-trace with these parameters", key="thr_retrace"):
             bar = st.progress(0.0, text="tracing ...")
-            retraced[(ident, tcfg)] = cached.retrace(run, tcfg, lambda e: bar.progress(
-                e.fraction, text=f"{e.stage}: {e.done}/{e.total} {e.unit}"
-                                 + (f", ETA {e.eta_s:.0f} s" if e.eta_s is not None else "")))
+            retraced[(ident, tcfg)] = retrace.retrace(run, tcfg, lambda e: bar.progress(
+                e.fraction, text=render.md_literal(runner.describe(e))))
             bar.empty()
     if (ident, tcfg) in retraced:
         run = retraced[(ident, tcfg)]
@@ -34,12 +34,12 @@ with render.page_boundary():
     n = cfg.span_threshold
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(f"R_{n} ({s})", views.fmt(values[s]["r_n"]))
+        col.metric(render.md_literal(f"R_{n} ({s})"), tables.fmt(values[s]["r_n"]))
     pm_point = cached.pm_values(ident, settings, "r_n", cfg, run)
     if pm_point:
         for col, (s, v) in zip(st.columns(len(pm_point)), pm_point.items()):
-            col.metric(f"PM of R_{n} ({s})", views.pm_text(v))
-    st.dataframe(views.metric_table(values, views.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
+            col.metric(render.md_literal(f"PM of R_{n} ({s})"), tables.pm_text(v))
+    st.dataframe(tables.metric_table(values, tables.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
                                     "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
 
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
@@ -47,7 +47,7 @@ with render.page_boundary():
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.span_share_curves(curves, n), key="thr_curves")
     if CAPABILITY in curves:
-        pm_curves = cached.pm_curves(curves)
+        pm_curves = reading.pm_curves(curves)
         c2.plotly_chart(charts.pm_vs_threshold(pm_curves), key="thr_pm_curve")
     dist = cached.distributions(ident, settings, cfg, run)
     c3, c4 = st.columns(2)
@@ -57,11 +57,11 @@ with render.page_boundary():
                                         "nv_recall"), key="thr_nv_dist")
 
     if st.checkbox("Capability-propensity plane with bootstrap intervals", True, key="thr_plane"):
-        metric = st.selectbox("Plane metric", views.PRIMARY + ("r_n",), format_func=lambda m: views.metric_label(m, cfg),
+        metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: tables.metric_label(m, cfg),
                               key="thr_plane_metric")
         intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
-        points = views.plane_points(views.run_label(run.manifest), intervals, metric)
+        points = reading.plane_points(manifest.run_label(run.manifest), intervals, metric)
         if points:
-            st.plotly_chart(charts.capability_propensity(points, views.metric_label(metric, cfg)), key="thr_plane_chart")
+            st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric, cfg)), key="thr_plane_chart")
         else:
             st.info("The plane needs a prefix setting and a natural setting in the run.")

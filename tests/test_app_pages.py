@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import paths, runner, views
+from app import paths, render, runner
+from app.views import manifest, planted_records, tables
 from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
 from core.progress import Cancelled, ProgressEvent
@@ -62,7 +63,7 @@ def indexed_marks(at: AppTest) -> list[list[tuple[int, str]]]:
 
 
 def metric_value(at: AppTest, label: str) -> str:
-    found = [m.value for m in at.metric if m.label == label]
+    found = [m.value for m in at.metric if render.shown(m.label) == label]  # labels arrive md_literal-escaped
     assert found, f"no metric {label!r}; have {[m.label for m in at.metric]}"
     return found[0]
 
@@ -92,7 +93,7 @@ def test_span_threshold_slider_drives_r_n(monkeypatch, results):
         assert not at.exception
         r = {s: compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=n))["r_n"] for s in run.settings()}
         for s in run.settings():
-            assert metric_value(at, f"R_{n} ({s})") == views.fmt(r[s])
+            assert metric_value(at, f"R_{n} ({s})") == tables.fmt(r[s])
         assert metric_value(at, f"PM of R_{n} (generic)") == f"{pm(r['generic'], r['prefix']):.3f}"
         shown[n] = r
     assert shown[10] != shown[40]  # the fixture's spans make the two thresholds differ
@@ -200,7 +201,7 @@ def test_two_sessions_keep_their_own_runs(monkeypatch, results, results_b):
     a = app(monkeypatch, results, "overview")
     b = app(monkeypatch, results_b, "overview")
     a.run()
-    assert a.subheader[0].value == "Run: fixture" and b.subheader[0].value == "Run: other"
+    assert render.shown(a.subheader[0].value) == "Run: fixture" and render.shown(b.subheader[0].value) == "Run: other"
 
 
 def test_run_page_opens_a_cli_results_folder(monkeypatch, results, results_b):
@@ -308,7 +309,7 @@ def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
     cfg = run.manifest.metrics
     nvr = {s: compute_metrics(run.by_setting(s)[1], cfg)["nvr"] for s in run.settings()}
     worst = max((s for s in nvr if s != "prefix"), key=nvr.get)
-    reading = next(i.value for i in at.info if "Under prefix attacks" in i.value)
+    reading = next(render.shown(i.value) for i in at.info if "Under prefix attacks" in i.value)
     assert f"({worst}, the leakiest natural setting)" in reading
     assert f"(PM of NVR = {pm(nvr[worst], nvr['prefix']):.2f};" in reading
     assert f"{nvr[worst]:.2f} against {nvr['prefix']:.2f}" in reading
@@ -338,7 +339,7 @@ def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_pa
                         tcfg)
     for s in run.settings():
         mine = [t for t in traces if t.key.setting == s]
-        assert metric_value(at, f"R_3 ({s})") == views.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
+        assert metric_value(at, f"R_3 ({s})") == tables.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
 
 
 def test_uploads_are_stored_by_content(tmp_path):
@@ -352,7 +353,10 @@ def test_uploads_are_stored_by_content(tmp_path):
 def test_view_model_doctests():
     import doctest
 
-    assert doctest.testmod(views).failed == 0
+    from app.views import explore, reading
+
+    for module in (explore, manifest, planted_records, reading, tables):
+        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 def test_overview_shows_the_planted_extraction_beside_the_demo_run(monkeypatch):
@@ -361,7 +365,7 @@ def test_overview_shows_the_planted_extraction_beside_the_demo_run(monkeypatch):
     import json
 
     folder = _demo_results()
-    data = json.loads((folder.parent / views.PLANTED_FILE).read_text())
+    data = json.loads((folder.parent / planted_records.PLANTED_FILE).read_text())
     at = app(monkeypatch, folder, "overview")
     table = next(d.value for d in at.dataframe if "greedy rest" in d.value.columns)
     attempts = [a for a in data["attempts"] if a["variant"] == "email"]
@@ -379,8 +383,8 @@ def test_overview_shows_the_planted_extraction_beside_the_demo_run(monkeypatch):
 def test_overview_planted_panel_is_optional_and_a_broken_file_only_warns(monkeypatch, tmp_path, content):
     folder = write_run(tmp_path / "run")
     if content is not None:
-        (tmp_path / views.PLANTED_FILE).write_text(content)
+        (tmp_path / planted_records.PLANTED_FILE).write_text(content)
     at = app(monkeypatch, folder, "overview")
     assert not any("Planted records" in h.value for h in at.subheader)
-    assert len([w for w in at.warning if views.PLANTED_FILE in w.value]) == (content is not None)  # named, once
+    assert len([w for w in at.warning if planted_records.PLANTED_FILE in render.shown(w.value)]) == (content is not None)  # named, once
     assert metric_value(at, "ALS (prefix)").endswith("tokens")  # the rest of the overview is there

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app import views
+from app.views import explore
 from core.records import GenKey
 from core.runs.results import load_results
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
@@ -119,7 +119,7 @@ def _open(browser, url: str):
 def test_explore_first_screen_shows_core_spans(server, browser):
     url, folder = server
     run = load_results(folder)
-    first = views.filter_examples(views.example_rows(run.generations, run.traces), views.ExploreFilter())[0]
+    first = explore.filter_examples(explore.example_rows(run.generations, run.traces), explore.ExploreFilter())[0]
     _, top = run.lookup(first.key)
     assert top.longest_span == max(t.longest_span for t in run.traces)
     page = _open(browser, f"{url}/explore")

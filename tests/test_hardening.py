@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from app import paths
+from app import paths, render
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
 from core.config_file import load_experiment
@@ -349,7 +349,7 @@ def _app(monkeypatch, results: Path | str, data_root: Path | None = None) -> App
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
+    return [render.shown(e.value) for e in [*at.error, *at.sidebar.error]]  # as the reader sees them
 
 
 @pytest.mark.parametrize("what", ["not a results folder", "a file", "outside the data root"])

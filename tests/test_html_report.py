@@ -6,7 +6,8 @@ import re
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from app import charts, views
+from app import charts
+from app.views import reading
 from core.reports.html import ReportInput, build_report
 from core.scoring.bootstrap import Interval, bootstrap_intervals
 from core.scoring.propensity import run_pm
@@ -27,7 +28,7 @@ def _report(n_examples: int = 40) -> tuple[str, object]:
     figs = [charts.metric_bars({s: ivs[s]["nvr"] for s in ivs}, "NVR"), charts.pm_bars(pm, "NVR")]
     traces = {s: run.by_setting(s)[1] for s in run.settings()}
     pm_nvr = {s: r["nvr"] for s, r in run_pm(traces, cfg, ("nvr",), values_by_setting=values, intervals=False).items()}
-    inp = views.report_input(run, values, ivs, pm, figs, cfg, pm_nvr, n_examples=n_examples)
+    inp = reading.report_input(run, values, ivs, pm, figs, cfg, pm_nvr, n_examples=n_examples)
     return build_report(inp), run
 
 

@@ -3,6 +3,7 @@ the stored thresholds are what the app and the report show (R_30 for span_thresh
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import paths
+from app import paths, render
 from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ResultsError
 from core.reports.text import format_report, report_dict
@@ -21,7 +22,8 @@ from core.scoring.registry import compute_metrics
 from tests.fixtures_app import make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
-FILLED = {"format_version", "n_generations", "n_traces", "n_spans", "n_docs", "settings_present", "relative_paths"}
+FILLED = {"format", "format_version", "scores_sha256", "n_generations", "n_traces", "n_spans", "n_docs",
+          "settings_present", "relative_paths"}
 
 
 def _edit(folder: Path, change) -> None:
@@ -49,7 +51,7 @@ def test_round_trip_through_the_real_writer_and_reader(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(metrics=5), r"metrics = 5: expected a table"),
-    (lambda m: m["metrics"].update(span_threshold="thirty"), r"metrics.span_threshold = 'thirty': expected int"),
+    (lambda m: m["metrics"].update(span_threshold="thirty"), r"span_threshold = 'thirty': expected int"),
     (lambda m: m.update(counts=[1, 2]), r"counts = \[1, 2\]: expected a table"),
     (lambda m: m["counts"].update(generated="many"), r"counts.generated = 'many': expected an integer"),
     (lambda m: m["decoding"].update(temperature=-1), r"decoding: temperature must be >= 0"),
@@ -107,14 +109,14 @@ def test_span_threshold_30_shows_r_30_and_warns_in_the_app(monkeypatch, r30):
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    assert any("unknown key manifest.written_by" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("unknown key manifest.written_by" in render.shown(w.value) for w in at.warning), [w.value for w in at.warning]
     table = next(d.value for d in at.dataframe if "ALS" in d.value.columns)
     assert "R_30" in table.columns and "R_50" not in table.columns
     run = load_results(r30)
     for s in run.settings():  # the numbers under R_30 are R_30's
         want = compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=30))["r_n"]
         assert table.set_index("setting").loc[s, "R_30"] == pytest.approx(want)
-    assert any(re.search(r"span of at least 30 tokens", i.value) for i in at.info)
+    assert any(re.search(r"span of at least 30 tokens", render.shown(i.value)) for i in at.info)
 
 
 def test_span_threshold_30_shows_r_30_and_warns_in_the_text_report(r30):
@@ -130,11 +132,14 @@ def test_the_app_shows_the_stored_scores_and_recomputes_for_other_thresholds(mon
     summary = json.loads((folder / "summary.json").read_text())
     summary["generic"]["metrics"]["als"] = 123.456  # a number only summary.json holds
     (folder / "summary.json").write_text(json.dumps(summary))
+    manifest = json.loads((folder / "manifest.json").read_text())  # as if the run had written that number
+    manifest["scores_sha256"]["summary.json"] = hashlib.sha256((folder / "summary.json").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv(paths.RESULTS_ENV, str(folder))
     monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=60)
     at.run()
-    assert [m.value for m in at.metric if m.label == "ALS (generic)"] == ["123.5 tokens"]  # read, not recomputed
+    assert [m.value for m in at.metric if render.shown(m.label) == "ALS (generic)"] == ["123.5 tokens"]  # read, not recomputed
     at.switch_page("../pages/thresholds.py").run()
     at.slider(key="thr_span_n").set_value(7).run()
     assert not at.exception, at.exception

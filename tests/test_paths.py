@@ -22,9 +22,16 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from app import paths as app_paths
-from app import runner
+from app import render, runner
 from core.cli import main
-from core.config import CorpusConfig, DecodingConfig, ModelConfig, SettingConfig, TraceConfig
+from core.config import (
+    CorpusConfig,
+    DecodingConfig,
+    ExperimentConfig,
+    ModelConfig,
+    SettingConfig,
+    TraceConfig,
+)
 from core.corpus.load import load_corpus
 from core.errors import ConfigError, OutsideRoot, ResultsError
 from core.paths import confine, model_source, safe_name
@@ -104,9 +111,10 @@ def test_a_hub_id_that_names_a_local_folder_is_confined_like_a_folder(tmp_path, 
 def test_runner_refuses_remote_code_and_outside_paths_with_a_data_root(tmp_path):
     root = tmp_path / "root"
     (root / "model").mkdir(parents=True)
-    choices = runner.RunChoices("ok", ModelConfig(str(root / "model")), (str(root / "index"),),
-                                (SettingConfig("prefix"),), DecodingConfig(), TraceConfig(), str(root / "results"))
-    cfg = runner.experiment_config(choices, root)
+    choices = ExperimentConfig("ok", ModelConfig(str(root / "model")), (str(root / "index"),),
+                               (SettingConfig("prefix"),), DecodingConfig(), TraceConfig(),
+                               output_dir=str(root / "results"))
+    cfg = runner.checked_config(choices, root)
     assert cfg.output_dir == str((root / "results").resolve()) and cfg.name == "ok"
     bad = [({"model": ModelConfig(str(root / "model"), trust_remote_code=True)}, "Trust remote code cannot be enabled"),
            ({"name": "../../x"}, "run name"),
@@ -117,9 +125,9 @@ def test_runner_refuses_remote_code_and_outside_paths_with_a_data_root(tmp_path)
 
     for change, pattern in bad:
         with pytest.raises(ConfigError, match=pattern):
-            runner.experiment_config(replace(choices, **change), root)
-    assert runner.experiment_config(replace(choices, model=ModelConfig(str(root / "model"), trust_remote_code=True)),
-                                    None).model.trust_remote_code  # without a data root it stays the user's choice
+            runner.checked_config(replace(choices, **change), root)
+    assert runner.checked_config(replace(choices, model=ModelConfig(str(root / "model"), trust_remote_code=True)),
+                                 None).model.trust_remote_code  # without a data root it stays the user's choice
 
 
 # -- results folders: never replace what is not ours -------------------------------------------------------
@@ -193,7 +201,7 @@ def _app(monkeypatch, results: Path, root: Path | None) -> AppTest:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
+    return [render.shown(e.value) for e in at.error] + [render.shown(e.value) for e in at.sidebar.error]
 
 
 def test_run_page_with_a_data_root_refuses_run_name_dotdot(monkeypatch, tmp_path):

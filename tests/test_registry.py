@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import cached, views
+from app import cached
+from app.views import tables as views
 from core.config import CAPABILITY, AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.records import Generation, GenKey, Prompt
 from core.reports.text import format_report

@@ -68,16 +68,17 @@ def escape_attr(text: str) -> str:
     >>> escape_attr('doc "a"\u202e<b>')
     'doc &quot;a&quot;[U+202E]&lt;b&gt;'
     """
-    return html.escape(_INVISIBLE.sub(lambda m: f"[U+{ord(m.group()):04X}]", text), quote=True)
+    return html.escape(visible_controls(text), quote=True)
 
 
-def escape_markdown(text: str) -> str:
-    """Text safe for ``st.markdown``: HTML-escaped, then markdown punctuation backslash-escaped.
+def visible_controls(text: str) -> str:
+    """Control, bidi and zero-width characters written as ``[U+XXXX]`` text (no markup): the plain-text
+    form of what :func:`escape_text` shows, used inside attributes and by the app's markdown escaping.
 
-    >>> print(escape_markdown("[x](y) **b** <i>"))
-    \\[x\\]\\(y\\) \\*\\*b\\*\\* &lt;i&gt;
+    >>> visible_controls("abc\\u202edcba\\x00")
+    'abc[U+202E]dcba[U+0000]'
     """
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>$:])", r"\\\1", html.escape(text, quote=True))
+    return _INVISIBLE.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
 
 
 def level_for(value: int, color_by: str) -> Level:

@@ -7,16 +7,11 @@ corpus or tokenizer fingerprint no longer matches the shipped corpus and the dem
 """
 from __future__ import annotations
 
-import logging
-import os
-import shutil
 from pathlib import Path
 
 from core.config import CorpusConfig
-from core.errors import CorpusError, IndexMismatch, IndexNotBuilt
+from core.errors import CorpusError
 from core.progress import ProgressFn
-
-log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 CORPUS_FILE = DEMO_DIR / "data" / "corpus.jsonl.zst"  # shipped, compressed
@@ -62,40 +57,20 @@ def ensure_demo_index(progress: ProgressFn | None = None, *, index_dir: Path | N
     from scratch in a temporary folder that replaces the old one. Returns a
     :class:`core.index.corpus_index.CorpusIndex`. Raises :class:`CorpusError` when the corpus file is missing or bad.
     """
-    from core.corpus.load import corpus_fingerprint, load_corpus
-    from core.index.build import build_index
-    from core.index.corpus_index import CorpusIndex
-    from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
+    from core.corpus.load import load_corpus
+    from core.index.ensure import ensure_index
+    from core.index.tokenizer import load_tokenizer
 
-    index_dir = Path(index_dir) if index_dir is not None else demo_index_dir()
     if not CORPUS_FILE.exists():
         raise CorpusError(f"Demo corpus {CORPUS_FILE} is missing: restore it from git or run python -m demo.build_corpus")
     tok = load_tokenizer(str(demo_model_dir()))
-    tok_fp = tokenizer_fingerprint(tok)
     load = load_corpus(demo_corpus_config(), progress)
     if load.problems:
         first = load.problems[0]
         raise CorpusError(f"Demo corpus {CORPUS_FILE}: {len(load.problems)} bad row(s), first at line {first.line}: "
                           f"{first.reason}; rebuild it with python -m demo.build_corpus")
-    corpus_fp = corpus_fingerprint(load.documents)
-    if not rebuild and index_dir.exists():
-        try:
-            index = CorpusIndex.open(index_dir, tokenizer=tok)
-        except (IndexNotBuilt, IndexMismatch) as e:
-            log.info("demo index at %s unusable (%s); rebuilding", index_dir, e)
-        else:
-            manifest = index.manifest
-            if manifest.get("corpus_fingerprint") == corpus_fp and manifest.get("tokenizer_fingerprint") == tok_fp:
-                return index
-            log.info("demo index at %s was built from another corpus or tokenizer; rebuilding", index_dir)
-    tmp = index_dir.with_name(f"{index_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build_index(load.documents, tok, tmp, progress=progress, cpus=1)
-    shutil.rmtree(index_dir, ignore_errors=True)
-    os.replace(tmp, index_dir)
-    index = CorpusIndex.open(index_dir, tokenizer=tok)
-    log.info("built demo index at %s: %d documents, %d tokens", index_dir, index.num_docs, index.num_tokens)
-    return index
+    return ensure_index(load.documents, tok, demo_index_dir() if index_dir is None else index_dir, progress,
+                        rebuild=rebuild)
 
 
 def names_demo_index(index_dirs) -> bool:

@@ -1,0 +1,52 @@
+"""Make sure an index of some documents exists: the one home of "reuse it or build it".
+
+Used by the demo index (core/runs/demo.py), the Run page's uploaded or typed corpora
+(app/runner.py) and, through the demo, re-tracing in the app (app/retrace.py).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.corpus.load import Document, corpus_fingerprint
+from core.errors import IndexMismatch, IndexNotBuilt
+from core.index.build import build_index
+from core.index.corpus_index import CorpusIndex
+from core.index.tokenizer import tokenizer_fingerprint
+from core.progress import ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+def ensure_index(documents: Sequence[Document], tok, index_dir: str | os.PathLike, progress: ProgressFn | None = None,
+                 *, rebuild: bool = False, load=None) -> CorpusIndex:
+    """The index of ``documents`` under ``tok`` in ``index_dir``, built only when needed.
+
+    An existing index is reused when it opens and its manifest records the fingerprints of these
+    documents and this tokenizer; otherwise (or with ``rebuild``) it is built in a temporary folder
+    beside ``index_dir`` that then replaces it, so an interrupted build never looks finished. ``load``
+    (a :class:`core.corpus.load.CorpusLoad`) writes its skipped rows and renamed ids beside the index.
+    """
+    index_dir = Path(index_dir)
+    corpus_fp, tok_fp = corpus_fingerprint(documents), tokenizer_fingerprint(tok)
+    if not rebuild and index_dir.exists():
+        try:
+            index = CorpusIndex.open(index_dir, tokenizer=tok)
+        except (IndexNotBuilt, IndexMismatch) as e:
+            log.info("index at %s unusable (%s); rebuilding", index_dir, e)
+        else:
+            manifest = index.manifest
+            if manifest.get("corpus_fingerprint") == corpus_fp and manifest.get("tokenizer_fingerprint") == tok_fp:
+                return index
+            log.info("index at %s was built from another corpus or tokenizer; rebuilding", index_dir)
+    tmp = index_dir.with_name(f"{index_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_index(documents, tok, tmp, progress=progress, cpus=1, load=load)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    os.replace(tmp, index_dir)
+    index = CorpusIndex.open(index_dir, tokenizer=tok)
+    log.info("built index at %s: %d documents, %d tokens", index_dir, index.num_docs, index.num_tokens)
+    return index
