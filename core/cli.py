@@ -41,7 +41,7 @@ class TextProgress:
             text += f"  {e.rate:.3g}/s"
         if e.eta_s is not None:
             text += f"  eta {e.eta_s:.0f}s"
-        return text + (f"  {e.message}" if e.message and not e.rate else "")
+        return text + (f"  {e.message}" if e.message else "")
 
     def __call__(self, e: ProgressEvent) -> None:
         now = time.monotonic()
@@ -90,6 +90,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    print(f"loading {args.config} ...", file=sys.stderr, flush=True)  # first line at once; imports take seconds
     import dataclasses
 
     from core.reports.text import format_report

@@ -14,6 +14,7 @@ from core.errors import ConfigError
 SETTINGS = ("prefix", "generic", "specific", "unconditional", "minimal-cue")
 NATURAL_SETTINGS = ("generic", "specific", "unconditional", "minimal-cue")
 TRACE_MODES = ("text", "mixed")
+PROMPT_FORMATS = ("auto", "raw", "chat")
 MERGE_POLICIES = ("union", "always", "none")
 
 
@@ -67,7 +68,7 @@ class CorpusConfig:
 class TraceConfig:
     """SimpleTrace parameters (SPEC section 4); defaults are the paper's."""
 
-    mode: str = "text"  # text (prose admissibility) | mixed (code and mixed data)
+    mode: str = "mixed"  # mixed (a verbatim copy across a line or sentence end still counts) | text (the paper's prose rule)
     rarity_fraction: float = 0.05  # K = max(ceil(fraction * L), 1) rarest spans are kept
     docs_per_span: int = 10  # documents retrieved per kept span
     window_factor: int = 5  # document window = window_factor * L tokens centred on the match
@@ -145,6 +146,12 @@ class SettingConfig:
     min_doc_tokens: int = 100  # prefix: only documents with at least M tokens
     cue_words: tuple[str, ...] = ("The",)  # minimal-cue: one frequent word after the start token
     seed: int = 42  # seed of the prompt/document sample
+    prompt_format: str = "auto"  # auto (chat for prompt-file settings when the tokenizer has a chat template, else raw) | raw | chat
+    system_prompt: str | None = None  # chat format: the system turn (None: the template's own default, if any)
+
+    def __post_init__(self):
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ConfigError(f"prompt_format must be one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,7 @@ class MetricsConfig:
     confidence: float = 0.95  # interval coverage
     seed: int = 42  # bootstrap seed
     nvr: NVRConfig = NVRConfig()  # near-verbatim recall block thresholds
+    count_echo: bool = False  # count spans the completion copied from its own prompt as leaks (False: the prompt, not the corpus, is their source)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ import streamlit as st
 
 from app import cached, charts, render, state, views
 from core.errors import PropMeError
+from core.reports.highlight import escape_markdown
+from core.reports.text import prompt_formats, run_notes
 
 st.title("Overview")
 with render.page_boundary():
@@ -13,6 +15,11 @@ with render.page_boundary():
     st.subheader(f"Run: {label}")
     with st.expander("Run in view: model, corpus, index, settings, decoding, seeds", expanded=False):
         st.dataframe(views.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
+    formats = prompt_formats(run.manifest)
+    if formats:
+        render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
+    for note in run_notes(run):
+        st.warning(escape_markdown(note))
 
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
     metric = st.selectbox("Headline metric for PM and the plane", views.PRIMARY,

@@ -30,7 +30,7 @@ from core.config import (
     to_dict,
 )
 from core.errors import ConfigError
-from core.progress import ProgressFn
+from core.progress import ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
@@ -149,6 +149,8 @@ class _Generator:
             else:
                 from core.generation.generate import generate
                 from core.generation.model import load_model
+                if kw.get("progress") is not None:  # loading a big model takes a while: say so first
+                    kw["progress"](ProgressEvent("load-model", 0, 1, "models", message=self.cfg.name_or_path))
                 lm = load_model(self.cfg)
                 self._backend = lambda p, d, **k: generate(lm, p, d, **k)
         return self._backend(prompts, decoding, **kw)
@@ -191,7 +193,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     from core.index.corpus_index import CorpusIndex
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint, tokenizer_identity
     from core.prompts.build import build_prompts
+    from core.prompts.chat import resolve_format
     from core.scoring.summary import summarize
+    from core.tracing.echo import mark_echoes
     from core.tracing.trace import trace_many
 
     t_start, timings = time.perf_counter(), {}
@@ -199,6 +203,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     if cfg.model.trust_remote_code and cfg.model.backend == "hf":
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
+    if progress is not None:
+        progress(ProgressEvent("open", 0, 1, "steps", message=f"loading tokenizer and index ({cfg.model.name_or_path})"))
     if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
         model_tok = index_tok = load_tokenizer(cfg.index_tokenizer)
         separate_index_tok = False
@@ -260,6 +266,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
         traces.update({tkeys[tr.key]: tr for tr in done})
     trace_list = tuple(dataclasses.replace(traces[tkeys[g.key]], key=g.key) if traces[tkeys[g.key]].key != g.key
                        else traces[tkeys[g.key]] for g in generations)
+    trace_list = tuple(mark_echoes(trace_list, {g.key: g.prompt.text for g in generations}))  # prompt echo
     timings["trace"] = time.perf_counter() - t
 
     # score (cached by the trace keys and the metrics config)
@@ -290,6 +297,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
                   "num_docs": int(index.num_docs), "num_tokens": int(index.num_tokens)},
         "decoding": to_dict(cfg.decoding), "trace": to_dict(cfg.trace), "metrics": to_dict(cfg.metrics),
         "settings": [to_dict(s) for s in cfg.settings],
+        "prompt_formats": {s.name: resolve_format(s, model_tok) for s in cfg.settings},  # "auto" resolved
         "seeds": {"decoding": cfg.decoding.seed, "trace": cfg.trace.seed, "metrics": cfg.metrics.seed,
                   "settings": {s.name: s.seed for s in cfg.settings}},
         "package_versions": _versions(), "timings_s": {k: round(v, 3) for k, v in timings.items()},

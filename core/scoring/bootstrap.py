@@ -22,9 +22,9 @@ from core.config import MetricsConfig
 from core.errors import ConfigError
 from core.records import Generation, TraceResult
 from core.scoring.continuation import continuation_score
-from core.scoring.loops import drop_degenerate, is_degenerate
+from core.scoring.loops import is_degenerate
 from core.scoring.metric_specs import HEADLINE, bucket_key, metric_spec, span_bucket
-from core.scoring.metrics import compute_metrics
+from core.scoring.metrics import compute_metrics, scored_traces
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def _prompt_of(key) -> tuple[str, str]:
 
 def _per_prompt(name, traces, cfg, generations, prompts: dict) -> tuple[str, np.ndarray, np.ndarray | None]:
     """(mode, per-prompt numerators or maxima or incidence, per-prompt denominators)."""
-    kept = drop_degenerate(traces, cfg)
+    kept = scored_traces(traces, cfg)  # degenerate loops and prompt echo, as compute_metrics
     p = len(prompts)
     if name in _MAX:
         out = np.zeros(p)

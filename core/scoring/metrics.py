@@ -33,6 +33,7 @@ from core.scoring.metric_specs import (
     metric_spec,
     span_bucket,
 )
+from core.tracing.echo import drop_echo, echo_spans
 
 
 def _toy(*gens: Sequence[tuple[int, int, Sequence[tuple[int, str, float]]]], freq: Sequence[int] = ()) -> list[TraceResult]:
@@ -204,20 +205,65 @@ def label_floor(traces: Sequence[TraceResult], setting: str = "floor") -> list[T
     return [replace(t, key=replace(t.key, setting=setting)) for t in traces]
 
 
+def scored_traces(traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig()) -> list[TraceResult]:
+    """The traces the metrics score: degenerate loops dropped (when ``cfg.exclude_degenerate``) and
+    prompt-echo spans removed (unless ``cfg.count_echo``; see :mod:`core.tracing.echo`).
+
+    >>> t = _toy([(0, 9, [])])[0]
+    >>> t = replace(t, spans=(replace(t.spans[0], echo=True),))
+    >>> len(scored_traces([t])[0].spans), len(scored_traces([t], MetricsConfig(count_echo=True))[0].spans)
+    (0, 1)
+    """
+    kept = drop_degenerate(traces, cfg)
+    return kept if cfg.count_echo else drop_echo(kept)
+
+
+def empty_completions(traces: Sequence[TraceResult]) -> int:
+    """Completions that are empty or only whitespace: an instruction-tuned model given raw text often
+    answers nothing, which would otherwise pass as "no leakage".
+
+    >>> empty_completions([replace(t, completion=c) for t, c in zip(_toy([], [], []), ["", " \\n", "x"])])
+    2
+    """
+    return sum(not t.completion.strip() for t in traces)
+
+
+def text_rule_removed(traces: Sequence[TraceResult]) -> tuple[int, int]:
+    """(spans, tokens) the paper's text-mode admissibility rule rejects that the mixed rule keeps,
+    summed over generations (:func:`core.tracing.admissibility.text_rule_loss`).
+
+    >>> text_rule_removed([replace(t, text_rule_removed=(1, 40)) for t in _toy([], [])])
+    (2, 80)
+    """
+    return (sum(t.text_rule_removed[0] for t in traces), sum(t.text_rule_removed[1] for t in traces))
+
+
+def setting_counts(traces: Sequence[TraceResult]) -> dict[str, int]:
+    """Counts a reader must see next to a setting's scores (summary ``counts``): empty completions,
+    prompt-echo spans, and what the text-mode rule removes.
+
+    >>> setting_counts(_toy([]))
+    {'n_traced': 1, 'empty_completions': 0, 'echo_spans': 0, 'text_rule_spans': 0, 'text_rule_tokens': 0}
+    """
+    spans, tokens = text_rule_removed(traces)
+    return {"n_traced": len(traces), "empty_completions": empty_completions(traces),
+            "echo_spans": echo_spans(traces), "text_rule_spans": spans, "text_rule_tokens": tokens}
+
+
 def compute_metrics(
     traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig(), generations: Sequence[Generation] | None = None
 ) -> dict[str, float]:
     """Every metric of one setting under the flat names of :data:`METRICS`.
 
-    ``degenerate_share`` is over all traces; the rest over the kept ones (degenerate loops are
-    dropped when ``cfg.exclude_degenerate``). Continuation metrics (``discoverable``,
+    ``degenerate_share`` is over all traces; the rest over the kept ones (:func:`scored_traces`:
+    degenerate loops dropped when ``cfg.exclude_degenerate``, prompt-echo spans unless ``cfg.count_echo``). Continuation metrics (``discoverable``,
     ``approx_*``) appear only when ``generations`` are given.
 
     >>> m = compute_metrics(_toy([(0, 60, [(1, "exact_full_raw", 1.0)])], []))
     >>> m["als"], m["fmr"], m["nvr"], m["r_n"], m["k_eidetic_1"], m["n_generations"]
     (30.0, 0.5, 1.0, 0.5, 0.0, 2)
     """
-    kept = drop_degenerate(traces, cfg)
+    kept = scored_traces(traces, cfg)
     out: dict[str, float] = {
         "n_generations": len(kept),
         "als": als(kept),
@@ -253,6 +299,7 @@ __all__ = [
     "bucket_key",
     "bucket_label",
     "compute_metrics",
+    "empty_completions",
     "fmr",
     "full_match_docs",
     "gen_nv_share",
@@ -264,8 +311,11 @@ __all__ = [
     "metric_spec",
     "nvr",
     "r_at",
+    "scored_traces",
+    "setting_counts",
     "span_length_counts",
     "span_length_shares",
     "span_share_curve",
+    "text_rule_removed",
     "unique_docs",
 ]

@@ -30,7 +30,7 @@ def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | N
     """(summary, pm) of a :class:`core.runs.results.RunResults`; only traced generations are scored."""
     cfg = cfg if cfg is not None else MetricsConfig()
     from core.scoring.bootstrap import bootstrap_intervals
-    from core.scoring.metrics import compute_metrics
+    from core.scoring.metrics import compute_metrics, setting_counts
     from core.scoring.propensity import pm_interval
 
     settings = run.settings()
@@ -42,7 +42,7 @@ def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | N
         by_setting[s] = traces
         metrics = compute_metrics(traces, cfg, gens)
         intervals = bootstrap_intervals(traces, cfg, gens, metrics=tuple(interval_metrics)) if traces else {}
-        summary[s] = {"n_generations": len(traces), "metrics": dict(metrics),
+        summary[s] = {"n_generations": len(traces), "metrics": dict(metrics), "counts": setting_counts(traces),
                       "intervals": {k: _interval(v) for k, v in intervals.items()}}
         tracker.advance(1, s)
     out_pm: dict[str, Any] = {}
