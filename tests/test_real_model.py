@@ -241,3 +241,38 @@ def test_results_open_in_the_app_and_the_report(real, monkeypatch):
     report = format_report(real.run)
     assert "Prefix continuation" in report and "Prompt format: prefix raw, generic chat" in report
     shutil.rmtree(real.folder / "cache", ignore_errors=True)
+
+
+def test_a_folder_holding_one_gguf_is_the_same_model(tmp_path):
+    from core.generation.model_identity import model_identity
+    from core.index.tokenizer import gguf_location, load_tokenizer, tokenizer_fingerprint
+
+    gguf = smollm2_gguf()
+    folder = tmp_path / "smol"
+    folder.mkdir()
+    (folder / GGUF_NAME).symlink_to(gguf)
+    assert gguf_location(str(folder)) == (folder, GGUF_NAME) and gguf_location(str(gguf)) == (gguf.parent, GGUF_NAME)
+    assert tokenizer_fingerprint(load_tokenizer(str(folder))) == tokenizer_fingerprint(load_tokenizer(str(gguf)))
+    assert model_identity(str(gguf)).startswith(f"{GGUF_NAME}@sha256:")
+
+
+def test_gguf_and_folder_errors_name_what_is_missing(tmp_path):
+    from core.config import ModelConfig
+    from core.errors import ModelLoadError
+    from core.generation.model import load_model
+    from core.index.tokenizer import load_tokenizer
+
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("a.gguf", "b.gguf"):
+        (two / name).write_bytes(b"GGUF")
+    with pytest.raises(ModelLoadError, match=r"holds 2 \.gguf files \(a\.gguf, b\.gguf\); name one"):
+        load_model(ModelConfig(name_or_path=str(two), device="cpu"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError, match=r"no config\.json and no \.gguf file.*model\.safetensors"):
+        load_model(ModelConfig(name_or_path=str(empty), device="cpu"))
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelLoadError, match=r"broken\.gguf: cannot read a tokenizer from this GGUF file"):
+        load_tokenizer(str(broken))

@@ -33,7 +33,7 @@ from core.config import DecodingConfig
 from core.errors import ConfigError, GenerationError, PromptSetError
 from core.generation.model import LoadedModel, context_length
 from core.generation.sampling import choose_tokens, row_seed
-from core.progress import ProgressEvent, ProgressFn
+from core.progress import ProgressEvent, ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
 
 log = logging.getLogger(__name__)
@@ -167,18 +167,15 @@ def _generate_batch(lm: LoadedModel, rows: Sequence[_Row], cfg: DecodingConfig, 
 
 
 def generation_progress(done: int, total: int, tokens: int, elapsed: float, batch_size: int) -> ProgressEvent:
-    """The progress event after ``done`` of ``total`` generations: the rate in generations/s (the unit
-    of done/total) and ETA = remaining / rate, so the two always agree; tokens/s goes in the message.
+    """The progress event after ``done`` of ``total`` generations: rate in generations/s (the unit of
+    done/total), ETA = remaining / rate; tokens/s in the message.
 
     >>> e = generation_progress(16, 60, 800, 4.0, 16)
     >>> e.rate, e.eta_s, e.message
     (4.0, 11.0, '200 tokens/s, batch size 16')
     """
-    rate = done / elapsed if elapsed > 0 and done else None
-    eta = (total - done) / rate if rate else None
     tok_s = tokens / elapsed if elapsed > 0 else 0.0
-    return ProgressEvent("generate", done, total, "generations", rate, eta,
-                         f"{tok_s:.0f} tokens/s, batch size {batch_size}")
+    return rated_event("generate", done, total, "generations", elapsed, f"{tok_s:.0f} tokens/s, batch size {batch_size}")
 
 
 def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig, *,
