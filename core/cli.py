@@ -90,7 +90,6 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    print(f"loading {args.config} ...", file=sys.stderr, flush=True)  # first line at once; imports take seconds
     import dataclasses
 
     from core.reports.text import format_report
@@ -99,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.runs.experiment import load_experiment, run_experiment
 
     cfg = load_experiment(args.config)
+    print(f"loading {args.config} ...", file=sys.stderr, flush=True)  # at once: the model's imports take seconds
     if args.output_dir:
         cfg = dataclasses.replace(cfg, output_dir=args.output_dir)
     ensure_demo_index_for(cfg.index_dirs, TextProgress())  # the demo index is built on first use

@@ -25,11 +25,14 @@ def test_rate_and_eta_agree(done, extra, elapsed):
 
 
 def test_run_says_what_it_loads_before_anything_else(tmp_path):
-    """The first stderr line names the experiment file, written before the engine's imports (which
-    take seconds: torch, transformers) and before the file is even read."""
-    missing = tmp_path / "nowhere.toml"
-    out = subprocess.run([sys.executable, "-m", "core", "run", str(missing)], cwd=ROOT, capture_output=True,
+    """Once the experiment file is read, the first stderr line names it, before the engine's heavy imports
+    (torch, transformers: seconds) and before any tokenizer, index or model is opened."""
+    (tmp_path / "model").mkdir()  # exists, but holds no tokenizer: the run fails when it opens it
+    toml = tmp_path / "x.toml"
+    toml.write_text('name = "x"\nindex_dirs = ["index"]\n[model]\nname_or_path = "model"\n'
+                    '[[settings]]\nname = "unconditional"\n')
+    out = subprocess.run([sys.executable, "-m", "core", "run", str(toml)], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, check=False)
     lines = out.stderr.splitlines()
     assert out.returncode == 2
-    assert lines[0] == f"loading {missing} ..." and lines[-1].startswith("error: ")
+    assert lines[0] == f"loading {toml} ..." and lines[-1].startswith("error: No tokenizer files in")

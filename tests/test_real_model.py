@@ -235,7 +235,7 @@ def test_results_open_in_the_app_and_the_report(real, monkeypatch):
     monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
     assert not at.exception, at.exception
-    assert any("Prompt format: prefix raw, generic chat" in c.value for c in at.caption)
+    assert any("Prompt format: prefix raw, generic chat" in c.value.replace("\\", "") for c in at.caption)
     at.switch_page("../pages/explore.py").run()
     assert not at.exception, at.exception
     report = format_report(real.run)
