@@ -54,6 +54,17 @@ def licence_texts() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a busy shared machine more threads spin against each other (measured 9x slower)
+    try:
+        yield _real_run(tmp_path_factory)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _real_run(tmp_path_factory) -> SimpleNamespace:
     import json
 
     from core.config import CorpusConfig, ModelConfig
