@@ -17,11 +17,13 @@ CONTINUATION = tuple((m, METRICS[m].label) for m in ("discoverable", "approx_lcp
 
 def prompt_formats(manifest: dict) -> dict[str, str]:
     """Prompt format per setting: as resolved by the run (``manifest["prompt_formats"]``), else as configured."""
+    settings = [s for s in manifest.get("settings") or [] if isinstance(s, dict)]
     resolved = manifest.get("prompt_formats")
-    if isinstance(resolved, dict) and resolved:
-        return {str(k): str(v) for k, v in resolved.items()}
-    return {str(s.get("name")): str(s.get("prompt_format", "raw")) for s in manifest.get("settings") or []
-            if isinstance(s, dict)}
+    if isinstance(resolved, dict) and resolved:  # saved with sorted keys: back in the settings' order
+        order = [str(s.get("name")) for s in settings]
+        keys = sorted(resolved, key=lambda k: (order.index(k) if k in order else len(order), k))
+        return {str(k): str(resolved[k]) for k in keys}
+    return {str(s.get("name")): str(s.get("prompt_format", "raw")) for s in settings}
 
 
 def run_notes(run: RunResults) -> list[str]:
