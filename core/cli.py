@@ -56,7 +56,7 @@ class TextProgress:
             text += f"  {e.rate:.3g}/s"
         if e.eta_s is not None:
             text += f"  eta {e.eta_s:.0f}s"
-        return text + (f"  {e.message}" if e.message and not e.rate else "")
+        return text + (f"  {e.message}" if e.message else "")
 
     def __call__(self, e: ProgressEvent) -> None:
         now = time.monotonic()
@@ -115,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.runs.experiment import run_experiment
 
     cfg = load_experiment(args.config)
+    print(f"loading {args.config} ...", file=sys.stderr, flush=True)  # at once: the model's imports take seconds
     if args.output_dir:
         cfg = dataclasses.replace(cfg, output_dir=args.output_dir)
     ensure_demo_index_for(cfg.index_dirs, TextProgress())  # the demo index is built on first use

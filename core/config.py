@@ -18,6 +18,7 @@ CAPABILITY = "prefix"  # the capability (attack) setting every natural setting i
 SETTINGS = (CAPABILITY, "generic", "specific", "unconditional", "minimal-cue")
 NATURAL_SETTINGS = ("generic", "specific", "unconditional", "minimal-cue")
 TRACE_MODES = ("text", "mixed")
+PROMPT_FORMATS = ("auto", "raw", "chat")
 MERGE_POLICIES = ("union", "always", "none")
 BUILT_IN_SETTINGS = ("prefix", "unconditional", "minimal-cue")  # prompts made by the tool: no prompts_path
 CORPUS_FORMATS = ("auto", "jsonl", "parquet", "csv", "txt", "hf")
@@ -184,7 +185,7 @@ class CorpusConfig:
 class TraceConfig:
     """SimpleTrace parameters (SPEC section 4); defaults are the paper's."""
 
-    mode: str = "text"  # text (prose admissibility) | mixed (code and mixed data)
+    mode: str = "mixed"  # mixed (a verbatim copy across a line or sentence end still counts) | text (the paper's prose rule)
     rarity_fraction: float = 0.05  # K = max(ceil(fraction * L), 1) rarest spans are kept
     docs_per_span: int = 10  # documents retrieved per kept span
     window_factor: int = 5  # document window = window_factor * L tokens centred on the match
@@ -283,9 +284,13 @@ class SettingConfig:
     min_doc_tokens: int = 100  # prefix: only documents with at least M tokens
     cue_words: tuple[str, ...] = ("The",)  # minimal-cue: one frequent word after the start token
     seed: int = 42  # seed of the prompt/document sample
+    prompt_format: str = "auto"  # auto (chat for prompt-file settings when the tokenizer has a chat template, else raw) | raw | chat
+    system_prompt: str | None = None  # chat format: the system turn (None: the template's own default, if any)
 
     def __post_init__(self):
         _check_fields(self)
+        _require(self.prompt_format in PROMPT_FORMATS,
+                 f"SettingConfig.prompt_format must be one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
         _non_empty(self, "name", "prompts_path")
         _at_least(self, 1, "n_prompts", "prefix_tokens")
         _at_least(self, 0, "min_doc_tokens")
@@ -311,6 +316,7 @@ class MetricsConfig:
     confidence: float = 0.95  # interval coverage
     seed: int = 42  # bootstrap seed
     nv_blocks: NVBlocksConfig = NVBlocksConfig()  # near-verbatim recall block thresholds (TOML [metrics.nv_blocks])
+    count_echo: bool = False  # count spans the completion copied from its own prompt as leaks (False: the prompt, not the corpus, is their source)
 
     def __post_init__(self):
         _check_fields(self)

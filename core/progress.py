@@ -28,6 +28,21 @@ class ProgressEvent:
 ProgressFn = Callable[[ProgressEvent], None]
 
 
+def rated_event(stage: str, done: int, total: int, unit: str, elapsed_s: float, message: str = "") -> ProgressEvent:
+    """An event whose rate is ``done / elapsed_s`` in the event's own unit and whose ETA is
+    ``(total - done) / rate``, so the two always agree (tokens/s and the like go in ``message``).
+
+    >>> e = rated_event("generate", 16, 60, "generations", 4.0, "200 tokens/s")
+    >>> e.rate, e.eta_s
+    (4.0, 11.0)
+    >>> rated_event("generate", 0, 60, "generations", 0.0).eta_s is None
+    True
+    """
+    rate = done / elapsed_s if elapsed_s > 0 and done else None
+    eta = (total - done) / rate if rate and total else None
+    return ProgressEvent(stage, done, total, unit, rate, eta, message)
+
+
 class Cancelled(Exception):
     """Raised by a progress callback to stop a long step; work done so far stays cached."""
 

@@ -87,6 +87,7 @@ class Span:
     count: int  # occurrences of the span in the index
     docs: tuple[DocMatch, ...] = ()
     sample_seed: int | None = None  # seed given to index.occurrences for this span's docs (None: several queries)
+    echo: bool = False  # the span's text occurs in the completion's own prompt (core.tracing.echo)
 
     @property
     def length(self) -> int:
@@ -102,6 +103,7 @@ class TraceResult:
     n_tokens: int  # completion length L in index tokens
     spans: tuple[Span, ...] = ()  # final spans, in position order
     full_doc_frequency: int = 0  # distinct documents holding the whole completion (capped)
+    text_rule_removed: tuple[int, int] = (0, 0)  # (spans, tokens) the paper's text-mode rule rejects (admissibility.text_rule_loss)
 
     @property
     def longest_span(self) -> int:

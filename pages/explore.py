@@ -55,6 +55,9 @@ with render.page_boundary():
         st.markdown("**Span text** (as core found it; spans that overlap an earlier one are highlighted "
                     "above from where the earlier one ends)")
         render.plain(span.text)
+        if span.echo:
+            render.caption("prompt echo: this span's text is also in the prompt, so the prompt may be its source "
+                           "(see [metrics] count_echo)")
         for d in span.docs:
             render.caption(f"document {d.doc_id} (index {d.doc_ix}), tier {d.tier}, nv_recall {d.nv.recall:.3f}")
             render.window(d)

@@ -4,6 +4,7 @@ import streamlit as st
 from app import cached, charts, render, state
 from app.views import manifest, planted_records, reading, tables
 from core.errors import PropMeError
+from core.reports.text import prompt_formats, run_notes
 
 st.title("Overview")
 with render.page_boundary():
@@ -16,6 +17,11 @@ with render.page_boundary():
     st.subheader(render.md_literal(f"Run: {label}"))
     with st.expander("Run in view: model, corpus, index, settings, decoding, seeds", expanded=False):
         st.dataframe(manifest.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
+    formats = prompt_formats(run.manifest)
+    if formats:
+        render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
+    for note in run_notes(run):
+        st.warning(render.md_literal(note))
 
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
     metric = st.selectbox("Headline metric for PM and the plane", tables.PRIMARY,

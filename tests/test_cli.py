@@ -1,4 +1,5 @@
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -201,6 +202,9 @@ def test_report_into_a_closed_pipe_ends_quietly(tmp_path, extra):
 def test_report_of_a_summary_of_the_wrong_shape_is_one_clear_error(tmp_path):
     folder = _tiny_results(tmp_path / "r")
     (folder / "summary.json").write_text(json.dumps({"prefix": [1, 2, 3], "generic": "x"}))
+    manifest = json.loads((folder / "manifest.json").read_text())  # as if a run had written it (no tamper check)
+    manifest["scores_sha256"]["summary.json"] = hashlib.sha256((folder / "summary.json").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     for extra in ([], ["--json"]):
         out = _cli("report", str(folder), *extra, timeout=60)
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr

@@ -208,7 +208,7 @@ def test_spans_counts_and_docs_match_brute_force(setup, mode):
 
 def test_als_fmr_equal_brute_force(setup):
     _texts, comps, tok, docs, index = setup
-    cfg = TraceConfig(docs_per_span=1000, window_factor=1000, merge="none")  # all docs, whole-doc windows
+    cfg = TraceConfig(mode="text", docs_per_span=1000, window_factor=1000, merge="none")  # all docs, whole-doc windows
     traces = trace_many(index, tok, [(GenKey("prefix", str(i)), c) for i, c in enumerate(comps)], cfg)
     longest, full = [], []
     for c in comps:
@@ -231,7 +231,7 @@ def test_union_merge_equals_none_and_always_merges_overlaps(setup):
     "union" keeps them apart; "always" joins strictly overlapping neighbours, never touching ones."""
     _texts, comps, tok, _docs, index = setup
     items = [(GenKey("generic", str(i)), c) for i, c in enumerate(comps)]
-    kw = {"docs_per_span": 2, "window_factor": 2, "rarity_fraction": 0.5}
+    kw = {"mode": "text", "docs_per_span": 2, "window_factor": 2, "rarity_fraction": 0.5}
     none = trace_many(index, tok, items, TraceConfig(merge="none", **kw))
     union = trace_many(index, tok, items, TraceConfig(merge="union", **kw))
     always = trace_many(index, tok, items, TraceConfig(merge="always", **kw))
@@ -268,7 +268,7 @@ def test_rarity_keeps_k_lowest_log_sums(setup):
     for c in comps:
         ids, full = oracle_spans(docs, tok, c, fraction=1.0)
         kept = [(s.start, s.end) for s in trace_completion(index, tok, GenKey("g", "x"), c,
-                                                           TraceConfig(merge="none")).spans]
+                                                           TraceConfig(mode="text", merge="none")).spans]
         k = max(math.ceil(0.05 * len(ids)), 1)
         assert len(kept) == min(k, len(full))
         worst_kept = max((log_sum(lp, ids[s:e]) for s, e in kept), default=-math.inf)

@@ -33,7 +33,7 @@ from core.config import DecodingConfig
 from core.errors import ConfigError, GenerationError, PromptSetError
 from core.generation.model import LoadedModel, context_length
 from core.generation.sampling import choose_tokens, row_seed
-from core.progress import ProgressEvent, ProgressFn
+from core.progress import ProgressEvent, ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,18 @@ def _generate_batch(lm: LoadedModel, rows: Sequence[_Row], cfg: DecodingConfig, 
     return gens, sum(len(o) for o in out)
 
 
+def generation_progress(done: int, total: int, tokens: int, elapsed: float, batch_size: int) -> ProgressEvent:
+    """The progress event after ``done`` of ``total`` generations: rate in generations/s (the unit of
+    done/total), ETA = remaining / rate; tokens/s in the message.
+
+    >>> e = generation_progress(16, 60, 800, 4.0, 16)
+    >>> e.rate, e.eta_s, e.message
+    (4.0, 11.0, '200 tokens/s, batch size 16')
+    """
+    tok_s = tokens / elapsed if elapsed > 0 else 0.0
+    return rated_event("generate", done, total, "generations", elapsed, f"{tok_s:.0f} tokens/s, batch size {batch_size}")
+
+
 def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig, *,
              progress: ProgressFn | None = None, skip: Callable[[GenKey], bool] | None = None,
              on_batch: Callable[[list[Generation]], None] | None = None) -> list[Generation]:
@@ -173,13 +185,17 @@ def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig,
 
     ``skip(key)`` True leaves that (prompt, sample) out (e.g. cached). ``on_batch`` gets each finished
     batch (for atomic persistence). ``progress`` gets ProgressEvent("generate", done, total generations,
-    rate = generated tokens/s, eta_s); it may raise :class:`core.progress.Cancelled` to stop.
+    rate = generations/s, eta_s = remaining / rate), once before the first batch and after each; it
+    may raise :class:`core.progress.Cancelled` to stop.
     """
     rows = _plan(prompts, cfg, model, skip)
     rows_by_len = sorted(rows, key=lambda r: -len(r.ids))  # less padding; results do not depend on it
     eos, fwd = _eos_ids(model), _forward_kwargs(model.model)
     results: list[Generation | None] = [None] * len(rows)
     batch_size, start, tokens, t0 = cfg.batch_size, 0, 0, time.perf_counter()
+    if progress is not None and rows:  # before the first (slowest) batch: say what is coming
+        progress(ProgressEvent("generate", 0, len(rows), "generations", None, None,
+                               f"first batch of {min(batch_size, len(rows))}, up to {cfg.max_new_tokens} tokens each"))
     while start < len(rows_by_len):
         chunk = rows_by_len[start:start + batch_size]
         try:
@@ -202,9 +218,5 @@ def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig,
         if on_batch is not None:
             on_batch(gens)
         if progress is not None:
-            elapsed = time.perf_counter() - t0
-            tok_s = tokens / elapsed if elapsed > 0 else None
-            eta = elapsed / start * (len(rows) - start) if start else None
-            progress(ProgressEvent("generate", start, len(rows), "generations", tok_s, eta,
-                                   f"{tok_s or 0:.0f} tokens/s, batch size {batch_size}"))
+            progress(generation_progress(start, len(rows), tokens, time.perf_counter() - t0, batch_size))
     return [g for g in results if g is not None]

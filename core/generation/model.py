@@ -1,4 +1,14 @@
-"""Loading a causal language model + tokenizer from a local folder or a hub id, safely.
+"""Loading a causal language model + tokenizer from a local folder, a GGUF file or a hub id, safely.
+
+What ``ModelConfig.name_or_path`` may name (the model-folder contract, also in the README):
+
+* a Hugging Face folder: ``config.json``, weights (``model.safetensors``, sharded ``model-*.safetensors``
+  with ``model.safetensors.index.json``, or ``pytorch_model*.bin``) and tokenizer files
+  (``tokenizer.json`` and/or ``tokenizer_config.json``, ...), as written by ``save_pretrained``;
+* a ``.gguf`` file (llama.cpp format, e.g. a 4-bit quantized model), or a folder holding exactly one
+  ``.gguf`` file and no ``config.json``: transformers de-quantizes it to ``dtype`` on load (needs the
+  ``gguf`` package) and its tokenizer comes from the same file;
+* a hub id (``org/name``), pinned by ``revision``.
 
 ``load_model`` is the only function here that touches disk or the hub. Safety: weights are read from
 ``.safetensors`` when the folder has them; a pickled ``.bin`` checkpoint is only ever read with
@@ -19,6 +29,7 @@ import torch
 from core.config import ModelConfig
 from core.errors import ModelLoadError
 from core.generation.model_identity import model_identity
+from core.index.tokenizer import gguf_location, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +80,9 @@ def _check_local_folder(folder: Path) -> bool:
     """Raise ModelLoadError for a missing/partial/corrupt folder; return True when weights are safetensors."""
     if not (folder / "config.json").is_file():
         raise ModelLoadError(
-            f"{folder}: no config.json. Expected a Hugging Face model folder (the output of "
-            "model.save_pretrained(folder) and tokenizer.save_pretrained(folder))."
+            f"{folder}: no config.json and no .gguf file. Expected a Hugging Face model folder (config.json, "
+            "model.safetensors and tokenizer files: the output of model.save_pretrained(folder) and "
+            "tokenizer.save_pretrained(folder)) or a .gguf model file."
         )
     index = folder / "model.safetensors.index.json"
     shards = sorted(folder.glob("*.safetensors"))
@@ -127,23 +139,33 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
         log.warning("trust_remote_code is on: %s may run its own Python code", cfg.name_or_path)
     folder = Path(cfg.name_or_path).expanduser()
     kwargs: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    if folder.exists():
-        if not folder.is_dir():
-            raise ModelLoadError(f"{folder} is a file; give the model folder that holds config.json")
-        kwargs["use_safetensors"] = _check_local_folder(folder)
-        source = str(folder)
+    gguf = gguf_location(cfg.name_or_path)
+    if gguf is not None:
+        source = str(gguf[0])
+        kwargs["gguf_file"] = gguf[1]
+        tokenizer = load_tokenizer(cfg.name_or_path)
     else:
-        source = cfg.name_or_path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=cfg.revision,
-                                                  trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError, TypeError) as e:
-        raise ModelLoadError(f"{source}: cannot load the tokenizer ({e}). Save it next to the model with "
-                             "tokenizer.save_pretrained(folder), or check the hub id/revision.") from None
+        if folder.exists():
+            if not folder.is_dir():
+                raise ModelLoadError(f"{folder} is a file but not a .gguf model file; give the model folder "
+                                     "that holds config.json, or a .gguf file")
+            kwargs["use_safetensors"] = _check_local_folder(folder)
+            source = str(folder)
+        else:
+            source = cfg.name_or_path
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, revision=cfg.revision,
+                                                      trust_remote_code=cfg.trust_remote_code)
+        except (OSError, ValueError, TypeError) as e:
+            raise ModelLoadError(f"{source}: cannot load the tokenizer ({e}). Save it next to the model with "
+                                 "tokenizer.save_pretrained(folder), or check the hub id/revision.") from None
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=_DTYPES[dtype], **kwargs)
+    except ImportError as e:
+        raise ModelLoadError(f"{source}: loading needs a missing package ({e}); pip install -r requirements.txt") from None
     except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise ModelLoadError(f"{source}: cannot load the model ({type(e).__name__}: {e}). "
+        what = f"the GGUF file {kwargs['gguf_file']}" if gguf else "the model"
+        raise ModelLoadError(f"{source}: cannot load {what} ({type(e).__name__}: {e}). "
                              "Check the folder/hub id, revision and that the weights are complete.") from None
     model.to(device).eval()
     if tokenizer.pad_token is None:

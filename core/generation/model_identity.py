@@ -6,7 +6,7 @@ from pathlib import Path
 
 _EDGE_BYTES = 1 << 20  # model_identity hashes the first and last MiB of each big file
 _SMALL_FILE = 16 << 20  # files up to this size are hashed whole
-_IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".py", ".tiktoken")
+_IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".py", ".tiktoken", ".gguf")
 
 
 def _file_digest(path: Path) -> str:
@@ -29,9 +29,12 @@ def model_identity(path_or_id: str, revision: str | None = None) -> str:
 
     Hub id: ``hub:<id>@<revision or 'default'>``. Local folder: ``<folder name>@sha256:<16 hex>``
     over config, tokenizer and weight files (small files whole, big ones by size + first/last MiB,
-    never by mtime), so retraining or replacing weights in place changes the identity.
+    never by mtime), so retraining or replacing weights in place changes the identity. A ``.gguf``
+    file: ``<file name>@sha256:<16 hex>`` of that file alone.
     """
     folder = Path(path_or_id).expanduser()
+    if folder.is_file():
+        return f"{folder.name}@sha256:{hashlib.sha256(_file_digest(folder).encode()).hexdigest()[:16]}"
     if not folder.is_dir():
         return f"hub:{path_or_id}@{revision or 'default'}"
     h = hashlib.sha256()

@@ -31,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from core.config import DecodingConfig, ModelConfig
 from core.errors import BackendError, ConfigError
 from core.generation.sampling import row_seed
-from core.progress import ProgressEvent, ProgressFn
+from core.progress import ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
 
 log = logging.getLogger(__name__)
@@ -170,10 +170,9 @@ class OpenAIBackend:
                     pending = []
                 if progress is not None and done:
                     elapsed = time.perf_counter() - t0
-                    rate = tokens / elapsed if elapsed > 0 and self.tokenizer is not None else None
-                    eta = elapsed / len(results) * (len(rows) - len(results))
-                    progress(ProgressEvent("generate", len(results), len(rows), "generations", rate, eta,
-                                           f"{self.url}, {self.cfg.concurrency} in flight"))
+                    tok_s = f"{tokens / elapsed:.0f} tokens/s, " if elapsed > 0 and self.tokenizer is not None else ""
+                    progress(rated_event("generate", len(results), len(rows), "generations", elapsed,
+                                         f"{tok_s}{self.url}, {self.cfg.concurrency} in flight"))
         if on_batch is not None and pending:
             on_batch(pending)
         return [results[i] for i in range(len(rows))]

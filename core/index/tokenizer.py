@@ -15,23 +15,69 @@ from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-# Files of which at least one must be in a local tokenizer folder.
+# Files of which at least one must be in a local tokenizer folder (or a .gguf file, which holds one).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+_GGUF_CACHE: dict[tuple[str, int, int], object] = {}  # (path, size, mtime) -> tokenizer read from a GGUF file
+
+
+def gguf_location(name_or_path: str) -> tuple[Path, str] | None:
+    """(folder, file name) when ``name_or_path`` is a ``.gguf`` file or a folder holding exactly one
+    and no ``config.json``; None otherwise (a Hugging Face folder or a hub id).
+
+    Raises :class:`ModelLoadError` for a folder holding several ``.gguf`` files (which one is meant?).
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return (path.parent, path.name) if path.suffix.lower() == ".gguf" else None
+    if not path.is_dir() or (path / "config.json").is_file():
+        return None
+    ggufs = sorted(p.name for p in path.glob("*.gguf") if p.is_file())
+    if len(ggufs) > 1:
+        raise ModelLoadError(f"{path} holds {len(ggufs)} .gguf files ({', '.join(ggufs[:5])}); name one: "
+                             f"name_or_path = \"{path / ggufs[0]}\"")
+    return (path, ggufs[0]) if ggufs else None
+
+
+def _load_gguf_tokenizer(folder: Path, name: str):
+    """The tokenizer stored in a GGUF file, read once per process (reading converts the vocabulary,
+    seconds); every call returns its own copy, so callers may set padding and pad tokens."""
+    import copy
+
+    from transformers import AutoTokenizer
+
+    file = folder / name
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _GGUF_CACHE:
+        try:
+            _GGUF_CACHE[key] = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
+        except ImportError as e:
+            raise ModelLoadError(f"{file}: reading a .gguf file needs the 'gguf' package ({e}); "
+                                 "pip install -r requirements.txt") from None
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise ModelLoadError(f"{file}: cannot read a tokenizer from this GGUF file ({type(e).__name__}: {e}); "
+                                 "is it a complete llama.cpp model file?") from None
+    return copy.deepcopy(_GGUF_CACHE[key])
 
 
 def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False):
-    """Load a tokenizer from a local folder or a hub id (pinned by ``revision``).
+    """Load a tokenizer from a local folder, a ``.gguf`` file (or a folder holding one) or a hub id
+    (pinned by ``revision``).
 
     Raises :class:`ModelLoadError` when the folder holds no tokenizer files or the hub id cannot be
     fetched (offline, unknown id, gated). Remote code runs only with ``trust_remote_code=True``.
     """
     path = Path(name_or_path).expanduser()
+    gguf = gguf_location(name_or_path)
+    if gguf is not None:
+        return _load_gguf_tokenizer(*gguf)
     if path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"Tokenizer path {path} is a file; pass the folder that holds tokenizer.json")
+            raise ModelLoadError(f"Tokenizer path {path} is a file; pass the folder that holds tokenizer.json "
+                                 "or a .gguf model file")
         if not any((path / f).exists() for f in TOKENIZER_FILES):
             raise ModelLoadError(
-                f"No tokenizer files in {path}: expected one of {', '.join(TOKENIZER_FILES)}. "
+                f"No tokenizer files in {path}: expected one of {', '.join(TOKENIZER_FILES)} or a .gguf file. "
                 "Save one with tokenizer.save_pretrained(folder) or pass a hub id."
             )
         source = str(path)

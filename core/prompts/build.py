@@ -11,6 +11,7 @@ import numpy as np
 
 from core.config import SettingConfig
 from core.errors import IndexMismatch, PromptSetError
+from core.prompts.chat import apply_format
 from core.records import Prompt
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,12 @@ def build_prompts(setting: SettingConfig, tokenizer, index=None, *, index_tokeni
 
     ``tokenizer`` is the MODEL tokenizer. ``index_tokenizer`` decodes index tokens when the index was
     built with another tokenizer (default: ``tokenizer``, which must then match the index).
+    ``setting.prompt_format`` decides raw text or the chat template (:mod:`core.prompts.chat`).
     """
+    return apply_format(_build_raw(setting, tokenizer, index, index_tokenizer), setting, tokenizer)
+
+
+def _build_raw(setting: SettingConfig, tokenizer, index, index_tokenizer) -> list[Prompt]:
     if setting.name == "prefix":
         if index is None:
             raise PromptSetError("setting 'prefix' samples training documents: it needs a corpus index")

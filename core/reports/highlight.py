@@ -18,6 +18,8 @@ from core.records import DocMatch, Span
 
 SPAN_CLASS = "propme-span"  # every highlighted verbatim span: <mark class="propme-span" data-span-ix=...>
 DOC_MATCH_CLASS = "propme-doc-match"  # the matched region inside a document window
+ECHO_CLASS = "propme-echo"  # a span that also occurs in the completion's own prompt (Span.echo): grey, dashed
+ECHO_STYLE = "background-color: rgba(150, 150, 150, 0.35); border-bottom: 2px dashed rgba(110, 110, 110, 0.9);"
 COLOR_BY = ("length", "count")
 
 # Bidi embeddings/overrides/isolates and marks, C0/C1 controls except \n and \t, zero-width chars:
@@ -100,7 +102,8 @@ def span_title(span: Span, max_doc_ids: int = 5) -> str:
     """Hover text of a span: length, index count and source document ids (unescaped)."""
     ids = list(dict.fromkeys(d.doc_id for d in span.docs))
     shown = ", ".join(ids[:max_doc_ids]) + (f" (+{len(ids) - max_doc_ids} more)" if len(ids) > max_doc_ids else "")
-    return f"{span.length} tokens; {span.count} occurrences in the index; docs: {shown or 'none retrieved'}"
+    echo = "; PROMPT ECHO: this text is also in the prompt" if span.echo else ""
+    return f"{span.length} tokens; {span.count} occurrences in the index; docs: {shown or 'none retrieved'}{echo}"
 
 
 def clipped_ranges(text_len: int, spans: Sequence[Span]) -> list[tuple[int, int, int]]:
@@ -127,7 +130,8 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -
     """The completion as an HTML block with each verbatim span in ``<mark class="propme-span">``.
 
     Each mark carries ``data-span-ix`` (index into ``spans``), a ``title`` with length, count and
-    source document ids, and an opacity from :data:`LEVELS`.
+    source document ids, and an opacity from :data:`LEVELS`. A prompt-echo span (``Span.echo``) is
+    grey with a dashed underline and also has class ``propme-echo``.
 
     >>> highlight_html("a <b> c", [Span(0, 1, "<b>", 2, 5, 3)]).count('<mark class="propme-span"')
     1
@@ -138,9 +142,11 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -
         span = spans[ix]
         level = level_for(span.length if color_by == "length" else span.count, color_by)
         parts.append(escape_text(text[pos:start]))
+        cls, look = ((f"{SPAN_CLASS} {ECHO_CLASS}", ECHO_STYLE) if span.echo else
+                     (SPAN_CLASS, f"background-color: rgba({MARK_COLOR}, {level.alpha});"))
         parts.append(
-            f'<mark class="{SPAN_CLASS}" data-span-ix="{ix}" '
-            f'style="background-color: rgba({MARK_COLOR}, {level.alpha}); color: inherit; padding: 0 1px;" '
+            f'<mark class="{cls}" data-span-ix="{ix}" '
+            f'style="{look} color: inherit; padding: 0 1px;" '
             f'title="{escape_attr(span_title(span))}">{escape_text(text[start:end])}</mark>'
         )
         pos = end
@@ -174,4 +180,5 @@ def legend_html(color_by: str = "length") -> str:
         for lv in LEVELS[color_by]
     )
     what = "span length" if color_by == "length" else "corpus count of the span"
-    return f'<div class="propme-legend" style="font-size: 0.85rem;">Highlight intensity by {what}: {items}</div>'
+    echo = f'<span class="{ECHO_CLASS}" style="{ECHO_STYLE} padding: 0 0.4rem;">prompt echo (also in the prompt)</span>'
+    return f'<div class="propme-legend" style="font-size: 0.85rem;">Highlight intensity by {what}: {items}{echo}</div>'

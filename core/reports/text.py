@@ -13,13 +13,52 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import CAPABILITY
 from core.errors import ResultsError
-from core.runs.manifest import to_json
+from core.runs.manifest import Manifest, to_json
+from core.scoring.metrics import setting_counts
 from core.scoring.registry import HEADLINE, label
 
 if TYPE_CHECKING:
     from core.runs.results import RunResults
 
 SECONDARY = ("r_n", "max_span", "gen_nv_above", "unique_docs")
+CONTINUATION = ("discoverable", "approx_lcp", "approx_edit_sim", "approx_lcs", "n_continuation")  # prefix only
+
+
+def prompt_formats(manifest: Manifest) -> dict[str, str]:
+    """Prompt format per setting: as resolved by the run (``manifest.prompt_formats``), else as configured."""
+    order = [s.name for s in manifest.settings]
+    resolved = dict(manifest.prompt_formats)
+    if resolved:  # saved with sorted keys: back in the settings' order
+        keys = sorted(resolved, key=lambda k: (order.index(k) if k in order else len(order), k))
+        return {str(k): str(resolved[k]) for k in keys}
+    return {s.name: s.prompt_format for s in manifest.settings}
+
+
+def run_notes(run: RunResults) -> list[str]:
+    """Warnings a reader of the scores must see: empty completions, spans the text-mode rule removes
+    (or would remove), and prompt echo; computed from the traces, so older results folders get them too."""
+    m = run.manifest
+    mode, count_echo = m.trace.mode, m.metrics.count_echo
+    notes = []
+    for setting in run.settings():
+        c = setting_counts(run.by_setting(setting)[1])
+        if c["empty_completions"]:
+            fmt = prompt_formats(m).get(setting, "raw")
+            hint = ("; an instruction-tuned model given raw text often answers nothing: try prompt_format = \"chat\""
+                    if fmt == "raw" else "")
+            notes.append(f"{setting}: {c['empty_completions']} of {c['n_traced']} completions are EMPTY and score as "
+                         f"no leakage{hint}")
+        if c["text_rule_spans"] or c["text_rule_tokens"]:
+            what = f"{c['text_rule_spans']} span(s), {c['text_rule_tokens']} token(s)"
+            notes.append(f"{setting}: the paper's text-mode rule removed {what} of verbatim copies that cross a line or "
+                         "sentence end; set [trace] mode = \"mixed\" to count them" if mode == "text" else
+                         f"{setting}: {what} counted here cross a line or sentence end; the paper's text-mode rule "
+                         "would drop them")
+        if c["echo_spans"]:
+            notes.append(f"{setting}: {c['echo_spans']} span(s) repeat the completion's own prompt (prompt echo); "
+                         + ("counted as leaks (count_echo = true)" if count_echo else
+                            "not counted as leaks (count_echo = false)"))
+    return notes
 
 
 # C0 controls but newline and tab (ESC starts terminal escape sequences; CR overwrites a line), DEL, C1
@@ -115,8 +154,8 @@ def report_dict(run: RunResults) -> dict[str, Any]:
     return {"run_name": m.run_name, "path": run.path, "created": m.created,
             "model": m.model.identity if m.model else None, "index": m.index.fingerprint if m.index else None,
             "n_generations": len(run.generations), "n_traces": len(run.traces),
-            "metrics": to_json(m)["metrics"], "warnings": list(m.warnings),
-            "summary": dict(run.summary), "pm": dict(run.pm)}
+            "metrics": to_json(m)["metrics"], "prompt_formats": prompt_formats(m),
+            "warnings": list(m.warnings) + run_notes(run), "summary": dict(run.summary), "pm": dict(run.pm)}
 
 
 def format_report(run: RunResults) -> str:
@@ -142,6 +181,21 @@ def format_report(run: RunResults) -> str:
                     + [_with_interval(metrics.get(k), intervals.get(k)) for k in HEADLINE]
                     + [fmt_number(metrics.get(k)) for k in SECONDARY])
     lines += ["Metrics per setting"] + _table(header, rows) + [""]
+    cont = {setting: s.get("metrics", {}) for setting, s in run.summary.items()
+            if (s.get("metrics", {}).get("n_continuation") or 0) > 0}
+    if cont:
+        n = m.metrics.discoverable_tokens
+        lines.append(f"Prefix continuation: discoverable extraction (first {n} tokens exact) and approximate "
+                     "memorization against the true continuation")
+        lines += _table(["setting"] + [label(k, cfg) for k in CONTINUATION],
+                        [[setting] + [fmt_number(v.get(k)) for k in CONTINUATION] for setting, v in cont.items()])
+        lines.append("")
+    formats = prompt_formats(m)
+    if formats:
+        lines += ["Prompt format: " + ", ".join(f"{k} {v}" for k, v in formats.items()), ""]
+    notes = run_notes(run)
+    if notes:
+        lines += ["Warnings"] + [f"  ! {note}" for note in notes] + [""]
     if run.pm:
         lines.append(f"Propensity PM = f_p / (f_p + f_c) against {CAPABILITY} (0.5: natural use leaks as much as "
                      "the attack; * = 0/0, undefined: neither setting shows the metric)")

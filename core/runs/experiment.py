@@ -16,7 +16,7 @@ from typing import Any
 
 from core.config import ExperimentConfig, ModelConfig, to_dict
 from core.errors import ConfigError
-from core.progress import ProgressFn
+from core.progress import ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
@@ -43,6 +43,8 @@ class _Generator:
             else:
                 from core.generation.generate import generate
                 from core.generation.model import load_model
+                if kw.get("progress") is not None:  # loading a big model takes a while: say so first
+                    kw["progress"](ProgressEvent("load-model", 0, 1, "models", message=self.cfg.name_or_path))
                 lm = load_model(self.cfg)
                 self._backend = lambda p, d, **k: generate(lm, p, d, **k)
         return self._backend(prompts, decoding, **kw)
@@ -103,6 +105,8 @@ def _open(r: _Run) -> None:
     if cfg.model.trust_remote_code and cfg.model.backend == "hf":
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
+    if r.progress is not None:
+        r.progress(ProgressEvent("open", 0, 1, "steps", message=f"loading tokenizer and index ({cfg.model.name_or_path})"))
     if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
         r.model_tok = r.index_tok = load_tokenizer(cfg.index_tokenizer)
     else:
@@ -149,6 +153,7 @@ def _generate_missing(r: _Run) -> None:
 def _trace_missing(r: _Run) -> None:
     """Every generation's trace from the cache, tracing what it misses chunk by chunk (nv_recall is
     scored with the default block thresholds; scoring applies the run's own, see score_traces)."""
+    from core.tracing.echo import mark_echoes
     from core.tracing.trace import trace_many
 
     index_fp = r.index.fingerprint
@@ -164,6 +169,7 @@ def _trace_missing(r: _Run) -> None:
     r.counts["traced"], r.counts["traces_from_cache"] = len(todo), len(r.generations) - len(todo)
     r.traces = tuple(dataclasses.replace(t, key=g.key) if (t := traces[r.tkeys[g.key]]).key != g.key else t
                      for g in r.generations)
+    r.traces = tuple(mark_echoes(r.traces, {g.key: g.prompt.text for g in r.generations}))  # prompt echo
 
 
 def _score(r: _Run) -> None:
@@ -188,13 +194,15 @@ def _score(r: _Run) -> None:
 
 def _manifest(r: _Run) -> Manifest:
     from core.index.tokenizer import tokenizer_fingerprint, tokenizer_identity
+    from core.prompts.chat import resolve_format
 
     index = IndexInfo(tuple(r.cfg.index_dirs), r.index.fingerprint, tokenizer_identity(r.index_tok),
                       tokenizer_fingerprint(r.index_tok), int(r.index.num_docs), int(r.index.num_tokens))
     counts = Counts(len(r.generations), r.counts["generated"], r.counts["generations_from_cache"],
                     r.counts["traced"], r.counts["traces_from_cache"])
     return assemble(r.cfg, r.model, index, counts, timings_s=r.timings, cache_path=str(r.cache.path),
-                    skipped_rows=_skipped_prompt_rows(r.cfg.settings))
+                    skipped_rows=_skipped_prompt_rows(r.cfg.settings),
+                    prompt_formats={s.name: resolve_format(s, r.model_tok) for s in r.cfg.settings})  # auto resolved
 
 
 def _write(r: _Run, config_text: str | None) -> Path:

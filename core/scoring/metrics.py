@@ -24,6 +24,8 @@ from dataclasses import replace
 
 from core.config import MetricsConfig, NVBlocksConfig
 from core.records import DocMatch, GenKey, NVResult, Span, TraceResult
+from core.scoring.loops import drop_degenerate
+from core.tracing.echo import drop_echo, echo_spans
 from core.tracing.nvrecall import rescore
 
 SPAN_BUCKETS: tuple[tuple[int, float], ...] = (
@@ -244,12 +246,58 @@ def label_floor(traces: Sequence[TraceResult], setting: str = "floor") -> list[T
     return [replace(t, key=replace(t.key, setting=setting)) for t in traces]
 
 
+def scored_traces(traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig()) -> list[TraceResult]:
+    """The traces the metrics score: degenerate loops dropped (when ``cfg.exclude_degenerate``) and
+    prompt-echo spans removed (unless ``cfg.count_echo``; see :mod:`core.tracing.echo`).
+
+    >>> t = _toy([(0, 9, [])])[0]
+    >>> t = replace(t, spans=(replace(t.spans[0], echo=True),))
+    >>> len(scored_traces([t])[0].spans), len(scored_traces([t], MetricsConfig(count_echo=True))[0].spans)
+    (0, 1)
+    """
+    kept = drop_degenerate(traces, cfg)
+    return kept if cfg.count_echo else drop_echo(kept)
+
+
+def empty_completions(traces: Sequence[TraceResult]) -> int:
+    """Completions that are empty or only whitespace: an instruction-tuned model given raw text often
+    answers nothing, which would otherwise pass as "no leakage".
+
+    >>> empty_completions([replace(t, completion=c) for t, c in zip(_toy([], [], []), ["", " \\n", "x"])])
+    2
+    """
+    return sum(not t.completion.strip() for t in traces)
+
+
+def text_rule_removed(traces: Sequence[TraceResult]) -> tuple[int, int]:
+    """(spans, tokens) the paper's text-mode admissibility rule rejects that the mixed rule keeps,
+    summed over generations (:func:`core.tracing.admissibility.text_rule_loss`).
+
+    >>> text_rule_removed([replace(t, text_rule_removed=(1, 40)) for t in _toy([], [])])
+    (2, 80)
+    """
+    return (sum(t.text_rule_removed[0] for t in traces), sum(t.text_rule_removed[1] for t in traces))
+
+
+def setting_counts(traces: Sequence[TraceResult]) -> dict[str, int]:
+    """Counts a reader must see next to a setting's scores (summary ``counts``): empty completions,
+    prompt-echo spans, and what the text-mode rule removes.
+
+    >>> setting_counts(_toy([]))
+    {'n_traced': 1, 'empty_completions': 0, 'echo_spans': 0, 'text_rule_spans': 0, 'text_rule_tokens': 0}
+    """
+    spans, tokens = text_rule_removed(traces)
+    return {"n_traced": len(traces), "empty_completions": empty_completions(traces),
+            "echo_spans": echo_spans(traces), "text_rule_spans": spans, "text_rule_tokens": tokens}
+
+
 __all__ = [
     "SPAN_BUCKETS",
     "TRACED_WITH",
     "als",
     "bucket_key",
     "bucket_label",
+    "empty_completions",
     "fmr",
     "full_match_docs",
     "gen_nv_share",
@@ -262,9 +310,12 @@ __all__ = [
     "r_at",
     "reaches",
     "score_traces",
+    "scored_traces",
+    "setting_counts",
     "span_bucket",
     "span_length_counts",
     "span_length_shares",
     "span_share_curve",
+    "text_rule_removed",
     "unique_docs",
 ]

@@ -32,7 +32,7 @@ from core.config import CAPABILITY, MetricsConfig
 from core.records import Generation, GenKey, TraceResult
 from core.scoring import metrics as m
 from core.scoring.continuation import ContinuationScore, continuation_score
-from core.scoring.loops import degenerate_share, drop_degenerate, is_degenerate
+from core.scoring.loops import degenerate_share, is_degenerate
 
 HEADLINE = ("als", "fmr", "nvr")  # the paper's three metrics: reported with intervals and as PM
 KINDS = ("share", "mean", "doc_mean", "doc_share", "span_share", "max", "count", "distinct")
@@ -251,7 +251,7 @@ def inputs(traces: Sequence[TraceResult], cfg: MetricsConfig, generations: Seque
         kept_gens = [g for g in generations if not (cfg.exclude_degenerate and is_degenerate(g.completion, cfg))]
         scores = [Scored(g.key, s) for g in kept_gens
                   if (s := continuation_score(g, cfg.discoverable_tokens)) is not None]
-    return Inputs(traces, drop_degenerate(traces, cfg), scores, cfg)
+    return Inputs(traces, m.scored_traces(traces, cfg), scores, cfg)  # loops and prompt echo out
 
 
 def compute_metrics(

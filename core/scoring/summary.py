@@ -20,6 +20,7 @@ from typing import Any
 from core.config import CAPABILITY, MetricsConfig
 from core.progress import ProgressFn, Tracker
 from core.scoring.bootstrap import Interval, bootstrap_intervals
+from core.scoring.metrics import setting_counts
 from core.scoring.propensity import PMResult, run_pm
 from core.scoring.registry import HEADLINE, compute_metrics
 
@@ -41,6 +42,7 @@ def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | N
         values[s] = compute_metrics(traces[s], cfg, gens[s], setting=s)
         intervals = bootstrap_intervals(traces[s], cfg, gens[s], metrics=tuple(interval_metrics)) if traces[s] else {}
         summary[s] = {"n_generations": len(traces[s]), "metrics": dict(values[s]),
+                      "counts": setting_counts(traces[s]),
                       "intervals": {k: dataclasses.asdict(v) for k, v in intervals.items()}}
         tracker.advance(1, s)
     if not traces.get(CAPABILITY):

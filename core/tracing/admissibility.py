@@ -100,3 +100,34 @@ def mixed_admissible(span_text: str, start: int, end: int, n_tokens: int, min_to
     if start == 0 and end == n_tokens:
         return True
     return end - start >= min_tokens and any(not ch.isspace() for ch in span_text)
+
+
+def text_rule_loss(raw: Sequence[tuple[int, int]], text: str, bounds: Sequence[int],
+                   min_tokens: int = MIXED_MIN_TOKENS) -> tuple[int, int]:
+    """(spans, tokens) that the paper's text rule rejects although the mixed rule keeps them.
+
+    ``raw`` are the maximal spans (one per start). Spans: the mixed-admissible spans left after
+    non-maximal suppression that fail :func:`text_admissible`. Tokens: completion tokens covered by a
+    mixed-admissible span and by no text-admissible one. A verbatim copy of a line-wrapped licence
+    scores (1, L) here: mixed mode keeps it whole, text mode cuts it at every line end.
+
+    >>> text_rule_loss([(0, 6), (1, 6)], "one.\\ntwo three four", [0, 3, 4, 5, 8, 14, 19])  # the whole text
+    (1, 6)
+    >>> text_rule_loss([(3, 6)], "one.\\ntwo three four", [0, 3, 4, 5, 8, 14, 19])  # "two three four": 3 tokens
+    (0, 0)
+    """
+    n = len(bounds) - 1
+    is_b = word_boundaries(text, bounds)
+    span_text = lambda s, e: text[bounds[s]:bounds[e]]
+    mixed = [(s, e) for s, e in raw if mixed_admissible(span_text(s, e), s, e, n, min_tokens)]
+    if not mixed:
+        return 0, 0
+    prose = {(s, e) for s, e in raw if text_admissible(span_text(s, e), s, e, n, is_b)}
+    kept, max_end = [], -1
+    for s, e in sorted(mixed):  # non-maximal suppression (as core.tracing.trace)
+        if e > max_end:
+            kept.append((s, e))
+            max_end = e
+    covered_mixed = {p for s, e in mixed for p in range(s, e)}
+    covered_text = {p for s, e in prose for p in range(s, e)}
+    return sum(se not in prose for se in kept), len(covered_mixed - covered_text)

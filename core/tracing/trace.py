@@ -28,7 +28,13 @@ from core.errors import IndexMismatch
 from core.index.tokenizer import decode_many, fast_backend
 from core.progress import ProgressFn, Tracker
 from core.records import DocMatch, GenKey, Span, TraceResult
-from core.tracing.admissibility import boundary_offsets, mixed_admissible, text_admissible, word_boundaries
+from core.tracing.admissibility import (
+    boundary_offsets,
+    mixed_admissible,
+    text_admissible,
+    text_rule_loss,
+    word_boundaries,
+)
 from core.tracing.tiers import match_tier, normalize_mixed
 from core.tracing.windows import DocWindows, occurrence_seed
 
@@ -151,7 +157,8 @@ class _Tracer:
             spans = self._attach_full(spans, raw, whole, ids, bounds, completion, norm)
         freq = self.index.distinct_docs(ids, cfg.eidetic_cap) if whole else 0
         return TraceResult(key=key, completion=completion, n_tokens=L, spans=tuple(spans),
-                           full_doc_frequency=int(freq))
+                           full_doc_frequency=int(freq),
+                           text_rule_removed=text_rule_loss(raw, completion, bounds, cfg.min_anchor_tokens))
 
     def _span(self, s: int, e: int, ids, bounds, completion: str, docs, seed: int | None = None) -> Span:
         cs, ce = bounds[s], bounds[e]
