@@ -68,12 +68,12 @@ def _real_run(tmp_path_factory) -> SimpleNamespace:
     import json
 
     from core.config import CorpusConfig, ModelConfig
+    from core.config_file import load_experiment
     from core.corpus.load import load_corpus
     from core.generation import model as model_mod
     from core.generation.model import load_model
     from core.index.build import build_index
     from core.index.tokenizer import load_tokenizer
-    from core.config_file import load_experiment
     from core.runs.experiment import run_experiment
 
     gguf = smollm2_gguf()
