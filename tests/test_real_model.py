@@ -161,7 +161,7 @@ def test_greedy_generation_equals_transformers_generate(real):
 
 def test_chat_prompts_are_the_tokenizers_own_template(real):
     tok = real.tok
-    assert real.dict(run.manifest.prompt_formats) == {"prefix": "raw", "generic": "chat"}
+    assert dict(real.run.manifest.prompt_formats) == {"prefix": "raw", "generic": "chat"}
     for g in real.run.generations:
         if g.key.setting == "generic":
             want = tok.apply_chat_template([{"role": "user", "content": g.prompt.text}], tokenize=True,
