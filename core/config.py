@@ -76,8 +76,11 @@ class TraceConfig:
     min_anchor_tokens: int = 4  # mixed mode: shortest anchor span
     eidetic_cap: int = 11  # distinct documents counted for k-eidetic (enough for k <= 10)
     seed: int = 42  # seed of the occurrence sample when a span occurs more than docs_per_span times
+    workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
 
     def __post_init__(self):
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: every available core), got {self.workers}")
         if self.mode not in TRACE_MODES:
             raise ConfigError(f"trace mode must be one of {TRACE_MODES}, got {self.mode!r}")
         if self.merge not in MERGE_POLICIES:

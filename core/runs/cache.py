@@ -59,8 +59,11 @@ def generation_key(model_identity: str, tokenizer_id: str, prompt: Prompt, decod
 
 def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str, trace: TraceConfig,
               nvr: NVRConfig) -> str:
-    """Key of one trace: the generation, the exact completion text, the index and both configs."""
-    return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, to_dict(trace), to_dict(nvr)])
+    """Key of one trace: the generation, the exact completion text, the index and both configs
+    (minus ``workers``: it does not change the result)."""
+    tr = to_dict(trace)
+    tr.pop("workers")
+    return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, tr, to_dict(nvr)])
 
 
 def summary_key(run_identity: Mapping[str, Any]) -> str:
