@@ -125,11 +125,10 @@ def serve() -> None:
         try:
             value = _init_worker(*args) if command == "init" else _trace_chunk(*args)
             answer = ("ok", value)
-        except Exception as e:  # sent back and raised in the parent, as one process would raise it
+        except Exception as e:  # noqa: BLE001 - sent back and raised in the parent, as one process would
             answer = ("error", e)
-        if command != "init" or answer[0] == "error":
-            pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
+        pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
 
 
 # ---- parent side ---------------------------------------------------------------------------------
@@ -148,7 +147,8 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-c", "from core.tracing.parallel import serve; serve()"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.lock = threading.Lock()
-        self._send(("init", init_args))  # answered only on failure, with the first task's answer
+        self._send(("init", init_args))
+        self._initialised = False  # its answer is read before the first task's (start-up overlaps)
 
     def _send(self, msg) -> None:
         try:
@@ -157,16 +157,28 @@ class _Worker:
         except (BrokenPipeError, OSError) as e:
             raise WorkerDied(f"tracing worker {self.proc.pid} is gone: {e}") from e
 
-    def call(self, msg):
-        with self.lock:
-            self._send(msg)
-            try:
-                status, value = pickle.load(self.proc.stdout)
-            except (EOFError, OSError, pickle.UnpicklingError) as e:
-                raise WorkerDied(f"tracing worker {self.proc.pid} ended (exit {self.proc.poll()})") from e
+    def _answer(self):
+        try:
+            status, value = pickle.load(self.proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError) as e:
+            raise WorkerDied(f"tracing worker {self.proc.pid} ended (exit {self.proc.poll()})") from e
         if status == "error":
             raise value
         return value
+
+    def call(self, msg):
+        with self.lock:
+            self._send(msg)
+            if not self._initialised:
+                try:
+                    self._answer()
+                except WorkerDied:
+                    raise
+                except Exception as e:  # the worker cannot trace: the caller falls back
+                    pickle.load(self.proc.stdout)  # the task's answer (an error as well)
+                    raise WorkerDied(f"tracing worker {self.proc.pid} could not start: {e!r}") from e
+                self._initialised = True
+            return self._answer()
 
     def close(self) -> None:
         try:
