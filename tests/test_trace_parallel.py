@@ -56,7 +56,7 @@ def test_parallel_equals_one_worker(case, mode, merge):
         assert all(w.proc.poll() is None for w in parallel._POOL.workers)
         assert got == one
     assert [r.key for r in one] == [k for k, _ in items]
-    assert sum(len(s.docs) for r in one for s in r.spans) > 50  # documents were really compared
+    assert sum(len(s.docs) for r in one for s in r.spans) > 30  # documents were really compared
     assert any(s.count > 3 for r in one for s in r.spans)  # sampled, not all occurrences
 
 

@@ -98,22 +98,15 @@ def _init_worker(dirs: list[str], open_kwargs: dict, tokenizer) -> None:
     _STATE["tracer"] = None
 
 
-def _trace_chunk(cfg, nvr, chunk: list[tuple]) -> list:
-    """Trace ``chunk`` = [(key, text, ids, bounds)] in this worker (its tracer is kept between tasks
-    of the same configs: its caches hold pure results)."""
-    from core.tracing.trace import _BatchedLengths, _Tracer
-
-    index = _STATE["index"]
-    tracer = _STATE["tracer"]
-    if tracer is None or tracer.cfg != cfg or tracer.nvr != nvr:
-        tracer = _STATE["tracer"] = _Tracer(index, _STATE["tokenizer"], cfg, nvr)
-    lengths = _BatchedLengths(index, [ids for _, _, ids, _ in chunk])
-    return [tracer.trace(key, text, ids, bounds, lengths.get(i)) for i, (key, text, ids, bounds) in enumerate(chunk)]
+def worker_state() -> dict:
+    """This worker's opened index, tokenizer and kept tracer (set up by the "init" command)."""
+    return _STATE
 
 
-def serve() -> None:
-    """A worker's main loop: read (command, args) pickles on stdin until it closes, answer each
-    ("trace") with ("ok", results) or ("error", exception) on the original stdout."""
+def serve(trace_chunk: Callable[..., list]) -> None:
+    """A worker's main loop: read (command, args) pickles on stdin until it closes, answer each with
+    ("ok", value) or ("error", exception) on the original stdout. "trace" calls ``trace_chunk(*args)``
+    (the tracing module's entry point hands it in: this module does not import the tracer)."""
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the answers
     stdin = sys.stdin.buffer
@@ -123,7 +116,7 @@ def serve() -> None:
         except EOFError:
             return
         try:
-            value = _init_worker(*args) if command == "init" else _trace_chunk(*args)
+            value = _init_worker(*args) if command == "init" else trace_chunk(*args)
             answer = ("ok", value)
         except Exception as e:  # noqa: BLE001 - sent back and raised in the parent, as one process would
             answer = ("error", e)
@@ -140,11 +133,12 @@ class WorkerDied(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, init_args: tuple):
+    def __init__(self, entry: str, init_args: tuple):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         env["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker
-        self.proc = subprocess.Popen([sys.executable, "-c", "from core.tracing.parallel import serve; serve()"],
+        module, func = entry.split(":")
+        self.proc = subprocess.Popen([sys.executable, "-c", f"from {module} import {func}; {func}()"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.lock = threading.Lock()
         self._send(("init", init_args))
@@ -210,9 +204,9 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-def _pool_for(index, tokenizer, workers: int) -> list[_Worker]:
+def _pool_for(index, tokenizer, workers: int, entry: str) -> list[_Worker]:
     global _POOL
-    key = (tuple(str(d) for d in index.dirs), index.fingerprint, id(tokenizer), len(tokenizer), workers)
+    key = (tuple(str(d) for d in index.dirs), index.fingerprint, id(tokenizer), len(tokenizer), workers, entry)
     with _POOL_LOCK:
         if _POOL is not None and _POOL.key == key:
             return _POOL.workers
@@ -220,7 +214,7 @@ def _pool_for(index, tokenizer, workers: int) -> list[_Worker]:
     open_kwargs = {"eos_token_id": index.eos_token_id, "vocab_size": index.vocab_size,
                    "token_dtype": index.token_dtype}
     init = ([str(d) for d in index.dirs], open_kwargs, worker_tokenizer(tokenizer))
-    pool = _Pool(key, [_Worker(init) for _ in range(workers)])
+    pool = _Pool(key, [_Worker(entry, init) for _ in range(workers)])
     with _POOL_LOCK:
         _POOL = pool
     return pool.workers
@@ -235,12 +229,13 @@ def can_run(index) -> bool:
 
 
 def trace_parallel(index, tokenizer, cfg, nvr, work: Sequence[tuple], workers: int,
-                   on_done: Callable[[int], None]) -> list | None:
-    """TraceResults of ``work`` = [(key, text, ids, bounds)] in order, traced by ``workers`` processes;
-    ``on_done(n)`` (in this thread) after every finished chunk. An error of tracing is raised as in
-    one process. None when a worker died: the caller then traces in its own process (nothing lost)."""
+                   on_done: Callable[[int], None], entry: str) -> list | None:
+    """TraceResults of ``work`` = [(key, text, ids, bounds)] in order, traced by ``workers`` processes
+    started with ``entry`` ("module:function", which calls :func:`serve`); ``on_done(n)`` (in this
+    thread) after every finished chunk. An error of tracing is raised as in one process. None when a
+    worker died: the caller then traces in its own process (nothing lost)."""
     chunks = plan_chunks(len(work), workers)
-    pool = _pool_for(index, tokenizer, workers)
+    pool = _pool_for(index, tokenizer, workers, entry)
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for i in range(len(chunks)):
         todo.put(i)

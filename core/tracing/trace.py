@@ -286,7 +286,8 @@ def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: Trace
     workers = parallel.resolve_workers(cfg.workers)
     if workers > 1 and len(parallel.plan_chunks(len(unique), workers)) > 1 and parallel.can_run(index):
         work = [(first[t], t, *toks[t]) for t in unique]
-        traced = parallel.trace_parallel(index, tokenizer, cfg, nvr, work, workers, lambda n: tracker.advance(n))
+        traced = parallel.trace_parallel(index, tokenizer, cfg, nvr, work, workers, lambda n: tracker.advance(n),
+                                         entry=f"{__name__}:serve_worker")
         if traced is not None:
             done = dict(zip(unique, traced))
     if not done:
@@ -298,3 +299,19 @@ def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: Trace
     if len(items) > tracker.done:
         tracker.advance(len(items) - tracker.done)  # repeated texts
     return [done[text] if done[text].key == key else replace(done[text], key=key) for key, text in items]
+
+
+def _trace_chunk(cfg: TraceConfig, nvr: NVRConfig, chunk: list[tuple]) -> list[TraceResult]:
+    """In a worker process: trace ``chunk`` = [(key, text, ids, bounds)] with the worker's index (its
+    tracer is kept between chunks of the same configs: its caches hold pure results)."""
+    state = parallel.worker_state()
+    index, tracer = state["index"], state["tracer"]
+    if tracer is None or tracer.cfg != cfg or tracer.nvr != nvr:
+        tracer = state["tracer"] = _Tracer(index, state["tokenizer"], cfg, nvr)
+    lengths = _BatchedLengths(index, [ids for _, _, ids, _ in chunk])
+    return [tracer.trace(key, text, ids, bounds, lengths.get(i)) for i, (key, text, ids, bounds) in enumerate(chunk)]
+
+
+def serve_worker() -> None:
+    """Main of a tracing worker process (started by :mod:`core.tracing.parallel`)."""
+    parallel.serve(_trace_chunk)
