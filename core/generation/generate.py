@@ -17,6 +17,9 @@ Guarantees (tested in tests/test_generate.py):
   that prompt + ``max_new_tokens`` fits the model's positions. A row stops at an eos token
   (``finish_reason="eos"``, eos not included) or after ``max_new_tokens`` (``"length"``).
 * A CUDA out-of-memory error halves the batch size and retries the same prompts.
+* Speed: rows are sorted by prompt length before batching (length buckets: little padding), rows
+  that finish leave the batch and its cache, and the cache goes in through the installed
+  transformers' own argument (``cache``; ``past_key_values`` is deprecated and removed in 5.40).
 """
 from __future__ import annotations
 
