@@ -10,6 +10,14 @@ then spliced into documents with a fixed seed). Measured in one run:
 5. a few spot checks of counts against numpy, and the latency of longest_matches on 256 tokens.
 
     python bench/bench_index_build.py --out /work/bench_data/index_100m
+
+Sharded curve (``--curve``): sharded builds (core/index/sharded.py, independent shards side by side
+within ``--memory-mb``) of each size, e.g. 10M -> 100M -> 1B, in one run: build time per token
+(ratio against the first, smallest size), peak RSS of the process tree, size on disk, and tracing
+100 completions x 256 tokens against each (every core vs one worker). The first size is the
+baseline. Indexes are deleted after their row unless ``--keep``.
+
+    python bench/bench_index_build.py --curve 1e7,1e8,1e9 --out /work/bench-data/curve --memory-mb 4096
 """
 from __future__ import annotations
 
@@ -90,6 +98,64 @@ class TreeRss:
         self._thread.join()
 
 
+def _load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def curve(args, tok, stream) -> None:
+    from bench.bench_trace import make_completions
+    from core.config import TraceConfig
+    from core.index.sharded import build_sharded_index_from_ids
+    from core.records import GenKey
+    from core.tracing import parallel
+    from core.tracing.trace import tokenize, trace_many
+
+    sizes = [int(float(x)) for x in args.curve.split(",")]
+    base = None
+    print(f"sharded builds, memory budget {args.memory_mb} MB, {args.cpus} sorts at a time; {_load()}")
+    for n in sizes:
+        out = args.out / f"sharded_{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        load0 = _load()
+        with TreeRss() as tree:
+            t0 = time.perf_counter()
+            index = build_sharded_index_from_ids(
+                spliced_docs(stream, n, args.seed), out, vocab_size=len(tok), eos_token_id=tok.eos_token_id,
+                tokenizer_name=tokenizer_identity(tok), tokenizer_fingerprint=tokenizer_fingerprint(tok),
+                corpus_fingerprint=f"make_bench_corpus:stdlib:seed={args.seed}:tokens={n}",
+                parallel=args.cpus, max_memory_bytes=args.memory_mb << 20)
+            t_build = time.perf_counter() - t0
+        per_tok = t_build / index.num_tokens
+        base = base or per_tok
+        disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        print(f"{index.num_tokens / 1e6:8.1f} M tokens, {len(index._shards)} shards: build {t_build:7.1f} s "
+              f"({per_tok * 1e9:.1f} s per G token, x{per_tok / base:.2f} the first size's time per token), "
+              f"peak RSS of the process tree {tree.peak_kb / 1024:.0f} MB, {disk / 1e9:.2f} GB on disk; "
+              f"{load0} -> {_load()}", flush=True)
+        comps = make_completions(index, tok, 100, 256, args.seed)
+        items = [(GenKey("bench", str(i)), c) for i, c in enumerate(comps)]
+        toks = [ids for ids, _ in tokenize(tok, comps)]
+        trace_many(index, tok, items, TraceConfig(workers=1))  # warm the page cache
+        t0 = time.perf_counter()
+        index.longest_matches_many(toks)
+        t_spans = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        one = trace_many(index, tok, items, TraceConfig(workers=1))
+        t_one = time.perf_counter() - t0
+        trace_many(index, tok, items, TraceConfig())  # start the workers
+        t0 = time.perf_counter()
+        par = trace_many(index, tok, items, TraceConfig())
+        t_par = time.perf_counter() - t0
+        assert par == one, "parallel tracing differs from one worker"
+        print(f"          trace 100 x 256: {t_par:.2f} s on {parallel.resolve_workers(0)} workers, "
+              f"{t_one:.2f} s on one ({t_one / t_par:.2f}x; identical), span finding {t_spans:.2f} s; {_load()}",
+              flush=True)
+        parallel.shutdown()
+        del index
+        if not args.keep:
+            shutil.rmtree(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=100_000_000)
@@ -99,6 +165,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory-mb", type=int, default=2048,
                     help="RAM budget of the suffix-array step (below ~10x the text size: parts + a slow merge)")
+    ap.add_argument("--curve", help="sharded builds of these sizes, e.g. 1e7,1e8,1e9 (see above)")
+    ap.add_argument("--keep", action="store_true", help="--curve: keep the indexes")
     args = ap.parse_args()
 
     src = stdlib_texts()
@@ -111,6 +179,10 @@ def main() -> None:
     tok.name_or_path = str(tok_folder)  # recorded as the index's tokenizer name
     print(f"source: {src.files} stdlib files, {src.chars / 1e6:.1f} M chars; BPE vocab {len(tok)} trained in {t_train:.1f} s")
     print(f"tokenize: {len(stream) / 1e6:.2f} M tokens in {t_tok:.1f} s = {len(stream) / t_tok / 1e6:.2f} M tokens/s")
+    if args.curve:
+        del src
+        curve(args, tok, stream)
+        return
 
     base_dir = args.out.parent / (args.out.name + "_baseline")
     base, t_base = _build(stream, args.baseline_tokens, base_dir, tok, args.seed, args.cpus, args.memory_mb)

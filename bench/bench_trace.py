@@ -10,7 +10,10 @@ Measured in one run, on the same warm index:
    ``find`` per step), and vs the previous engine path (``creativity``); lengths must be identical;
 2. the whole pipeline: ``trace_many`` vs ``trace_many`` on an index whose ``longest_matches`` is the
    naive loop; the final spans must be identical;
-3. the split of ``trace_many`` time: tokenize + spans vs documents (windows, tiers, nv_recall).
+3. the split of ``trace_many`` time: tokenize + spans vs documents (windows, tiers, nv_recall);
+4. every core: ``trace_many`` with ``TraceConfig(workers=N)`` (default: the cores available) vs one
+   worker, in the same process: the first call (starting the workers) and a warm one; results must
+   be identical.
 
 Wall and CPU seconds are printed with the load average: on a shared machine the CPU seconds of this
 (single-threaded) process estimate an idle machine's wall time.
@@ -33,6 +36,7 @@ from core.config import TraceConfig
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer
 from core.records import GenKey
+from core.tracing import parallel
 from core.tracing.trace import tokenize, trace_many
 
 
@@ -108,6 +112,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=256, help="index tokens per completion")
     ap.add_argument("--naive-n", type=int, default=100, help="completions for the naive baseline")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0, help="tracing workers for step 4 (0: every core)")
     args = ap.parse_args()
 
     tok = load_tokenizer(args.tokenizer)
@@ -115,11 +120,24 @@ def main() -> None:
     print(f"index: {args.index} ({index.num_tokens / 1e6:.1f} M tokens, {index.num_docs} docs); {_load()}")
     comps = make_completions(index, tok, args.n, args.tokens, args.seed)
     items = [(GenKey("bench", str(i)), c) for i, c in enumerate(comps)]
-    cfg = TraceConfig()
+    cfg = TraceConfig(workers=1)
 
-    trace_many(index, tok, items[:3], cfg)  # warm: page in the index, build unigram counts
+    trace_many(index, tok, items, cfg)  # warm: page in the index, build unigram counts
     toks = [ids for ids, _ in tokenize(tok, comps)]
     print(f"completions: {len(comps)}, mean {sum(map(len, toks)) / len(toks):.0f} tokens")
+
+    one, t_one = _time(lambda: trace_many(index, tok, items, cfg))
+    cpu_one = _cpu()
+    workers = parallel.resolve_workers(args.workers)
+    par_cfg = TraceConfig(workers=workers)
+    cold, t_cold = _time(lambda: trace_many(index, tok, items, par_cfg))
+    warm, t_warm = _time(lambda: trace_many(index, tok, items, par_cfg))
+    assert cold == one and warm == one, "parallel tracing differs from one worker"
+    print(f"every core: trace_many {len(items)} x {args.tokens} with {workers} workers: {t_warm:.2f} s warm "
+          f"({t_cold:.2f} s on the first call, starting the workers); one worker {t_one:.2f} s ({cpu_one}) "
+          f"-> {t_one / t_warm:.2f}x (identical results); {_load()}")
+    if args.naive_n <= 0:
+        return
 
     fast, t_fast = _time(lambda: [index.longest_matches(ids) for ids in toks])
     m = args.naive_n

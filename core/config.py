@@ -194,9 +194,11 @@ class TraceConfig:
     min_anchor_tokens: int = 4  # mixed mode: shortest anchor span
     eidetic_cap: int = 11  # distinct documents counted for k-eidetic (enough for k <= 10)
     seed: int = 42  # seed of the occurrence sample when a span occurs more than docs_per_span times
+    workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
 
     def __post_init__(self):
         _check_fields(self)
+        _require(self.workers >= 0, f"TraceConfig.workers must be >= 0 (0: every available core), got {self.workers}")
         if self.mode not in TRACE_MODES:
             raise ConfigError(f"trace mode must be one of {TRACE_MODES}, got {self.mode!r}")
         if self.merge not in MERGE_POLICIES:
@@ -359,7 +361,6 @@ class ExperimentConfig:
                  f"(it is {self.trace.eidetic_cap}): raise eidetic_cap or lower k_values")
 
 
-NVRConfig = NVBlocksConfig  # deprecated name, kept one release so code written against it still imports
 _OLD_METRICS_KEYS = {"nvr": "nv_blocks"}  # renamed MetricsConfig fields: old name -> new name
 
 

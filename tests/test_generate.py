@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 
 import pytest
 import torch
@@ -207,3 +208,17 @@ def _repeat_free_when_possible(lm, seq, n_prompt) -> bool:
             if int(apply_repetition_penalty(logits, seen, 1e6).argmax()) != seq[t]:
                 return False
     return True
+
+
+def test_decoding_passes_no_deprecated_transformers_argument(tiny_lm):
+    """transformers 5.x deprecates ``past_key_values`` in forward (removed in 5.40): the loop must use the
+    supported cache argument, also through a wrapper whose forward only takes ``**kwargs``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.filterwarnings("error", category=DeprecationWarning, module="transformers")
+        want = _ids(generate(tiny_lm, PROMPTS[:4], DecodingConfig(max_new_tokens=4)))
+        wrapped = dataclasses.replace(tiny_lm, model=_OOMOnce(tiny_lm.model))
+        assert _ids(generate(wrapped, PROMPTS[:4], DecodingConfig(max_new_tokens=4, batch_size=4))) == want
+    got = [want[GenKey(p.setting, p.prompt_id, 0)] for p in PROMPTS[:4]]
+    assert got == [tuple(_argmax_loop(tiny_lm, tiny_lm.tokenizer(p.text)["input_ids"], 4)[:len(w)])
+                   for p, w in zip(PROMPTS[:4], got)]

@@ -17,6 +17,9 @@ Guarantees (tested in tests/test_generate.py):
   that prompt + ``max_new_tokens`` fits the model's positions. A row stops at an eos token
   (``finish_reason="eos"``, eos not included) or after ``max_new_tokens`` (``"length"``).
 * A CUDA out-of-memory error halves the batch size and retries the same prompts.
+* Speed: rows are sorted by prompt length before batching (length buckets: little padding), rows
+  that finish leave the batch and its cache, and the cache goes in through the installed
+  transformers' own argument (``cache``; ``past_key_values`` is deprecated and removed in 5.40).
 """
 from __future__ import annotations
 
@@ -105,40 +108,62 @@ def _eos_ids(lm: LoadedModel) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def _library_cache_arg() -> str:
+    """The cache argument of the installed transformers' models: ``cache`` since it renamed
+    ``past_key_values`` (deprecated in 5.x, removed in 5.40), else ``past_key_values``."""
+    from transformers import GenerationMixin
+
+    params = inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _forward_kwargs(model) -> tuple[str, dict]:
-    """The cache argument's name (``cache`` in newer transformers, else ``past_key_values``) and
-    ``logits_to_keep=1`` when supported (saves a [B, L, V] logits tensor on the prompt pass)."""
+    """The cache argument's name and ``logits_to_keep=1`` when supported (saves a [B, L, V] logits
+    tensor on the prompt pass). A forward that names neither cache argument (a wrapper taking
+    ``**kwargs``) gets the installed transformers' name."""
     params = inspect.signature(model.forward).parameters
-    cache_arg = "cache" if "cache" in params else "past_key_values"
+    if "cache" in params:
+        cache_arg = "cache"
+    elif "past_key_values" in params:
+        cache_arg = "past_key_values"
+    else:
+        cache_arg = _library_cache_arg()
     return cache_arg, ({"logits_to_keep": 1} if "logits_to_keep" in params else {})
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _generate_batch(lm: LoadedModel, rows: Sequence[_Row], cfg: DecodingConfig, eos: set[int],
                     fwd: tuple[str, dict]) -> tuple[list[Generation], int]:
-    """Decode one left-padded batch; returns generations (row order) and tokens generated."""
+    """Decode one left-padded batch; returns generations (row order) and tokens generated.
+
+    Rows that finish leave the batch and the cache; the attention mask is allocated once for the
+    whole completion; the seen-token table exists only for a repetition penalty."""
     device = torch.device(lm.device)
     n, width = len(rows), max(len(r.ids) for r in rows)
     vocab = lm.model.get_output_embeddings().weight.shape[0]
     input_ids = torch.full((n, width), lm.tokenizer.pad_token_id, dtype=torch.long)
-    attn = torch.zeros((n, width), dtype=torch.long)
-    seen = torch.zeros((n, vocab), dtype=torch.bool)
+    attn_full = torch.zeros((n, width + cfg.max_new_tokens), dtype=torch.long)
+    attn_full[:, width:] = 1
+    penalize = cfg.repetition_penalty != 1.0
+    seen = torch.zeros((n, vocab), dtype=torch.bool) if penalize else None
     for i, r in enumerate(rows):
         input_ids[i, width - len(r.ids):] = torch.tensor(r.ids)
-        attn[i, width - len(r.ids):] = 1
-        seen[i, list(r.ids)] = True
-    input_ids, attn, seen = input_ids.to(device), attn.to(device), seen.to(device)
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        attn_full[i, width - len(r.ids):width] = 1
+        if penalize:
+            seen[i, list(r.ids)] = True
+    input_ids, attn_full = input_ids.to(device), attn_full.to(device)
+    seen = seen.to(device) if penalize else None
+    positions = (attn_full[:, :width].cumsum(-1) - 1).clamp(min=0)
     generators = [] if cfg.greedy else [
         torch.Generator(device=device).manual_seed(row_seed(cfg.seed, r.prompt.prompt_id, r.sample_index))
         for r in rows]
     alive = list(range(n))  # original row numbers of the rows still decoding
     out: list[list[int]] = [[] for _ in rows]
     reason = ["length"] * n
-    past, cur = DynamicCache(), input_ids
+    past, cur, length = DynamicCache(), input_ids, width
     for step in range(cfg.max_new_tokens):
-        result = lm.model(input_ids=cur, attention_mask=attn, position_ids=positions, use_cache=True,
-                          **{fwd[0]: past}, **fwd[1])  # the cache is filled in place
+        result = lm.model(input_ids=cur, attention_mask=attn_full[:, :length], position_ids=positions,
+                          use_cache=True, **{fwd[0]: past}, **fwd[1])  # the cache is filled in place
         nxt = choose_tokens(result.logits[:, -1, :], seen, cfg, [generators[i] for i in alive] if generators else [])
         keep = []
         for j, (row, tok) in enumerate(zip(alive, nxt.tolist())):
@@ -152,10 +177,12 @@ def _generate_batch(lm: LoadedModel, rows: Sequence[_Row], cfg: DecodingConfig, 
         if len(keep) < len(alive):  # drop finished rows from the batch and the cache
             idx = torch.tensor(keep, device=device)
             past.batch_select_indices(idx)
-            attn, seen, nxt, positions = attn[idx], seen[idx], nxt[idx], positions[idx]
+            attn_full, nxt, positions = attn_full[idx], nxt[idx], positions[idx]
+            seen = seen[idx] if penalize else None
             alive = [alive[j] for j in keep]
-        seen[torch.arange(len(alive), device=device), nxt] = True
-        attn = torch.cat([attn, attn.new_ones((len(alive), 1))], dim=-1)
+        if penalize:
+            seen[torch.arange(len(alive), device=device), nxt] = True
+        length += 1
         positions = positions[:, -1:] + 1
         cur = nxt[:, None]
     gens = []

@@ -27,10 +27,11 @@ def row_seed(seed: int, prompt_id: str, sample_index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float) -> torch.Tensor:
     """CTRL-style penalty (as transformers): seen tokens' logits divided by penalty if > 0, else multiplied.
 
-    ``logits`` float [B, V]; ``seen`` bool [B, V] (prompt and generated tokens of each row).
+    ``logits`` float [B, V]; ``seen`` bool [B, V] (prompt and generated tokens of each row; may be
+    None when ``penalty`` is 1.0, i.e. off).
 
     >>> apply_repetition_penalty(torch.tensor([[2.0, -2.0, 1.0]]), torch.tensor([[True, True, False]]), 2.0)
     tensor([[ 1., -4.,  1.]])
@@ -64,7 +65,7 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.
     return logits
 
 
-def choose_tokens(logits: torch.Tensor, seen: torch.Tensor, cfg: DecodingConfig,
+def choose_tokens(logits: torch.Tensor, seen: torch.Tensor | None, cfg: DecodingConfig,
                   generators: list[torch.Generator]) -> torch.Tensor:
     """Next token per row (long [B]): argmax when greedy, else a seeded draw per row."""
     logits = apply_repetition_penalty(logits.float(), seen, cfg.repetition_penalty)

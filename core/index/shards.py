@@ -115,7 +115,9 @@ def expand_dirs(index_dirs) -> list[Path]:
         if not d.is_dir():
             raise IndexNotBuilt(f"No index at {d}: the folder does not exist; " + fmt.BUILD_HINT.format(path=d))
         subs = sorted(p for p in d.iterdir() if p.is_dir() and ((p / fmt.MANIFEST).exists() or fmt.has_shard_files(p)))
-        if not fmt.has_shard_files(d) and not (d / fmt.MANIFEST).exists() and subs:
+        if not fmt.has_shard_files(d) and not (d / fmt.MANIFEST).exists() and (subs or (d / fmt.BUILDING).exists()):
+            if (d / fmt.BUILDING).exists():  # a sharded build (core.index.sharded) that did not finish
+                raise fmt.not_built(d, "a sharded build was started here and did not finish")
             out.extend(subs)
         else:
             out.append(d)

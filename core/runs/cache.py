@@ -63,7 +63,9 @@ def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str,
     The NV block thresholds (``MetricsConfig.nv_blocks``) are not part of it: they are a scoring
     parameter, applied from the stored matching blocks (:func:`core.scoring.metrics.score_traces`).
     """
-    return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, to_dict(trace)])
+    tr = to_dict(trace)
+    tr.pop("workers")  # how many processes trace does not change the result
+    return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, tr])
 
 
 def summary_key(run_identity: Mapping[str, Any]) -> str:

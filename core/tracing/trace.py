@@ -28,6 +28,7 @@ from core.errors import IndexMismatch
 from core.index.tokenizer import decode_many, fast_backend
 from core.progress import ProgressFn, Tracker
 from core.records import DocMatch, GenKey, Span, TraceResult
+from core.tracing import parallel
 from core.tracing.admissibility import (
     boundary_offsets,
     mixed_admissible,
@@ -277,21 +278,47 @@ def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: Trace
     """Trace many completions, one TraceResult per item in order, each carrying its own key.
 
     Identical completion texts are traced once and the result re-keyed, so duplicates stay
-    separate records with identical content.
+    separate records with identical content. ``cfg.workers`` processes share the work
+    (:mod:`core.tracing.parallel`; 0 = every available core) when there is enough of it; the results
+    are the same for any number of workers.
     """
     _check(index, tokenizer)
-    tracer = _Tracer(index, tokenizer, cfg, nvr)
     tracker = Tracker("trace", len(items), progress, unit="completions")
-    unique = list(dict.fromkeys(text for _, text in items))
-    toks = dict(zip(unique, tokenize(tokenizer, unique)))
-    lengths = _BatchedLengths(index, [toks[t][0] for t in unique])
-    position = {t: i for i, t in enumerate(unique)}
-    done: dict[str, TraceResult] = {}
-    out = []
+    first = {}  # each distinct text with the key of its first item
     for key, text in items:
-        if text not in done:
-            ids, bounds = toks[text]
-            done[text] = tracer.trace(key, text, ids, bounds, lengths.get(position[text]))
-        out.append(done[text] if done[text].key == key else replace(done[text], key=key))
-        tracker.advance(1)
-    return out
+        first.setdefault(text, key)
+    unique = list(first)
+    toks = dict(zip(unique, tokenize(tokenizer, unique)))
+    done: dict[str, TraceResult] = {}
+    workers = parallel.resolve_workers(cfg.workers)
+    if workers > 1 and len(parallel.plan_chunks(len(unique), workers)) > 1 and parallel.can_run(index):
+        work = [(first[t], t, *toks[t]) for t in unique]
+        traced = parallel.trace_parallel(index, tokenizer, cfg, nvr, work, workers, lambda n: tracker.advance(n),
+                                         entry=f"{__name__}:serve_worker")
+        if traced is not None:
+            done = dict(zip(unique, traced))
+    if not done:
+        tracer = _Tracer(index, tokenizer, cfg, nvr)
+        lengths = _BatchedLengths(index, [toks[t][0] for t in unique])
+        for i, text in enumerate(unique):
+            done[text] = tracer.trace(first[text], text, *toks[text], lengths.get(i))
+            tracker.advance(1)
+    if len(items) > tracker.done:
+        tracker.advance(len(items) - tracker.done)  # repeated texts
+    return [done[text] if done[text].key == key else replace(done[text], key=key) for key, text in items]
+
+
+def _trace_chunk(cfg: TraceConfig, nvr: NVBlocksConfig, chunk: list[tuple]) -> list[TraceResult]:
+    """In a worker process: trace ``chunk`` = [(key, text, ids, bounds)] with the worker's index (its
+    tracer is kept between chunks of the same configs: its caches hold pure results)."""
+    state = parallel.worker_state()
+    index, tracer = state["index"], state["tracer"]
+    if tracer is None or tracer.cfg != cfg or tracer.nvr != nvr:
+        tracer = state["tracer"] = _Tracer(index, state["tokenizer"], cfg, nvr)
+    lengths = _BatchedLengths(index, [ids for _, _, ids, _ in chunk])
+    return [tracer.trace(key, text, ids, bounds, lengths.get(i)) for i, (key, text, ids, bounds) in enumerate(chunk)]
+
+
+def serve_worker() -> None:
+    """Main of a tracing worker process (started by :mod:`core.tracing.parallel`)."""
+    parallel.serve(_trace_chunk)

@@ -1,0 +1,163 @@
+"""A sharded index (core/index/sharded.py: independent shards side by side, no merge) opens and
+answers exactly like a one-shard index of the same corpus, checked against brute force, and traces
+like it (spans, counts, frequencies, and the documents of every span that occurs at most
+docs_per_span times; more frequent spans sample other occurrences of the same set)."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from core.config import TraceConfig
+from core.errors import IndexNotBuilt
+from core.index import layout as fmt
+from core.index.build import SA_RAM_PER_BYTE, build_index_from_ids
+from core.index.corpus_index import CorpusIndex
+from core.index.sharded import SHARDS_FILE, build_sharded_index_from_ids, plan_shard_tokens, shard_name
+from core.records import GenKey
+from core.tracing.trace import tokenize, trace_many
+from tests.fixtures_index import brute_count, brute_longest
+from tests.fixtures_trace import byte_bpe_tokenizer, random_corpus
+
+VOCAB = 40
+
+
+def _docs(lists):
+    return ((f"doc{i}", np.asarray(t, dtype=np.int64), {"n": i}) for i, t in enumerate(lists))
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    rng = random.Random(5)
+    lists = [[rng.randrange(VOCAB) for _ in range(rng.randrange(1, 60))] for _ in range(50)]
+    lists += [lists[4], lists[4][3:], [7] * 30, lists[10] + lists[11]]  # repeats across shards
+    lists.insert(20, [rng.randrange(VOCAB) for _ in range(400)])  # larger than a shard: a shard of its own
+    root = tmp_path_factory.mktemp("shards")
+    one = build_index_from_ids(_docs(lists), root / "one", vocab_size=VOCAB, eos_token_id=0, cpus=1)
+    many = build_sharded_index_from_ids(_docs(lists), root / "many", vocab_size=VOCAB, eos_token_id=0,
+                                        shard_tokens=250, parallel=2)
+    return lists, one, many, root / "many"
+
+
+def test_layout_is_independent_shards(pair):
+    lists, _one, many, folder = pair
+    info = json.loads((folder / SHARDS_FILE).read_text())
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert names == [s["name"] for s in info["shards"]] == [shard_name(i) for i in range(len(names))]
+    assert len(names) >= 6 and len(many._shards) == len(names)
+    assert sum(s["num_docs"] for s in info["shards"]) == len(lists)
+    for s in info["shards"]:  # bounded shards; only a single document may exceed the bound
+        assert s["num_tokens"] <= 250 or s["num_docs"] == 1
+        assert (folder / s["name"] / fmt.MANIFEST).is_file() and (folder / s["name"] / fmt.TABLE).is_file()
+    assert not (folder / fmt.BUILDING).exists()
+    # the reopened folder is the same index
+    again = CorpusIndex.open(folder)
+    assert again.fingerprint == many.fingerprint and again.num_tokens == many.num_tokens
+
+
+def test_documents_and_counts_equal_one_shard_and_brute_force(pair):
+    lists, one, many, _folder = pair
+    assert (many.num_docs, many.num_tokens) == (one.num_docs, one.num_tokens) == (len(lists), sum(map(len, lists)))
+    for i, t in enumerate(lists):
+        assert many.doc_tokens(i) == one.doc_tokens(i) == list(t)
+        assert many.doc_id(i) == one.doc_id(i) == f"doc{i}"
+    assert np.array_equal(many.unigram_counts(), one.unigram_counts())
+    assert np.array_equal(many.doc_lengths(), one.doc_lengths())
+    rng = random.Random(1)
+    queries = [list(lists[d][a:a + n]) for d, a, n in
+               ((rng.randrange(len(lists)), rng.randrange(5), rng.randrange(1, 9)) for _ in range(150))]
+    queries += [[rng.randrange(VOCAB) for _ in range(rng.randrange(1, 4))] for _ in range(80)]
+    queries = [q for q in queries if q]
+    many.prefetch(queries[::2])  # the vectorised range search and the engine must agree too
+    for q in queries:
+        want = brute_count(lists, q)
+        assert many.count(q) == one.count(q) == want, q
+        assert many.distinct_docs(q, 5) == one.distinct_docs(q, 5)
+        if want <= 12:  # all occurrences: the same (doc, start) list
+            got = [(o.doc_ix, o.start, o.doc_len) for o in many.occurrences(q, 12, seed=3)]
+            assert got == [(o.doc_ix, o.start, o.doc_len) for o in one.occurrences(q, 12, seed=3)]
+            assert len(got) == want
+        else:  # a sample of the same occurrences
+            for o in many.occurrences(q, 12, seed=3):
+                assert lists[o.doc_ix][o.start:o.start + len(q)] == q
+
+
+def test_longest_matches_equal_brute_force(pair):
+    lists, one, many, _folder = pair
+    rng = random.Random(2)
+    qs = [list(lists[rng.randrange(len(lists))][:20]) + [rng.randrange(VOCAB) for _ in range(10)]
+          + list(lists[rng.randrange(len(lists))][5:25]) for _ in range(25)]
+    got = many.longest_matches_many(qs)
+    assert got == one.longest_matches_many(qs)
+    assert got == [brute_longest(lists, q) for q in qs]
+    assert many.longest_matches_engine(qs[0]) == got[0]
+
+
+def test_traces_like_one_shard(tmp_path):
+    rng = random.Random(8)
+    texts = random_corpus(rng, n_docs=40, words_per_doc=60)
+    texts += [texts[2]] * 3 + [texts[9]] * 12  # spans that occur more often than docs_per_span
+    tok = byte_bpe_tokenizer(texts, vocab_size=300)
+    ids = [np.asarray(i, dtype=np.int64) for i, _ in tokenize(tok, texts)]
+
+    def docs():
+        return ((f"t{i}", a, {}) for i, a in enumerate(ids))
+
+    kw = {"vocab_size": len(tok), "eos_token_id": tok.eos_token_id}
+    one = build_index_from_ids(docs(), tmp_path / "one", cpus=1, **kw)
+    many = build_sharded_index_from_ids(docs(), tmp_path / "many", shard_tokens=400, parallel=2, **kw)
+    assert len(many._shards) >= 5
+    comps = []
+    for i in range(24):
+        src = texts[(i * 5) % len(texts)]
+        a = rng.randrange(0, len(src) // 2)
+        comps.append(("ok " if i % 2 else "") + src[a:a + rng.randrange(40, 180)])
+    comps.append(texts[9])
+    items = [(GenKey("s", str(i)), c) for i, c in enumerate(comps)]
+    for cfg in (TraceConfig(workers=1, docs_per_span=4), TraceConfig(mode="mixed", workers=2, docs_per_span=4)):
+        want = trace_many(one, tok, items, cfg)
+        got = trace_many(many, tok, items, cfg)
+        assert [r.full_doc_frequency for r in got] == [r.full_doc_frequency for r in want]
+        frequent = 0
+        for g, w in zip(got, want):
+            assert [(s.start, s.end, s.count, s.text) for s in g.spans] == [(s.start, s.end, s.count, s.text)
+                                                                             for s in w.spans]
+            for gs, ws in zip(g.spans, w.spans):
+                if cfg.mode == "mixed" and (ws.start, ws.end) == (0, w.n_tokens):
+                    continue  # full-match documents are found through anchor spans (compared below)
+                if ws.count <= cfg.docs_per_span:
+                    assert gs.docs == ws.docs
+                else:  # another seeded sample of the same occurrences: documents holding the span
+                    frequent += 1
+                    assert gs.docs and all(gs.text in d.window_text for d in gs.docs)
+        for r in got:  # full matches (found through samples of anchor spans) really hold the completion
+            assert all(r.completion in d.window_text for s in r.spans for d in s.docs if d.tier == "exact_full_raw")
+        assert frequent > 0 and sum(len(s.docs) for r in got for s in r.spans) > 50
+    from core.tracing import parallel
+
+    parallel.shutdown()
+
+
+def test_unfinished_or_failed_sharded_build_refuses_to_open(tmp_path):
+    lists = [[1, 2, 3]] * 10 + [[1, VOCAB + 5]] + [[4, 5]] * 10  # an id outside the vocabulary in shard 3
+    with pytest.raises(IndexNotBuilt, match="outside"):
+        build_sharded_index_from_ids(_docs(lists), tmp_path / "bad", vocab_size=VOCAB, eos_token_id=0,
+                                     shard_tokens=9, parallel=2)
+    with pytest.raises(IndexNotBuilt, match="did not finish"):
+        CorpusIndex.open(tmp_path / "bad")
+    # a rebuild into the same folder replaces the old shards and opens
+    good = build_sharded_index_from_ids(_docs(lists[:10]), tmp_path / "bad", vocab_size=VOCAB, eos_token_id=0,
+                                        shard_tokens=9, parallel=2)
+    assert good.num_docs == 10 and len(good._shards) == 4
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir() if p.is_dir()) == [shard_name(i) for i in range(4)]
+
+
+def test_shard_size_keeps_the_sorts_within_the_budget():
+    for budget in (1 << 30, 4 << 30, 16 << 30):
+        for parallel in (1, 2, 4):
+            for width in (2, 4):
+                n = plan_shard_tokens(budget, parallel, width)
+                assert SA_RAM_PER_BYTE * n * width * parallel <= budget
+                assert SA_RAM_PER_BYTE * n * width * parallel >= 0.7 * budget
