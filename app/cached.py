@@ -275,3 +275,36 @@ def demo_info() -> dict:
 def run_experiment(cfg, progress):
     """``core.runs.experiment.run_experiment`` (uncached: it has its own result cache on disk)."""
     return need("runs.experiment").run_experiment(cfg, progress=progress)
+
+
+def doc_text_key(index, doc_ix: int) -> str:
+    """A key of a document's content (hash of its tokens): identical copies share it."""
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha1(np.asarray(index.doc_tokens(doc_ix), dtype=np.int64).tobytes()).hexdigest()
+
+
+@st.cache_resource(max_entries=8, show_spinner="Finding identical documents ...")
+def doc_keys(ident: str, fingerprint: str | None, _run, _index) -> dict:
+    """{doc_ix: content key} of every retrieved document and every prefix prompt's source document
+    ({} without an index: every document then stands alone)."""
+    if _index is None:
+        return {}
+    ixs = {d.doc_ix for t in _run.traces for d in t.docs}
+    ixs |= {g.prompt.source_doc_ix for g in _run.generations if g.prompt.source_doc_ix is not None}
+    return {ix: doc_text_key(_index, ix) for ix in sorted(ixs) if 0 <= ix < _index.num_docs}
+
+
+@st.cache_resource(max_entries=8, show_spinner="Ranking leaked documents ...")
+def leaked_documents(ident: str, fingerprint: str | None, _run, _index) -> tuple:
+    """``core.reports.leaks.leaked_documents`` of a run, identical copies together when the index is here."""
+    keys = doc_keys(ident, fingerprint, _run, _index)
+    return tuple(need("reports.leaks").leaked_documents(_run.traces, _run.settings(), keys.get if keys else None))
+
+
+@st.cache_data(max_entries=128)
+def phrase_search_all(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: int, _index, _tok):
+    """``core.index.phrase.search_phrase``: every spelling of ``phrase`` a text can hold, counted."""
+    return need("index.phrase").search_phrase(_index, _tok, phrase, max_docs)
