@@ -46,15 +46,18 @@ def group_windows(docs: Iterable[DocMatch]) -> list[WindowGroup]:
     >>> [(g.doc_ids, g.copies) for g in group_windows([d(3, "ab"), d(1, "ab"), d(2, "xy")])]
     [(('d1', 'd3'), 2), (('d2',), 1)]
     """
-    acc: dict[tuple[str, int, int], dict[int, DocMatch]] = {}
+    acc: dict[tuple[str, int, int], list[DocMatch]] = {}
     for d in docs:
-        acc.setdefault((d.window_text, d.match_char_start, d.match_char_end), {}).setdefault(d.doc_ix, d)
+        acc.setdefault((d.window_text, d.match_char_start, d.match_char_end), []).append(d)
     groups = []
     for members in acc.values():
-        ordered = [members[ix] for ix in sorted(members)]
+        first: dict[int, DocMatch] = {}
+        for m in sorted(members, key=lambda m: m.doc_ix):
+            first.setdefault(m.doc_ix, m)
+        ordered = list(first.values())
         groups.append(WindowGroup(ordered[0], tuple(m.doc_id for m in ordered), tuple(m.doc_ix for m in ordered),
-                                  min((m.tier for m in ordered), key=lambda t: TIER_RANK.get(t, len(TIER_RANK))),
-                                  max(m.nv.recall for m in ordered)))
+                                  min((m.tier for m in members), key=lambda t: TIER_RANK.get(t, len(TIER_RANK))),
+                                  max(m.nv.recall for m in members)))
     return sorted(groups, key=window_rank)
 
 
