@@ -101,7 +101,8 @@ with render.page_boundary():
                     st.session_state[pkey] = by_key.get(start, next(iter(labels)))
                 pick = st.selectbox("Completion", list(labels), key=pkey)
                 chosen[side] = labels[pick]
-                leak_render.completion_pane(*run.lookup(chosen[side]), color_by)
+                with st.container(key=f"sbs_pane_{side}"):
+                    leak_render.completion_pane(*run.lookup(chosen[side]), color_by)
         written = leak_views.pane_params(chosen)
     st.query_params.from_dict(written)
     st.session_state[WRITTEN] = written
