@@ -62,8 +62,15 @@ with render.page_boundary():
             if not pairing.attacks:
                 st.caption("No prefix prompt of this run was cut from this document or reproduced it.")
             for i, k in enumerate(pairing.attacks[:3]):
+                gen, trace = run.lookup(k)
+                src = gen.prompt.source_doc_ix
                 with st.container(border=True, key=f"sbs_attack_{i}"):
-                    leak_render.completion_pane(*run.lookup(k), color_by)
+                    if src is not None and (src in doc.doc_ixs or (same is not None and same(src))):
+                        st.caption("The prefix was cut from this document (or an identical copy).")
+                    else:
+                        render.caption(f"The prefix was cut from another document ({gen.prompt.source_doc_id}); "
+                                       "its completion reproduced text from this one.")
+                    leak_render.completion_pane(gen, trace, color_by)
         with right:
             st.subheader("Natural use (propensity)")
             st.caption(f"{len(pairing.natural)} natural completion{'s' if len(pairing.natural) != 1 else ''} "
@@ -85,9 +92,8 @@ with render.page_boundary():
                 linked = leak_views.pane_key(params, side)
                 start = linked if linked is not None and linked.setting in by_setting else defaults[side]
                 skey, pkey = f"sbs_{side}_setting", f"sbs_{side}_pick"
-                if (fresh and linked is not None) or skey not in st.session_state:
-                    if start is not None:
-                        st.session_state[skey] = start.setting
+                if start is not None and ((fresh and linked is not None) or skey not in st.session_state):
+                    st.session_state[skey] = start.setting
                 setting = st.selectbox("Setting", run.settings(), key=skey)
                 traces = by_setting[setting]
                 if not traces:

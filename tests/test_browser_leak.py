@@ -89,7 +89,7 @@ def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo,
     for ix in (other, longest):  # one click each: the panel follows
         page.click(f"mark.propme-span[data-span-ix='{ix}']")
         _wait_selected(page, ix)
-        page.wait_for_function("t => document.querySelector('.st-key-ex_span input').value.startsWith(t)",
+        page.wait_for_function("t => (document.querySelector('.st-key-ex_span input')?.value || '').startsWith(t)",
                                arg=f"span {ix}:", timeout=60_000)
         assert _selected(page) == [ix] and _combo(page, "ex_span").startswith(f"span {ix}:")
         groups = leaks.group_windows(trace.spans[ix].docs)
@@ -117,6 +117,14 @@ def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo,
     meta = index.doc_metadata(leaks.group_windows(trace.spans[longest].docs)[0].doc_ixs[0])
     assert page.get_by_text(f"source: {meta['source']}").count() >= 1 and f"licence: {meta['licence']}" in \
         page.inner_text("body")
+    # the link under the first window opens that document on the Corpus page, in the same session
+    page.get_by_text("Open the whole document on the Corpus page").first.click()
+    page.wait_for_url("**/corpus?**", timeout=60_000)
+    page.wait_for_selector(".propme-span-view mark.propme-doc-match", timeout=60_000)
+    _settle(page)
+    first_doc = leaks.group_windows(trace.spans[longest].docs)[0].doc_ixs[0]
+    assert _query(page)["doc"] == str(first_doc)
+    assert page.locator(".st-key-corpus_doc_ix input").input_value() == str(first_doc)
     page.close()
 
 
@@ -143,7 +151,7 @@ def test_a_leaked_document_opens_its_attack_beside_natural_use(demo, browser):  
     _settle(page, 1500)
     doc = docs[0]
     assert _query(page) == {"view": "document", "doc": str(doc.doc_ix)}
-    same = lambda ix: keys.get(ix) == keys[doc.doc_ix]  # noqa: E731
+    same = lambda ix: keys.get(ix) == keys[doc.doc_ix]
     pairing = leaks.pair_by_document(doc, run.generations, run.traces, same)
     assert pairing.attacks and pairing.natural
     attack_gen, attack = run.lookup(pairing.attacks[0])
@@ -207,7 +215,7 @@ def test_completion_label_matches_the_shown_completion_after_every_filter_change
         # once the rerun is over the label names the completion in the URL (the bug: never, it kept the old one)
         try:
             page.wait_for_function("""() => { const q = new URLSearchParams(location.search);
-                const v = document.querySelector('.st-key-ex_pick input').value;
+                const v = document.querySelector('.st-key-ex_pick input')?.value || '';
                 return v.startsWith(`${q.get('setting')} / ${q.get('prompt')} / sample ${q.get('sample')}:`); }""",
                                    timeout=20_000)
         except PlaywrightTimeout:
@@ -272,4 +280,35 @@ def test_corpus_document_shows_every_traced_span_and_the_completions(demo, brows
     page.locator(".propme-span-view").scroll_into_view_if_needed()
     _settle(page, 300)
     _shot(page, "leak-corpus-document.png")
+    page.close()
+
+
+def test_corpus_tables_are_clickable(demo, browser):  # noqa: F811
+    url, run, index, _ = demo
+    frame = views.leaks_by_doc(run.traces)
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{url}/corpus?doc=0")
+    grid = page.locator(".st-key-corpus_leaks [data-testid=stDataFrame]")
+    grid.wait_for(timeout=60_000)
+    _settle(page, 1500)
+    b = grid.bounding_box()
+    page.mouse.click(b["x"] + 16, b["y"] + 35 + 35 + 17)  # the second row: browse that document below
+    page.wait_for_function("v => document.querySelector('.st-key-corpus_doc_ix input')?.value === v",
+                           arg=str(int(frame["doc_ix"].iloc[1])), timeout=60_000)
+    _settle(page)
+    hits = page.locator(".st-key-corpus_hits [data-testid=stDataFrame]")
+    hits.scroll_into_view_if_needed()
+    _settle(page, 500)
+    b = hits.bounding_box()
+    page.mouse.click(b["x"] + 16, b["y"] + 35 + 17)  # the first completion: open it in Explore
+    page.wait_for_url("**/explore?**", timeout=60_000)
+    page.wait_for_selector("mark.propme-span", timeout=60_000)
+    _settle(page)
+    target = index.doc_tokens(int(frame["doc_ix"].iloc[1]))
+    copies = [ix for ix in range(index.num_docs) if index.doc_tokens(ix) == target]
+    first = leaks.doc_hits(run.traces, copies)[0].key
+    q = _query(page)
+    assert GenKey(q["setting"], q["prompt"], int(q["sample"])) == first
+    assert _combo(page, "ex_pick").startswith(f"{first.setting} / {first.prompt_id} / sample {first.sample_index}:")
+    _shot(page, "leak-explore-from-corpus.png")
     page.close()

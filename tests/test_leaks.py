@@ -95,7 +95,7 @@ def test_doc_hits_match_a_scan_of_every_span(seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_leaked_documents_count_like_a_brute_force_scan(seed):
     traces = _traces(seed)
-    text_of = lambda ix: ix % len(WINDOWS)  # noqa: E731 - copies: same window text
+    text_of = lambda ix: ix % len(WINDOWS)
     docs = leaks.leaked_documents(traces, SETTINGS, text_of)
     for d in docs:
         assert len({text_of(ix) for ix in d.doc_ixs}) == 1
@@ -124,10 +124,10 @@ def test_pair_by_document_puts_the_documents_attack_beside_natural_use():
     traces = _traces(3, 60)
     gens = [Generation(t.key, Prompt(t.key.setting, t.key.prompt_id, "x", source_doc_ix=(i % 12)
                                      if t.key.setting == "prefix" else None), "c") for i, t in enumerate(traces)]
-    text_of = lambda ix: ix % len(WINDOWS)  # noqa: E731
+    text_of = lambda ix: ix % len(WINDOWS)
     docs = leaks.leaked_documents(traces, SETTINGS, text_of)
     for doc in docs:
-        same = lambda ix, d=doc: text_of(ix) == text_of(d.doc_ix)  # noqa: E731
+        same = lambda ix, d=doc: text_of(ix) == text_of(d.doc_ix)
         p = leaks.pair_by_document(doc, gens, traces, same)
         sources = {g.key for g in gens if g.prompt.source_doc_ix is not None and same(g.prompt.source_doc_ix)}
         assert set(p.attacks[:len(sources)]) == sources and all(k.setting == "prefix" for k in p.attacks)
