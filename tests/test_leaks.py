@@ -222,3 +222,45 @@ def test_a_mid_text_phrase_is_found_and_counted_like_a_token_scan(demo_index, ph
     for occ, n_ids in result.hits():  # every occurrence shown is the phrase, spelled one way or the other
         text = tok.decode(index.doc_tokens(occ.doc_ix, occ.start, occ.start + n_ids))
         assert text.strip() == phrase.strip()
+
+
+def test_span_view_script_sets_text_only_with_textContent():
+    """The component's script is the only code drawing completion text: no HTML parsing of data."""
+    js = span_view._JS
+    assert "innerHTML" not in js and "outerHTML" not in js and "insertAdjacentHTML" not in js
+    assert "document.write" not in js and "eval(" not in js
+    assert js.count("textContent") == 1 and "createTextNode" in js
+
+
+@pytest.mark.parametrize("page, query", [
+    ("side_by_side", {"view": "pair", "left_setting": "nope", "left_prompt": "x", "left_sample": "y",
+                      "right_setting": "generic", "right_prompt": "missing"}),
+    ("side_by_side", {"view": "document", "doc": "999999"}),
+    ("side_by_side", {"view": "bogus", "doc": "abc"}),
+    ("corpus", {"doc": "-5"}),
+    ("corpus", {"doc": "99999999"}),
+    ("explore", {"setting": "nope", "prompt": "x", "sample": "z"}),
+])
+def test_deep_links_to_missing_things_open_the_defaults(monkeypatch, page, query):
+    from core.runs.demo import demo_results_dir
+    from core.runs.results import load_results
+    from tests.test_app_pages import app
+
+    folder = demo_results_dir()
+    at = app(monkeypatch, folder, page, query)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run = load_results(folder)
+    if page == "side_by_side" and query["view"] == "pair":
+        best_prefix = leaks.best_completion(run.traces, natural=False)
+        best_generic = leaks.best_completion(run.by_setting("generic")[1], natural=True)
+        assert at.selectbox(key="sbs_left_pick").value.startswith(f"prefix / {best_prefix.prompt_id} / sample 0:")
+        assert at.selectbox(key="sbs_right_pick").value.startswith(f"generic / {best_generic.prompt_id} / sample 0:")
+    elif page == "side_by_side":
+        assert at.radio(key="sbs_view").value == "document" and at.selectbox(key="sbs_doc").value
+    elif page == "corpus":
+        from app.views import leaks_by_doc
+
+        assert at.number_input(key="corpus_doc_ix").value == int(leaks_by_doc(run.traces)["doc_ix"].iloc[0])
+    else:
+        top = max(run.traces, key=lambda t: (t.longest_span, t.max_nv_recall))
+        assert at.selectbox(key="ex_pick").value.startswith(f"{top.key.setting} / {top.key.prompt_id} /")
