@@ -116,3 +116,14 @@ def int_param(params: Mapping[str, str], name: str) -> int | None:
     except (KeyError, ValueError):
         return None
     return v if v >= 0 else None
+
+
+def variant_label(phrase: str, spelling: str) -> str:
+    """How a searched spelling relates to the phrase typed.
+
+    >>> variant_label("GNU", "GNU"), variant_label("GNU", " GNU"), variant_label(" GNU", "GNU")
+    ('as typed', 'with a leading space', 'without the leading space')
+    """
+    if spelling == phrase:
+        return "as typed"
+    return "with a leading space" if spelling.startswith(" ") else "without the leading space"

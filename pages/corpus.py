@@ -37,7 +37,7 @@ with render.page_boundary():
         found = cached.phrase_search_all(index.fingerprint, str(tok.name_or_path), phrase, 20, index, tok)
         st.metric("Occurrences in the index", f"{found.count:,}")
         render.caption("Searched: " + "; ".join(
-            f"“{v.text}” ({len(v.ids)} tokens): {v.count:,}" for v in found.variants))
+            f"{leak_views.variant_label(phrase, v.text)} (“{v.text}”, {len(v.ids)} tokens): {v.count:,}" for v in found.variants))
         hits = found.hits()
         if hits:
             pick = st.selectbox("Occurrence", range(len(hits)), key="corpus_occ",

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from app import cached, leak_render, leak_views, render, span_view, state, views, widgets
+from core.errors import PropMeError
 
 PICK, SPAN, SPAN_FOR, VIEW, LINKED = "ex_pick", "ex_span", "ex_span_for", "ex_completion_view", "ex_linked"
 
@@ -58,9 +59,9 @@ with render.page_boundary():
             try:
                 index, _tok = cached.run_index(run)
                 metadata = index.doc_metadata
-            except cached.Unavailable:
+            except (cached.Unavailable, PropMeError) as e:
                 metadata = None
-                st.caption("Document metadata needs the run's corpus index, which is not on this machine.")
+                render.caption(f"Document metadata needs the run's corpus index: {e}")
             with st.expander("Span text (as core found it)"):
                 render.plain(span.text)
             leak_render.documents(span, metadata, key="ex_docs")

@@ -264,3 +264,10 @@ def test_deep_links_to_missing_things_open_the_defaults(monkeypatch, page, query
     else:
         top = max(run.traces, key=lambda t: (t.longest_span, t.max_nv_recall))
         assert at.selectbox(key="ex_pick").value.startswith(f"{top.key.setting} / {top.key.prompt_id} /")
+
+
+def test_leak_view_helpers_do_what_their_examples_say():
+    import doctest
+
+    result = doctest.testmod(leak_views)
+    assert result.attempted >= 6 and result.failed == 0
