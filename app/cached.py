@@ -16,9 +16,12 @@ import streamlit as st
 from app.views.planted_records import planted_path, read_planted
 from core.config import MetricsConfig
 from core.index.corpus_index import CorpusIndex
+from core.index.phrase import search_phrase
 from core.index.tokenizer import load_tokenizer
 from core.records import TraceResult
 from core.reports.html import build_report
+from core.reports.leaks import doc_text_key
+from core.reports.leaks import leaked_documents as rank_leaked
 from core.runs.demo import ensure_demo_index
 from core.runs.results import load_results
 from core.scoring import loops, registry, summary
@@ -187,3 +190,27 @@ def planted_extraction(run_path: str) -> dict | None:
 def _planted_extraction(path: str, stamp: int) -> dict:
     """``read_planted(path)``; ``stamp`` (the file's mtime) invalidates on rewrite."""
     return read_planted(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Finding identical documents ...")
+def doc_keys(ident: str, fingerprint: str | None, _run, _index) -> dict:
+    """{doc_ix: content key} of every retrieved document and every prefix prompt's source document
+    ({} without an index: every document then stands alone)."""
+    if _index is None:
+        return {}
+    ixs = {d.doc_ix for t in _run.traces for d in t.docs}
+    ixs |= {g.prompt.source_doc_ix for g in _run.generations if g.prompt.source_doc_ix is not None}
+    return {ix: doc_text_key(_index, ix) for ix in sorted(ixs) if 0 <= ix < _index.num_docs}
+
+
+@st.cache_resource(max_entries=8, show_spinner="Ranking leaked documents ...")
+def leaked_documents(ident: str, fingerprint: str | None, _run, _index) -> tuple:
+    """``core.reports.leaks.leaked_documents`` of a run, identical copies together when the index is here."""
+    keys = doc_keys(ident, fingerprint, _run, _index)
+    return tuple(rank_leaked(_run.traces, _run.settings(), keys.get if keys else None))
+
+
+@st.cache_data(max_entries=128)
+def phrase_search_all(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: int, _index, _tok):
+    """``core.index.phrase.search_phrase``: every spelling of ``phrase`` a text can hold, counted."""
+    return search_phrase(_index, _tok, phrase, max_docs)

@@ -34,6 +34,8 @@ page = st.navigation([
     st.Page(PAGES / "explore.py", title="Explore", url_path="explore"),
     st.Page(PAGES / "thresholds.py", title="Thresholds and curves", url_path="thresholds"),
     st.Page(PAGES / "compare.py", title="Compare", url_path="compare"),
+    st.Page(PAGES / "leaked.py", title="Leaked documents", url_path="leaked"),
+    st.Page(PAGES / "side_by_side.py", title="Side by side", url_path="side_by_side"),
     st.Page(PAGES / "corpus.py", title="Corpus", url_path="corpus"),
     st.Page(PAGES / "export.py", title="Export", url_path="export"),
 ])

@@ -1,8 +1,18 @@
-"""Explore: completions with their verbatim spans highlighted and linked to training documents."""
+"""Explore: completions with their verbatim spans highlighted; click a span to see the training documents it came from."""
 import streamlit as st
 
-from app import render, state, widgets
+from app import leak_render, leak_views, render, retrace, span_view, state, widgets
 from app.views import explore
+from core.errors import PropMeError
+
+PICK, SPAN, SPAN_FOR, VIEW, LINKED = "ex_pick", "ex_span", "ex_span_for", "ex_completion_view", "ex_linked"
+
+
+def _on_span_click() -> None:
+    ix = span_view.clicked(VIEW)
+    if ix is not None:
+        st.session_state[SPAN] = ix
+
 
 st.title("Explore")
 with render.page_boundary():
@@ -20,46 +30,62 @@ with render.page_boundary():
     if not shown:
         st.info("No completion matches these filters: lower the minimum span or nv_recall, or clear the search.")
         st.stop()
-    keys = [r.key for r in shown]
-    start = keys.index(linked) if linked in keys else 0
-    choice = st.selectbox("Completion", range(len(shown)), start, format_func=lambda i: render.option(explore.example_label(shown[i])),
-                          key="ex_pick")
-    gen, trace = run.lookup(keys[choice])
+    # Options are the labels themselves (not positions), and the choice is set before the widget is
+    # drawn whenever it is not among them, so the label always names the completion shown below.
+    labels = {explore.example_label(r): r.key for r in shown}
+    by_key = {k: lb for lb, k in labels.items()}
+    fresh_link = linked is not None and linked != st.session_state.get(LINKED)  # not the one this page wrote
+    if fresh_link and linked in by_key:
+        st.session_state[PICK] = by_key[linked]
+    elif st.session_state.get(PICK) not in labels:
+        st.session_state[PICK] = by_key.get(linked, next(iter(labels)))
+    choice = st.selectbox("Completion", list(labels), key=PICK)
+    gen, trace = run.lookup(labels[choice])
     st.query_params.from_dict(explore.params_for(gen.key))
+    st.session_state[LINKED] = gen.key
     color_by = widgets.color_by_picker()
     render.legend(color_by)
 
-    if gen.prompt.true_continuation is not None:
-        c1, c2, c3 = st.columns(3)
-        with c1:
-            st.markdown("**Prefix (prompt)**")
+    left, right = st.columns([3, 2], gap="medium")
+    if trace.spans and (st.session_state.get(SPAN_FOR) != gen.key
+                        or not 0 <= st.session_state.get(SPAN, -1) < len(trace.spans)):
+        st.session_state[SPAN] = leak_views.longest_ix(trace.spans)  # a new completion: its longest span
+    st.session_state[SPAN_FOR] = gen.key
+    with right:
+        st.markdown("**Documents behind the selected span**")
+        if trace.spans:
+            ix = st.selectbox("Span (or click one in the completion)", range(len(trace.spans)), key=SPAN,
+                              format_func=lambda i: explore.span_label(i, trace.spans[i]))
+            span = trace.spans[ix]
+            try:
+                index, _tok = retrace.run_index(run)
+                metadata = index.doc_metadata
+            except PropMeError as e:
+                metadata = None
+                render.caption(f"Document metadata needs the run's corpus index: {e}")
+            with st.expander("Span text (as core found it)"):
+                render.plain(span.text)
+            leak_render.documents(span, metadata, key="ex_docs")
+        else:
+            ix = -1
+            st.caption("This completion holds no verbatim span.")
+    with left:
+        if gen.prompt.true_continuation is not None:
+            c1, c2 = st.columns(2)
+            with c1:
+                st.markdown("**Prefix (prompt)**")
+                render.plain(gen.prompt.text)
+            with c2:
+                st.markdown("**The document's true continuation**")
+                render.plain(gen.prompt.true_continuation)
+                if gen.prompt.source_doc_id is not None:
+                    render.caption(f"source document: {gen.prompt.source_doc_id}")
+        else:
+            st.markdown("**Prompt**")
             render.plain(gen.prompt.text)
-        with c2:
-            st.markdown("**The document's true continuation**")
-            render.plain(gen.prompt.true_continuation)
-            if gen.prompt.source_doc_id is not None:
-                render.caption(f"source document: {gen.prompt.source_doc_id}")
-        with c3:
-            st.markdown("**The model's completion**")
-            render.completion(gen.completion, trace.spans, color_by)
-    else:
-        st.markdown("**Prompt**")
-        render.plain(gen.prompt.text)
-        st.markdown("**The model's completion** (verbatim spans highlighted; hover for length, count and documents)")
-        render.completion(gen.completion, trace.spans, color_by)
+        st.markdown("**The model's completion**: click a highlighted span (or Tab to it and press Enter) "
+                    "to see its documents")
+        span_view.completion(gen.completion, trace.spans, ix, VIEW, color_by, on_select=_on_span_click)
 
-    if trace.spans:
-        ix = st.selectbox("Span", range(len(trace.spans)), key="ex_span",
-                          format_func=lambda i: explore.span_label(i, trace.spans[i]))
-        span = trace.spans[ix]
-        st.markdown("**Span text** (as core found it; spans that overlap an earlier one are highlighted "
-                    "above from where the earlier one ends)")
-        render.plain(span.text)
-        if span.echo:
-            render.caption("prompt echo: this span's text is also in the prompt, so the prompt may be its source "
-                           "(see [metrics] count_echo)")
-        for d in span.docs:
-            render.caption(f"document {d.doc_id} (index {d.doc_ix}), tier {d.tier}, nv_recall {d.nv.recall:.3f}")
-            render.window(d)
     with st.expander("All matching completions", expanded=False):
         st.dataframe(explore.examples_frame(shown), hide_index=True, key="ex_table")

@@ -4,6 +4,7 @@ Numbers on screen are checked against core computed independently in the test.
 """
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.test_render import expected_marks, parse, visible
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["overview", "run", "explore", "thresholds", "compare", "corpus", "export"]
+PAGES = ["overview", "run", "explore", "thresholds", "compare", "leaked", "side_by_side", "corpus", "export"]
 TIMEOUT = 60
 
 
@@ -52,14 +53,19 @@ def app(monkeypatch, folder: Path, page: str | None = None, query: dict | None =
 
 
 def marks(at: AppTest) -> list[list[str]]:
-    """Texts of the propme-span marks of every st.html block on screen."""
-    return [parse(h.proto.body).marks for h in at.get("html") if "propme-span" in h.proto.body]
+    """Texts of the propme-span marks of every st.html block and clickable span view on screen."""
+    return [[text for _, text in block] for block in indexed_marks(at)]
 
 
 def indexed_marks(at: AppTest) -> list[list[tuple[int, str]]]:
-    """(data-span-ix, text) of the propme-span marks of every st.html block on screen."""
+    """(data-span-ix, text) of the propme-span marks of every st.html block on screen, then of every
+    clickable span view (app/span_view.py: read from the data it is given, which its script sets
+    with textContent; tests/test_browser_leak.py checks what the browser draws)."""
     blocks = [parse(h.proto.body) for h in at.get("html") if "propme-span" in h.proto.body]
-    return [list(zip(c.mark_ixs, c.marks)) for c in blocks]
+    views_ = [json.loads(el.proto.json) for el in at.get("bidi_component")]
+    return [list(zip(c.mark_ixs, c.marks)) for c in blocks] + [
+        [(p["ix"], "".join(r[0] for r in p["runs"])) for p in v["pieces"] if p["ix"] >= 0]
+        for v in views_ if v.get("mark_class") == "propme-span"]
 
 
 def metric_value(at: AppTest, label: str) -> str:
@@ -232,8 +238,11 @@ def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_pa
     folder = write_run(tmp_path / "run", index={"dirs": [str(d) for d in index.dirs], "tokenizer": str(demo_model_dir())})
     docs = [index.doc_tokens(i) for i in range(index.num_docs)]
     phrase = tok.decode(docs[3][5:11])
-    ids = tok(phrase, add_special_tokens=False)["input_ids"]
-    brute = sum(1 for d in docs for i in range(len(d) - len(ids) + 1) if d[i:i + len(ids)] == ids)
+    # the phrase is searched as typed and with a leading space added or removed (core/index/phrase.py)
+    spellings = {tuple(tok(v, add_special_tokens=False)["input_ids"])
+                 for v in (phrase, phrase[1:] if phrase.startswith(" ") else " " + phrase)}
+    brute = sum(1 for ids in spellings for d in docs for i in range(len(d) - len(ids) + 1)
+                if tuple(d[i:i + len(ids)]) == ids)
     at = app(monkeypatch, folder, "corpus")
     assert metric_value(at, "Documents") == f"{index.num_docs:,}"
     at.text_input(key="corpus_phrase").input(phrase).run()
