@@ -41,7 +41,7 @@ def test_keys_depend_on_what_changes_the_output():
     t = trace_key(base, "text", "fp", TraceConfig())
     assert t != trace_key(base, "text!", "fp", TraceConfig())
     assert t != trace_key(base, "text", "fp2", TraceConfig())
-    assert t != trace_key(base, "text", "fp", TraceConfig(mode="mixed"))
+    assert t != trace_key(base, "text", "fp", TraceConfig(mode="text"))
     assert summary_key({"a": 1}) != summary_key({"a": 2})
 
 
