@@ -55,3 +55,11 @@ def retrace(run, tcfg, progress):
     index, tok = run_index(run)
     traces = trace_many(index, tok, [(g.key, g.completion) for g in run.generations], tcfg, progress=progress)
     return dataclasses.replace(run, traces=tuple(traces), summary={}, pm={})
+
+
+def index_if_here(run):
+    """The run's corpus index, or None when it is not on this machine (pages that work without it)."""
+    try:
+        return run_index(run)[0]
+    except IndexNotBuilt:
+        return None

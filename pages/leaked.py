@@ -2,7 +2,6 @@
 import streamlit as st
 
 from app import cached, leak_render, leak_views, render, retrace, state
-from core.errors import IndexNotBuilt
 from core.reports.leaks import rank_for
 
 TABLE = "leaked_table"
@@ -10,10 +9,8 @@ TABLE = "leaked_table"
 st.title("Leaked documents")
 with render.page_boundary():
     ident, run = state.current_run()
-    try:
-        index, _tok = retrace.run_index(run)
-    except IndexNotBuilt:
-        index = None
+    index = retrace.index_if_here(run)
+    if index is None:
         st.caption("The run's corpus index is not on this machine: identical copies of a text are listed apart.")
     docs = cached.leaked_documents(ident, index.fingerprint if index else None, run, index)
     if not docs:

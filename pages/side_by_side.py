@@ -2,7 +2,6 @@
 import streamlit as st
 
 from app import cached, leak_render, leak_views, render, retrace, state, widgets
-from core.errors import IndexNotBuilt
 from core.reports.leaks import CAPABILITY, best_completion, pair_by_document
 
 VIEWS = {"document": "By leaked document", "pair": "Free pairing"}
@@ -18,10 +17,7 @@ def _fresh(params: dict) -> bool:
 st.title("Side by side: attack vs ordinary use")
 with render.page_boundary():
     ident, run = state.current_run()
-    try:
-        index, _tok = retrace.run_index(run)
-    except IndexNotBuilt:
-        index = None
+    index = retrace.index_if_here(run)
     params = st.query_params.to_dict()
     fresh = _fresh(params)
     if fresh and params.get("view") in VIEWS:
