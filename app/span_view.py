@@ -45,6 +45,11 @@ export default function (component) {
       mark.style.backgroundColor = "rgba(" + data.color + ", " + Number(piece.alpha) + ")";
       mark.style.color = "inherit";
       mark.style.padding = "0 1px";
+      if (piece.echo) {  // prompt echo: the prompt, not the corpus, may be its source
+        mark.classList.add("propme-echo");
+        mark.style.backgroundColor = "rgba(150, 150, 150, 0.35)";
+        mark.style.borderBottom = "2px dashed rgb(110, 110, 110)";
+      }
       if (data.clickable) {
         mark.tabIndex = 0;
         mark.setAttribute("role", "button");
@@ -112,15 +117,16 @@ def runs(text: str) -> list[list]:
 
 
 def pieces(text: str, ranges: Sequence[tuple[int, int, int]], alpha: Callable[[int], float],
-           title: Callable[[int], str]) -> list[dict]:
+           title: Callable[[int], str], echo: Callable[[int], bool] = lambda ix: False) -> list[dict]:
     """The text cut at ``ranges`` ((mark id, start, end), sorted, disjoint): unmarked pieces get
-    ``ix`` -1, marked ones their id, opacity and hover title."""
+    ``ix`` -1, marked ones their id, opacity, hover title and whether they echo the prompt."""
     out: list[dict] = []
     pos = 0
     for ix, start, end in ranges:
         if start > pos:
             out.append({"ix": -1, "alpha": 0, "title": "", "runs": runs(text[pos:start])})
-        out.append({"ix": ix, "alpha": alpha(ix), "title": title(ix), "runs": runs(text[start:end])})
+        out.append({"ix": ix, "alpha": alpha(ix), "title": title(ix), "echo": bool(echo(ix)),
+                    "runs": runs(text[start:end])})
         pos = end
     if pos < len(text):
         out.append({"ix": -1, "alpha": 0, "title": "", "runs": runs(text[pos:])})
@@ -134,7 +140,7 @@ def span_pieces(text: str, spans: Sequence[Span], color_by: str = "length") -> l
         return highlight.level_for(s.length if color_by == "length" else s.count, color_by).alpha
 
     return pieces(text, highlight.clipped_ranges(len(text), spans), alpha,
-                  lambda ix: highlight.span_title(spans[ix]))
+                  lambda ix: highlight.span_title(spans[ix]), lambda ix: spans[ix].echo)
 
 
 def completion(text: str, spans: Sequence[Span], selected: int, key: str, color_by: str = "length",

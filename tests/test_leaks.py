@@ -175,8 +175,9 @@ def test_span_view_pieces_draw_the_text_and_marks_as_highlight_html_does(seed):
     for _ in range(rng.randrange(0, 6)):
         s = rng.randrange(len(text))
         e = rng.randrange(s, len(text) + 1)
-        spans.append(Span(0, e - s + 1, text[s:e], s, e, rng.randrange(1, 200)))
+        spans.append(Span(0, e - s + 1, text[s:e], s, e, rng.randrange(1, 200), echo=rng.random() < 0.5))
     pieces = span_view.span_pieces(text, spans, rng.choice(["length", "count"]))
+    assert all(p["echo"] == spans[p["ix"]].echo for p in pieces if p["ix"] >= 0)  # prompt echo drawn apart
     assert "".join(r[0] for p in pieces for r in p["runs"]) == visible(text)
     marks = [(p["ix"], "".join(r[0] for r in p["runs"])) for p in pieces if p["ix"] >= 0]
     assert marks == [(ix, visible(t)) for ix, t in expected_marks(text, spans)]
