@@ -147,11 +147,17 @@ class Timer:
 
     def noop_rerun(self, title: str | None = None) -> float:
         """The ``r`` shortcut: the page's script again with nothing changed."""
-        self.settle(title)
-        self.page.evaluate("document.activeElement && document.activeElement.blur()")
-        t0 = self.now()
-        self.page.keyboard.press("r")
-        return self.idle(t0, title)
+        for _ in range(3):  # a key press lost (focus moving while the page redraws) is pressed again
+            self.settle(title)
+            self.page.evaluate("document.activeElement && document.activeElement.blur()")
+            t0 = self.now()
+            self.page.keyboard.press("r")
+            try:
+                self.page.wait_for_function("t0 => window.__pm.lastStart >= t0", arg=t0, polling="raf", timeout=5000)
+            except Exception:  # noqa: BLE001 - Playwright's TimeoutError
+                continue
+            return self.idle(t0, title)
+        raise RuntimeError("the r shortcut started no rerun (three tries)")
 
 
 def _slider(page, label: str):
