@@ -35,7 +35,8 @@ from core.config import (
 from core.corpus.load import load_corpus
 from core.errors import ConfigError, OutsideRoot, ResultsError
 from core.paths import confine, model_source, safe_name
-from core.runs.results import load_results, results_folder, save_results
+from core.runs.folders import results_folder
+from core.runs.results import load_results, save_results
 from tests.fixtures_app import make_run, write_run
 from tests.fixtures_runs import CORPUS, make_tiny_experiment
 
