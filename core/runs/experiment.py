@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ExperimentConfig, ModelConfig, to_dict
+from core.config import ExperimentConfig, ModelConfig
+from core.config_tables import to_dict
 from core.errors import ConfigError
 from core.progress import ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
