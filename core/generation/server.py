@@ -297,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         raise PropMeError(f"cannot listen on {args.host}:{port}: {getattr(e, 'strerror', None) or e}; "
                           "pick another --port or --host") from None
     host, port = server.server_address[:2]
-    log.warning("serving %s (%s, %s) at http://%s:%d/v1", args.name or args.model, lm.device, lm.dtype, host, port)
-    print(f"serving {args.name or args.model} at http://{host}:{port}/v1  (Ctrl-C stops)", flush=True)
+    shown = repr(args.name or args.model)  # control and bidi characters escaped: a name cannot rewrite the terminal
+    log.warning("serving %s (%s, %s) at http://%s:%d/v1", shown, lm.device, lm.dtype, host, port)
+    print(f"serving {shown} at http://{host}:{port}/v1  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
