@@ -96,7 +96,7 @@ def corpus_report_text(load, folder: Path) -> str:
 def check_output(name: str, out_dir: str, root: Path | None) -> Path:
     """The results folder ``out_dir/name`` of a run from the page, checked before any work starts: a safe
     run name, an output folder inside the data root, nothing there but an earlier results folder."""
-    from core.runs.results import check_replaceable, results_folder
+    from core.runs.folders import check_replaceable, results_folder
 
     folder = results_folder(confine(out_dir, root, what="output folder"), name)
     check_replaceable(folder)

@@ -5,13 +5,10 @@ so they serve as cache keys (``st.cache_data``, :mod:`core.runs.cache`) and are 
 """
 from __future__ import annotations
 
-import functools
-import math
 import re
-import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
+from core.config_checks import at_least, check_fields, non_empty, one_of, require
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
@@ -27,94 +24,6 @@ BACKENDS = ("hf", "openai")
 SERVER_APIS = ("openai", "llama.cpp")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-# C0/C1 control characters (tab and newline too: no config string needs them) and lone surrogates
-_BAD_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\udfff]")
-
-
-# -- validation where a config is built (every __post_init__) ----------------------------------------
-def _type_name(tp: Any) -> str:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is tuple:
-        return f"a list of {_type_name(args[0])}s"
-    if args:
-        return " or ".join(_type_name(a) for a in args)
-    return {type(None): "null", bool: "bool", int: "integer", float: "number", str: "string"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
-def _is_a(value: Any, tp: Any) -> bool:
-    """``value`` has type ``tp``: bool is not an int, an int is a float, tuples are checked item by item."""
-    return _checker(tp)(value)
-
-
-@functools.cache
-def _checker(tp: Any):
-    """A predicate for type ``tp`` (built once per type: configs are built often)."""
-    args, origin = typing.get_args(tp), typing.get_origin(tp)
-    if origin is tuple:
-        item = _checker(args[0])
-        return lambda v: isinstance(v, tuple) and all(item(x) for x in v)
-    if args:  # a union
-        parts = tuple(_checker(a) for a in args)
-        return lambda v: any(p(v) for p in parts)
-    if tp is type(None):
-        return lambda v: v is None
-    if tp is bool:
-        return lambda v: isinstance(v, bool)
-    if tp is int:
-        return lambda v: isinstance(v, int) and not isinstance(v, bool)
-    if tp is float:
-        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-    return lambda v: isinstance(v, tp)
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _check_fields(obj: Any) -> None:
-    """Every field of dataclass ``obj`` holds a value of its annotated type; numbers are finite and
-    strings hold no control characters or lone surrogates. Raises a one-line ConfigError naming it."""
-    cls = type(obj)
-    hints = _hints(cls)
-    for f in fields(obj):
-        value, tp = getattr(obj, f.name), hints[f.name]
-        where = f"{cls.__name__}.{f.name}"
-        if not _is_a(value, tp):
-            raise ConfigError(f"{where} = {_short(value)}: expected {_type_name(tp)}")
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(f"{where} = {v}: expected a finite number")
-            if isinstance(v, str) and _BAD_CHARS.search(v):
-                raise ConfigError(f"{where} = {_short(v)}: contains a control character or invalid unicode")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _at_least(obj: Any, minimum: int, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(value >= minimum, f"{type(obj).__name__}.{name} must be at least {minimum}, got {value}")
-
-
-def _one_of(obj: Any, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(obj, name)
-    _require(value in allowed, f"{type(obj).__name__}.{name} must be one of {allowed}, got {value!r}")
-
-
-def _non_empty(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(value is None or value.strip() != "", f"{type(obj).__name__}.{name} must not be empty")
 
 
 @dataclass(frozen=True)
@@ -130,10 +39,10 @@ class AdaptiveParam:
     hi: int
 
     def __post_init__(self):
-        _check_fields(self)
-        _require(self.frac >= 0, f"AdaptiveParam.frac must be >= 0, got {self.frac}")
-        _at_least(self, 0, "lo")
-        _require(self.hi >= self.lo, f"AdaptiveParam: hi ({self.hi}) must be >= lo ({self.lo})")
+        check_fields(self)
+        require(self.frac >= 0, f"AdaptiveParam.frac must be >= 0, got {self.frac}")
+        at_least(self, 0, "lo")
+        require(self.hi >= self.lo, f"AdaptiveParam: hi ({self.hi}) must be >= lo ({self.lo})")
 
     def __call__(self, n: int) -> int:
         return max(self.lo, min(self.hi, round(self.frac * n)))
@@ -156,7 +65,7 @@ class NVBlocksConfig:
     align2: AdaptiveParam = AdaptiveParam(0.03, 1, 5)  # max |gap_ref - gap_cand| in pass 2
 
     def __post_init__(self):
-        _check_fields(self)
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -173,11 +82,11 @@ class CorpusConfig:
     split: str = "train"  # split of a Hugging Face dataset
 
     def __post_init__(self):
-        _check_fields(self)
-        _non_empty(self, "path", "text_field", "id_field", "split")
-        _require(self.format in CORPUS_FORMATS, f"unknown corpus format {self.format!r}: use one of {CORPUS_FORMATS}")
-        _one_of(self, "on_bad_rows", BAD_ROW_POLICIES)
-        _require(self.sample_size is None or self.sample_size >= 1,
+        check_fields(self)
+        non_empty(self, "path", "text_field", "id_field", "split")
+        require(self.format in CORPUS_FORMATS, f"unknown corpus format {self.format!r}: use one of {CORPUS_FORMATS}")
+        one_of(self, "on_bad_rows", BAD_ROW_POLICIES)
+        require(self.sample_size is None or self.sample_size >= 1,
                  f"sample_size must be at least 1 or None (whole corpus), got {self.sample_size}")
 
 
@@ -197,8 +106,8 @@ class TraceConfig:
     workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
 
     def __post_init__(self):
-        _check_fields(self)
-        _require(self.workers >= 0, f"TraceConfig.workers must be >= 0 (0: every available core), got {self.workers}")
+        check_fields(self)
+        require(self.workers >= 0, f"TraceConfig.workers must be >= 0 (0: every available core), got {self.workers}")
         if self.mode not in TRACE_MODES:
             raise ConfigError(f"trace mode must be one of {TRACE_MODES}, got {self.mode!r}")
         if self.merge not in MERGE_POLICIES:
@@ -207,7 +116,7 @@ class TraceConfig:
             raise ConfigError(f"rarity_fraction must be in (0, 1], got {self.rarity_fraction}")
         if self.docs_per_span < 1 or self.window_factor < 1:
             raise ConfigError("docs_per_span and window_factor must be at least 1")
-        _at_least(self, 1, "anchor_spans", "min_anchor_tokens", "eidetic_cap")
+        at_least(self, 1, "anchor_spans", "min_anchor_tokens", "eidetic_cap")
 
 
 @dataclass(frozen=True)
@@ -225,16 +134,16 @@ class DecodingConfig:
     seed: int = 42  # base seed; each (prompt, sample index) derives its own
 
     def __post_init__(self):
-        _check_fields(self)
+        check_fields(self)
         if self.temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.num_samples < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
             raise ConfigError("num_samples, max_new_tokens and batch_size must be at least 1")
-        _at_least(self, 0, "top_k")
-        _at_least(self, 1, "max_prompt_tokens")
-        _require(self.repetition_penalty > 0, f"repetition_penalty must be > 0 (1.0: off), got {self.repetition_penalty}")
+        at_least(self, 0, "top_k")
+        at_least(self, 1, "max_prompt_tokens")
+        require(self.repetition_penalty > 0, f"repetition_penalty must be > 0 (1.0: off), got {self.repetition_penalty}")
         if self.temperature == 0 and self.num_samples > 1:
             raise ConfigError("greedy decoding (temperature 0) gives identical samples: use num_samples = 1 or a temperature > 0")
 
@@ -260,18 +169,18 @@ class ModelConfig:
     server_api: str = "openai"  # openai backend: "openai" (vLLM, core.generation.server) | "llama.cpp" (llama-cpp-python's server)
 
     def __post_init__(self):
-        _check_fields(self)
-        _non_empty(self, "name_or_path", "revision", "api_key_env")
-        _one_of(self, "backend", BACKENDS)
-        _one_of(self, "server_api", SERVER_APIS)
-        _one_of(self, "dtype", DTYPES)
-        _require(bool(_DEVICE.fullmatch(self.device)),
+        check_fields(self)
+        non_empty(self, "name_or_path", "revision", "api_key_env")
+        one_of(self, "backend", BACKENDS)
+        one_of(self, "server_api", SERVER_APIS)
+        one_of(self, "dtype", DTYPES)
+        require(bool(_DEVICE.fullmatch(self.device)),
                  f"ModelConfig.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        _at_least(self, 1, "concurrency")
-        _at_least(self, 0, "max_retries")
-        _require(self.backend != "openai" or bool(self.base_url),
+        at_least(self, 1, "concurrency")
+        at_least(self, 0, "max_retries")
+        require(self.backend != "openai" or bool(self.base_url),
                  "the openai backend needs model.base_url, e.g. http://127.0.0.1:8000/v1")
-        _require(self.base_url is None or self.base_url.startswith(("http://", "https://")),
+        require(self.base_url is None or self.base_url.startswith(("http://", "https://")),
                  f"model.base_url must start with http:// or https://, got {self.base_url!r}")
 
 
@@ -290,15 +199,15 @@ class SettingConfig:
     system_prompt: str | None = None  # chat format: the system turn (None: the template's own default, if any)
 
     def __post_init__(self):
-        _check_fields(self)
-        _require(self.prompt_format in PROMPT_FORMATS,
+        check_fields(self)
+        require(self.prompt_format in PROMPT_FORMATS,
                  f"SettingConfig.prompt_format must be one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
-        _non_empty(self, "name", "prompts_path")
-        _at_least(self, 1, "n_prompts", "prefix_tokens")
-        _at_least(self, 0, "min_doc_tokens")
-        _require(bool(self.cue_words) and all(w.strip() for w in self.cue_words),
+        non_empty(self, "name", "prompts_path")
+        at_least(self, 1, "n_prompts", "prefix_tokens")
+        at_least(self, 0, "min_doc_tokens")
+        require(bool(self.cue_words) and all(w.strip() for w in self.cue_words),
                  "SettingConfig.cue_words must hold at least one non-empty word")
-        _require(not (self.name in BUILT_IN_SETTINGS and self.prompts_path), (
+        require(not (self.name in BUILT_IN_SETTINGS and self.prompts_path), (
             f"setting {self.name!r} builds its own prompts and cannot read prompts_path = {self.prompts_path!r}; "
             "remove prompts_path, or give the setting another name to use the file"))
 
@@ -321,13 +230,13 @@ class MetricsConfig:
     count_echo: bool = False  # count spans the completion copied from its own prompt as leaks (False: the prompt, not the corpus, is their source)
 
     def __post_init__(self):
-        _check_fields(self)
-        _at_least(self, 1, "span_threshold", "discoverable_tokens", "bootstrap_samples")
-        _require(0 < self.confidence < 1, f"MetricsConfig.confidence must be in (0, 1), e.g. 0.95; got {self.confidence}")
-        _require(0 <= self.nv_threshold <= 1, f"MetricsConfig.nv_threshold must be in [0, 1], got {self.nv_threshold}")
-        _require(bool(self.k_values) and min(self.k_values) >= 1,
+        check_fields(self)
+        at_least(self, 1, "span_threshold", "discoverable_tokens", "bootstrap_samples")
+        require(0 < self.confidence < 1, f"MetricsConfig.confidence must be in (0, 1), e.g. 0.95; got {self.confidence}")
+        require(0 <= self.nv_threshold <= 1, f"MetricsConfig.nv_threshold must be in [0, 1], got {self.nv_threshold}")
+        require(bool(self.k_values) and min(self.k_values) >= 1,
                  f"MetricsConfig.k_values must be one or more integers >= 1, got {list(self.k_values)}")
-        _require(self.loop_zlib_ratio >= 0 and self.loop_letter_share >= 0,
+        require(self.loop_zlib_ratio >= 0 and self.loop_letter_share >= 0,
                  "MetricsConfig.loop_zlib_ratio and loop_letter_share must be >= 0")
 
 
@@ -347,124 +256,18 @@ class ExperimentConfig:
     index_tokenizer: str | None = None  # None: the model's own tokenizer
 
     def __post_init__(self):
-        _check_fields(self)
-        _require(self.name.strip() not in ("", ".", "..") and not any(c in self.name for c in "/\\"),
+        check_fields(self)
+        require(self.name.strip() not in ("", ".", "..") and not any(c in self.name for c in "/\\"),
                  f"run name {self.name!r} must be one folder name: not empty, '.' or '..', and without / or \\")
-        _non_empty(self, "output_dir", "cache_dir", "index_tokenizer")
-        _require(bool(self.index_dirs) and all(d.strip() for d in self.index_dirs),
+        non_empty(self, "output_dir", "cache_dir", "index_tokenizer")
+        require(bool(self.index_dirs) and all(d.strip() for d in self.index_dirs),
                  "ExperimentConfig.index_dirs must name one or more index folders")
-        _require(bool(self.settings), "ExperimentConfig.settings must hold one or more settings")
+        require(bool(self.settings), "ExperimentConfig.settings must hold one or more settings")
         names = [s.name for s in self.settings]
-        _require(len(set(names)) == len(names), f"setting names must be unique, got {names}")
-        _require(max(self.metrics.k_values) < self.trace.eidetic_cap,
+        require(len(set(names)) == len(names), f"setting names must be unique, got {names}")
+        require(max(self.metrics.k_values) < self.trace.eidetic_cap,
                  f"k_values {list(self.metrics.k_values)} need trace.eidetic_cap > {max(self.metrics.k_values)} "
                  f"(it is {self.trace.eidetic_cap}): raise eidetic_cap or lower k_values")
 
 
-_OLD_METRICS_KEYS = {"nvr": "nv_blocks"}  # renamed MetricsConfig fields: old name -> new name
-
-
-def upgrade_metrics_table(data: Any, where: str = "metrics") -> tuple[Any, list[str]]:
-    """A ``[metrics]`` table (TOML or manifest) with renamed keys moved to their new names, and a
-    deprecation message per renamed key. Both names at once is an error.
-
-    >>> upgrade_metrics_table({"nvr": {}, "seed": 1})
-    ({'seed': 1, 'nv_blocks': {}}, ['metrics.nvr is deprecated: rename it to metrics.nv_blocks'])
-    """
-    if not isinstance(data, dict):
-        return data, []
-    out, notes = dict(data), []
-    for old, new in _OLD_METRICS_KEYS.items():
-        if old in out:
-            if new in out:
-                raise ConfigError(f"{where} has both {old!r} (old name) and {new!r}: keep only {new!r}")
-            out[new] = out.pop(old)
-            notes.append(f"{where}.{old} is deprecated: rename it to {where}.{new}")
-    return out, notes
-
-
-def to_dict(cfg: Any) -> Any:
-    """A JSON-ready dict of a (nested) config, tuples as lists."""
-    if is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
-    if isinstance(cfg, (list, tuple)):
-        return [to_dict(v) for v in cfg]
-    return cfg
-
-
-def from_dict(cls: type, data: dict) -> Any:
-    """Build config ``cls`` from a dict, recursing into nested configs; unknown keys are errors."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{cls.__name__}: expected a table of fields, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(map(str, set(data) - set(known)))
-    if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(known)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        tp = hints[name]
-        inner = (typing.get_args(tp) or (None,))[0] if typing.get_origin(tp) is tuple else None
-        if is_dataclass(tp) and isinstance(value, dict):  # a nested config given as a table
-            value = from_dict(tp, value)
-        elif isinstance(value, list):
-            value = tuple(from_dict(inner, v) if is_dataclass(inner) and isinstance(v, dict) else v for v in value)
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"{cls.__name__}: {e}") from None
-
-
-# -- type checks of a TOML table (core.config_file.load_experiment) --------------------------------
-def _check_value(value: Any, tp: Any, where: str) -> None:
-    """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names."""
-    allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
-    if not allowed or any(a in (tuple, list, dict) or is_dataclass(a) for a in allowed):
-        return
-    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
-        raise ConfigError(f"{where} = {value!r}: expected {names}")
-
-
-def check_table(cls: type, data: Any, where: str) -> None:
-    """Check the basic types of a TOML table's values BEFORE ``cls`` is built, so a wrong type is
-    reported by its key (``experiment.decoding.temperature = 'hot': expected float``) and not by whatever
-    comparison in ``__post_init__`` it trips over. Unknown keys are left to :func:`from_dict`."""
-    if not isinstance(data, dict):
-        return
-    hints = typing.get_type_hints(cls)
-    for name, value in data.items():
-        if name not in hints:
-            continue
-        default = getattr(cls, name, None)
-        if is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{name} = {value!r}: expected a table of fields "
-                                  f"{sorted(f.name for f in fields(default))}")
-            check_table(type(default), value, f"{where}.{name}")
-        else:
-            _check_value(value, hints[name], f"{where}.{name}")
-
-
-def check_types(obj: Any, where: str) -> None:
-    """Raise ConfigError when a field holds a value of the wrong basic type (str/int/float/bool)."""
-    hints = typing.get_type_hints(type(obj))
-    for f in fields(obj):
-        value, tp = getattr(obj, f.name), hints[f.name]
-        if typing.get_origin(tp) in (tuple, list, dict):
-            for i, item in enumerate(value if isinstance(value, (tuple, list)) else ()):
-                if is_dataclass(item):
-                    check_types(item, f"{where}.{f.name}[{i}]")
-            continue
-        if is_dataclass(value):
-            check_types(value, f"{where}.{f.name}")
-            continue
-        _check_value(value, tp, f"{where}.{f.name}")
-
-
-__all__ = [n for n in dir() if n[0].isupper()] + ["to_dict", "from_dict", "check_table", "check_types", "asdict", "field",
-                                                          "upgrade_metrics_table"]
+__all__ = [n for n in dir() if n[0].isupper()] + ["asdict", "field"]

@@ -8,7 +8,7 @@ import typing
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 
-from core import config
+from core import config, config_tables
 from core.config_reference import PLACEHOLDERS, example_toml, field_comments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def test_example_parses_back_to_every_default():
             raise AssertionError(f"{key} is unset by default but the example sets it")
         value = _lookup(data, key)
         if isinstance(expected, config.AdaptiveParam):
-            value = config.from_dict(config.AdaptiveParam, value)
+            value = config_tables.from_dict(config.AdaptiveParam, value)
         elif isinstance(expected, tuple):
             value = tuple(value)
         assert value == expected and type(value) is type(expected), key
@@ -69,8 +69,8 @@ def test_example_builds_the_default_configs():
     data = tomllib.loads(example_toml())
     for section in ("decoding", "trace", "metrics"):
         cls = typing.get_type_hints(config.ExperimentConfig)[section]
-        assert config.from_dict(cls, data[section]) == cls()
-    model = config.from_dict(config.ModelConfig, data["model"])
+        assert config_tables.from_dict(cls, data[section]) == cls()
+    model = config_tables.from_dict(config.ModelConfig, data["model"])
     assert model == config.ModelConfig(name_or_path=model.name_or_path)
 
 

@@ -25,10 +25,9 @@ from core.config import (
     MetricsConfig,
     ModelConfig,
     SettingConfig,
-    from_dict,
-    to_dict,
 )
 from core.config_file import load_experiment
+from core.config_tables import from_dict, to_dict
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,7 +35,8 @@ from core.config import (
 from core.corpus.load import load_corpus
 from core.errors import ConfigError, OutsideRoot, ResultsError
 from core.paths import confine, model_source, safe_name
-from core.runs.results import load_results, results_folder, save_results
+from core.runs.folders import results_folder
+from core.runs.results import load_results, save_results
 from tests.fixtures_app import make_run, write_run
 from tests.fixtures_runs import CORPUS, make_tiny_experiment
 
@@ -327,3 +328,19 @@ def test_duplicate_ids_are_kept_renamed_and_skipped_rows_listed_beside_the_index
     for i, text in enumerate(CORPUS[:4]):  # every text of a repeated id is in the index, traceable
         count, occs = index.search(text.strip(), tokenizer=tok)
         assert count >= 1 and i in {o.doc_ix for o in occs}
+
+
+def test_planted_extraction_beside_a_run_is_read_only_when_it_is_a_plain_file(tmp_path):
+    """The Overview's planted-records panel reads RUN/../planted_extraction.json: never through a link."""
+    from app.views.planted_records import PLANTED_FILE, planted_path
+
+    run = tmp_path / "results" / "demo"
+    run.mkdir(parents=True)
+    assert planted_path(str(run)) is None
+    secret = tmp_path / "elsewhere.json"
+    secret.write_text('{"table": []}')
+    (run.parent / PLANTED_FILE).symlink_to(secret)
+    assert planted_path(str(run)) is None  # a link is not followed
+    (run.parent / PLANTED_FILE).unlink()
+    (run.parent / PLANTED_FILE).write_text('{"table": []}')
+    assert planted_path(str(run)) == run.parent / PLANTED_FILE

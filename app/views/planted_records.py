@@ -43,9 +43,10 @@ def planted_table(data: Mapping[str, Any], variant: str = "email") -> pd.DataFra
 
 
 def planted_path(run_path: str) -> Path | None:
-    """The planted_extraction.json beside a run folder, or None when there is none."""
+    """The planted_extraction.json beside a run folder, or None when there is none (a symbolic link there
+    is not followed: it could point anywhere on the server)."""
     path = Path(run_path).parent / PLANTED_FILE
-    return path if path.is_file() else None
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 def read_planted(path: str) -> dict:

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ExperimentConfig, ModelConfig, to_dict
+from core.config import ExperimentConfig, ModelConfig
+from core.config_tables import to_dict
 from core.errors import ConfigError
 from core.progress import ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
+from core.runs.folders import check_replaceable, results_folder
 from core.runs.manifest import Counts, IndexInfo, Manifest, ModelInfo, SkippedRows, assemble
-from core.runs.results import RunResults, check_replaceable, load_results, results_folder, save_results
+from core.runs.results import RunResults, load_results, save_results
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,8 @@ from core.config import (
     ModelConfig,
     SettingConfig,
     TraceConfig,
-    check_types,
-    from_dict,
-    upgrade_metrics_table,
 )
+from core.config_tables import check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError, ResultsError
 from core.runs import codec
 

@@ -15,10 +15,8 @@ Layout (``FORMAT_VERSION`` 1)::
                          in the manifest (``scores_sha256``): an edited score file is refused on load
 
 Writes go to a temporary sibling folder (``.NAME.tmp-PID-HEX``) that is renamed into place, so a
-half-written folder is never loaded. A write replaces only a results folder this tool wrote
-(:func:`is_results_folder`: its manifest carries ``format = "propme-results"``): any other folder of
-that name is refused, untouched. Temporary folders left by a killed write are removed by the next
-write into the same output folder (:func:`clean_stale_temp_folders`). :func:`load_results`
+half-written folder is never loaded; which folders may be replaced, and the clean-up of temporary
+folders left by a killed write, live in :mod:`core.runs.folders`. :func:`load_results`
 validates every file (schema and types of each parquet file, row counts of each against the
 generations and the manifest) and raises :class:`ResultsError` naming the file and what to do.
 """
@@ -29,9 +27,7 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
-import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -43,22 +39,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import ResultsError
-from core.paths import child
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 from core.runs import codec, manifest_paths
+from core.runs.folders import REQUIRED_FILES, RESULTS_FORMAT, check_replaceable, clean_stale_temp_folders
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
+from core.runs.schema import DOCS_SCHEMA, GENERATIONS_SCHEMA, SPANS_SCHEMA
 
 log = logging.getLogger(__name__)
 
-RESULTS_FORMAT = "propme-results"  # manifest.format: marks a folder this tool wrote (and may replace)
-REQUIRED_FILES = ("manifest.json", "generations.parquet", "spans.parquet", "docs.parquet",
-                  "summary.json", "pm.json")
-OUR_FILES = frozenset((*REQUIRED_FILES, "config.toml"))  # everything save_results writes into a folder
-# our temporary folders: .NAME.tmp-PID-HEX (being written) and .NAME.old-PID-HEX (replaced, being removed);
-# folders written before the pid was part of the .old name have only the hex
-_TEMP_DIR = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d{1,10})-)?[0-9a-f]{8}")
 SCORES_KEY = "scores_sha256"  # manifest: sha256 of summary.json and pm.json as written
-STALE_TEMP_S = 24 * 3600  # a temp folder this old is stale even when its writer's pid is in use again
 
 # Prompt/Generation fields stored as their own columns; any other field goes to extra_json.
 _PROMPT_COLS = {"text": "prompt_text", "token_ids": "prompt_token_ids", "domain": "domain",
@@ -66,32 +55,6 @@ _PROMPT_COLS = {"text": "prompt_text", "token_ids": "prompt_token_ids", "domain"
                 "true_continuation": "true_continuation", "true_continuation_ids": "true_continuation_ids"}
 _GEN_COLS = {"completion": "completion", "completion_ids": "completion_ids", "finish_reason": "finish_reason"}
 _TRACE_FIELDS = {"key", "completion", "n_tokens", "spans", "full_doc_frequency"}
-
-_IDS = pa.list_(pa.int64())
-GENERATIONS_SCHEMA = pa.schema([
-    ("setting", pa.string()), ("prompt_id", pa.string()), ("sample_index", pa.int64()),
-    ("prompt_text", pa.string()), ("prompt_token_ids", _IDS), ("domain", pa.string()),
-    ("source_doc_id", pa.string()), ("source_doc_ix", pa.int64()),
-    ("true_continuation", pa.string()), ("true_continuation_ids", _IDS),
-    ("completion", pa.string()), ("completion_ids", _IDS), ("finish_reason", pa.string()),
-    ("traced", pa.bool_()), ("trace_pos", pa.int64()), ("n_tokens", pa.int64()),
-    ("longest_span", pa.int64()), ("full_match", pa.bool_()), ("full_doc_frequency", pa.int64()),
-    ("n_spans", pa.int64()), ("n_docs", pa.int64()), ("max_nv_recall", pa.float64()),
-    ("spans_json", pa.string()), ("trace_completion", pa.string()), ("extra_json", pa.string()),
-])
-_KEY_COLS = [("setting", pa.string()), ("prompt_id", pa.string()), ("sample_index", pa.int64())]
-SPANS_SCHEMA = pa.schema(_KEY_COLS + [
-    ("span_ix", pa.int64()), ("start", pa.int64()), ("end", pa.int64()), ("length", pa.int64()),
-    ("text", pa.string()), ("char_start", pa.int64()), ("char_end", pa.int64()), ("count", pa.int64()),
-    ("n_docs", pa.int64()), ("max_nv_recall", pa.float64()),
-])
-DOCS_SCHEMA = pa.schema(_KEY_COLS + [
-    ("span_ix", pa.int64()), ("doc_rank", pa.int64()), ("doc_ix", pa.int64()), ("doc_id", pa.string()),
-    ("tier", pa.string()), ("nv_recall", pa.float64()), ("matched", pa.int64()), ("reference", pa.int64()),
-    ("candidate", pa.int64()), ("missing", pa.int64()), ("additional", pa.int64()),
-    ("match_char_start", pa.int64()), ("match_char_end", pa.int64()), ("window_text", pa.string()),
-])
-
 
 @dataclass(frozen=True)
 class RunResults:
@@ -263,93 +226,6 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         shutil.rmtree(old, ignore_errors=True)
     log.info("wrote results folder %s (%d generations, %d traces)", folder, len(gen_rows), len(run.traces))
     return folder
-
-
-def results_folder(output_dir: str | os.PathLike, name: str) -> Path:
-    """``output_dir/name`` for a run name that is one safe folder name (:func:`core.paths.safe_name`).
-
-    Refuses (ConfigError) an empty name, ``.``, ``..``, separators, absolute paths, control
-    characters and a link in that place, so the folder always lies directly inside ``output_dir``.
-    """
-    return child(output_dir, name)
-
-
-def is_results_folder(folder: str | os.PathLike) -> bool:
-    """True when ``folder`` holds a manifest this tool wrote (``format`` marker, or the format 1 layout
-    written before the marker existed: ``format_version``, ``run_name`` and ``n_generations``)."""
-    try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    if not isinstance(manifest, dict):
-        return False
-    return manifest.get("format") == RESULTS_FORMAT or (
-        "format" not in manifest and isinstance(manifest.get("format_version"), int)
-        and {"run_name", "n_generations"} <= manifest.keys())
-
-
-def check_replaceable(folder: str | os.PathLike) -> None:
-    """Raise ResultsError unless writing results at ``folder`` loses nothing: it does not exist, is an
-    empty folder, or is a results folder this tool wrote (:func:`is_results_folder`)."""
-    folder = Path(folder)
-    if folder.is_symlink():
-        raise ResultsError(f"{folder} is a symbolic link: results are never written through a link; remove it "
-                           "or choose another run name")
-    if not folder.exists():
-        return
-    if not folder.is_dir():
-        raise ResultsError(f"{folder} is a file, not a results folder: it was left untouched; choose another run "
-                           "name or output folder")
-    if any(folder.iterdir()) and not is_results_folder(folder):
-        raise ResultsError(f"{folder} already exists and is not a results folder written by PropMe (no manifest.json "
-                           f"with format {RESULTS_FORMAT!r}): it was left untouched; choose another run name or "
-                           "output folder, or move that folder away")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # this process (another thread may be writing)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError, OSError):
-        return True  # someone else's process, or not a pid we can ask about: assume it is writing
-    return True
-
-
-def clean_stale_temp_folders(output_dir: str | os.PathLike, *, now: float | None = None) -> list[Path]:
-    """Remove our temporary folders in ``output_dir`` left by killed writes; returns what was removed.
-
-    Only folders named like ours (``.NAME.tmp-PID-HEX``, ``.NAME.old-PID-HEX``) that hold nothing but
-    files a results folder holds are touched. A ``.tmp`` folder is stale when the process that wrote it
-    is gone or it is older than ``STALE_TEMP_S``; an ``.old`` folder (a replaced results folder that its
-    writer was about to delete) always is.
-    """
-    now = time.time() if now is None else now
-    removed = []
-    try:
-        entries = list(Path(output_dir).iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP_DIR.fullmatch(entry.name)
-        if not m or entry.is_symlink() or not entry.is_dir():
-            continue
-        try:
-            inside = list(entry.iterdir())
-            age = now - entry.stat().st_mtime
-        except OSError:
-            continue
-        if any(p.name not in OUR_FILES or p.is_symlink() or not p.is_file() for p in inside):
-            log.warning("left %s in place: it is named like a PropMe temporary folder but holds other files", entry)
-            continue
-        if m["kind"] == "tmp" and m["pid"] and _pid_alive(int(m["pid"])) and age < STALE_TEMP_S:
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        log.info("removed the stale temporary folder %s (left by an interrupted write)", entry)
-        removed.append(entry)
-    return removed
 
 
 def _read_json(path: Path) -> Any:
