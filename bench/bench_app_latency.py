@@ -41,13 +41,14 @@ TARGETS = {"drag numbers": 0.300, "drag idle": 0.600, "navigation idle": 0.500,
 
 # Records the start of every script run (the stApp element's data-test-script-state attribute).
 INIT_JS = """(() => {
-  window.__pm = {runs: 0, lastStart: -1};
+  window.__pm = {runs: 0, lastStart: -1, lastEnd: -1};
   let prev = null;
   const check = () => {
     const app = document.querySelector('[data-testid="stApp"]');
     const s = app ? app.getAttribute('data-test-script-state') : null;
     if (s !== prev) {
       if (s === 'running') { window.__pm.runs++; window.__pm.lastStart = performance.now(); }
+      else if (prev === 'running') window.__pm.lastEnd = performance.now();
       prev = s;
     }
   };
