@@ -15,7 +15,9 @@ Two instants per action, both read in the page (``performance.now()``, polled ev
 and are not stale); "idle" = the page is done: Streamlit's script state is ``notRunning`` after a
 run that started after the action, no element is stale (faded), no spinner or skeleton, and every
 Plotly chart has drawn. The baseline of each page, measured in the same run, is a no-op rerun of
-that page (the ``r`` shortcut: the whole script again, nothing changed, everything from cache).
+that page (the ``r`` shortcut: the whole script again, nothing changed, everything from cache); the
+baseline of a first page and of a new tab is the same on a one-line Streamlit app (the frontend's
+own cost of booting in a tab: loading and compiling its JavaScript, opening the websocket).
 
     python bench/bench_app_latency.py [--runs 7] [--starts 3] [--results FOLDER] [--json OUT]
 """
@@ -89,7 +91,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(results: Path | None, log_path: Path):
+def serve(results: Path | None, log_path: Path, script: str = "app/streamlit_app.py"):
     """``streamlit run`` on a free port; yields (url, seconds from launch to a healthy server)."""
     port = _free_port()
     env = dict(os.environ)
@@ -101,7 +103,7 @@ def serve(results: Path | None, log_path: Path):
     with open(log_path, "w+") as log:
         t = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
@@ -295,6 +297,33 @@ def bench_new_tab(ctx, url: str, runs: int, out: dict) -> None:
     out["URL new tab idle"] = times
 
 
+BLANK_APP = 'import streamlit as st\n\nst.title("Blank")\nst.write("A page with nothing on it.")\n'
+
+
+def blank_baseline(browser, runs: int, out: dict) -> None:
+    """The frontend's own floor: a one-line Streamlit app, first page after its server starts and by URL in a new tab."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "blank.py"
+        script.write_text(BLANK_APP)
+        first = []
+        for _ in range(2):
+            with serve(None, Path(tmp) / "log", str(script)) as (url, _):
+                ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+                ctx.add_init_script(INIT_JS)
+                page = ctx.new_page()
+                page.goto(url, wait_until="commit")
+                first.append(Timer(page).idle(0.0, "Blank"))
+                page.close()
+                times = []
+                for _ in range(runs):
+                    page = ctx.new_page()
+                    page.goto(url, wait_until="commit")
+                    times.append(Timer(page).idle(0.0, "Blank"))
+                    page.close()
+                ctx.close()
+        out["blank app: first page idle"], out["blank app: URL new tab idle"] = first, times
+
+
 def first_overview(browser, results, starts: int, out: dict) -> None:
     first, up = [], []
     for _ in range(starts):
@@ -311,8 +340,8 @@ def first_overview(browser, results, starts: int, out: dict) -> None:
 def report(out: dict, load_before, load_after) -> None:
     med = {k: statistics.median(v) for k, v in out.items() if v}
     base = {"drag": "thresholds no-op", "arrow": "thresholds no-op", "three": "thresholds no-op",
-            "plane": "thresholds no-op", "navigation": "navigation no-op", "URL": "navigation no-op",
-            "first": "navigation no-op"}
+            "plane": "thresholds no-op", "navigation": "navigation no-op", "URL": "blank app: URL new tab idle",
+            "first": "blank app: first page idle"}
     print(f"\n{'measure':<36}{'n':>3}{'median':>9}{'min':>8}{'max':>8}{'/ no-op':>9}  target")
     for k, v in out.items():
         if not v:
@@ -331,7 +360,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7, help="tries per measure")
     ap.add_argument("--starts", type=int, default=3, help="fresh servers for the first Overview")
     ap.add_argument("--results", help="results folder (default: the shipped demo results)")
-    ap.add_argument("--only", default="first,thresholds,navigation,tab", help="comma-separated parts")
+    ap.add_argument("--only", default="blank,first,thresholds,navigation,tab", help="comma-separated parts")
     ap.add_argument("--json", help="write the raw times here")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
@@ -345,6 +374,8 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                                     "--disable-background-networking"])
+        if "blank" in parts:
+            blank_baseline(browser, args.runs, out)
         if "first" in parts:
             first_overview(browser, results, args.starts, out)
         with tempfile.TemporaryDirectory() as tmp, serve(results, Path(tmp) / "log") as (url, _):
