@@ -8,11 +8,14 @@ intervals) in ``st.cache_data`` (a copy per caller).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
+from app.views import explore as explore_view
 from app.views.planted_records import planted_path, read_planted
 from core.config import MetricsConfig
 from core.index.corpus_index import CorpusIndex
@@ -28,7 +31,6 @@ from core.scoring import loops, registry, summary
 from core.scoring.bootstrap import bootstrap_intervals
 from core.scoring.metrics import score_traces, span_share_curve
 from core.scoring.propensity import pm_interval, run_pm
-
 
 # A MetricsConfig is hashed by its repr (every field, nested configs included): Streamlit's generic
 # hashing of the nested frozen dataclass costs milliseconds per cached call, and a page makes dozens.
@@ -83,6 +85,12 @@ def _metric_groups(cfg: MetricsConfig) -> tuple[tuple[str, ...], ...]:
 def _metric_group(ident: str, setting: str, cfg: MetricsConfig, names: tuple[str, ...], _run) -> dict:
     gens, traces = setting_traces(ident, setting, _run)
     return registry.compute_metrics(traces, cfg, gens, setting=setting, names=names)
+
+
+@st.cache_resource(max_entries=16)
+def example_rows(ident: str, _run) -> tuple:
+    """Explore's rows (``app.views.explore.example_rows``) of a run: one per traced generation."""
+    return tuple(explore_view.example_rows(_run.generations, _run.traces))
 
 
 def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
@@ -156,6 +164,14 @@ def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _r
         out[s] = {"spans": [sp.length for t in kept for sp in t.spans],
                   "nv": [d.nv.recall for t in kept for d in t.docs]}
     return out
+
+
+@st.cache_resource(max_entries=256, hash_funcs=_CFG)
+def figure(name: str, key: tuple, _build: Callable[[], Any]) -> Any:
+    """A chart built once per (``name``, ``key``): ``key`` holds everything the figure is drawn from (the
+    identity of the cached values it plots and the chart's own arguments); ``_build`` runs on a miss only.
+    ``st.plotly_chart`` copies the figure it is given, so one figure object serves every session."""
+    return _build()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the corpus index ...")

@@ -148,6 +148,16 @@ class Timer:
         self.page.wait_for_function(IDLE_JS, arg=[-2, title], polling=50, timeout=120_000)
         self.page.wait_for_timeout(150)
 
+    def started(self, t0: float, timeout_ms: int = 5000) -> bool:
+        """Whether a script run starts after ``t0`` within ``timeout_ms``."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function("t0 => window.__pm.lastStart >= t0", arg=t0, polling="raf", timeout=timeout_ms)
+        except PlaywrightTimeout:
+            return False
+        return True
+
     def noop_rerun(self, title: str | None = None) -> float:
         """The ``r`` shortcut: the page's script again with nothing changed."""
         for _ in range(3):  # a key press lost (focus moving while the page redraws) is pressed again
@@ -155,11 +165,8 @@ class Timer:
             self.page.evaluate("document.activeElement && document.activeElement.blur()")
             t0 = self.now()
             self.page.keyboard.press("r")
-            try:
-                self.page.wait_for_function("t0 => window.__pm.lastStart >= t0", arg=t0, polling="raf", timeout=5000)
-            except Exception:  # noqa: BLE001 - Playwright's TimeoutError
-                continue
-            return self.idle(t0, title)
+            if self.started(t0):
+                return self.idle(t0, title)
         raise RuntimeError("the r shortcut started no rerun (three tries)")
 
 
