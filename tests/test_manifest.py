@@ -92,7 +92,8 @@ def test_the_old_nvr_key_loads_as_nv_blocks_with_a_deprecation_warning(tmp_path)
 def test_the_shipped_demo_manifest_parses_without_warnings():
     run = load_results(ROOT / "demo" / "results" / "demo")
     assert run.manifest.warnings == () and run.manifest.metrics == MetricsConfig()
-    assert run.manifest.counts.generations == len(run.generations) == 300
+    assert run.manifest.counts.generations == len(run.generations) == 300 + 23  # 3 x 100 prompts + 23 floor texts
+    assert run.manifest.counts.generated + run.manifest.counts.generations_from_cache == 300  # floor texts: none
 
 
 @pytest.fixture()
