@@ -29,5 +29,5 @@ def floor_generations(setting: SettingConfig) -> list[Generation]:
 
 def floor_key(gen: Generation) -> str:
     """Cache key of a floor text (it stands where a generation key would): hash of setting, id and text."""
-    return hashlib.sha256("\x00".join(["floor", gen.key.setting, gen.key.prompt_id, gen.completion])
-                          .encode("utf-8")).hexdigest()
+    parts = ("floor", gen.key.setting, gen.key.prompt_id, gen.completion)
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
