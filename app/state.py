@@ -7,7 +7,8 @@ Keys (everything else in session state is a widget's own ``key=``):
 - ``RETRACED``: {(run id, TraceConfig): RunResults} re-traced by the Thresholds page in this session.
 - ``THRESHOLDS``: {run id: MetricsConfig} tuned on the Thresholds page; every page and every export
   of that run scores with it (:func:`metrics_config`) until "Reset to the run's values".
-- ``"exp_report"``: (run id, thresholds, metric, HTML) of the last report the Export page built.
+- ``"exp_report"``: (run id, thresholds, metric, HTML, summary frame, JSON document) of the last report
+  and summary the Export page built.
 - ``"results_dir"``: the sidebar picker's own widget key; button callbacks set it to open a folder.
 Session state is per browser session, so two people never see each other's runs or re-traces.
 """

@@ -68,13 +68,20 @@ def safetensors_parameters(folder: str | Path) -> int | None:
 
 
 def model_name(manifest: Manifest) -> str:
-    """A readable model name: the last part of its path (the last two of a hub id), else its identity."""
+    """A readable model name: the last two parts of its path or hub id (a folder is often just "model"),
+    else its identity; never an absolute path.
+
+    >>> from core.config import ModelConfig
+    >>> from core.runs.manifest import ModelInfo
+    >>> model_name(Manifest("r", model=ModelInfo("x", ModelConfig("/home/ana/demo/model"))))
+    'demo/model'
+    """
     model = manifest.model
     path = model.config.name_or_path if model is not None and model.config is not None else None
     if path:
-        parts = [p for p in str(path).replace("\\", "/").split("/") if p and p != ".."]
+        parts = [p for p in str(path).replace("\\", "/").split("/") if p and p not in ("..", ".")]
         if parts:
-            return "/".join(parts[-2:]) if "/" in str(path) and not Path(str(path)).exists() else parts[-1]
+            return "/".join(parts[-2:])
     return str(model.identity) if model is not None and model.identity else "model"
 
 

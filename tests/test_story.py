@@ -281,6 +281,10 @@ def test_tuned_threshold_reaches_overview_and_the_exports_and_resets(monkeypatch
     assert (shown(at.metric[0].label), at.metric[0].value) == (
         "≥ 12 tokens", f"{sum(t.longest_span >= 12 for t in traces) / len(traces):.0%}")
     assert any("tuned in this session" in shown(c.value) for c in at.caption)
+    at.switch_page("../pages/explore.py").run()
+    reach = sum(t.longest_span >= 12 for t in run.traces)  # no filter: every completion matches
+    assert any(f"; {reach} of them hold a verbatim span of at least N = 12 tokens" in shown(c.value)
+               for c in at.caption)
     at.switch_page("../pages/export.py").run()
     at.button(key="exp_build").click().run()
     _, cfg, _, report, summary, document = at.session_state["exp_report"]
