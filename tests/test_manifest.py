@@ -117,7 +117,8 @@ def test_span_threshold_30_shows_r_30_and_warns_in_the_app(monkeypatch, r30):
     for s in run.settings():  # the numbers under R_30 are R_30's
         want = compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=30))["r_n"]
         assert table.set_index("setting").loc[s, "R_30"] == pytest.approx(want)
-    assert any(re.search(r"span of at least 30 tokens", render.shown(i.value)) for i in at.info)
+    assert any(re.search(r"at least 30 tokens of training text", render.shown(m.value)) for m in at.markdown)
+    assert render.shown(at.metric[0].label) == "≥ 30 tokens"  # the story's "Can it leak?" tile
 
 
 def test_span_threshold_30_shows_r_30_and_warns_in_the_text_report(r30):
