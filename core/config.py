@@ -212,8 +212,8 @@ class SettingConfig:
         require(not (self.name in BUILT_IN_SETTINGS and self.prompts_path), (
             f"setting {self.name!r} builds its own prompts and cannot read prompts_path = {self.prompts_path!r}; "
             "remove prompts_path, or give the setting another name to use the file"))
-        _require(self.kind in SETTING_KINDS, f"SettingConfig.kind must be one of {SETTING_KINDS}, got {self.kind!r}")
-        _require(self.kind != "floor" or (bool(self.prompts_path) and self.name not in BUILT_IN_SETTINGS), (
+        one_of(self, "kind", SETTING_KINDS)
+        require(self.kind != "floor" or (bool(self.prompts_path) and self.name not in BUILT_IN_SETTINGS), (
             f"setting {self.name!r} of kind 'floor' needs prompts_path (a JSONL of texts known not to be in "
             "the corpus) and a name other than the built-in settings"))
 
