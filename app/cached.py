@@ -174,6 +174,16 @@ def figure(name: str, key: tuple, _build: Callable[[], Any]) -> Any:
     return _build()
 
 
+def rescored_traces(ident: str, cfg: MetricsConfig, _run) -> tuple[TraceResult, ...]:
+    """Every trace of the run with ``cfg.nv_blocks`` applied (``score_traces``): nv_recall as scored."""
+    return _rescored_traces(ident, only_relevant(cfg, ("max_nv_recall",)).nv_blocks, _run)
+
+
+@st.cache_resource(max_entries=16)
+def _rescored_traces(ident: str, nv_blocks, _run) -> tuple[TraceResult, ...]:
+    return tuple(score_traces(_run.traces, MetricsConfig(nv_blocks=nv_blocks)))
+
+
 @st.cache_resource(max_entries=4, show_spinner="Opening the corpus index ...")
 def open_index(dirs: tuple[str, ...]):
     """``CorpusIndex.open(dirs)`` shared by every session (read-only, memory-mapped)."""

@@ -5,7 +5,10 @@ Keys (everything else in session state is a widget's own ``key=``):
 - ``CANCEL``: a ``threading.Event`` the Run page's Cancel button sets; the running experiment's
   progress callback raises ``core.progress.Cancelled`` when it is set.
 - ``RETRACED``: {(run id, TraceConfig): RunResults} re-traced by the Thresholds page in this session.
-- ``"exp_report"``: (run id, metric, HTML) of the last report the Export page built.
+- ``THRESHOLDS``: {run id: MetricsConfig} tuned on the Thresholds page; every page and every export
+  of that run scores with it (:func:`metrics_config`) until "Reset to the run's values".
+- ``"exp_report"``: (run id, thresholds, metric, HTML, summary frame, JSON document) of the last report
+  and summary the Export page built.
 - ``"results_dir"``: the sidebar picker's own widget key; button callbacks set it to open a folder.
 Session state is per browser session, so two people never see each other's runs or re-traces.
 """
@@ -16,10 +19,15 @@ import threading
 import streamlit as st
 
 from app import cached
+from core.config import MetricsConfig
 
 RUN_PATH = "propme_run_path"
 CANCEL = "propme_cancel"
 RETRACED = "propme_retraced"
+THRESHOLDS = "propme_thresholds"
+# the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, key "thr"):
+# reset with them
+THRESHOLD_WIDGETS = tuple(f"thr_{k}" for k in ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2"))
 
 
 def current_run():
@@ -51,3 +59,34 @@ def open_results(path: str) -> None:
 def open_results_from(key: str) -> None:
     """Button callback: open the folder typed in the text input ``key``."""
     open_results(st.session_state.get(key, ""))
+
+
+def run_metrics_config(run) -> MetricsConfig:
+    """The thresholds the run was scored with (its manifest)."""
+    return run.manifest.metrics
+
+
+def metrics_config(ident: str, run) -> MetricsConfig:
+    """The thresholds in force for this run in this session: tuned on the Thresholds page, else the run's."""
+    tuned = st.session_state.get(THRESHOLDS, {}).get(ident)
+    return tuned if tuned is not None else run_metrics_config(run)
+
+
+def set_metrics_config(ident: str, run, cfg: MetricsConfig) -> None:
+    """Record ``cfg`` as this session's thresholds for the run (forgotten when equal to the run's)."""
+    tuned = st.session_state.setdefault(THRESHOLDS, {})
+    if cfg == run_metrics_config(run):
+        tuned.pop(ident, None)
+    else:
+        tuned[ident] = cfg
+
+
+def thresholds_tuned(ident: str) -> bool:
+    return ident in st.session_state.get(THRESHOLDS, {})
+
+
+def reset_thresholds(ident: str) -> None:
+    """Button callback: back to the run's thresholds, the Thresholds page's widgets included."""
+    st.session_state.get(THRESHOLDS, {}).pop(ident, None)
+    for key in THRESHOLD_WIDGETS:
+        st.session_state.pop(key, None)

@@ -16,6 +16,7 @@ SETTINGS = (CAPABILITY, "generic", "specific", "unconditional", "minimal-cue")
 NATURAL_SETTINGS = ("generic", "specific", "unconditional", "minimal-cue")
 TRACE_MODES = ("text", "mixed")
 PROMPT_FORMATS = ("auto", "raw", "chat")
+SETTING_KINDS = ("prompts", "floor")  # floor: a chance baseline of texts known not to be in the corpus (SPEC 6)
 MERGE_POLICIES = ("union", "always", "none")
 BUILT_IN_SETTINGS = ("prefix", "unconditional", "minimal-cue")  # prompts made by the tool: no prompts_path
 CORPUS_FORMATS = ("auto", "jsonl", "parquet", "csv", "txt", "hf")
@@ -197,6 +198,7 @@ class SettingConfig:
     seed: int = 42  # seed of the prompt/document sample
     prompt_format: str = "auto"  # auto (chat for prompt-file settings when the tokenizer has a chat template, else raw) | raw | chat
     system_prompt: str | None = None  # chat format: the system turn (None: the template's own default, if any)
+    kind: str = "prompts"  # prompts (the model completes them) | floor (the prompts_path texts ARE the completions: texts known not to be in the corpus, a chance baseline; nothing is generated)
 
     def __post_init__(self):
         check_fields(self)
@@ -210,6 +212,10 @@ class SettingConfig:
         require(not (self.name in BUILT_IN_SETTINGS and self.prompts_path), (
             f"setting {self.name!r} builds its own prompts and cannot read prompts_path = {self.prompts_path!r}; "
             "remove prompts_path, or give the setting another name to use the file"))
+        one_of(self, "kind", SETTING_KINDS)
+        require(self.kind != "floor" or (bool(self.prompts_path) and self.name not in BUILT_IN_SETTINGS), (
+            f"setting {self.name!r} of kind 'floor' needs prompts_path (a JSONL of texts known not to be in "
+            "the corpus) and a name other than the built-in settings"))
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,77 @@
-"""Export: records and summaries as CSV/JSON, and a self-contained HTML report."""
+"""Export: completions, spans and summaries as CSV/JSON (readable columns, a data dictionary), and the
+stakeholder HTML report; all under this session's thresholds (tuned on the Thresholds page)."""
 import json
 
 import streamlit as st
 
-from app import cached, charts, render, state
-from app.views import manifest, reading, tables
+from app import cached, render, state, story
+from app.views import manifest, tables
+from core.reports import exports
+from core.reports.story import floor_settings
+from core.scoring.metrics import scored_traces
+from core.scoring.registry import HEADLINE
 
 st.title("Export")
 with render.page_boundary():
     ident, run = state.current_run()
-    cfg = run.manifest.metrics
+    cfg = state.metrics_config(ident, run)
+    tuned = state.thresholds_tuned(ident)
     settings = tuple(run.settings())
-    records = tables.records_frame(run.generations, run.traces)
-    values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
-    st.subheader("Records (one row per completion)")
-    c1, c2 = st.columns(2)
-    c1.download_button("Records as CSV", records.to_csv(index=False), "records.csv", "text/csv", key="exp_rec_csv")
-    c2.download_button("Records as JSON", records.to_json(orient="records", force_ascii=False), "records.json",
-                       "application/json", key="exp_rec_json")
-    st.subheader("Summary (metrics per setting)")
-    summary = tables.summary_frame(values)
-    c3, c4 = st.columns(2)
-    c3.download_button("Summary as CSV", summary.to_csv(index=False), "summary.csv", "text/csv", key="exp_sum_csv")
-    c4.download_button("Summary as JSON", json.dumps(values, indent=2, ensure_ascii=False), "summary.json",
-                       "application/json", key="exp_sum_json")
-    st.dataframe(summary, hide_index=True, key="exp_summary")
+    floors = floor_settings(run.manifest, settings)
+    st.caption(render.md_literal(
+        ("Thresholds tuned in this session" if tuned else "The run's own thresholds")
+        + f" (span threshold N = {cfg.span_threshold}, nv threshold {cfg.nv_threshold:g}) are used and "
+        "recorded in every export. Change them on the Thresholds page."))
+    traces = cached.rescored_traces(ident, cfg, run)  # nv_recall under this session's block thresholds
 
-    st.subheader("HTML report")
-    st.caption("One file with charts, tables and highlighted examples; opens offline in any browser.")
-    metric = st.selectbox("Headline metric", tables.PRIMARY, format_func=tables.metric_label, key="exp_metric")
-    if st.button("Build the HTML report", key="exp_build"):
+    st.subheader("Completions and spans")
+    completions = exports.completions_frame(run.generations, traces)
+    spans = exports.spans_frame(traces)
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Completions as CSV", completions.to_csv(index=False), "completions.csv", "text/csv",
+                       key="exp_rec_csv")
+    c1.download_button("Completions as JSON", completions.to_json(orient="records", force_ascii=False),
+                       "completions.json", "application/json", key="exp_rec_json")
+    c2.download_button("Spans as CSV", spans.to_csv(index=False), "spans.csv", "text/csv", key="exp_spans_csv")
+    c2.download_button("Spans as JSON", spans.to_json(orient="records", force_ascii=False), "spans.json",
+                       "application/json", key="exp_spans_json")
+    c3.download_button("Data dictionary (CSV)", exports.data_dictionary().to_csv(index=False),
+                       "data-dictionary.csv", "text/csv", key="exp_dict_records")
+    st.caption(render.md_literal(
+        f"{len(completions):,} completions; {len(spans):,} span rows (one per verbatim span and retrieved "
+        "document, with character offsets, document ids, tier and nv_recall)."))
+
+    st.subheader("Summary and HTML report")
+    st.caption("Metrics with 95% intervals and PM per natural setting (CSV, JSON), and one self-contained HTML "
+               "page for stakeholders: the story first, configuration in the appendix.")
+    metric = st.selectbox("Headline metric of the report's charts", tables.PRIMARY, format_func=tables.metric_label,
+                          key="exp_metric")
+    if st.button("Build the summary and the HTML report", key="exp_build"):
+        values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
         intervals = {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
-        pm = cached.pm_intervals(ident, settings, metric, cfg, run)
-        label = tables.metric_label(metric)
-        figures = [charts.metric_bars({s: intervals[s][metric] for s in settings}, label)]
-        if pm:
-            figures.append(charts.pm_bars(pm, label))
-        points = reading.plane_points(manifest.run_label(run.manifest), intervals, metric)
-        if points:
-            figures.append(charts.capability_propensity(points, label))
-        inp = reading.report_input(run, values, intervals, pm, figures, cfg,
-                                 cached.pm_values(ident, settings, "nvr", cfg, run))
-        st.session_state["exp_report"] = (ident, metric, cached.html_report(ident, cfg, metric, inp))
+        natural = tuple(s for s in settings if s not in floors)
+        pm = {m: cached.pm_intervals(ident, natural, m, cfg, run) for m in HEADLINE}
+        by_setting = {s: {m: pm[m][s] for m in HEADLINE if s in pm[m]} for s in pm[HEADLINE[0]]}
+        label = manifest.run_label(run.manifest)
+        summary = exports.summary_frame(values, intervals, by_setting, cfg, floors)
+        document = exports.summary_document(label, values, intervals, by_setting, cfg,
+                                            "tuned in the app" if tuned else "the run's own", floors)
+        figs = story.figures(label, values, intervals, pm[metric], metric, floors)
+        inp = story.report_input(run, run.path, values, intervals, pm, metric, cfg, tuned, figs,
+                                 traces=scored_traces(traces, cfg))
+        st.session_state["exp_report"] = (ident, cfg, metric, cached.html_report(ident, cfg, metric, inp),
+                                          summary, document)
     built = st.session_state.get("exp_report")
-    if built and built[0] == ident and built[1] == metric:
-        st.download_button("Download the HTML report", built[2], "propme-report.html", "text/html", key="exp_html")
+    if built and built[0] == ident and built[1] == cfg and built[2] == metric:
+        _, _, _, report, summary, document = built
+        c4, c5, c6 = st.columns(3)
+        c4.download_button("Download the HTML report", report, "propme-report.html", "text/html", key="exp_html")
+        c5.download_button("Summary as CSV", summary.to_csv(index=False), "summary.csv", "text/csv",
+                           key="exp_sum_csv")
+        c5.download_button("Summary as JSON", json.dumps(document, indent=2, ensure_ascii=False), "summary.json",
+                           "application/json", key="exp_sum_json")
+        c6.download_button("Data dictionary (CSV)", exports.data_dictionary(summary).to_csv(index=False),
+                           "data-dictionary.csv", "text/csv", key="exp_dict")
+        st.dataframe(summary.astype(str), hide_index=True, key="exp_summary")
+    elif built and built[0] == ident:
+        st.info("The thresholds or the metric changed since the last build: build again to export them.")

@@ -1,20 +1,86 @@
-"""Overview: the run in view, headline metrics with intervals, PM, capability vs propensity, planted records."""
+"""Overview: the story first (can it leak, does it, PM in words, striking examples), then the details."""
+from pathlib import Path
+
 import streamlit as st
 
-from app import cached, charts, render, state
-from app.views import manifest, planted_records, reading, tables
+from app import cached, charts, render, state, story
+from app.views import explore, manifest, planted_records, tables
 from core.errors import PropMeError
+from core.reports import na
+from core.reports.story import GLOSSARY, floor_settings, striking
 from core.reports.text import prompt_formats, run_notes
+from core.scoring.metrics import scored_traces
+
+EXPLORE = Path(__file__).resolve().parent / "explore.py"  # the Page st.navigation lists (app/streamlit_app.py)
+EXCERPT = 280  # characters of a striking span shown here (Explore shows it all)
 
 st.title("Overview")
 with render.page_boundary():
     ident, run = state.current_run()
-    cfg = run.manifest.metrics
     for note in run.manifest.warnings:
         st.warning(render.md_literal(note))
     settings = tuple(run.settings())
+    floors = floor_settings(run.manifest, settings)
     label = manifest.run_label(run.manifest)
-    st.subheader(render.md_literal(f"Run: {label}"))
+    st.markdown("**Model:** " + render.md_literal(story.badge(run.manifest, run.path)) + " · run *"
+                + render.md_literal(label) + "*")
+
+    # the story and the details below depend on the session's thresholds (tuned on the Thresholds page)
+    cfg = state.metrics_config(ident, run)
+    if state.thresholds_tuned(ident):
+        base = state.run_metrics_config(run)
+        st.caption(render.md_literal(
+            f"Thresholds tuned in this session (span threshold N = {cfg.span_threshold}, run: "
+            f"{base.span_threshold}; nv threshold {cfg.nv_threshold:g}, run: {base.nv_threshold:g}). "
+            "Reset them on the Thresholds page."))
+    values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
+    metric = st.session_state.get("ov_metric", "als")  # the Details picker below; ALS until it is changed
+    metric = metric if metric in tables.PRIMARY else "als"
+    natural = tuple(s for s in settings if s not in floors)
+    pm = cached.pm_intervals(ident, natural, metric, cfg, run)
+    view = story.story_view(values, cfg.span_threshold, floors, pm, metric)
+
+    c1, c2 = st.columns(2)
+    for col, (question, text, h) in zip((c1, c2), view.answers()):
+        with col, st.container(border=True):
+            st.subheader(render.md_literal(question))
+            st.markdown(render.md_literal(text))
+            t1, t2, t3 = st.columns(3)  # short labels: the box's question and answer name the setting
+            t1.metric(render.md_literal(f"≥ {h.threshold} tokens"), f"{h.share:.0%}",
+                      help=render.md_literal(f"{h.setting}: share of completions holding a verbatim span of at "
+                                             f"least {h.threshold} tokens (R_N; N is set on the Thresholds page)."))
+            t2.metric("Longest span", f"{h.longest}",
+                      help=render.md_literal(f"{h.setting}: longest verbatim span, in tokens."))
+            t3.metric(render.md_literal(f"Full matches of {h.n}"), f"{h.full}",
+                      help=render.md_literal(f"{h.setting}: completions found whole, word for word, in a "
+                                             "training document."))
+    if not view.answers():
+        st.info("This run has neither a prefix nor a natural setting to answer the two questions.")
+    for sentence in view.readings():
+        st.info(render.md_literal(sentence))
+    if view.does and not floors:
+        st.caption("No chance floor in this run: add a setting of kind 'floor' (texts known not to be in the "
+                   "corpus) to see what ordinary text reaches by chance.")
+
+    st.subheader("The most striking example of each setting")
+    best = striking(scored_traces(cached.rescored_traces(ident, cfg, run), cfg))
+    shown = [s for s in settings if s in best]
+    if not shown:
+        st.info("No completion of this run holds a verbatim span.")
+    for col, s in zip(st.columns(max(1, len(shown))), shown):
+        gen, trace = run.lookup(best[s])
+        longest = max(trace.spans, key=lambda sp: sp.length)
+        with col, st.container(border=True):
+            st.markdown("**" + render.md_literal(s) + "**" + render.md_literal(
+                f": longest verbatim span {longest.length} tokens"
+                + (", found whole in a training document" if trace.full_match else "")))
+            render.plain(longest.text if len(longest.text) <= EXCERPT else longest.text[:EXCERPT] + " …")
+            st.page_link(str(EXPLORE), label="Open in Explore", icon="🔎", query_params=explore.params_for(best[s]))
+    with st.expander("Glossary: prefix, generic, specific, floor, ALS, FMR, NVR, PM"):
+        for term, meaning in GLOSSARY:
+            st.markdown("**" + render.md_literal(term) + "**: " + render.md_literal(meaning))
+
+    st.header("Details")
     with st.expander("Run in view: model, corpus, index, settings, decoding, seeds", expanded=False):
         st.dataframe(manifest.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
     formats = prompt_formats(run.manifest)
@@ -22,39 +88,32 @@ with render.page_boundary():
         render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
     for note in run_notes(run):
         st.warning(render.md_literal(note))
-
-    values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
-    metric = st.selectbox("Headline metric for PM and the plane", tables.PRIMARY,
-                          format_func=tables.metric_label, key="ov_metric")
-    pm_point = cached.pm_values(ident, settings, metric, cfg, run)
-    for col, (s, v) in zip(st.columns(max(1, len(pm_point))), pm_point.items()):
-        col.metric(render.md_literal(f"PM {tables.metric_label(metric)} ({s})"), tables.pm_text(v))
-    st.info(render.md_literal(reading.plain_reading(values, cached.pm_values(ident, settings, "nvr", cfg, run),
-                                                 cfg.span_threshold)))
-    cols = st.columns(len(settings))
-    for col, s in zip(cols, settings):
-        col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]), help=render.md_literal(tables.meaning("als")))
-    secondary = st.multiselect("Secondary metrics", tables.metric_names(values), tables.SECONDARY,
+    metric = st.selectbox("Metric for PM and the charts", tables.PRIMARY, format_func=tables.metric_label,
+                          key="ov_metric")
+    for col, (s, r) in zip(st.columns(max(1, len(pm))), pm.items()):
+        col.metric(render.md_literal(f"PM {tables.metric_label(metric)} ({s})"),
+                   na.PM_NA if r.undefined else f"{r.value:.3f}",
+                   help="0.5 = ordinary use leaks as much as the attack; n/a when both settings score 0.")
+    for col, s in zip(st.columns(len(settings)), settings):
+        col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]),
+                   help=render.md_literal(tables.meaning("als")))
+    secondary = st.multiselect("More metrics", tables.metric_names(values), tables.SECONDARY,
                                format_func=lambda m: tables.metric_label(m, cfg), key="ov_secondary")
-    st.dataframe(tables.metric_table(values, ("n_generations", *tables.PRIMARY, *secondary), cfg), hide_index=True,
+    st.dataframe(story.na_table(values, ("n_generations", *tables.PRIMARY, *secondary), cfg), hide_index=True,
                  key="ov_points")
 
     st.subheader("With 95% bootstrap intervals")
     intervals = {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
-    st.dataframe(tables.interval_table(intervals, tables.PRIMARY, cfg), hide_index=True, key="ov_intervals")
-    pm = cached.pm_intervals(ident, settings, metric, cfg, run)
+    st.dataframe(story.interval_table(intervals, tables.PRIMARY, cfg), hide_index=True, key="ov_intervals")
+    figs = story.figures(label, values, intervals, pm, metric, floors)
     c1, c2 = st.columns(2)
-    with c1:
-        st.plotly_chart(charts.metric_bars({s: intervals[s][metric] for s in settings},
-                                           tables.metric_label(metric)), key="ov_bars")
-    with c2:
-        if pm:
-            st.plotly_chart(charts.pm_bars(pm, tables.metric_label(metric)), key="ov_pm")
-        else:
-            st.info("PM needs a prefix setting and at least one natural setting in the run.")
-    points = reading.plane_points(label, intervals, metric)
-    if points:
-        st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric)), key="ov_plane")
+    c1.plotly_chart(figs[0], key="ov_bars")
+    if pm:
+        c2.plotly_chart(figs[1], key="ov_pm")
+    else:
+        c2.info("PM needs a prefix setting and at least one natural setting in the run.")
+    if len(figs) > 1 + bool(pm):
+        st.plotly_chart(figs[-1], key="ov_plane")
 
     planted = None
     if run.path:

@@ -86,7 +86,7 @@ def test_overview_shows_core_metrics_and_a_reading(monkeypatch, results):
     for s in run.settings():
         expected = compute_metrics(run.by_setting(s)[1], MetricsConfig())["als"]
         assert metric_value(at, f"ALS ({s})") == f"{expected:.1f} tokens"
-    assert any("Under prefix attacks" in i.value for i in at.info)
+    assert any("PM of ALS" in render.shown(i.value) for i in at.info)
     assert len(at.get("plotly_chart")) >= 2
 
 
@@ -174,7 +174,9 @@ def test_export_builds_the_html_report(monkeypatch, results):
     at = app(monkeypatch, results, "export")
     at.button(key="exp_build").click().run()
     assert not at.exception
-    assert len(at.get("download_button")) == 5
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Completions as CSV", "Completions as JSON", "Spans as CSV", "Spans as JSON", "Data dictionary (CSV)",
+        "Download the HTML report", "Summary as CSV", "Summary as JSON", "Data dictionary (CSV)"]
 
 
 def test_missing_results_folder_is_an_error_not_a_crash(monkeypatch, tmp_path):
@@ -207,7 +209,7 @@ def test_two_sessions_keep_their_own_runs(monkeypatch, results, results_b):
     a = app(monkeypatch, results, "overview")
     b = app(monkeypatch, results_b, "overview")
     a.run()
-    assert render.shown(a.subheader[0].value) == "Run: fixture" and render.shown(b.subheader[0].value) == "Run: other"
+    assert "run *fixture*" in render.shown(a.markdown[0].value) and "run *other*" in render.shown(b.markdown[0].value)
 
 
 def test_run_page_opens_a_cli_results_folder(monkeypatch, results, results_b):
@@ -314,14 +316,21 @@ def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
 
 
 def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
-    """The sentence names the PM it quotes and that PM is core's PM of NVR; columns spell out N and t."""
+    """Each PM sentence quotes core's PM of ALS for its natural setting (the floor has none); columns spell
+    out N and t."""
+    from core.reports.story import floor_settings
+
     cfg = run.manifest.metrics
-    nvr = {s: compute_metrics(run.by_setting(s)[1], cfg)["nvr"] for s in run.settings()}
-    worst = max((s for s in nvr if s != "prefix"), key=nvr.get)
-    reading = next(render.shown(i.value) for i in at.info if "Under prefix attacks" in i.value)
-    assert f"({worst}, the leakiest natural setting)" in reading
-    assert f"(PM of NVR = {pm(nvr[worst], nvr['prefix']):.2f};" in reading
-    assert f"{nvr[worst]:.2f} against {nvr['prefix']:.2f}" in reading
+    als = {s: compute_metrics(run.by_setting(s)[1], cfg)["als"] for s in run.settings()}
+    floors = floor_settings(run.manifest, als)
+    natural = [s for s in als if s != "prefix" and s not in floors]
+    infos = [render.shown(i.value) for i in at.info]
+    assert natural and floors  # the demo holds a chance floor
+    for s in natural:
+        reading = next(i for i in infos if i.startswith(f"Ordinary prompts ({s}) leak"))
+        assert f"PM of ALS = {pm(als[s], als['prefix']):.2f} " in reading
+        assert f"text never seen in training reaches {als[floors[0]]:.1f}" in reading
+    assert not any(f"({f})" in i for f in floors for i in infos if i.startswith("Ordinary prompts"))
     table = next(d.value for d in at.dataframe if "ALS" in d.value.columns)
     assert f"R_{cfg.span_threshold}" in table.columns and f"NV > {cfg.nv_threshold:g}" in table.columns
     assert "R_N" not in table.columns and "NV > thr" not in table.columns

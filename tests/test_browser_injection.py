@@ -128,9 +128,9 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
         return visible_controls(payload(port, tag))
 
     expected = {  # page -> texts it must show literally (each waited for, then asserted)
-        "": [f"Run: {shown('run')}",  # st.subheader
+        "": [f"· run {shown('run')}",  # the model badge (st.markdown)
              f"ALS ({shown('setgen')})", f"PM ALS ({shown('setspec')})",  # metric labels
-             "the leakiest natural setting) it does so"],  # st.info naming a setting
+             f"Ordinary prompts ({shown('setspec')}) leak"],  # st.info naming a setting (the PM sentence)
         "explore": [f"source document: {shown('doc')} doc-", f"document: {shown('doc')} doc-"],  # captions
         "thresholds": [f"R_50 ({shown('setgen')})", f"PM of R_50 ({shown('setspec')})"],
         "compare": ["Add at least two results folders"], "corpus": ["corpus index is not on this machine"],

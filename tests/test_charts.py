@@ -11,10 +11,13 @@ def iv(v, lo, hi):
 
 def test_metric_bars_values_and_asymmetric_errors():
     fig = charts.metric_bars({"prefix": iv(10.0, 8.0, 13.0), "generic": iv(2.0, 1.5, 2.2)}, "ALS").to_dict()
-    bar = fig["data"][0]
-    assert bar["type"] == "bar" and list(bar["x"]) == ["prefix", "generic"] and list(bar["y"]) == [10.0, 2.0]
-    assert list(bar["error_y"]["array"]) == [3.0, 0.20000000000000018]
-    assert list(bar["error_y"]["arrayminus"]) == [2.0, 0.5]
+    bars = fig["data"]  # one trace per setting, in its colour
+    assert [b["type"] for b in bars] == ["bar", "bar"] and [b["x"][0] for b in bars] == ["prefix", "generic"]
+    assert [b["y"][0] for b in bars] == [10.0, 2.0]
+    assert [b["error_y"]["array"][0] for b in bars] == [3.0, 0.20000000000000018]
+    assert [b["error_y"]["arrayminus"][0] for b in bars] == [2.0, 0.5]
+    assert [b["marker"]["color"] for b in bars] == [charts.color("prefix"), charts.color("generic")]
+    assert charts.color("prefix") != charts.color("generic")
     assert "ALS" in fig["layout"]["title"]["text"]
 
 

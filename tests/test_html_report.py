@@ -7,7 +7,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from app import charts
-from app.views import reading
+from app import story as app_story
 from core.reports.html import ReportInput, build_report
 from core.scoring.bootstrap import Interval, bootstrap_intervals
 from core.scoring.propensity import run_pm
@@ -27,8 +27,9 @@ def _report(n_examples: int = 40) -> tuple[str, object]:
     pm = {"generic": Interval(0.3, 0.1, 0.5, "percentile-bootstrap")}
     figs = [charts.metric_bars({s: ivs[s]["nvr"] for s in ivs}, "NVR"), charts.pm_bars(pm, "NVR")]
     traces = {s: run.by_setting(s)[1] for s in run.settings()}
-    pm_nvr = {s: r["nvr"] for s, r in run_pm(traces, cfg, ("nvr",), values_by_setting=values, intervals=False).items()}
-    inp = reading.report_input(run, values, ivs, pm, figs, cfg, pm_nvr, n_examples=n_examples)
+    pm_by = run_pm(traces, small, values_by_setting=values)
+    pm_by_metric = {m: {s: row[m] for s, row in pm_by.items()} for m in ("als", "fmr", "nvr")}
+    inp = app_story.report_input(run, None, values, ivs, pm_by_metric, "nvr", cfg, False, figs, cap=n_examples)
     return build_report(inp), run
 
 
@@ -48,7 +49,7 @@ def test_report_shows_hostile_text_literally_and_marks_every_span():
     no_scripts = re.sub(r"<script\b.*?</script>", "", body, flags=re.DOTALL)
     c = parse(no_scripts)
     assert {t for t, _ in c.tags} <= {"body", "h1", "h2", "h3", "p", "b", "div", "mark", "span", "table", "thead",
-                                       "tbody", "tr", "th", "td", "html"}
+                                       "tbody", "tr", "th", "td", "html", "dl", "dt", "dd"}
     assert "<script>document" not in no_scripts and "<img" not in no_scripts
     assert visible(HOSTILE_SPAN_TEXT) in c.marks
     expected = [visible(s.text) for t in run.traces for s in t.spans]

@@ -92,7 +92,8 @@ def test_the_old_nvr_key_loads_as_nv_blocks_with_a_deprecation_warning(tmp_path)
 def test_the_shipped_demo_manifest_parses_without_warnings():
     run = load_results(ROOT / "demo" / "results" / "demo")
     assert run.manifest.warnings == () and run.manifest.metrics == MetricsConfig()
-    assert run.manifest.counts.generations == len(run.generations) == 300
+    assert run.manifest.counts.generations == len(run.generations) == 300 + 23  # 3 x 100 prompts + 23 floor texts
+    assert run.manifest.counts.generated + run.manifest.counts.generations_from_cache == 300  # floor texts: none
 
 
 @pytest.fixture()
@@ -116,7 +117,8 @@ def test_span_threshold_30_shows_r_30_and_warns_in_the_app(monkeypatch, r30):
     for s in run.settings():  # the numbers under R_30 are R_30's
         want = compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=30))["r_n"]
         assert table.set_index("setting").loc[s, "R_30"] == pytest.approx(want)
-    assert any(re.search(r"span of at least 30 tokens", render.shown(i.value)) for i in at.info)
+    assert any(re.search(r"at least 30 tokens of training text", render.shown(m.value)) for m in at.markdown)
+    assert render.shown(at.metric[0].label) == "≥ 30 tokens"  # the story's "Can it leak?" tile
 
 
 def test_span_threshold_30_shows_r_30_and_warns_in_the_text_report(r30):

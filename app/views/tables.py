@@ -1,17 +1,16 @@
-"""Metric tables and labels: metric values and intervals per setting, leaked documents, export records.
+"""Metric tables and labels: metric values per setting, leaked documents, the compare table (intervals with n/a: app/story.py; exports: core/reports/exports.py).
 
 No Streamlit here: pages hand these frames to ``st.dataframe`` (cells are shown as text).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from core.config import MetricsConfig
-from core.records import Generation, TraceResult
+from core.records import TraceResult
 from core.scoring import registry
 from core.scoring.registry import HEADLINE
 
@@ -32,20 +31,6 @@ def fmt(v: float | None) -> str:
     return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
 
 
-def interval_table(per_setting: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
-                   cfg: MetricsConfig | None = None) -> pd.DataFrame:
-    """Rows = settings; per metric its value and '[lo, hi]' interval column (labels from the registry)."""
-    rows = []
-    for setting, ivs in per_setting.items():
-        row: dict[str, Any] = {"setting": setting}
-        for m in metrics:
-            iv, label = ivs[m], metric_label(m, cfg)
-            row[label] = None if iv.value is None else round(iv.value, 6)
-            row[f"{label} 95% CI"] = "n/a" if iv.lo is None else f"[{fmt(iv.lo)}, {fmt(iv.hi)}]"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def metric_label(m: str, cfg: MetricsConfig | None = None) -> str:
     """The registry's one label of a metric, its thresholds spelled out (``R_50``, ``NV > 0.5``).
 
@@ -62,11 +47,6 @@ def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequen
     """Rows = settings, one column per metric (labels from :func:`metric_label`)."""
     return pd.DataFrame([{"setting": s, **{metric_label(m, cfg): v.get(m) for m in metrics}}
                          for s, v in per_setting.items()])
-
-
-def summary_frame(per_setting: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
-    """Rows = settings, every metric under its own key (the names of summary.json), for export."""
-    return pd.DataFrame([{"setting": s, **{m: v[m] for m in sorted(v)}} for s, v in per_setting.items()])
 
 
 def tokens(v: float) -> str:
@@ -99,21 +79,6 @@ def leaks_by_doc(traces: Sequence[TraceResult]) -> pd.DataFrame:
                         columns=["doc_id", "doc_ix", "settings", "completions", "max nv_recall", "full match"])
 
 
-def records_frame(generations: Sequence[Generation], traces: Sequence[TraceResult]) -> pd.DataFrame:
-    """One row per generation with its trace summary (for CSV/JSON export)."""
-    by_key = {t.key: t for t in traces}
-    rows = []
-    for g in generations:
-        t = by_key.get(g.key)
-        rows.append({"setting": g.key.setting, "prompt_id": g.key.prompt_id, "sample_index": g.key.sample_index,
-                     "domain": g.prompt.domain, "prompt": g.prompt.text, "completion": g.completion,
-                     "traced": t is not None, "longest_span": t.longest_span if t else None,
-                     "n_spans": len(t.spans) if t else None, "full_match": t.full_match if t else None,
-                     "max_nv_recall": t.max_nv_recall if t else None,
-                     "spans": json.dumps([s.text for s in t.spans], ensure_ascii=False) if t else None})
-    return pd.DataFrame(rows)
-
-
 def compare_frame(values: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """Rows = runs, columns = settings (one metric)."""
     return pd.DataFrame([{"run": run, **by_setting} for run, by_setting in values.items()])
@@ -131,9 +96,3 @@ def meaning(m: str) -> str:
 def pm_text(r) -> str:
     """A PM value for a tile: three decimals, '(0/0: undefined)' when neither setting shows the metric."""
     return f"{r.value:.3f}" + (" (0/0: undefined)" if r.undefined else "")
-
-
-def pm_frame(pm: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per compared setting: PM, its interval, and whether it is undefined (0/0)."""
-    return pd.DataFrame([{"setting": s, "PM": round(r.value, 6), "95% CI": f"[{fmt(r.lo)}, {fmt(r.hi)}]",
-                          "undefined (0/0)": bool(getattr(r, "undefined", False))} for s, r in pm.items()])

@@ -1,14 +1,21 @@
-"""A self-contained HTML report to hand to stakeholders: tables, charts, highlighted examples.
+"""A self-contained HTML report to hand to stakeholders: the story first, methods and configuration last.
+
+First screen: the model, "Can it leak?" and "Does it leak?" answered in numbers, PM in one plain
+sentence (and the chance floor when the run has one). Then the metrics with intervals, the charts
+(one colour per setting, see :mod:`core.reports.palette`), a capped set of the most telling
+highlighted examples, a glossary, and an appendix with the thresholds, methods and configuration.
 
 Works offline: plotly.js is inlined from the installed plotly package (no CDN). All text from the
 run (manifest values, prompts, completions, document windows, doc ids) is escaped: tables through
 ``DataFrame.to_html(escape=True)``, examples through :mod:`core.reports.highlight`, figure JSON by plotly
-(which writes ``<`` as ``\\u003c`` inside its script).
+(which writes ``<`` as ``\\u003c`` inside its script). Absolute paths of the machine that built the
+report are shortened to their last parts (:func:`portable`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,17 +24,46 @@ from plotly.offline import get_plotlyjs
 
 from core.records import Generation, TraceResult
 from core.reports import highlight
+from core.reports.palette import setting_color
 
 STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto; max-width: 1100px;
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 1.5rem auto; max-width: 1100px;
        color: #1d1d1f; line-height: 1.45; padding: 0 1rem; }
-h1, h2, h3 { line-height: 1.2; } table { border-collapse: collapse; margin: 0.5rem 0 1.2rem; font-size: 0.9rem; }
+h1, h2, h3 { line-height: 1.2; } h1 { margin-bottom: 0.2rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.2rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top;
          overflow-wrap: anywhere; max-width: 40rem; }
 th { background: #f4f4f6; } .example { border-top: 1px solid #ccc; padding-top: 0.8rem; margin-top: 1rem; }
+.badge { display: inline-block; background: #f1f1f4; border-radius: 1rem; padding: 0.15rem 0.8rem; color: #444; }
+.questions { display: flex; gap: 1rem; flex-wrap: wrap; margin: 1rem 0; }
+.question { flex: 1 1 20rem; border: 1px solid #ddd; border-radius: 0.5rem; padding: 0.6rem 1rem; }
+.question h2 { margin: 0.2rem 0 0.4rem; font-size: 1.25rem; }
 .reading { background: #eef5ff; padding: 0.8rem 1rem; border-radius: 0.4rem; }
-.propme-ctl { color: #b00; font-size: 0.75em; }
+.setting { font-weight: 600; } .muted { color: #666; font-size: 0.9rem; }
+.propme-ctl { color: #b00; font-size: 0.75em; } .appendix { border-top: 3px solid #ddd; margin-top: 2.5rem; }
 """
+METHODS = (
+    "Each completion is traced back to the training corpus with a suffix-array index: its maximal verbatim "
+    "spans (runs of tokens found word for word in the corpus) are found, short or too common spans are "
+    "dropped, and for each remaining span a few training documents holding it are retrieved and compared "
+    "with the whole completion (near-verbatim recall). Metrics are computed per setting; intervals are "
+    "95% percentile-bootstrap intervals over prompts. PM compares a natural setting with the prefix attack "
+    "(PropMe, arXiv:2606.06286)."
+)
+_ABS_PATH = re.compile(r"(?:(?<=^)|(?<=[\s\"'\[(=,:]))(?:[A-Za-z]:\\|/|~/)[^\s\"',\]\)]*")
+
+
+def portable(text: str) -> str:
+    """``text`` with absolute paths cut to their last two parts (no path of the building machine).
+
+    >>> portable('["/home/ana/runs/demo/model", "hub/id"] at C:\\\\Users\\\\ana\\\\x.txt')
+    '["…/demo/model", "hub/id"] at …/ana/x.txt'
+    """
+    def cut(m: re.Match) -> str:
+        parts = [p for p in re.split(r"[\\/]", m.group(0)) if p and p != "~" and not p.endswith(":")]
+        return "…/" + "/".join(parts[-2:]) if parts else m.group(0)
+
+    return _ABS_PATH.sub(cut, str(text))
 
 
 @dataclass(frozen=True)
@@ -35,31 +71,50 @@ class ReportInput:
     """Everything a report shows; built by the app's Export page (or a script) from a run."""
 
     title: str
-    reading: str  # the plain-language sentence
-    run_rows: pd.DataFrame  # manifest as (field, value) rows
+    reading: str  # the PM sentence in plain words
+    run_rows: pd.DataFrame  # manifest as (field, value) rows: the appendix
     tables: tuple[tuple[str, pd.DataFrame], ...]  # (heading, table) e.g. metrics with intervals, PM
     figures: tuple[object, ...]  # plotly figures (go.Figure or dict)
-    examples: tuple[tuple[Generation, TraceResult], ...]  # highlighted completions
+    examples: tuple[tuple[Generation, TraceResult], ...]  # highlighted completions (already capped)
+    badge: str = ""  # model name, size, "toy demo"
+    questions: tuple[tuple[str, str], ...] = ()  # ("Can it leak?", answer), ("Does it leak?", answer)
+    sentences: tuple[str, ...] = ()  # more plain sentences (the chance floor)
+    glossary: tuple[tuple[str, str], ...] = ()
+    thresholds: pd.DataFrame | None = None  # the thresholds used, and where they came from
 
 
 def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, escape=True, border=0, na_rep="")
+    return df.to_html(index=False, escape=True, border=0, na_rep="n/a")
 
 
 def _example(gen: Generation, trace: TraceResult) -> str:
     k = gen.key
-    head = highlight.escape_text(f"{k.setting} / {k.prompt_id} / sample {k.sample_index}: longest span {trace.longest_span} "
-                       f"tokens{', full match' if trace.full_match else ''}")
-    parts = [f'<div class="example"><h3>{head}</h3><p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text)}']
-    if gen.prompt.true_continuation is not None:
-        parts.append(f"<p><b>True continuation</b></p>{highlight.plain_html(gen.prompt.true_continuation)}")
-    parts.append(f"<p><b>Completion</b> (verbatim spans highlighted)</p>{highlight.highlight_html(gen.completion, trace.spans)}")
-    for i, span in enumerate(trace.spans):
-        for d in span.docs[:1]:
-            parts.append(f"<p>Span {i}: document {highlight.escape_text(d.doc_id)}, tier {html.escape(d.tier)}, "
-                         f"nv_recall {d.nv.recall:.3f}</p>{highlight.window_html(d)}")
+    color = setting_color(k.setting)
+    head = (f'<span class="setting" style="color:{color}">{highlight.escape_text(k.setting)}</span> / '
+            f"{highlight.escape_text(k.prompt_id)} / sample {k.sample_index}: longest verbatim span "
+            f"{trace.longest_span} tokens{', found whole in a training document' if trace.full_match else ''}")
+    parts = [f'<div class="example" style="border-left: 4px solid {color}; padding-left: 0.8rem"><h3>{head}</h3>']
+    if gen.prompt.text:
+        parts.append(f"<p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text)}")
+    parts.append(f"<p><b>Completion</b> (verbatim spans highlighted)</p>"
+                 f"{highlight.highlight_html(gen.completion, trace.spans)}")
+    longest = max(trace.spans, key=lambda s: s.length, default=None)
+    if longest is not None and longest.docs:
+        d = max(longest.docs, key=lambda d: d.nv.recall)
+        more = len(trace.spans) - 1
+        parts.append(f"<p>Its longest span is in training document {highlight.escape_text(d.doc_id)} "
+                     f"(match: {html.escape(d.tier)}, nv_recall {d.nv.recall:.2f})"
+                     f"{f'; {more} shorter span(s) not expanded here' if more else ''}:</p>{highlight.window_html(d)}")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _questions(inp: ReportInput) -> str:
+    if not inp.questions:
+        return ""
+    boxes = "".join(f'<div class="question"><h2>{html.escape(q)}</h2><p>{html.escape(a)}</p></div>'
+                    for q, a in inp.questions)
+    return f'<div class="questions">{boxes}</div>'
 
 
 def build_report(inp: ReportInput) -> str:
@@ -75,12 +130,22 @@ def build_report(inp: ReportInput) -> str:
     tables = "".join(f"<h3>{html.escape(h)}</h3>{_table(df)}" for h, df in inp.tables)
     examples = "".join(_example(g, t) for g, t in inp.examples)
     made = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sentences = "".join(f'<p class="reading">{html.escape(s)}</p>' for s in inp.sentences)
+    glossary = ("<h2>Glossary</h2><dl>" + "".join(f"<dt><b>{html.escape(t)}</b></dt><dd>{html.escape(m)}</dd>"
+                                                   for t, m in inp.glossary) + "</dl>") if inp.glossary else ""
+    thresholds = f"<h3>Thresholds used</h3>{_table(inp.thresholds)}" if inp.thresholds is not None else ""
+    rows = inp.run_rows.map(portable) if len(inp.run_rows) else inp.run_rows
+    badge = f'<p><span class="badge">Model: {html.escape(inp.badge)}</span></p>' if inp.badge else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(inp.title)}</title><style>{STYLE}</style>"
         f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
-        f"<h1>{html.escape(inp.title)}</h1><p>PropMe Explorer report, made {made}.</p>"
-        f"<p class=\"reading\">{html.escape(inp.reading)}</p>"
-        f"<h2>Run</h2>{_table(inp.run_rows)}<h2>Metrics</h2>{tables}<h2>Charts</h2>{figures}"
-        f"<h2>Examples</h2>{highlight.legend_html('length')}{examples}</body></html>\n"
+        f"<h1>{html.escape(inp.title)}</h1>{badge}"
+        f"<p class=\"muted\">PropMe Explorer report, made {made}. Methods, thresholds and the full configuration "
+        f"are in the appendix at the end.</p>{_questions(inp)}"
+        f"<p class=\"reading\">{html.escape(inp.reading)}</p>{sentences}"
+        f"<h2>Numbers</h2>{tables}<h2>Charts</h2>{figures}"
+        f"<h2>The most telling examples</h2>{highlight.legend_html('length')}{examples}{glossary}"
+        f"<div class=\"appendix\"><h2>Appendix: methods and configuration</h2><p>{html.escape(METHODS)}</p>"
+        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</div></body></html>\n"
     )

@@ -91,6 +91,7 @@ class _Run:
     index: Any = None
     model: ModelInfo | None = None
     prompts: list[Prompt] = field(default_factory=list)
+    floor: list[Generation] = field(default_factory=list)  # floor settings' texts: completions not generated
     gkeys: dict[GenKey, str] = field(default_factory=dict)  # generation -> its cache key
     generations: tuple[Generation, ...] = ()
     tkeys: dict[GenKey, str] = field(default_factory=dict)  # generation -> its trace cache key
@@ -122,14 +123,21 @@ def _open(r: _Run) -> None:
 
 def _build_prompts(r: _Run) -> None:
     from core.prompts.build import build_prompts
+    from core.prompts.floor import floor_generations
 
     for setting in r.cfg.settings:
+        if setting.kind == "floor":  # held-out texts stand in for completions: nothing to generate
+            r.floor += floor_generations(setting)
+            continue
         r.prompts += build_prompts(setting, r.model_tok, r.index,
                                    index_tokenizer=r.index_tok if r.separate_index_tok else None)
 
 
 def _generate_missing(r: _Run) -> None:
-    """Every (prompt, sample) from the cache, generating what it misses and persisting every batch."""
+    """Every (prompt, sample) from the cache, generating what it misses and persisting every batch;
+    then the floor texts, which stand as they are."""
+    from core.prompts.floor import floor_key
+
     n, cache = r.cfg.decoding.num_samples, r.cache
     r.gkeys = {GenKey(p.setting, p.prompt_id, i): generation_key(r.model.identity, r.model.tokenizer_fingerprint,
                                                                  p, r.cfg.decoding, i)
@@ -149,7 +157,8 @@ def _generate_missing(r: _Run) -> None:
             on_batch=lambda batch: cache.put_generations((r.gkeys[g.key], g) for g in batch))
         gens.update({g.key: g for g in new})
     r.counts["generated"] = len(new)
-    r.generations = tuple(gens[k] for k in r.gkeys)
+    r.generations = tuple(gens[k] for k in r.gkeys) + tuple(r.floor)
+    r.gkeys.update({g.key: floor_key(g) for g in r.floor})  # a floor text's trace key derives from its own key
 
 
 def _trace_missing(r: _Run) -> None:

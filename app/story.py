@@ -1,0 +1,269 @@
+"""The story of a run, app side: the model badge, the two questions answered, n/a tables, the charts, the report.
+
+The wording and numbers of the story live in :mod:`core.reports.story` (shared with the HTML
+report and the exports); this module adds what needs the app's view of a run: whether it is the
+shipped demo, the model folder's parameter count, tables with n/a, the story's figures, and the
+stakeholder report's input. No Streamlit here: the Overview and Export pages draw it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from app import charts
+from app.views import reading
+from app.views.manifest import manifest_rows
+from app.views.manifest import run_label as run_label_of
+from app.views.tables import metric_label
+from core.config import CAPABILITY, MetricsConfig
+from core.config_tables import to_dict
+from core.records import TraceResult
+from core.reports import na
+from core.reports.html import ReportInput
+from core.reports.story import (
+    GLOSSARY,
+    Headline,
+    answer,
+    floor_sentence,
+    floor_settings,
+    headline,
+    leakiest,
+    model_badge,
+    natural_settings,
+    pm_sentence,
+    telling,
+)
+from core.runs.manifest import Manifest
+from core.scoring.registry import HEADLINE
+
+
+def safetensors_parameters(folder: str | Path) -> int | None:
+    """Parameters of the ``*.safetensors`` weights in ``folder`` from their headers (no tensor is read);
+    None when there are none or a header is unreadable."""
+    total, found = 0, False
+    try:
+        files = sorted(Path(folder).glob("*.safetensors"))
+    except OSError:
+        return None
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                (size,) = struct.unpack("<Q", fh.read(8))
+                if size > 100_000_000:
+                    return None
+                header = json.loads(fh.read(size))
+        except (OSError, ValueError, struct.error):
+            return None
+        for name, meta in header.items():
+            if name != "__metadata__" and isinstance(meta, dict) and isinstance(meta.get("shape"), list):
+                total += math.prod(int(x) for x in meta["shape"])
+                found = True
+    return total if found else None
+
+
+def model_name(manifest: Manifest) -> str:
+    """A readable model name: the last two parts of its path or hub id (a folder is often just "model"),
+    else its identity; never an absolute path.
+
+    >>> from core.config import ModelConfig
+    >>> from core.runs.manifest import ModelInfo
+    >>> model_name(Manifest("r", model=ModelInfo("x", ModelConfig("/home/ana/demo/model"))))
+    'demo/model'
+    """
+    model = manifest.model
+    path = model.config.name_or_path if model is not None and model.config is not None else None
+    if path:
+        parts = [p for p in str(path).replace("\\", "/").split("/") if p and p not in ("..", ".")]
+        if parts:
+            return "/".join(parts[-2:])
+    return str(model.identity) if model is not None and model.identity else "model"
+
+
+def model_folder(manifest: Manifest) -> str | None:
+    model = manifest.model
+    path = model.config.name_or_path if model is not None and model.config is not None else None
+    return str(path) if path and Path(str(path)).is_dir() else None
+
+
+def is_demo_run(run_path: str | Path | None) -> bool:
+    """Whether ``run_path`` is the shipped toy demo's results folder."""
+    if not run_path:
+        return False
+    from core.runs.demo import demo_results_dir
+
+    try:
+        return Path(run_path).resolve() == Path(demo_results_dir()).resolve()
+    except OSError:
+        return False
+
+
+def badge(manifest: Manifest, run_path: str | Path | None) -> str:
+    """'model · 1.3M parameters · toy demo' for the run in view."""
+    folder = model_folder(manifest)
+    return model_badge(model_name(manifest), safetensors_parameters(folder) if folder else None,
+                       is_demo_run(run_path))
+
+
+# -- the story of a run, shared by the Overview and the HTML report ------------------------------------
+
+@dataclass(frozen=True)
+class StoryView:
+    """What the Overview and the report say first."""
+
+    can: Headline | None  # the attack (prefix), None without a prefix setting
+    does: tuple[Headline, ...]  # natural settings, leakiest first
+    floor: Headline | None  # the chance floor, when the run has one
+    pm_sentences: tuple[str, ...]  # one per natural setting in ``does`` order ("" without PM)
+    floor_sentences: tuple[str, ...]  # natural settings read against the floor
+
+    def answers(self) -> tuple[tuple[str, str, Headline], ...]:
+        """(question, answer, headline numbers) for "Can it leak?" and "Does it leak?" where the run can tell."""
+        out = []
+        if self.can is not None:
+            out.append(("Can it leak?", answer(self.can, attack=True), self.can))
+        if self.does:
+            rest = "; ".join(f"{h.setting}: {h.share:.0%} reach {h.threshold} tokens, longest {h.longest}"
+                             for h in self.does[1:])
+            out.append(("Does it leak?", answer(self.does[0], attack=False)
+                        + (f" Other ordinary prompts — {rest}." if rest else ""), self.does[0]))
+        return tuple(out)
+
+    def readings(self) -> tuple[str, ...]:
+        """Per natural setting (leakiest first): its PM sentence, then its chance-floor sentence."""
+        floors = self.floor_sentences or ("",) * len(self.does)
+        return tuple(" ".join(t for t in pair if t) for pair in zip(self.pm_sentences, floors) if any(pair))
+
+    def questions(self) -> tuple[tuple[str, str], ...]:
+        return tuple((q, a) for q, a, _ in self.answers())
+
+
+def story_view(values: Mapping[str, Mapping[str, Any]], threshold: int, floors: Sequence[str],
+               pm: Mapping[str, Any], metric: str) -> StoryView:
+    """The story from metric values (``{setting: compute_metrics}``) and the run's PM of ``metric``
+    (``{setting: PMResult}``, :func:`core.scoring.propensity.run_pm`)."""
+    order = natural_settings(values, floors)
+    worst = leakiest(values, order)
+    if worst is not None:
+        order.remove(worst)
+        order.insert(0, worst)
+    does = tuple(headline(s, values[s], threshold) for s in order)
+    can = headline(CAPABILITY, values[CAPABILITY], threshold) if CAPABILITY in values else None
+    floor = next((headline(f, values[f], threshold) for f in floors if f in values), None)
+    label = metric_label(metric)
+    sentences = tuple("" if (r := pm.get(h.setting)) is None or can is None else
+                      pm_sentence(h.setting, label, r.value, r.f_p, r.f_c, r.lo, r.hi) for h in does)
+    floor_sentences = tuple(floor_sentence(h, floor) for h in does) if floor is not None else ()
+    return StoryView(can, does, floor, sentences, floor_sentences)
+
+
+def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cfg: MetricsConfig) -> pd.DataFrame:
+    """Rows = settings, one column per metric; a column with an n/a cell (a metric that does not apply, a
+    missing value) is text with ``n/a`` there, any other column keeps its numbers."""
+    cols = {}
+    for m in metrics:
+        cells = [(s, v.get(m)) for s, v in values.items()]
+        if any(na.is_na(x, m, s) for s, x in cells):  # text column: numbers formatted, n/a spelled out
+            cols[metric_label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
+        else:  # numbers stay numbers (sortable)
+            cols[metric_label(m, cfg)] = [x for _, x in cells]
+    return pd.DataFrame({"setting": list(values), **cols})
+
+
+def interval_table(intervals: Mapping[str, Mapping[str, Any]], metrics: Sequence[str],
+                   cfg: MetricsConfig | None = None) -> pd.DataFrame:
+    """Rows = settings; per metric its value and 95% interval as text (n/a where it does not apply)."""
+    rows = []
+    for s, ivs in intervals.items():
+        row: dict[str, Any] = {"setting": s}
+        for m in metrics:
+            iv, label = ivs.get(m), metric_label(m, cfg)
+            row[label] = na.fmt(iv.value if iv else None, m, s)
+            row[f"{label} 95% interval"] = (f"[{na.fmt(iv.lo)}, {na.fmt(iv.hi)}]"
+                                            if iv and not na.is_na(iv.lo, m, s) else na.NA)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pm_table(pm: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows = natural settings, PM (PMResult) of each headline metric with its interval; n/a for 0 against 0."""
+    rows = []
+    for s, by_metric in pm.items():
+        row: dict[str, Any] = {"setting": s}
+        for m, r in by_metric.items():
+            label = f"PM of {metric_label(m)}"
+            if r.undefined:
+                row[label], row[f"{label} 95% interval"] = na.PM_NA, na.NA
+            else:
+                row[label], row[f"{label} 95% interval"] = f"{r.value:.3f}", f"[{r.lo:.3f}, {r.hi:.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pm_undefined_settings(pm: Mapping[str, Any]) -> list[str]:
+    """Settings whose PM is 0 against 0 (run_pm's ``undefined`` flag)."""
+    return [s for s, r in pm.items() if r.undefined]
+
+
+def remaining_counts(curves: Mapping[str, Sequence[float]], values: Mapping[str, Mapping[str, Any]],
+                     pm_curves: Mapping[str, Sequence[tuple[int, float]]]) -> dict[str, list[tuple[int, int]]]:
+    """Per natural setting, (n, completions of it and of prefix with a span >= n) at the PM curve's n.
+
+    ``curves[s][n - 1]`` is the share R_n of the setting's scored completions (``n_generations``).
+
+    >>> remaining_counts({"prefix": [1.0, 0.5], "generic": [0.5, 0.25]},
+    ...                  {"prefix": {"n_generations": 4}, "generic": {"n_generations": 4}}, {"generic": [(1, .3), (2, .3)]})
+    {'generic': [(1, 6), (2, 3)]}
+    """
+    def count(s: str, n: int) -> int:
+        return round(curves[s][n - 1] * (values[s].get("n_generations") or 0))
+
+    return {s: [(n, count(s, n) + count(CAPABILITY, n)) for n, _ in pts] for s, pts in pm_curves.items()}
+
+
+def figures(run_label: str, values: Mapping[str, Mapping[str, Any]], intervals: Mapping[str, Mapping[str, Any]],
+            pm: Mapping[str, Any], metric: str, floors: Sequence[str]) -> list:
+    """The story's charts: metric per setting (floor as a baseline), PM per natural setting, the plane."""
+    label = metric_label(metric)
+    floor = next((intervals[f][metric] for f in floors if f in intervals), None)
+    shown = {s: intervals[s][metric] for s in intervals if s not in floors}
+    out = [charts.metric_bars(shown, label, floor=floor, na=[s for s in shown if not na.applies(metric, s)])]
+    natural_pm = {s: r for s, r in pm.items() if s not in floors}
+    if natural_pm:
+        out.append(charts.pm_bars(natural_pm, label, undefined=pm_undefined_settings(natural_pm)))
+    points = reading.plane_points(run_label, intervals, metric, floors)
+    if points:
+        out.append(charts.capability_propensity(points, label, floor=floor))
+    return out
+
+
+def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cfg: MetricsConfig,
+                 tuned: bool, figs: Sequence[Any], traces: Sequence[TraceResult] | None = None, cap: int = 6):
+    """The stakeholder report: the story first, examples capped at ``cap`` (the most telling of ``traces``,
+    the run's scored traces), configuration in the appendix. ``pm_by_metric``: {metric: {setting: PMResult}}."""
+    floors = floor_settings(run.manifest, values)
+    view = story_view(values, cfg.span_threshold, floors, pm_by_metric.get(metric, {}), metric)
+    natural = [s for s in next(iter(pm_by_metric.values()), {}) if s not in floors]
+    pm_rows = {s: {m: by[s] for m, by in pm_by_metric.items() if s in by} for s in natural}
+    tables = [("Headline metrics with 95% bootstrap intervals", interval_table(intervals, HEADLINE, cfg))]
+    if pm_rows:
+        tables.append(("Propensity score PM (ordinary prompts against the attack)", pm_table(pm_rows)))
+    tables.append(("More metrics", na_table(values, ("n_generations", "r_n", "max_span", "gen_nv_above",
+                                                     "unique_docs", "discoverable"), cfg)))
+    order = [*natural_settings(values, floors), CAPABILITY, *floors]
+    keys = telling(run.traces if traces is None else traces, order, cap)
+    examples = tuple(run.lookup(k) for k in keys)
+    thresholds = pd.DataFrame([{"threshold": k, "value": str(v)} for k, v in to_dict(cfg).items()] +
+                              [{"threshold": "source", "value": "tuned in the app for this report" if tuned
+                                else "the run's own (as scored)"}])
+    readings = view.readings() or ("PM needs a prefix setting and a natural setting in the run.",)
+    return ReportInput(f"PropMe report: {run_label_of(run.manifest)}", readings[0], manifest_rows(run.manifest),
+                       tuple(tables), tuple(figs), examples, badge=badge(run.manifest, run_path),
+                       questions=view.questions(), sentences=readings[1:], glossary=GLOSSARY,
+                       thresholds=thresholds)
