@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,10 @@ def setting_traces(ident: str, setting: str, _run) -> tuple[tuple, tuple[TraceRe
     return tuple(gens), tuple(traces)
 
 
-@st.cache_data(max_entries=512, hash_funcs=_CFG)
 def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[str, float | None]:
     """Metrics of one setting: summary.json's under the run's own thresholds, else ``compute_metrics``,
-    cached apart by the thresholds each metric reads: moving N of R_N recomputes only the metrics that read N."""
+    cached apart by the thresholds each metric reads: moving N of R_N recomputes only the metrics that read N.
+    A new dict per call (the callers' copy)."""
     stored = summary.stored_metrics(_run, setting, cfg)
     if stored is not None:
         return stored
@@ -73,6 +74,7 @@ def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[
     return {spec.name: out[spec.name] for spec in registry.metrics_for(cfg) if spec.name in out}
 
 
+@lru_cache(maxsize=64)
 def _metric_groups(cfg: MetricsConfig) -> tuple[tuple[str, ...], ...]:
     """Registry names grouped by the thresholds they read (one group per set of thresholds)."""
     groups: dict[frozenset, list[str]] = {}
@@ -81,8 +83,9 @@ def _metric_groups(cfg: MetricsConfig) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(g) for g in groups.values())
 
 
-@st.cache_data(max_entries=1024, hash_funcs=_CFG)
+@st.cache_resource(max_entries=2048, hash_funcs=_CFG, show_spinner=False)
 def _metric_group(ident: str, setting: str, cfg: MetricsConfig, names: tuple[str, ...], _run) -> dict:
+    """A resource (no copy per lookup: a drag makes dozens); never handed out, :func:`setting_metrics` copies it."""
     gens, traces = setting_traces(ident, setting, _run)
     return registry.compute_metrics(traces, cfg, gens, setting=setting, names=names)
 
@@ -96,6 +99,11 @@ def example_rows(ident: str, _run) -> tuple:
 def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
     """``cfg`` with the thresholds ``metrics`` do not read (registry) reset to defaults, so moving the R_N
     or nv threshold does not invalidate cached intervals, curves and distributions that ignore them."""
+    return _only_relevant(cfg, tuple(metrics))
+
+
+@lru_cache(maxsize=4096)
+def _only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...]) -> MetricsConfig:
     default, read = MetricsConfig(), registry.thresholds_read(metrics)
     return replace(cfg, **{t: getattr(default, t) for t in registry.THRESHOLDS if t not in read})
 
