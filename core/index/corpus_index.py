@@ -165,7 +165,7 @@ class CorpusIndex:
         :meth:`count`, :meth:`occurrences` and :meth:`distinct_docs` of them need no engine call
         (the last few thousand are kept)."""
         qs = list(dict.fromkeys(tuple(self._ids(q)) for q in queries if len(q)))
-        if len(self._found) + len(qs) > 4096:
+        if len(self._found) + len(qs) > 16384:
             self._found.clear()
         self._found.update(zip(qs, find_many(self._shard_searchers(), [list(q) for q in qs])))
 

@@ -128,6 +128,10 @@ def text_rule_loss(raw: Sequence[tuple[int, int]], text: str, bounds: Sequence[i
         if e > max_end:
             kept.append((s, e))
             max_end = e
-    covered_mixed = {p for s, e in mixed for p in range(s, e)}
-    covered_text = {p for s, e in prose for p in range(s, e)}
-    return sum(se not in prose for se in kept), len(covered_mixed - covered_text)
+    covered_mixed, covered_text = bytearray(n + 1), bytearray(n + 1)
+    for s, e in mixed:
+        covered_mixed[s:e] = b"\1" * (e - s)
+    for s, e in prose:
+        covered_text[s:e] = b"\1" * (e - s)
+    only_mixed = sum(m and not t for m, t in zip(covered_mixed, covered_text))
+    return sum(se not in prose for se in kept), only_mixed
