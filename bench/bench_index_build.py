@@ -103,12 +103,11 @@ def _load() -> str:
 
 
 def curve(args, tok, stream) -> None:
-    from bench.bench_trace import make_completions
-    from core.config import TraceConfig
+    from bench.bench_trace import make_completions, time_workers
     from core.index.sharded import build_sharded_index_from_ids
     from core.records import GenKey
     from core.tracing import parallel
-    from core.tracing.trace import tokenize, trace_many
+    from core.tracing.trace import tokenize
 
     sizes = [int(float(x)) for x in args.curve.split(",")]
     base = None
@@ -134,22 +133,15 @@ def curve(args, tok, stream) -> None:
               f"{load0} -> {_load()}", flush=True)
         comps = make_completions(index, tok, 100, 256, args.seed)
         items = [(GenKey("bench", str(i)), c) for i, c in enumerate(comps)]
+        other = [(GenKey("warm", str(i)), c) for i, c in enumerate(make_completions(index, tok, 100, 256, args.seed + 1))]
+        w = time_workers(index, tok, items, other, parallel.resolve_workers(0))
         toks = [ids for ids, _ in tokenize(tok, comps)]
-        trace_many(index, tok, items, TraceConfig(workers=1))  # warm the page cache
         t0 = time.perf_counter()
         index.longest_matches_many(toks)
         t_spans = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        one = trace_many(index, tok, items, TraceConfig(workers=1))
-        t_one = time.perf_counter() - t0
-        trace_many(index, tok, items, TraceConfig())  # start the workers
-        t0 = time.perf_counter()
-        par = trace_many(index, tok, items, TraceConfig())
-        t_par = time.perf_counter() - t0
-        assert par == one, "parallel tracing differs from one worker"
-        print(f"          trace 100 x 256: {t_par:.2f} s on {parallel.resolve_workers(0)} workers, "
-              f"{t_one:.2f} s on one ({t_one / t_par:.2f}x; identical), span finding {t_spans:.2f} s; {_load()}",
-              flush=True)
+        print(f"          trace 100 x 256: {w['par']:.2f} s on {parallel.resolve_workers(0)} workers, "
+              f"{w['one']:.2f} s on one ({w['one'] / w['par']:.2f}x; identical), span finding {t_spans:.2f} s; "
+              f"{_load()}", flush=True)
         parallel.shutdown()
         del index
         if not args.keep:

@@ -68,7 +68,7 @@ def test_text_rule_loss_equals_position_sets(pieces, data):
         if data.draw(st.booleans()):
             raw.append((s, data.draw(st.integers(s + 1, n))))
     is_b = word_boundaries(text, bounds)
-    span_text = lambda s, e: text[bounds[s]:bounds[e]]  # noqa: E731
+    span_text = lambda s, e: text[bounds[s]:bounds[e]]
     mixed = [(s, e) for s, e in raw if mixed_admissible(span_text(s, e), s, e, n, 2)]
     prose = {(s, e) for s, e in raw if text_admissible(span_text(s, e), s, e, n, is_b)}
     want = (0, 0)

@@ -16,6 +16,7 @@ Completions with L < 2 index tokens give no spans. Results are keyed by :class:`
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -33,8 +34,8 @@ from core.tracing import parallel
 from core.tracing.admissibility import (
     boundary_offsets,
     mixed_admissible,
+    rule_loss,
     text_admissible,
-    text_rule_loss,
     word_boundaries,
 )
 from core.tracing.tiers import match_tier, normalize_mixed
@@ -130,11 +131,11 @@ class _Plan(NamedTuple):
     completion: str
     ids: list[int]
     bounds: list[int]
-    raw: list[tuple[int, int]]
     whole: bool
     kept: list[tuple[int, int]]
     anchors: list[tuple[int, int]]
     queries: list[list[int]]
+    text_rule_removed: tuple[int, int]
 
 
 class _Tracer:
@@ -179,18 +180,17 @@ class _Tracer:
         def text_of(s: int, e: int) -> str:
             return completion[bounds[s]:bounds[e]]
 
-        if cfg.mode == "text":
-            is_b = word_boundaries(completion, bounds)
-            adm = [(s, e) for s, e in raw if text_admissible(text_of(s, e), s, e, L, is_b)]
-        else:
-            adm = [(s, e) for s, e in raw if mixed_admissible(text_of(s, e), s, e, L, cfg.min_anchor_tokens)]
+        is_b = word_boundaries(completion, bounds)
+        prose = [(s, e) for s, e in raw if text_admissible(text_of(s, e), s, e, L, is_b)]
+        mixed = [(s, e) for s, e in raw if mixed_admissible(text_of(s, e), s, e, L, cfg.min_anchor_tokens)]
+        adm = prose if cfg.mode == "text" else mixed
         lp = self.log_probs[np.asarray(ids, dtype=np.int64)].tolist()  # unigram log-prob per token
         kept = rarest_spans(non_maximal_suppression(adm), lp, max(math.ceil(cfg.rarity_fraction * L), 1))
         anchors = anchor_spans(raw, lp, cfg.anchor_spans, cfg.min_anchor_tokens) if cfg.mode == "mixed" and not whole else []
         queries = [ids[s:e] for s, e in kept + anchors] + ([ids] if whole else [])
         if cfg.merge == "union":  # the union of two overlapping neighbours is counted to decide a merge
-            queries += [ids[a[0]:b[1]] for a, b in zip(kept, kept[1:]) if b[0] < a[1]]
-        return _Plan(key, completion, ids, bounds, raw, whole, kept, anchors, queries)
+            queries += [ids[a[0]:b[1]] for a, b in itertools.pairwise(kept) if b[0] < a[1]]
+        return _Plan(key, completion, ids, bounds, whole, kept, anchors, queries, rule_loss(mixed, prose, L))
 
     def finish(self, p: _Plan) -> TraceResult:
         """Step 5 and 6 of a planned completion (its lookups are fastest when prefetched)."""
@@ -202,7 +202,7 @@ class _Tracer:
         freq = self.index.distinct_docs(p.ids, cfg.eidetic_cap) if p.whole else 0
         return TraceResult(key=p.key, completion=p.completion, n_tokens=L, spans=tuple(spans),
                            full_doc_frequency=int(freq),
-                           text_rule_removed=text_rule_loss(p.raw, p.completion, p.bounds, cfg.min_anchor_tokens))
+                           text_rule_removed=p.text_rule_removed)
 
     def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int],
               lengths: Sequence[int] | None = None) -> TraceResult:
