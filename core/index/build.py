@@ -186,17 +186,34 @@ def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: Pr
 
 
 def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None = None,
-                       progress: ProgressFn | None = None, max_memory_bytes: int = SA_MEMORY_BUDGET) -> dict:
-    """Run rust_indexing on ``token_file``; writes the suffix array ``table.0`` beside it.
+                       progress: ProgressFn | None = None, max_memory_bytes: int = SA_MEMORY_BUDGET,
+                       engine: str = "auto") -> dict:
+    """Write the suffix array ``table.0`` of ``token_file`` beside it.
 
-    One make-part job covers the file when it fits in ``max_memory_bytes`` (SA_RAM_PER_BYTE bytes
-    of RAM per byte of text); its table is then final. Larger files are cut into parts sorted ``cpus`` at
-    a time (each part >= MIN_PART_BYTES) and merged, which costs more time than the sorting.
-    Returns the seconds of each step and the job layout (recorded in the manifest).
+    ``engine``: "libsais" (:mod:`core.index.sais`: u16 tokens, about 4x faster and a third of the
+    memory), "rust" (infini-gram's rust_indexing) or "auto": libsais when it is available and the sort
+    fits in ``max_memory_bytes``, else rust_indexing. Both write the same bytes.
+
+    rust_indexing: one make-part job covers the file when it fits in ``max_memory_bytes``
+    (SA_RAM_PER_BYTE bytes of RAM per byte of text); its table is then final. Larger files are cut into
+    parts sorted ``cpus`` at a time (each part >= MIN_PART_BYTES) and merged, which costs more time
+    than the sorting. Returns the seconds of each step and the job layout (recorded in the manifest).
     """
+    from core.index import sais
+
     token_file = Path(token_file)
     folder = token_file.parent
     ds_size = token_file.stat().st_size
+    n_tokens = ds_size // token_width
+    if engine not in ("auto", "libsais", "rust"):
+        raise IndexNotBuilt(f"suffix-array engine must be auto, libsais or rust, got {engine!r}")
+    if engine == "libsais" or (engine == "auto" and sais.RAM_PER_TOKEN * n_tokens <= max_memory_bytes
+                               and sais.usable(token_width, n_tokens)):
+        t0 = time.perf_counter()
+        sais.suffix_array(token_file, folder / fmt.TABLE)
+        if progress is not None:
+            progress(ProgressEvent("suffix-array", 1, 1, unit="steps", message="libsais16"))
+        return {"total": round(time.perf_counter() - t0, 3), "engine": "libsais16", "jobs": 1, "parallel": 1}
     # rust_indexing allocates a bucket per possible token (32 GiB for u32), so u32 files are sorted as
     # u16 (suffixes compare bytewise either way) and the misaligned suffixes are dropped afterwards.
     sort_width = min(token_width, 2)
@@ -257,7 +274,8 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     if table.stat().st_size != expected:
         raise IndexNotBuilt(f"rust_indexing wrote {table.stat().st_size} bytes to {table}, expected {expected}")
     log.info("suffix array of %s: %d jobs (%d parallel), %s", token_file, len(ranges), parallel, times)
-    return {k: round(v, 3) for k, v in times.items()} | {"jobs": len(ranges), "parallel": parallel}
+    return {k: round(v, 3) for k, v in times.items()} | {"engine": "rust_indexing", "jobs": len(ranges),
+                                                         "parallel": parallel}
 
 
 def _keep_aligned(src: Path, dst: Path, ptr_size: int, token_width: int, chunk: int = 1 << 22) -> None:
