@@ -143,12 +143,12 @@ def test_unfinished_or_failed_sharded_build_refuses_to_open(tmp_path):
     lists = [[1, 2, 3]] * 10 + [[1, VOCAB + 5]] + [[4, 5]] * 10  # an id outside the vocabulary in shard 3
     with pytest.raises(IndexNotBuilt, match="outside"):
         build_sharded_index_from_ids(_docs(lists), tmp_path / "bad", vocab_size=VOCAB, eos_token_id=0,
-                                     shard_tokens=9, parallel=2)
+                                     shard_tokens=12, parallel=2)
     with pytest.raises(IndexNotBuilt, match="did not finish"):
         CorpusIndex.open(tmp_path / "bad")
     # a rebuild into the same folder replaces the old shards and opens
     good = build_sharded_index_from_ids(_docs(lists[:10]), tmp_path / "bad", vocab_size=VOCAB, eos_token_id=0,
-                                        shard_tokens=9, parallel=2)
+                                        shard_tokens=12, parallel=2)
     assert good.num_docs == 10 and len(good._shards) == 4
     assert sorted(p.name for p in (tmp_path / "bad").iterdir() if p.is_dir()) == [shard_name(i) for i in range(4)]
 
@@ -160,3 +160,33 @@ def test_shard_size_keeps_the_sorts_within_the_budget():
                 n = plan_shard_tokens(budget, parallel, width)
                 assert SA_RAM_PER_BYTE * n * width * parallel <= budget
                 assert SA_RAM_PER_BYTE * n * width * parallel >= 0.7 * budget
+                n = plan_shard_tokens(budget, parallel, width, ram_per_token=8)  # libsais sorts
+                assert 0.7 * budget <= 8 * n * parallel <= budget
+
+
+def test_cli_builds_a_sharded_index_that_answers_like_one_index(tmp_path, capsys):
+    import json as _json
+
+    from core.cli import main
+    from tests.fixtures_index import train_tiny_tokenizer
+
+    rng = random.Random(12)
+    texts = random_corpus(rng, n_docs=30, words_per_doc=40) + ["the same words again"] * 6
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(_json.dumps({"id": f"c{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    tok = train_tiny_tokenizer(texts, 300, folder=tmp_path / "tok")
+    common = ["index", "build", "--corpus", str(corpus), "--tokenizer", str(tmp_path / "tok")]
+    assert main([*common, "--out", str(tmp_path / "one"), "--cpus", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "many"), "--shard-tokens", "300", "--cpus", "2",
+                 "--memory-mb", "256"]) == 0
+    out = capsys.readouterr().out
+    many, one = CorpusIndex.open(tmp_path / "many", tokenizer=tok), CorpusIndex.open(tmp_path / "one", tokenizer=tok)
+    assert len(many.dirs) >= 3 and f"in {len(many.dirs)} shards" in out
+    info = _json.loads((tmp_path / "many" / SHARDS_FILE).read_text())
+    assert info["shard_tokens"] == 300 and all(s["num_tokens"] + s["num_docs"] <= 300 for s in info["shards"])
+    assert (many.num_docs, many.num_tokens) == (one.num_docs, one.num_tokens) == (36, one.num_tokens)
+    assert [many.doc_id(i) for i in range(36)] == [f"c{i}" for i in range(36)]
+    ids = tok("the same words again", add_special_tokens=False)["input_ids"]
+    assert many.count(ids) == one.count(ids) >= 6
+    assert many.occurrences(ids, 3, seed=1) == one.occurrences(ids, 3, seed=1)
+    assert main([*common, "--out", str(tmp_path / "bad"), "--shard-tokens", "0"]) == 2
