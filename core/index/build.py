@@ -109,6 +109,8 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     (out / fmt.BUILDING).write_text("build in progress\n")
     for name in (fmt.MANIFEST, fmt.COUNTS, *fmt.SHARD_FILES):
         (out / name).unlink(missing_ok=True)
+    for stale in out.glob("sa-sample*"):
+        stale.unlink()
     dtype_name = fmt.choose_dtype(vocab_size)
     stats = _write_shard(docs, out, dtype_name, vocab_size, progress)
     if stats["num_docs"] == 0:
@@ -116,6 +118,10 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     t_write = time.perf_counter()
     sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
                                   max_memory_bytes=max_memory_bytes)
+    from core.index.sa_search import write_sample
+    from core.index.shards import Shard, shard_paths
+
+    write_sample(Shard(*shard_paths(out)[0], dtype_name))  # narrows every span search (core.index.sa_search)
     t_sa = time.perf_counter()
     np.save(out / fmt.COUNTS, stats["counts"])
     manifest = {

@@ -16,6 +16,7 @@ class Shard:
     def __init__(self, tokens: Path, table: Path, offsets: Path, meta: Path | None, metaoff: Path | None,
                  token_dtype: str):
         self.width = fmt.WIDTHS[token_dtype]
+        self.token_path = tokens
         self.ds_size = tokens.stat().st_size
         self.tok_cnt = self.ds_size // self.width
         self.ptr_size = fmt.ptr_size_for(self.ds_size)
