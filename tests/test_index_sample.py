@@ -34,6 +34,9 @@ def test_sampled_search_equals_brute_force_and_unsampled(step, data, monkeypatch
         index = build_ids_index(docs, Path(tmp) / "ix", 0xFFFF)
         searcher = index._shard_searchers()[0]
         assert searcher._step == step and searcher._sample is not None  # the sample is really used
+        taken = np.load(sa.sample_path(index._shards[0]))  # taken by libsais from its arrays in RAM
+        sa.write_sample(index._shards[0], step)  # taken again from the written files
+        assert np.array_equal(np.load(sa.sample_path(index._shards[0])), taken)
         plain = [sa.ShardSearcher(s, sample=False) for s in index._shards]
         lengths = index.longest_matches_many(queries)
         assert [x.tolist() for x in sa.longest_matches_many(plain, [np.asarray(q) for q in queries])] == lengths

@@ -116,12 +116,14 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     if stats["num_docs"] == 0:
         raise CorpusError(f"No documents to index into {out}: the corpus is empty")
     t_write = time.perf_counter()
+    from core.index import sa_search
+
     sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
-                                  max_memory_bytes=max_memory_bytes)
-    from core.index.sa_search import write_sample
+                                  max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
     from core.index.shards import Shard, shard_paths
 
-    write_sample(Shard(*shard_paths(out)[0], dtype_name))  # narrows every span search (core.index.sa_search)
+    sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
+    sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
     t_sa = time.perf_counter()
     np.save(out / fmt.COUNTS, stats["counts"])
     manifest = {
@@ -215,7 +217,7 @@ def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: Pr
 
 def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None = None,
                        progress: ProgressFn | None = None, max_memory_bytes: int = SA_MEMORY_BUDGET,
-                       engine: str = "auto") -> dict:
+                       engine: str = "auto", sample_step: int | None = None) -> dict:
     """Write the suffix array ``table.0`` of ``token_file`` beside it.
 
     ``engine``: "libsais" (:mod:`core.index.sais`: u16 tokens, about 4x faster and a third of the
@@ -225,7 +227,8 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     rust_indexing: one make-part job covers the file when it fits in ``max_memory_bytes``
     (SA_RAM_PER_BYTE bytes of RAM per byte of text); its table is then final. Larger files are cut into
     parts sorted ``cpus`` at a time (each part >= MIN_PART_BYTES) and merged, which costs more time
-    than the sorting. Returns the seconds of each step and the job layout (recorded in the manifest).
+    than the sorting. Returns the seconds of each step and the job layout (recorded in the manifest),
+    and with libsais and ``sample_step`` the suffix-array sample as ``"sample"`` (see :mod:`core.index.sais`).
     """
     from core.index import sais
 
@@ -238,10 +241,11 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     if engine == "libsais" or (engine == "auto" and sais.RAM_PER_TOKEN * n_tokens <= max_memory_bytes
                                and sais.usable(token_width, n_tokens)):
         t0 = time.perf_counter()
-        sais.suffix_array(token_file, folder / fmt.TABLE)
+        sample = sais.suffix_array(token_file, folder / fmt.TABLE, sample_step=sample_step)
         if progress is not None:
             progress(ProgressEvent("suffix-array", 1, 1, unit="steps", message="libsais16"))
-        return {"total": round(time.perf_counter() - t0, 3), "engine": "libsais16", "jobs": 1, "parallel": 1}
+        return {"total": round(time.perf_counter() - t0, 3), "engine": "libsais16", "jobs": 1, "parallel": 1} | \
+            ({"sample": sample} if sample is not None else {})
     # rust_indexing allocates a bucket per possible token (32 GiB for u32), so u32 files are sorted as
     # u16 (suffixes compare bytewise either way) and the misaligned suffixes are dropped afterwards.
     sort_width = min(token_width, 2)

@@ -34,7 +34,7 @@ def sample_path(shard: Shard):
     return shard.token_path.with_name("sa-sample" + shard.token_path.suffix + ".npy")
 
 
-def _pack(keys: np.ndarray) -> np.ndarray:
+def pack(keys: np.ndarray) -> np.ndarray:
     """int64 of rows of PREFIX sort keys (-1: end of file) that orders like the rows do."""
     out = np.zeros(len(keys), dtype=np.int64)
     for i in range(PREFIX):
@@ -42,16 +42,20 @@ def _pack(keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_sample(shard: Shard, step: int | None = None) -> None:
-    """Write the shard's sample of packed suffix prefixes (u16 shards only; see the module docstring)."""
+def write_sample(shard: Shard, step: int | None = None, packed: np.ndarray | None = None) -> None:
+    """Write the shard's sample of packed suffix prefixes (u16 shards only; see the module docstring);
+    ``packed``: the sample already taken (by :func:`core.index.sais.suffix_array`) with this ``step``."""
     if shard.width != 2:
         return
     step = step or SAMPLE_STEP
+    if packed is not None:
+        np.save(sample_path(shard), np.concatenate([[step], packed]))
+        return
     searcher = ShardSearcher(shard, sample=False)
     ranks = np.arange(0, shard.tok_cnt, step, dtype=np.int64)
     keys = np.concatenate([searcher._suffix_keys(searcher._suffix_starts(ranks[i:i + (1 << 20)])[:, None]
                                                  + np.arange(PREFIX)) for i in range(0, len(ranks), 1 << 20)])
-    np.save(sample_path(shard), np.concatenate([[step], _pack(keys)]))
+    np.save(sample_path(shard), np.concatenate([[step], pack(keys)]))
 
 
 def _sort_keys(tokens: np.ndarray) -> np.ndarray:

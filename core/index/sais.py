@@ -87,9 +87,12 @@ def usable(token_width: int, num_tokens: int) -> bool:
     return token_width == 2 and 0 < num_tokens <= MAX_TOKENS and library() is not None
 
 
-def suffix_array(token_file: Path, table_file: Path, chunk: int = 1 << 24) -> None:
+def suffix_array(token_file: Path, table_file: Path, chunk: int = 1 << 24, sample_step: int | None = None):
     """Write the suffix array of a u16 token file as infini-gram's ``table`` (byte offsets, ptr_size
-    bytes each, little endian): the same bytes rust_indexing writes."""
+    bytes each, little endian): the same bytes rust_indexing writes. Returns the packed prefixes of
+    every ``sample_step``-th suffix (:func:`core.index.sa_search.write_sample`'s sample, taken here
+    from the sorted arrays in RAM rather than from the written files), or None without a step."""
+    from core.index.sa_search import PREFIX, pack
     lib = library()
     ds_size = token_file.stat().st_size
     n = ds_size // 2
@@ -99,11 +102,16 @@ def suffix_array(token_file: Path, table_file: Path, chunk: int = 1 << 24) -> No
     keys.byteswap(inplace=True)  # the byte order of the little-endian file
     sa = np.empty(n, dtype=np.int32)
     rc = lib.libsais16(keys.ctypes.data, sa.ctypes.data, n, 0, None)
-    del keys
     if rc != 0:
         raise IndexNotBuilt(f"libsais16 failed on {token_file} (code {rc})")
+    sample = None
+    if sample_step:
+        at = sa[::sample_step].astype(np.int64)[:, None] + np.arange(PREFIX)
+        sample = pack(np.where(at < n, keys[np.minimum(at, n - 1)].astype(np.int64), -1))
+    del keys
     ptr_size = fmt.ptr_size_for(ds_size)
     with open(table_file, "wb") as out:
         for lo in range(0, n, chunk):
             ptrs = sa[lo:lo + chunk].astype("<u8") * 2
             out.write(np.ascontiguousarray(ptrs.view(np.uint8).reshape(-1, 8)[:, :ptr_size]).tobytes())
+    return sample
