@@ -116,6 +116,7 @@ def _sharded_build(n: int, out: Path, corpus: Path, tok, args, rust: bool = Fals
         sais.usable = lambda *a: False
     try:
         with TreeRss() as tree:
+            cpu0 = _cpu_seconds()
             t0 = time.perf_counter()
             index = build_sharded_index_from_ids(
                 read_token_file(corpus, n), out, vocab_size=len(tok), eos_token_id=tok.eos_token_id,
@@ -123,9 +124,16 @@ def _sharded_build(n: int, out: Path, corpus: Path, tok, args, rust: bool = Fals
                 corpus_fingerprint=f"make_bench_corpus:write_token_file:seed={args.seed}:tokens={n}",
                 parallel=args.cpus, max_memory_bytes=args.memory_mb << 20)
             seconds = time.perf_counter() - t0
+            cpu = _cpu_seconds() - cpu0
     finally:
         sais.usable = usable
-    return index, seconds, tree.peak_kb / 1024
+    return index, seconds, tree.peak_kb / 1024, cpu
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its ended children (rust_indexing)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def curve(args, tok, stream) -> None:
@@ -146,9 +154,10 @@ def curve(args, tok, stream) -> None:
     if args.rust_baseline:
         n = sizes[0]
         load0 = _load()
-        index, t_rust, peak = _sharded_build(n, args.out / "rust_baseline", corpus, tok, args, rust=True)
+        index, t_rust, peak, cpu = _sharded_build(n, args.out / "rust_baseline", corpus, tok, args, rust=True)
         print(f"baseline, rust_indexing sort: {index.num_tokens / 1e6:8.1f} M tokens, {len(index.dirs)} shards: "
-              f"build {t_rust:.1f} s ({t_rust / index.num_tokens * 1e9:.1f} s per G token), peak RSS {peak:.0f} MB; "
+              f"build {t_rust:.1f} s ({cpu:.1f} s CPU; {t_rust / index.num_tokens * 1e9:.1f} s per G token), "
+              f"peak RSS {peak:.0f} MB; "
               f"{load0} -> {_load()}", flush=True)
         base_rust = t_rust / index.num_tokens
         del index
@@ -156,13 +165,14 @@ def curve(args, tok, stream) -> None:
     for n in sizes:
         out = args.out / f"sharded_{n}"
         load0 = _load()
-        index, t_build, peak = _sharded_build(n, out, corpus, tok, args)
+        index, t_build, peak, cpu = _sharded_build(n, out, corpus, tok, args)
         per_tok = t_build / index.num_tokens
         base = base or per_tok
         disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         vs_rust = f", x{base_rust / per_tok:.2f} faster per token than the rust_indexing baseline" \
             if args.rust_baseline else ""
         print(f"{index.num_tokens / 1e6:8.1f} M tokens, {len(index.dirs)} shards: build {t_build:7.1f} s "
+              f"({cpu:.1f} s CPU) "
               f"({per_tok * 1e9:.1f} s per G token, x{per_tok / base:.2f} the first size's time per token{vs_rust}), "
               f"peak RSS of the process tree {peak:.0f} MB, {disk / 1e9:.2f} GB on disk; "
               f"{load0} -> {_load()}", flush=True)
@@ -175,8 +185,9 @@ def curve(args, tok, stream) -> None:
         t0 = time.perf_counter()
         index.longest_matches_many(toks)
         t_spans = time.perf_counter() - t0
-        print(f"          trace 100 x 256: {w['par']:.2f} s on {parallel.resolve_workers(0)} workers, "
-              f"{w['one']:.2f} s on one ({w['one'] / w['par']:.2f}x; identical), span finding {t_spans:.2f} s; "
+        print(f"          trace 100 x 256: {w['par']:.2f} s on {parallel.resolve_workers(0)} workers "
+              f"({w['cpu_par']:.2f} s CPU), {w['one']:.2f} s on one ({w['cpu_one']:.2f} s CPU; "
+              f"{w['one'] / w['par']:.2f}x; identical), span finding {t_spans:.2f} s; "
               f"{load0} -> {_load()}", flush=True)
         parallel.shutdown()
         del index

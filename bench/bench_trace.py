@@ -96,17 +96,29 @@ def time_workers(index, tok, items, other, workers: int, cfg: TraceConfig | None
     cfg = cfg or TraceConfig()
     one_cfg, par_cfg = replace(cfg, workers=1), replace(cfg, workers=workers)
     trace_many(index, tok, other, one_cfg)  # page in the index, unigram counts, byte table
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     one = trace_many(index, tok, items, one_cfg)
-    t_one = time.perf_counter() - t0
+    t_one, c_one = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
     trace_many(index, tok, other, replace(par_cfg, seed=cfg.seed + 1))  # start the pool
     t_start = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    pids = [w.proc.pid for w in parallel._POOL.workers] if parallel._POOL is not None else []
+    w0 = sum(_proc_cpu(p) for p in pids)
+    t0, c0 = time.perf_counter(), time.process_time()
     par = trace_many(index, tok, items, par_cfg)
     t_par = time.perf_counter() - t0
+    c_par = time.process_time() - c0 + sum(_proc_cpu(p) for p in pids) - w0
     assert par == one, "parallel tracing differs from one worker"
-    return {"one": t_one, "par": t_par, "start": t_start, "results": one}
+    return {"one": t_one, "par": t_par, "start": t_start, "results": one, "cpu_one": c_one, "cpu_par": c_par}
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process, from /proc (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _time(fn):
