@@ -164,8 +164,8 @@ def main() -> None:
     workers = parallel.resolve_workers(args.workers)
     w = time_workers(index, tok, items, other, workers)
     print(f"every core: trace_many {len(items)} x {args.tokens} with {workers} workers: {w['par']:.2f} s "
-          f"(the pool started in {w['start']:.2f} s on other completions); one worker {w['one']:.2f} s "
-          f"-> {w['one'] / w['par']:.2f}x (identical results); {_load()}")
+          f"({w['cpu_par']:.2f} s CPU; the pool started in {w['start']:.2f} s on other completions); one worker "
+          f"{w['one']:.2f} s ({w['cpu_one']:.2f} s CPU) -> {w['one'] / w['par']:.2f}x (identical results); {_load()}")
     if args.naive_n <= 0:
         return
 
