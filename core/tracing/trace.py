@@ -13,6 +13,11 @@ Pipeline for one completion with index-tokenizer ids g[0..L):
    (whole completion, else anchors) are attached as the span (0, L).
 
 Completions with L < 2 index tokens give no spans. Results are keyed by :class:`GenKey`.
+
+Completions are traced in batches of :data:`BATCH`: steps 1-4 for all (``_Tracer.plan``), then one
+vectorised suffix-array lookup of every token sequence step 5-6 will count or sample (kept spans,
+anchors, unions of overlapping neighbours, whole completions), then steps 5-6 for each
+(``_Tracer.finish``). The results are those of tracing each completion alone.
 """
 from __future__ import annotations
 
