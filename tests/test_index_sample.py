@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import core.index.sa_search as sa
+from core.index import sais
 from core.index.corpus_index import CorpusIndex
 from tests.fixtures_index import brute_count, brute_longest, build_ids_index
 
@@ -24,6 +25,7 @@ ALPHABET = [1, 2, 255, 256, 257, 0xFF00, 0xFFFE]
 @given(data=st.data())
 def test_sampled_search_equals_brute_force_and_unsampled(step, data, monkeypatch):
     monkeypatch.setattr(sa, "SAMPLE_STEP", step)
+    monkeypatch.setattr(sais, "MIN_TOKENS", 0)  # libsais sorts, and takes the sample from its arrays
     docs = data.draw(st.lists(st.lists(st.sampled_from(ALPHABET), max_size=40), min_size=1, max_size=6))
     flat = [t for d in docs for t in d]
     queries = [data.draw(st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=6)) for _ in range(4)]
@@ -44,6 +46,17 @@ def test_sampled_search_equals_brute_force_and_unsampled(step, data, monkeypatch
         ranges = sa.find_many(index._shard_searchers(), queries)
         assert ranges == sa.find_many(plain, queries)
         assert [sum(e - s for s, e in r) for r in ranges] == [brute_count(docs, q) for q in queries]
+
+
+def test_rust_indexing_builds_write_the_same_sample(tmp_path, monkeypatch):
+    docs = [[1, 256, 2, 0xFF00] * 30, [256, 256, 1] * 40, [0xFFFE, 2]]
+    monkeypatch.setattr(sa, "SAMPLE_STEP", 3)
+    small = build_ids_index(docs, tmp_path / "rust", 0xFFFF)  # under MIN_TOKENS: rust_indexing
+    assert small.manifest["build_seconds"]["suffix_array_steps"]["engine"] == "rust_indexing"
+    monkeypatch.setattr(sais, "MIN_TOKENS", 0)
+    big = build_ids_index(docs, tmp_path / "sais", 0xFFFF)
+    assert big.manifest["build_seconds"]["suffix_array_steps"]["engine"] == "libsais16"
+    assert np.array_equal(np.load(sa.sample_path(small._shards[0])), np.load(sa.sample_path(big._shards[0])))
 
 
 def test_a_stale_sample_is_not_used(tmp_path):

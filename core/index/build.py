@@ -221,8 +221,9 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     """Write the suffix array ``table.0`` of ``token_file`` beside it.
 
     ``engine``: "libsais" (:mod:`core.index.sais`: u16 tokens, about 4x faster and a third of the
-    memory), "rust" (infini-gram's rust_indexing) or "auto": libsais when it is available and the sort
-    fits in ``max_memory_bytes``, else rust_indexing. Both write the same bytes.
+    memory), "rust" (infini-gram's rust_indexing) or "auto": libsais when it is available, the file has
+    at least ``sais.MIN_TOKENS`` tokens and the sort fits in ``max_memory_bytes``, else rust_indexing.
+    Both write the same bytes.
 
     rust_indexing: one make-part job covers the file when it fits in ``max_memory_bytes``
     (SA_RAM_PER_BYTE bytes of RAM per byte of text); its table is then final. Larger files are cut into
@@ -238,7 +239,8 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     n_tokens = ds_size // token_width
     if engine not in ("auto", "libsais", "rust"):
         raise IndexNotBuilt(f"suffix-array engine must be auto, libsais or rust, got {engine!r}")
-    if engine == "libsais" or (engine == "auto" and sais.RAM_PER_TOKEN * n_tokens <= max_memory_bytes
+    if engine == "libsais" or (engine == "auto" and sais.MIN_TOKENS <= n_tokens
+                               and sais.RAM_PER_TOKEN * n_tokens <= max_memory_bytes
                                and sais.usable(token_width, n_tokens)):
         t0 = time.perf_counter()
         sample = sais.suffix_array(token_file, folder / fmt.TABLE, sample_step=sample_step)

@@ -9,7 +9,9 @@ byte-swapped tokens (tests/test_index_sais.py checks the tables byte for byte ag
 
 The C source (``core/index/native``, Apache 2.0) is compiled once per source version into
 ``$PROPME_CACHE_DIR/native`` (default ``~/.cache/propme/native``) with the system C compiler; without
-one, :func:`library` returns None and builds use rust_indexing.
+one, :func:`library` returns None and builds use rust_indexing. Files under :data:`MIN_TOKENS` tokens
+(the demo, the app's small indexes, most tests) are sorted by rust_indexing, so they never wait for the
+compiler.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 NATIVE = Path(__file__).resolve().parent / "native"
 RAM_PER_TOKEN = 8  # peak RAM of one sort per token: the byte-swapped tokens (2), the int32 suffix array (4), slack
 MAX_TOKENS = 2**31 - 1  # libsais16 indexes with int32
+MIN_TOKENS = 1 << 20  # smaller files sort in well under a second with rust_indexing: no compiler needed for them
 _LOCK = threading.Lock()
 _LIB: list = []  # [CDLL or None] once tried
 
