@@ -185,13 +185,14 @@ def _trace_missing(r: _Run) -> None:
 
 def _score(r: _Run) -> None:
     """summary and PM (cached by the trace keys and the metrics config)."""
+    from core.prompts.floor import floor_names
     from core.scoring.summary import summarize
 
     gens = r.generations
+    run = RunResults(None, Manifest(r.cfg.name, settings=r.cfg.settings), gens, r.traces)
     skey = summary_key({"traces": [r.tkeys[g.key] for g in gens], "keys": [codec.to_jsonable(g.key) for g in gens],
-                        "metrics": to_dict(r.cfg.metrics)})
+                        "metrics": to_dict(r.cfg.metrics), "floors": floor_names(r.cfg.settings, run.settings())})
     scored = r.cache.get_summary(skey)
-    run = RunResults(None, Manifest(r.cfg.name), gens, r.traces)
     if scored is None:
         summary, pm = summarize(run, r.cfg.metrics, progress=r.progress)
         scored = {"summary": codec.to_jsonable(summary), "pm": codec.to_jsonable(pm)}
