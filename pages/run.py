@@ -1,23 +1,105 @@
-"""Run: choose model, corpus, settings and decoding; run with per-stage progress; open a results folder."""
+"""Run: choose model, corpus, settings and decoding; run in the background with per-stage progress; open a results folder."""
+from pathlib import Path
+
 import streamlit as st
 
-from app import cached, paths, render, runner, state, widgets
-from core.config import ExperimentConfig, TraceConfig
-from core.progress import Cancelled
-from core.runs.experiment import run_experiment
+from app import paths, render, run_worker, runner, state, widgets
+from core.config import ExperimentConfig
+from core.progress import ProgressEvent
+
+OVERVIEW = Path(__file__).resolve().parent / "overview.py"
+GOTO_OVERVIEW = "propme_run_goto_overview"  # session state: "Open these results" was pressed
+CONFIRM = "propme_run_cancel_confirm"  # session state: Cancel was pressed once, waiting for the confirmation
+SEEN_ACTIVE = "propme_run_seen_active"  # session state: the job was running at the last poll
+
+
+def _open_new(path: str) -> None:
+    state.open_results(path)
+    st.session_state[GOTO_OVERVIEW] = True
+
+
+def _status_panel() -> None:
+    """Progress of this session's job: the latest event of each stage, polled every second while it runs."""
+    job = run_worker.status(st.session_state.get(run_worker.JOB_KEY))
+    if job is None:
+        return
+    if not job.active:
+        if st.session_state.pop(SEEN_ACTIVE, False):
+            st.rerun(scope="app")  # finished while this panel polled: redraw the page (Run button, results)
+        return
+    st.session_state[SEEN_ACTIVE] = True
+    head = "Cancelling (stops at the next step) ..." if job.state == run_worker.CANCELLING else "Running ..."
+    st.markdown(render.md_literal(f"**{head}** {job.elapsed_s:.0f} s so far"))
+    for e in job.stages:
+        st.progress(e.fraction, text=render.md_literal(runner.describe(e)))
+    if job.state != run_worker.RUNNING:
+        return
+    if not st.session_state.get(CONFIRM):
+        if st.button("Cancel", key="run_cancel"):
+            st.session_state[CONFIRM] = True
+            st.rerun(scope="fragment")
+        return
+    st.warning("Stop this run? Work finished so far stays in the result cache; pressing Run again with the same "
+               "choices resumes from there.")
+    c1, c2 = st.columns(2)
+    if c1.button("Yes, stop the run", key="run_cancel_yes"):
+        run_worker.cancel(job.job_id)
+        st.session_state[CONFIRM] = False
+        st.rerun(scope="fragment")
+    if c2.button("Keep running", key="run_cancel_no"):
+        st.session_state[CONFIRM] = False
+        st.rerun(scope="fragment")
+
+
+def _finished(job: run_worker.JobStatus) -> None:
+    if job.state == run_worker.DONE:
+        st.success(render.md_literal(job.message))
+        for w in job.result.warnings:
+            st.warning(render.md_literal(w))
+        st.button("Open these results", key="run_open_new", on_click=_open_new, args=(job.result.path,),
+                  help="Show this run on the Overview page (and every other page).")
+    elif job.state == run_worker.CANCELLED:
+        st.warning(render.md_literal(job.message))
+    else:
+        st.error(render.md_literal(f"The run failed: {job.message}"))
+
+
+if st.session_state.pop(GOTO_OVERVIEW, False):
+    st.switch_page(OVERVIEW)
 
 st.title("Run an experiment")
 with render.page_boundary():
+    job = run_worker.status(st.session_state.get(run_worker.JOB_KEY))
+    if job is not None and job.active:
+        st.info("A run is in progress: its progress is shown below the form, and it keeps running while you "
+                "visit other pages.")
     st.subheader("Open a results folder written by the CLI")
     st.text_input("Results folder path", key="run_open_path")
     st.button("Open", key="run_open", on_click=state.open_results_from, args=("run_open_path",))
 
     demo = runner.demo_info()
-    st.subheader("1. Model")
-    model = widgets.model_picker(demo.get("model"))
-    st.subheader("2. Corpus")
+    presets = {"demo": runner.demo_defaults, "cli": runner.cli_defaults}
+    preset = st.session_state.setdefault(widgets.RUN_PRESET, "demo" if demo else "cli")
+    defaults = presets[preset]()
     kinds = (["demo corpus"] if demo else []) + ["existing index folder", "corpus file path", "upload a corpus file"]
-    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind")
+    root = paths.data_root()
+    form = {**runner.form_values(defaults), "run_corpus_kind": kinds[0], "run_name": "app-run",
+            "run_out": str(root / "results") if root else "results/local", "run_index_path": "",
+            "run_corpus_path": "", "run_model_path": "", "run_model_hub": "", "run_model_rev": "", "run_trust": False,
+            "run_model_kind": "demo model" if demo else "local folder"}
+    widgets.seed_form(form)
+
+    def _corpus_changed() -> None:  # picking the demo corpus loads the demo experiment's choices, others the CLI's
+        new = "demo" if st.session_state.get("run_corpus_kind") == "demo corpus" else "cli"
+        old = st.session_state.get(widgets.RUN_PRESET, "cli")
+        if new != old:
+            widgets.switch_defaults(runner.form_values(presets[old]()), runner.form_values(presets[new]()))
+            st.session_state[widgets.RUN_PRESET] = new
+
+    st.subheader("1. Model")
+    model = widgets.model_picker(runner.demo_defaults().model if demo else None)
+    st.subheader("2. Corpus")
+    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind", on_change=_corpus_changed)
     corpus_path = index_path = upload = None
     if corpus_kind == "existing index folder":
         index_path = st.text_input("Index folder", key="run_index_path")
@@ -27,65 +109,46 @@ with render.page_boundary():
         upload = st.file_uploader("Corpus file", type=["jsonl", "json", "parquet", "csv", "txt", "zst"],
                                   key="run_upload")
     st.subheader("3. Settings, decoding, tracing")
-    settings = widgets.settings_picker(prompt_paths=demo.get("prompts", {}))
-    decoding = widgets.decoding_controls()
-    trace = widgets.trace_controls(TraceConfig(), key="run_trace")
-    name = st.text_input("Run name", "app-run", key="run_name", help="One folder name: letters, digits, spaces, "
+    settings = widgets.settings_picker(defaults.settings, shipped=demo.get("prompts", {}))
+    decoding = widgets.decoding_controls(defaults.decoding)
+    trace = widgets.trace_controls(defaults.trace, key="run_trace", seeded=True)
+    name = st.text_input("Run name", key="run_name", help="One folder name: letters, digits, spaces, "
                          "- _ . and the like; no / \\ or leading '.'")
-    root = paths.data_root()
-    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)",
-                            str(root / "results") if root else "results/local", key="run_out")
+    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", key="run_out")
+    widgets.keep_form(form)
+    st.caption(render.md_literal(f"Defaults: {defaults.source}. Runs resume from the result cache: a cancelled "
+                                 "or repeated run skips finished work."))
 
-    c1, c2 = st.columns(2)
-    start = c1.button("Run", type="primary", key="run_start")
-    c2.button("Cancel", key="run_cancel", on_click=state.cancel_event().set)
-    if not start:
-        st.caption("Runs resume from the result cache: a cancelled or repeated run skips finished work.")
-        st.stop()
-
-    cancel = state.cancel_event()
-    cancel.clear()
-    box = st.container()
-    bars = {}
-
-    def show(e):
-        if e.stage not in bars:
-            bars[e.stage] = box.progress(0.0)
-        bars[e.stage].progress(e.fraction, text=render.md_literal(runner.describe(e)))
-
-    progress = runner.progress_callback(cancel, show)
-    runner.check_output(name, out_dir, root)  # a bad run name or output folder fails before any work
-    if corpus_kind == "demo corpus":
-        index_dirs = (str(cached.demo_index().dirs[0]),)
-    elif index_path is not None:
-        index_dirs = (str(paths.confine(index_path, root)),)
-    else:
-        if upload is not None:
-            source = runner.save_upload(upload.name, upload.getvalue(), paths.work_dir(root) / "uploads")
-        elif corpus_path:
-            source = paths.confine(corpus_path, root)
+    active = job is not None and job.active
+    start = st.button("Run", type="primary", key="run_start", disabled=active)
+    if start:
+        if corpus_kind == "demo corpus":
+            corpus = runner.CorpusChoice("demo")
+            index_dirs = (str(runner.demo_index_dir()),)
+        elif corpus_kind == "existing index folder":
+            corpus = runner.CorpusChoice("index", str(paths.confine(index_path, root, what="index folder")))
+            index_dirs = (corpus.path,)
         else:
-            st.info("Choose a corpus file (path or upload) first.")
-            st.stop()
-        folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress,
-                                               paths.work_dir(root) / "app-indexes")
-        if load.problems or load.renamed:
-            st.warning(render.md_literal(
-                f"{len(load.problems)} corpus row(s) skipped and {len(load.renamed)} repeated id(s) kept under a new "
-                "id: the first are listed below, all of them in the files beside the index."))
-            render.plain(runner.corpus_report_text(load, folder))
-        index_dirs = (str(folder),)
-    exempt = (demo.get("model"), *demo.get("prompts", {}).values(), *(index_dirs if corpus_kind == "demo corpus" else ()))
-    cfg = runner.checked_config(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
-                                                 decoding=decoding, trace=trace, output_dir=out_dir),
-                                root, exempt=tuple(p for p in exempt if p))
-    try:
-        result = run_experiment(cfg, progress=progress)
-    except Cancelled as e:
-        st.warning(render.md_literal(f"Run {e}. Finished work is cached: press Run again to resume."))
-        st.stop()
-    st.success(render.md_literal(f"Done: {len(result.generations)} completions in {result.path}."))
-    for setting, skip in result.manifest.skipped_rows.items():
-        st.warning(render.md_literal(f"{setting}: {skip.count} prompt row(s) skipped in {skip.file}; "
-                                      f"first: {skip.first}"))
-    st.button("Open these results", key="run_open_new", on_click=state.open_results, args=(result.path,))
+            if upload is not None:
+                source = runner.save_upload(upload.name, upload.getvalue(), paths.work_dir(root) / "uploads")
+            elif corpus_path:
+                source = paths.confine(corpus_path, root, what="corpus file")
+            else:
+                st.info("Choose a corpus file (path or upload) first.")
+                st.stop()
+            corpus = runner.CorpusChoice("file", str(source))
+            index_dirs = (str(paths.work_dir(root) / "app-indexes"),)  # the corpus's own index is chosen in the run
+        exempt = (demo.get("model"), *demo.get("prompts", {}).values(),
+                  *(index_dirs if corpus_kind == "demo corpus" else ()))
+        work = runner.plan(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
+                                            decoding=decoding, trace=trace, output_dir=out_dir),
+                           corpus, root, exempt=tuple(p for p in exempt if p))
+        st.session_state[run_worker.JOB_KEY] = run_worker.start(
+            work, ProgressEvent("starting", 0, 0, "steps", message="loading the corpus index, then the model"))
+        st.session_state[CONFIRM] = False
+        job = run_worker.status(st.session_state[run_worker.JOB_KEY])
+
+    if job is not None and job.active:
+        st.fragment(_status_panel, run_every=1.0)()
+    elif job is not None:
+        _finished(job)
