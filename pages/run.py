@@ -35,20 +35,22 @@ def _status_panel() -> None:
     if job.state != run_worker.RUNNING:
         return
     if not st.session_state.get(CONFIRM):
-        if st.button("Cancel", key="run_cancel"):
-            st.session_state[CONFIRM] = True
-            st.rerun(scope="fragment")
+        st.button("Cancel", key="run_cancel", on_click=_confirm, args=(True,))
         return
     st.warning("Stop this run? Work finished so far stays in the result cache; pressing Run again with the same "
                "choices resumes from there.")
     c1, c2 = st.columns(2)
-    if c1.button("Yes, stop the run", key="run_cancel_yes"):
-        run_worker.cancel(job.job_id)
-        st.session_state[CONFIRM] = False
-        st.rerun(scope="fragment")
-    if c2.button("Keep running", key="run_cancel_no"):
-        st.session_state[CONFIRM] = False
-        st.rerun(scope="fragment")
+    c1.button("Yes, stop the run", key="run_cancel_yes", on_click=_cancel, args=(job.job_id,))
+    c2.button("Keep running", key="run_cancel_no", on_click=_confirm, args=(False,))
+
+
+def _confirm(asking: bool) -> None:
+    st.session_state[CONFIRM] = asking
+
+
+def _cancel(job_id: str) -> None:
+    run_worker.cancel(job_id)
+    st.session_state[CONFIRM] = False
 
 
 def _finished(job: run_worker.JobStatus) -> None:
@@ -146,7 +148,7 @@ with render.page_boundary():
         st.session_state[run_worker.JOB_KEY] = run_worker.start(
             work, ProgressEvent("starting", 0, 0, "steps", message="loading the corpus index, then the model"))
         st.session_state[CONFIRM] = False
-        job = run_worker.status(st.session_state[run_worker.JOB_KEY])
+        st.rerun()  # draw the page again with the job: Run disabled, its status below
 
     if job is not None and job.active:
         st.fragment(_status_panel, run_every=1.0)()

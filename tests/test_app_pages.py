@@ -5,7 +5,6 @@ Numbers on screen are checked against core computed independently in the test.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from app import paths, render, runner
 from app.views import manifest, planted_records, tables
 from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
-from core.progress import Cancelled, ProgressEvent
 from core.records import GenKey
 from core.runs.results import load_results
 from core.scoring.propensity import pm
@@ -218,17 +216,6 @@ def test_run_page_opens_a_cli_results_folder(monkeypatch, results, results_b):
     assert at.sidebar.text_input(key="results_dir").value == str(results_b)
 
 
-def test_progress_callback_raises_cancelled_once_the_flag_is_set():
-    seen, flag = [], threading.Event()
-    cb = runner.progress_callback(flag, seen.append)
-    cb(ProgressEvent("generate", 1, 4, "prompts", eta_s=3.0))
-    flag.set()
-    with pytest.raises(Cancelled, match="generate at 2/4"):
-        cb(ProgressEvent("generate", 2, 4, "prompts"))
-    assert [e.done for e in seen] == [1]
-    assert runner.describe(seen[0]) == "generate: 1/4 prompts, about 3 s left"
-
-
 def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_path):
     from core.index.tokenizer import load_tokenizer
     from core.runs.demo import demo_model_dir, ensure_demo_index
@@ -252,39 +239,7 @@ def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_pa
     assert hits and phrase.strip() in "".join(hits[0].text)
 
 
-@pytest.mark.slow
-def test_run_page_runs_an_experiment_end_to_end(monkeypatch, tmp_path):
-    import json
-
-    from tests.fixtures_model import make_tiny_model_dir
-
-    model = make_tiny_model_dir(tmp_path / "model")
-    corpus = tmp_path / "corpus.jsonl"
-    words = ["the", "river", "carried", "stones", "past", "the", "mill", "while", "the", "old", "miller", "counted", "sacks", "of", "grain"]
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": " ".join(words[i:] + words[:i]) * 6}) + "\n"
-                              for i in range(8)), encoding="utf-8")
-    prompts = tmp_path / "generic.jsonl"
-    prompts.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("Tell me a story.", "What is grain?")),
-                       encoding="utf-8")
-    monkeypatch.setenv("PROPME_CACHE_DIR", str(tmp_path / "cache"))
-    at = app(monkeypatch, write_run(tmp_path / "start"), "run")
-    at.radio(key="run_model_kind").set_value("local folder").run()
-    at.text_input(key="run_model_path").input(str(model)).run()
-    at.radio(key="run_corpus_kind").set_value("corpus file path").run()
-    at.text_input(key="run_corpus_path").input(str(corpus)).run()
-    at.multiselect(key="run_settings").set_value(["prefix", "generic"]).run()
-    at.text_input(key="run_prompts_generic").input(str(prompts)).run()
-    at.number_input(key="run_n_prompts").set_value(2).run()
-    at.number_input(key="run_max_new").set_value(8).run()
-    at.text_input(key="run_out").input(str(tmp_path / "out")).run()
-    at.button(key="run_start").click().run(timeout=300)
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert at.success and "completions in" in at.success[0].value
-    done = load_results(tmp_path / "out" / "app-run")
-    assert sorted(done.settings()) == ["generic", "prefix"] and len(done.traces) == len(done.generations) == 4
-    at.button(key="run_open_new").click().run()
-    assert at.sidebar.text_input(key="results_dir").value == str(tmp_path / "out" / "app-run")
+# the Run page's end-to-end run (a background job): tests/test_run_worker.py
 
 
 def _demo_results() -> Path:
