@@ -3,7 +3,7 @@
 A job is a thread running ``work(progress)`` (the Run page's experiment, see :func:`app.runner.plan`).
 Its state lives here, in a module-level registry guarded by a lock, not in the page script: the page
 keeps only the job id (in ``st.session_state[JOB_KEY]``, so other sessions never see it) and polls
-:func:`status`. The progress callback records the latest :class:`core.progress.ProgressEvent` per stage
+:func:`job_status`. The progress callback records the latest :class:`core.progress.ProgressEvent` per stage
 and raises :class:`core.progress.Cancelled` once :func:`cancel` was called, so the run stops at its next
 event with its finished work in the result cache; :func:`kept_text` says how much that is. No Streamlit
 here: the thread never touches a session.
@@ -130,7 +130,7 @@ def start(work: Callable[[ProgressFn], JobResult], first: ProgressEvent) -> str:
     return job.id
 
 
-def status(job_id: str | None) -> JobStatus | None:
+def job_status(job_id: str | None) -> JobStatus | None:
     """The job's status, or None for no job (or one forgotten)."""
     with _LOCK:
         job = _JOBS.get(job_id) if job_id else None
@@ -150,6 +150,6 @@ def cancel(job_id: str | None) -> bool:
 def wait(job_id: str, timeout_s: float) -> JobStatus | None:
     """Poll until the job has finished or ``timeout_s`` passed (tests and scripts)."""
     deadline = time.monotonic() + timeout_s
-    while (s := status(job_id)) is not None and s.active and time.monotonic() < deadline:
+    while (s := job_status(job_id)) is not None and s.active and time.monotonic() < deadline:
         time.sleep(0.05)
     return s

@@ -20,7 +20,7 @@ def _open_new(path: str) -> None:
 
 def _status_panel() -> None:
     """Progress of this session's job: the latest event of each stage, polled every second while it runs."""
-    job = run_worker.status(st.session_state.get(run_worker.JOB_KEY))
+    job = run_worker.job_status(st.session_state.get(run_worker.JOB_KEY))
     if job is None:
         return
     if not job.active:
@@ -71,7 +71,7 @@ if st.session_state.pop(GOTO_OVERVIEW, False):
 
 st.title("Run an experiment")
 with render.page_boundary():
-    job = run_worker.status(st.session_state.get(run_worker.JOB_KEY))
+    job = run_worker.job_status(st.session_state.get(run_worker.JOB_KEY))
     if job is not None and job.active:
         st.info("A run is in progress: its progress is shown below the form, and it keeps running while you "
                 "visit other pages.")

@@ -159,13 +159,42 @@ def test_explore_filters_narrow_and_sort(monkeypatch, results):
     assert [int(lb.split("longest span ")[1].split(",")[0]) for lb in labels] == [t.longest_span for t in expected]
 
 
-def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_b):
+def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_b, tmp_path):
+    import dataclasses
+
+    from core.runs.manifest import ModelInfo
+    from core.runs.results import save_results
+    from tests.fixtures_app import make_run
+
+    # the same prompts, index, trace and decoding as run-a; only the model differs: comparable
+    base = make_run(score=True)
+    other_model = save_results(dataclasses.replace(base, manifest=dataclasses.replace(
+        base.manifest, run_name="other-model", model=ModelInfo("another-model"))), tmp_path / "runs" / "other-model")
     at = app(monkeypatch, results, "compare")
-    at.text_area(key="cmp_paths").input(f"{results}\n{results_b}").run()
-    assert not at.exception
+    assert at.text_input(key="cmp_root").value == str(results.parent)  # the folder holding the run in view
+    at.text_input(key="cmp_root").input(str(results.parent.parent)).run()  # holds run-a's and run-b's parents
+    listed = at.multiselect(key="cmp_runs").options
+    assert {str(results), str(results_b)} <= {o.rsplit(" | ", 1)[1] for o in listed}
+    at.multiselect(key="cmp_runs").set_value([str(results), str(results_b)]).run()
+    assert not at.exception, at.exception
+    warned = [render.shown(w.value) for w in at.warning]
+    assert any("NOT comparable with the reference: prefix prompts: 6 in both, but different prompt texts" in w
+               for w in warned), warned
+    assert not any("PM" in f.value.columns for f in at.dataframe)  # no PM between runs that are not comparable
+    at.checkbox(key="cmp_show_all").check().run()
     pm_table = at.dataframe[-1].value
     assert sorted(pm_table["setting"]) == ["generic", "prefix", "specific"]
     assert ((pm_table["lo"] <= pm_table["PM"]) & (pm_table["PM"] <= pm_table["hi"])).all()
+    assert all(v.startswith("not comparable: ") for v in pm_table["comparable"])
+    # a comparable pair (same prompts, index, trace, decoding; another model): PM shown at once, marked comparable
+    same = save_results(base, tmp_path / "runs" / "a")
+    at.checkbox(key="cmp_show_all").uncheck().run()
+    at.text_input(key="cmp_root").input(str(tmp_path / "runs")).run()
+    at.multiselect(key="cmp_runs").set_value([str(same), str(other_model)]).run()
+    assert not at.exception, at.exception
+    assert any("comparable with the reference: same index" in render.shown(s.value) for s in at.success)
+    pm_table = at.dataframe[-1].value
+    assert sorted(pm_table["setting"]) == ["generic", "prefix", "specific"] and set(pm_table["comparable"]) == {"yes"}
 
 
 def test_export_builds_the_html_report(monkeypatch, results):

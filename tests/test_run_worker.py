@@ -34,7 +34,7 @@ def _fake_work(gate: threading.Semaphore, events: list[ProgressEvent], fail: Exc
 
 def _until(job: str, stage: str, done: int) -> None:
     deadline = time.monotonic() + 10
-    while not any(e.stage == stage and e.done == done for e in run_worker.status(job).stages):
+    while not any(e.stage == stage and e.done == done for e in run_worker.job_status(job).stages):
         assert time.monotonic() < deadline
         time.sleep(0.01)
 
@@ -43,13 +43,13 @@ def test_a_job_shows_its_first_event_at_once_and_its_result_when_done():
     gate = threading.Semaphore(0)
     job = run_worker.start(_fake_work(gate, [ProgressEvent("generate", 2, 8, "generations")]),
                            ProgressEvent("starting", 0, 0, "steps", message="loading model"))
-    s = run_worker.status(job)
+    s = run_worker.job_status(job)
     assert s.active and [e.stage for e in s.stages] == ["starting"]  # before the work sent anything
     gate.release()
     s = run_worker.wait(job, 10)
     assert s.state == run_worker.DONE and s.message == "Done: 7 completions in /tmp/out/run."
     assert [e.stage for e in s.stages] == ["starting", "generate"] and s.result.warnings == ("a warning",)
-    assert run_worker.status("no-such-job") is None and run_worker.status(None) is None
+    assert run_worker.job_status("no-such-job") is None and run_worker.job_status(None) is None
 
 
 def test_cancel_stops_at_the_next_event_and_says_what_the_cache_kept():
@@ -60,7 +60,7 @@ def test_cancel_stops_at_the_next_event_and_says_what_the_cache_kept():
     gate.release(3)
     _until(job, "generate", 32)
     assert run_worker.cancel(job)
-    assert run_worker.status(job).state == run_worker.CANCELLING
+    assert run_worker.job_status(job).state == run_worker.CANCELLING
     gate.release()
     s = run_worker.wait(job, 10)
     assert s.state == run_worker.CANCELLED
@@ -135,9 +135,8 @@ def test_run_page_keeps_its_values_across_pages_and_a_changed_value_across_defau
     assert at.number_input(key="run_max_new").value == 12 and at.selectbox(key="run_trace_mode").value == "text"
     assert at.multiselect(key="run_settings").value == ["prefix"]
     at.switch_page("../pages/compare.py").run()
-    assert "run_max_new" not in at.session_state  # Streamlit dropped the widget's own state off-page ...
     at.switch_page("../pages/run.py").run()
-    assert not at.exception, at.exception  # ... and the page restored it (no default/session-state clash)
+    assert not at.exception, at.exception  # restored without a default/session-state clash
     assert (at.number_input(key="run_max_new").value, at.selectbox(key="run_trace_mode").value,
             at.text_input(key="run_name").value, at.radio(key="run_corpus_kind").value) == (
         12, "text", "kept-name", "corpus file path")
@@ -200,7 +199,7 @@ def test_cancel_asks_first_then_stops_and_says_what_was_kept(monkeypatch, tmp_pa
     at.button(key="run_cancel").click().run()
     assert any("Stop this run?" in w.value for w in at.warning)
     at.button(key="run_cancel_no").click().run()
-    assert run_worker.status(at.session_state[run_worker.JOB_KEY]).state == run_worker.RUNNING
+    assert run_worker.job_status(at.session_state[run_worker.JOB_KEY]).state == run_worker.RUNNING
     at.button(key="run_cancel").click().run()
     at.button(key="run_cancel_yes").click().run()
     gate.release()
