@@ -78,13 +78,13 @@ class _Job:
         self.t0, self.t1 = time.monotonic(), None
 
     def progress(self, e: ProgressEvent) -> None:
-        if self.cancel.is_set():
-            raise Cancelled(f"cancelled during {e.stage} at {e.done}/{e.total} {e.unit}")
-        with self.lock:
+        with self.lock:  # recorded first: a generate or cache event reports work already in the cache
             if e.stage == CACHE_STAGE:
                 self.cache[e.unit] = e
             else:
                 self.stages[e.stage] = e
+        if self.cancel.is_set():
+            raise Cancelled(f"cancelled during {e.stage} at {e.done}/{e.total} {e.unit}")
 
     def finish(self, state: str, message: str, result: JobResult | None = None) -> None:
         with self.lock:

@@ -23,7 +23,7 @@ from core.errors import ConfigError
 from core.index.ensure import ensure_index
 from core.paths import confine, model_source, safe_name
 from core.progress import ProgressEvent
-from core.runs.demo import demo_index_dir, demo_model_dir, demo_prompt_paths  # noqa: F401 (demo_index_dir: the Run page's)
+from core.runs.demo import demo_index_dir, demo_model_dir, demo_prompt_paths
 
 UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
 APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
@@ -172,6 +172,25 @@ class CorpusChoice:
 
     kind: str  # demo | index | file
     path: str | None = None  # index folder or corpus file, already confined to the data root
+
+
+def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, upload: tuple[str, bytes] | None,
+                  root: Path | None) -> tuple[CorpusChoice, tuple[str, ...]] | None:
+    """The Run form's corpus radio (``kind``) and boxes as a CorpusChoice and the run's index folders (for a
+    corpus file: a placeholder inside the app's folder, replaced by its own index in the run); None when no
+    corpus file was given. Uploads are saved (content-addressed) under the app's folder."""
+    if kind == "demo corpus":
+        return CorpusChoice("demo"), (str(demo_index_dir()),)
+    if kind == "existing index folder":
+        folder = str(confine(index_path or "", root, what="index folder"))
+        return CorpusChoice("index", folder), (folder,)
+    if upload is not None:
+        source = save_upload(upload[0], upload[1], work_dir(root) / "uploads")
+    elif corpus_path:
+        source = confine(corpus_path, root, what="corpus file")
+    else:
+        return None
+    return CorpusChoice("file", str(source)), (str(work_dir(root) / "app-indexes"),)
 
 
 def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt: tuple[str, ...] = ()):

@@ -74,22 +74,24 @@ def nv_blocks_controls(base: NVBlocksConfig, key: str = "thr") -> NVBlocksConfig
     return replace(base, l1=l1, l2=l2, gap1=gap1, gap2=gap2)
 
 
-def _default(seeded: bool, **kw) -> dict:
-    """A widget's default argument (value= or index=), or none when its value is seeded in session state
-    (the Run form: :func:`seed_form`), so Streamlit never sees both."""
-    return {} if seeded else kw
+def seeded_kw(key: str, options: Sequence | None = None) -> dict:
+    """``value=`` (or, with ``options``, ``index=``) of a Run-form widget: its value in session state (see
+    :func:`seed_form`), so the browser is always sent the value it should show, also after other pages."""
+    value = st.session_state[key]
+    return {"value": value} if options is None else {"index": list(options).index(value)}
 
 
-def trace_controls(base: TraceConfig, key: str, seeded: bool = False) -> TraceConfig:
-    """Trace-time parameters (changing them needs a re-trace); ``seeded``: values come from session state."""
+def trace_controls(base: TraceConfig, key: str, is_seeded: bool = False) -> TraceConfig:
+    """Trace-time parameters (changing them needs a re-trace); ``is_seeded``: values come from session state."""
     c1, c2, c3 = st.columns(3)
     mode = c1.selectbox("Trace mode", TRACE_MODES, key=f"{key}_mode",
                         help="mixed: a verbatim copy across a line or sentence end still counts; text: the paper's "
-                             "prose rule", **_default(seeded, index=TRACE_MODES.index(base.mode)))
+                             "prose rule", **(seeded_kw(f"{key}_mode", TRACE_MODES) if is_seeded else
+                                              {"index": TRACE_MODES.index(base.mode)}))
     rarity = c2.slider("Rarity fraction", 0.01, 1.0, step=0.01, key=f"{key}_rarity",
-                       **_default(seeded, value=float(base.rarity_fraction)))
+                       **(seeded_kw(f"{key}_rarity") if is_seeded else {"value": float(base.rarity_fraction)}))
     docs = c3.number_input("Documents per span", 1, 100, key=f"{key}_docs",
-                           **_default(seeded, value=int(base.docs_per_span)))
+                           **(seeded_kw(f"{key}_docs") if is_seeded else {"value": int(base.docs_per_span)}))
     return replace(base, mode=mode, rarity_fraction=float(rarity), docs_per_span=int(docs))
 
 
@@ -127,12 +129,13 @@ def switch_defaults(old: dict, new: dict) -> None:
 def decoding_controls(base: DecodingConfig, key: str = "run") -> DecodingConfig:
     """Temperature, top-p, samples, completion length and seed (seeded, see :func:`seed_form`); the rest of ``base``."""
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, step=0.1, key=f"{key}_temp")
-    top_p = c2.number_input("top-p", 0.01, 1.0, step=0.01, key=f"{key}_top_p")
+    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, step=0.1, key=f"{key}_temp",
+                                  **seeded_kw(f"{key}_temp"))
+    top_p = c2.number_input("top-p", 0.01, 1.0, step=0.01, key=f"{key}_top_p", **seeded_kw(f"{key}_top_p"))
     samples = c3.number_input("Samples per prompt", 1, 50, key=f"{key}_samples",
-                              help="More than 1 needs a temperature above 0.")
-    max_new = c4.number_input("Max new tokens", 1, 2048, key=f"{key}_max_new")
-    seed = st.number_input("Decoding seed", 0, 2**31 - 1, key=f"{key}_seed")
+                              help="More than 1 needs a temperature above 0.", **seeded_kw(f"{key}_samples"))
+    max_new = c4.number_input("Max new tokens", 1, 2048, key=f"{key}_max_new", **seeded_kw(f"{key}_max_new"))
+    seed = st.number_input("Decoding seed", 0, 2**31 - 1, key=f"{key}_seed", **seeded_kw(f"{key}_seed"))
     return replace(base, temperature=float(temperature), top_p=float(top_p), num_samples=int(samples),
                    max_new_tokens=int(max_new), seed=int(seed))
 
@@ -143,12 +146,12 @@ def model_picker(demo: ModelConfig | None, key: str = "run") -> ModelConfig:
     With a data root set, remote code cannot be turned on here (the checkbox is disabled)."""
     root = paths.data_root()
     kinds = (["demo model"] if demo else []) + ["local folder", "hub id"]
-    kind = st.radio("Model", kinds, horizontal=True, key=f"{key}_model_kind")
+    kind = st.radio("Model", kinds, horizontal=True, key=f"{key}_model_kind", **seeded_kw(f"{key}_model_kind", kinds))
     if root is None:
-        trust = st.checkbox("Trust remote code", key=f"{key}_trust",
+        trust = st.checkbox("Trust remote code", key=f"{key}_trust", **seeded_kw(f"{key}_trust"),
                             help="Runs Python code shipped with the model: only for models you trust.")
     else:
-        st.checkbox("Trust remote code", key=f"{key}_trust", disabled=True,
+        st.checkbox("Trust remote code", key=f"{key}_trust", disabled=True, **seeded_kw(f"{key}_trust"),
                     help=render.md_literal(f"Off on this server ({paths.DATA_ROOT_ENV} is set): remote code "
                                            "cannot be enabled from the web app."))
         trust = False  # whatever the browser sends: never on with a data root
@@ -157,10 +160,11 @@ def model_picker(demo: ModelConfig | None, key: str = "run") -> ModelConfig:
     if kind == "demo model":
         return replace(demo, trust_remote_code=trust)
     if kind == "local folder":
-        folder = st.text_input("Model folder", key=f"{key}_model_path")
+        folder = st.text_input("Model folder", key=f"{key}_model_path", **seeded_kw(f"{key}_model_path"))
         return ModelConfig(str(paths.confine(folder, root, what="model folder")), trust_remote_code=trust)
-    hub = st.text_input("Hub id (e.g. EleutherAI/pythia-70m)", key=f"{key}_model_hub")
-    revision = st.text_input("Revision (optional)", key=f"{key}_model_rev")
+    hub = st.text_input("Hub id (e.g. EleutherAI/pythia-70m)", key=f"{key}_model_hub",
+                        **seeded_kw(f"{key}_model_hub"))
+    revision = st.text_input("Revision (optional)", key=f"{key}_model_rev", **seeded_kw(f"{key}_model_rev"))
     name = paths.model_source(hub, root, what="model (hub id box)") if hub.strip() else ""
     return ModelConfig(name, revision=revision.strip() or None, trust_remote_code=trust)
 
@@ -169,16 +173,18 @@ def settings_picker(base: tuple[SettingConfig, ...], shipped: dict[str, str], ke
     """Which settings to run, with prompt counts, prompt files and the sample seed (seeded, see
     :func:`seed_form`); a setting of ``base`` keeps its other parameters. ``shipped``: the demo's own prompt
     files, allowed outside the data root."""
-    chosen = st.multiselect("Settings", SETTINGS, key=f"{key}_settings")
-    n = st.number_input("Prompts per setting", 1, 10_000, key=f"{key}_n_prompts")
-    seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, key=f"{key}_prompt_seed")
+    chosen = st.multiselect("Settings", SETTINGS, key=f"{key}_settings",
+                            default=list(st.session_state[f"{key}_settings"]))
+    n = st.number_input("Prompts per setting", 1, 10_000, key=f"{key}_n_prompts", **seeded_kw(f"{key}_n_prompts"))
+    seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, key=f"{key}_prompt_seed",
+                           **seeded_kw(f"{key}_prompt_seed"))
     by_name = {s.name: s for s in base}
     out = []
     for s in chosen:
         path = None
         if s in ("generic", "specific"):
             typed = st.text_input(render.md_literal(f"Prompt set for {s} (JSONL: text, optional domain, id)"),
-                                  key=f"{key}_prompts_{s}")
+                                  key=f"{key}_prompts_{s}", **seeded_kw(f"{key}_prompts_{s}"))
             shipped_file = typed in shipped.values()
             path = str(paths.confine(typed, None if shipped_file else paths.data_root())) if typed.strip() else None
         out.append(replace(by_name.get(s, SettingConfig(s)), n_prompts=int(n), seed=int(seed), prompts_path=path))

@@ -10,7 +10,12 @@ from core.progress import ProgressEvent
 OVERVIEW = Path(__file__).resolve().parent / "overview.py"
 GOTO_OVERVIEW = "propme_run_goto_overview"  # session state: "Open these results" was pressed
 CONFIRM = "propme_run_cancel_confirm"  # session state: Cancel was pressed once, waiting for the confirmation
+START = "propme_run_start"  # session state: Run was pressed (the run starts once the form's values are read)
 SEEN_ACTIVE = "propme_run_seen_active"  # session state: the job was running at the last poll
+
+
+def _request_start() -> None:
+    st.session_state[START] = True
 
 
 def _open_new(path: str) -> None:
@@ -28,8 +33,11 @@ def _status_panel() -> None:
             st.rerun(scope="app")  # finished while this panel polled: redraw the page (Run button, results)
         return
     st.session_state[SEEN_ACTIVE] = True
-    head = "Cancelling (stops at the next step) ..." if job.state == run_worker.CANCELLING else "Running ..."
-    st.markdown(render.md_literal(f"**{head}** {job.elapsed_s:.0f} s so far"))
+    if job.state == run_worker.CANCELLING:
+        st.markdown("**Cancelling** (stops at the next step) ...")
+    else:
+        st.markdown("**Running ...**")
+    st.caption(render.md_literal(f"{job.elapsed_s:.0f} s so far"))
     for e in job.stages:
         st.progress(e.fraction, text=render.md_literal(runner.describe(e)))
     if job.state != run_worker.RUNNING:
@@ -81,8 +89,9 @@ with render.page_boundary():
 
     demo = runner.demo_info()
     presets = {"demo": runner.demo_defaults, "cli": runner.cli_defaults}
+    demo_cfg = runner.demo_defaults() if demo else None
     preset = st.session_state.setdefault(widgets.RUN_PRESET, "demo" if demo else "cli")
-    defaults = presets[preset]()
+    defaults = demo_cfg if preset == "demo" else runner.cli_defaults()
     kinds = (["demo corpus"] if demo else []) + ["existing index folder", "corpus file path", "upload a corpus file"]
     root = paths.data_root()
     form = {**runner.form_values(defaults), "run_corpus_kind": kinds[0], "run_name": "app-run",
@@ -99,47 +108,39 @@ with render.page_boundary():
             st.session_state[widgets.RUN_PRESET] = new
 
     st.subheader("1. Model")
-    model = widgets.model_picker(runner.demo_defaults().model if demo else None)
+    model = widgets.model_picker(demo_cfg.model if demo_cfg else None)
     st.subheader("2. Corpus")
-    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind", on_change=_corpus_changed)
+    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind", on_change=_corpus_changed,
+                           **widgets.seeded_kw("run_corpus_kind", kinds))
     corpus_path = index_path = upload = None
     if corpus_kind == "existing index folder":
-        index_path = st.text_input("Index folder", key="run_index_path")
+        index_path = st.text_input("Index folder", key="run_index_path", **widgets.seeded_kw("run_index_path"))
     elif corpus_kind == "corpus file path":
-        corpus_path = st.text_input("Corpus file or folder (jsonl, parquet, csv, txt)", key="run_corpus_path")
+        corpus_path = st.text_input("Corpus file or folder (jsonl, parquet, csv, txt)", key="run_corpus_path", **widgets.seeded_kw("run_corpus_path"))
     elif corpus_kind == "upload a corpus file":
         upload = st.file_uploader("Corpus file", type=["jsonl", "json", "parquet", "csv", "txt", "zst"],
                                   key="run_upload")
     st.subheader("3. Settings, decoding, tracing")
     settings = widgets.settings_picker(defaults.settings, shipped=demo.get("prompts", {}))
     decoding = widgets.decoding_controls(defaults.decoding)
-    trace = widgets.trace_controls(defaults.trace, key="run_trace", seeded=True)
-    name = st.text_input("Run name", key="run_name", help="One folder name: letters, digits, spaces, "
+    trace = widgets.trace_controls(defaults.trace, key="run_trace", is_seeded=True)
+    name = st.text_input("Run name", key="run_name", **widgets.seeded_kw("run_name"), help="One folder name: letters, digits, spaces, "
                          "- _ . and the like; no / \\ or leading '.'")
-    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", key="run_out")
+    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", key="run_out", **widgets.seeded_kw("run_out"))
     widgets.keep_form(form)
     st.caption(render.md_literal(f"Defaults: {defaults.source}. Runs resume from the result cache: a cancelled "
                                  "or repeated run skips finished work."))
 
-    active = job is not None and job.active
-    start = st.button("Run", type="primary", key="run_start", disabled=active)
-    if start:
-        if corpus_kind == "demo corpus":
-            corpus = runner.CorpusChoice("demo")
-            index_dirs = (str(runner.demo_index_dir()),)
-        elif corpus_kind == "existing index folder":
-            corpus = runner.CorpusChoice("index", str(paths.confine(index_path, root, what="index folder")))
-            index_dirs = (corpus.path,)
-        else:
-            if upload is not None:
-                source = runner.save_upload(upload.name, upload.getvalue(), paths.work_dir(root) / "uploads")
-            elif corpus_path:
-                source = paths.confine(corpus_path, root, what="corpus file")
-            else:
-                st.info("Choose a corpus file (path or upload) first.")
-                st.stop()
-            corpus = runner.CorpusChoice("file", str(source))
-            index_dirs = (str(paths.work_dir(root) / "app-indexes"),)  # the corpus's own index is chosen in the run
+    def _start_if_asked(job):
+        """Start the run when Run was pressed (and no run of this session is going); returns the job in view."""
+        if not st.session_state.pop(START, False) or (job is not None and job.active):
+            return job
+        upload_data = (upload.name, upload.getvalue()) if upload is not None else None
+        chosen = runner.corpus_choice(corpus_kind, index_path, corpus_path, upload_data, root)
+        if chosen is None:
+            st.info("Choose a corpus file (path or upload) first.")
+            return job
+        corpus, index_dirs = chosen
         exempt = (demo.get("model"), *demo.get("prompts", {}).values(),
                   *(index_dirs if corpus_kind == "demo corpus" else ()))
         work = runner.plan(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
@@ -148,7 +149,14 @@ with render.page_boundary():
         st.session_state[run_worker.JOB_KEY] = run_worker.start(
             work, ProgressEvent("starting", 0, 0, "steps", message="loading the corpus index, then the model"))
         st.session_state[CONFIRM] = False
-        st.rerun()  # draw the page again with the job: Run disabled, its status below
+        return run_worker.job_status(st.session_state[run_worker.JOB_KEY])
+
+    run_slot = st.empty()  # the Run button: drawn after a start below (disabled at once), or after its error
+    try:
+        job = _start_if_asked(job)
+    finally:
+        run_slot.button("Run", type="primary", key="run_start", disabled=job is not None and job.active,
+                        on_click=_request_start)
 
     if job is not None and job.active:
         st.fragment(_status_panel, run_every=1.0)()
