@@ -1,16 +1,20 @@
 """Runs of the Run page in the background: a run keeps going while its browser session visits other pages.
 
-A job is a thread running ``work(progress)`` (the Run page's experiment, see :func:`app.runner.plan`).
+A job runs ``work(progress)`` (the Run page's experiment, see :func:`app.runner.plan`) in a process of its own
+(:class:`ProcessWork`: corpus loading, tokenizing and prompt building are Python that would hold the
+server's GIL and delay every page, the run's own status included), or in a thread for light work.
 Its state lives here, in a module-level registry guarded by a lock, not in the page script: the page
 keeps only the job id (in ``st.session_state[JOB_KEY]``, so other sessions never see it) and polls
 :func:`job_status`. The progress callback records the latest :class:`core.progress.ProgressEvent` per stage
 and raises :class:`core.progress.Cancelled` once :func:`cancel` was called, so the run stops at its next
 event with its finished work in the result cache; :func:`kept_text` says how much that is. No Streamlit
-here: the thread never touches a session.
+here: the work never touches a session.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import queue
 import threading
 import time
 import uuid
@@ -24,6 +28,7 @@ from core.runs.experiment import CACHE_STAGE
 log = logging.getLogger(__name__)
 
 JOB_KEY = "propme_run_job"  # session state: the id of this session's latest job
+SHOW_WAIT_S = 2.0  # a new job waits this long at most for its page to draw its status before it starts working
 MAX_FINISHED = 64  # finished jobs kept for their sessions to read; older ones are forgotten
 RUNNING, CANCELLING, DONE, CANCELLED, FAILED = "running", "cancelling", "done", "cancelled", "failed"
 
@@ -76,34 +81,59 @@ class _Job:
         self.cache: dict[str, ProgressEvent] = {}
         self.state, self.message, self.result = RUNNING, "", None
         self.t0, self.t1 = time.monotonic(), None
+        self.shown = threading.Event()  # the page drew the job's status (the work starts then, or after SHOW_WAIT_S)
 
-    def progress(self, e: ProgressEvent) -> None:
-        with self.lock:  # recorded first: a generate or cache event reports work already in the cache
+    def record(self, e: ProgressEvent) -> None:
+        with self.lock:
             if e.stage == CACHE_STAGE:
                 self.cache[e.unit] = e
             else:
                 self.stages[e.stage] = e
+
+    def progress(self, e: ProgressEvent) -> None:
+        self.record(e)  # first: a generate or cache event reports work already in the cache
         if self.cancel.is_set():
             raise Cancelled(f"cancelled during {e.stage} at {e.done}/{e.total} {e.unit}")
 
     def finish(self, state: str, message: str, result: JobResult | None = None) -> None:
         with self.lock:
+            if state == CANCELLED:
+                message = (f"Run {message}; {kept_text(self.stages, self.cache)}. Press Run again with the same "
+                           "choices to resume from there.")
+            elif state == DONE:
+                message = f"Done: {result.completions} completions in {result.path}."
             self.state, self.message, self.result, self.t1 = state, message, result, time.monotonic()
 
     def run(self, work: Callable[[ProgressFn], JobResult]) -> None:
-        try:
-            result = work(self.progress)
-        except Cancelled as e:
-            with self.lock:
-                kept = kept_text(self.stages, self.cache)
-            self.finish(CANCELLED, f"Run {e}; {kept}. Press Run again with the same choices to resume from there.")
-        except PropMeError as e:
-            self.finish(FAILED, str(e))
-        except Exception as e:  # shown on the page (a worker thread has no page to raise into); logged in full
-            log.exception("run %s failed", self.id)
-            self.finish(FAILED, f"unexpected error: {type(e).__name__}: {e}")
-        else:
-            self.finish(DONE, f"Done: {result.completions} completions in {result.path}.", result)
+        """In a thread of this process (light work, tests)."""
+        self.shown.wait(SHOW_WAIT_S)
+        self.finish(*_outcome(work, self.progress))
+
+    def run_process(self, work: ProcessWork) -> None:
+        """In a spawned process: its Python never holds this server's GIL; events come back through a queue."""
+        self.shown.wait(SHOW_WAIT_S)
+        ctx = mp.get_context("spawn")
+        events = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(work.target, work.args, events, self.cancel), daemon=True,
+                           name=f"propme-run-{self.id[:8]}")
+        proc.start()
+        while True:
+            try:
+                kind, value = events.get(timeout=0.5)
+            except queue.Empty:
+                if proc.is_alive():
+                    continue
+                try:  # the process ended: whatever it sent last may still be in the pipe
+                    kind, value = events.get(timeout=2)
+                except queue.Empty:
+                    self.finish(FAILED, f"the run's process ended without a result (exit code {proc.exitcode})")
+                    return
+            if kind == "event":
+                self.record(value)
+                continue
+            self.finish(kind, *(value if kind == DONE else (value,)))
+            break
+        proc.join(timeout=30)
 
     def status(self) -> JobStatus:
         with self.lock:
@@ -112,22 +142,68 @@ class _Job:
             return JobStatus(self.id, state, tuple(self.stages.values()), end - self.t0, self.message, self.result)
 
 
+def _outcome(work, progress) -> tuple:
+    """(state, message[, result]) of ``work(progress)``: done, cancelled, or failed with the error's words."""
+    try:
+        result = work(progress)
+    except Cancelled as e:
+        return CANCELLED, str(e)
+    except PropMeError as e:
+        return FAILED, str(e)
+    except Exception as e:  # shown on the page (a worker has no page to raise into); logged in full
+        log.exception("a run failed")
+        return FAILED, f"unexpected error: {type(e).__name__}: {e}"
+    return DONE, "", result
+
+
+def _child(target, args, events, cancel) -> None:
+    """A run's process: ``target(*args, progress)``; every event, then the outcome, goes to ``events``."""
+    def progress(e: ProgressEvent) -> None:
+        events.put(("event", e))
+        if cancel.is_set():
+            raise Cancelled(f"cancelled during {e.stage} at {e.done}/{e.total} {e.unit}")
+
+    state, message, *result = _outcome(lambda p: target(*args, p), progress)
+    events.put((state, (message, result[0]) if result else message))
+
+
 _JOBS: dict[str, _Job] = {}
 _LOCK = threading.Lock()
 
 
-def start(work: Callable[[ProgressFn], JobResult], first: ProgressEvent) -> str:
-    """Run ``work(progress)`` in a new thread; returns the job id. ``first`` is shown at once (before the
-    thread has done anything: e.g. "starting: loading model")."""
+@dataclass(frozen=True)
+class ProcessWork:
+    """Work for a process of its own: ``target(*args, progress) -> JobResult``, ``target`` a module-level
+    function and ``args`` picklable (a run's Python-heavy steps would otherwise starve the server's threads)."""
+
+    target: Callable
+    args: tuple
+
+
+def start(work: Callable[[ProgressFn], JobResult] | ProcessWork, first: ProgressEvent) -> str:
+    """Run ``work(progress)``, a ProcessWork in a spawned process, any other callable in a thread; returns the
+    job id. ``first`` is shown at once (before the work has done anything: e.g. "starting: loading model")."""
     job = _Job(uuid.uuid4().hex)
     job.stages[first.stage] = first
+    if isinstance(work, ProcessWork):
+        job.cancel = mp.get_context("spawn").Event()
     with _LOCK:
         finished = [j for j in _JOBS.values() if j.state not in (RUNNING,)]
         for old in sorted(finished, key=lambda j: j.t0)[:max(0, len(finished) - MAX_FINISHED + 1)]:
             del _JOBS[old.id]
         _JOBS[job.id] = job
-    threading.Thread(target=job.run, args=(work,), name=f"propme-run-{job.id[:8]}", daemon=True).start()
+    target = job.run_process if isinstance(work, ProcessWork) else job.run
+    threading.Thread(target=target, args=(work,), name=f"propme-run-{job.id[:8]}", daemon=True).start()
     return job.id
+
+
+def shown(job_id: str | None) -> None:
+    """The page drew the job's status: its work may start (starting a process and loading a corpus take the
+    CPU and the GIL, which would hold back the very status that says the run has begun)."""
+    with _LOCK:
+        job = _JOBS.get(job_id) if job_id else None
+    if job is not None:
+        job.shown.set()
 
 
 def job_status(job_id: str | None) -> JobStatus | None:

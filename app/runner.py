@@ -194,32 +194,33 @@ def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, up
 
 
 def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt: tuple[str, ...] = ()):
-    """The Run page's experiment as ``work(progress) -> JobResult`` for :mod:`app.run_worker`.
+    """The Run page's experiment as work for :mod:`app.run_worker` (a process of its own: :func:`execute`).
 
     Every check that needs no corpus or model (run name, output folder, paths inside the data root,
     remote code) runs now and raises ConfigError/ResultsError at the page; the demo index and a corpus
     file's index are made inside the work, where their progress is shown.
     """
+    from app.run_worker import ProcessWork
+
+    check_output(cfg.name, cfg.output_dir, root)
+    return ProcessWork(execute, (checked_config(cfg, root, exempt=exempt), corpus, root))
+
+
+def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
+    """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
     from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
 
-    check_output(cfg.name, cfg.output_dir, root)
-    cfg = checked_config(cfg, root, exempt=exempt)
-
-    def work(progress) -> JobResult:
-        c, warnings = cfg, []
-        if corpus.kind == "demo":
-            ensure_demo_index(progress)
-        elif corpus.kind == "file":
-            folder, load = index_for_corpus(corpus.path, cfg.model.name_or_path, progress,
-                                            work_dir(root) / "app-indexes")
-            if load.problems or load.renamed:
-                warnings.append(corpus_report_text(load, folder))
-            c = replace(cfg, index_dirs=(str(folder),))
-        result = run_experiment(c, progress=progress)
-        warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
-                     for s, skip in result.manifest.skipped_rows.items()]
-        return JobResult(str(result.path), len(result.generations), tuple(warnings))
-
-    return work
+    warnings = []
+    if corpus.kind == "demo":
+        ensure_demo_index(progress)
+    elif corpus.kind == "file":
+        folder, load = index_for_corpus(corpus.path, cfg.model.name_or_path, progress, work_dir(root) / "app-indexes")
+        if load.problems or load.renamed:
+            warnings.append(corpus_report_text(load, folder))
+        cfg = replace(cfg, index_dirs=(str(folder),))
+    result = run_experiment(cfg, progress=progress)
+    warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
+                 for s, skip in result.manifest.skipped_rows.items()]
+    return JobResult(str(result.path), len(result.generations), tuple(warnings))

@@ -16,6 +16,8 @@ SEEN_ACTIVE = "propme_run_seen_active"  # session state: the job was running at 
 
 def _request_start() -> None:
     st.session_state[START] = True
+    # sent before the page is drawn again: a status within a moment of the click, wherever the page is scrolled
+    st.toast("Starting the run: checking the form, then loading the corpus index and the model ...")
 
 
 def _open_new(path: str) -> None:
@@ -40,6 +42,7 @@ def _status_panel() -> None:
     st.caption(render.md_literal(f"{job.elapsed_s:.0f} s so far"))
     for e in job.stages:
         st.progress(e.fraction, text=render.md_literal(runner.describe(e)))
+    run_worker.shown(job.job_id)  # the status is out: the work may start
     if job.state != run_worker.RUNNING:
         return
     if not st.session_state.get(CONFIRM):
@@ -147,7 +150,7 @@ with render.page_boundary():
                                             decoding=decoding, trace=trace, output_dir=out_dir),
                            corpus, root, exempt=tuple(p for p in exempt if p))
         st.session_state[run_worker.JOB_KEY] = run_worker.start(
-            work, ProgressEvent("starting", 0, 0, "steps", message="loading the corpus index, then the model"))
+            work, ProgressEvent("starting", 0, 0, "steps", message="starting a worker process, then loading the corpus index and the model"))
         st.session_state[CONFIRM] = False
         return run_worker.job_status(st.session_state[run_worker.JOB_KEY])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 
 import pytest
 
@@ -21,6 +20,14 @@ from tests.test_browser import ARTIFACTS, _serve, browser  # noqa: F401 - fixtur
 
 pytestmark = pytest.mark.browser
 IDLE = '[data-testid="stStatusWidget"]'
+CLOCK_JS = """(watch) => {
+  const c = window.__clock = {clicks: []};
+  document.addEventListener('click', () => c.clicks.push(performance.now()), true);
+  new MutationObserver(() => {
+    const text = document.body.innerText;
+    for (const [name, want] of watch) if (!c[name] && text.includes(want)) c[name] = performance.now();
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +83,23 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     url, _, out = server
     page = _open_run_page(browser, url)
     assert _value(page, "run_trace_mode") == "mixed"  # the demo experiment's choice (and the CLI's default)
+    # times, in the browser, from a click to what it shows: first a plain rerun of this page (the baseline on
+    # this machine now), then Run
+    page.evaluate(CLOCK_JS, [["rerun", "Index folder"], ["toast", "Starting the run"], ["panel", "Running ..."]])
+    page.get_by_text("existing index folder").click()
+    page.locator(".st-key-run_index_path").wait_for(timeout=30_000)
+    page.get_by_text("demo corpus").click()
+    _settle(page)
     for key, value in (("run_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
         _type(page, key, value)
-    t0 = time.monotonic()
     page.locator(".st-key-run_start button").click()
-    page.get_by_text(re.compile(r"Running \.\.\.")).first.wait_for(timeout=5_000)
-    shown_after = time.monotonic() - t0
+    page.get_by_text("Starting the run: checking the form").first.wait_for(timeout=10_000)  # a toast, at once
+    page.get_by_text(re.compile(r"Running \.\.\.")).first.wait_for(timeout=10_000)  # the run's own status panel
+    clock = page.evaluate("() => window.__clock")
+    run_click = clock["clicks"][-1]  # Run (the last click)
+    baseline = (clock["rerun"] - clock["clicks"][0]) / 1000
+    toast_after, panel_after = (clock["toast"] - run_click) / 1000, (clock["panel"] - run_click) / 1000
+    page.get_by_text(re.compile(r"^(starting|loading|generating)")).first.wait_for(timeout=5_000)
     _shot(page, "run-status.png")
     assert page.get_by_role("progressbar").count() >= 1, page.evaluate(
         "() => Array.from(new Set(Array.from(document.querySelectorAll('[data-testid]')).map(e => e.dataset.testid)))")
@@ -94,7 +112,6 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.get_by_text(re.compile(r"Done: \d+ completions in")).first.wait_for(timeout=300_000)
     _settle(page)
     _shot(page, "run-done.png")
-    print("open buttons", page.locator(".st-key-run_open_new button").count(), page.get_by_role("button", name="Open these results").count())
     run = load_results(out / "nav-run")
     assert {s: sum(1 for g in run.generations if g.key.setting == s) for s in run.settings()} == {
         "prefix": 8, "generic": 8, "specific": 8}
@@ -105,7 +122,10 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     assert page.get_by_role("textbox", name="Results folder").input_value() == str(out / "nav-run")
     _shot(page, "run-opened-overview.png")
     page.close()
-    assert shown_after < 1.0, f"the status took {shown_after:.2f} s to show"
+    print(f"status shown after {toast_after:.2f} s (toast), {panel_after:.2f} s (progress panel); "
+          f"a plain rerun of the page: {baseline:.2f} s")
+    # no slower than a plain rerun of the page: nothing waits for the model or the index (1 s on an idle machine)
+    assert min(toast_after, panel_after) <= max(1.0, 1.5 * baseline), (toast_after, panel_after, baseline)
 
 
 def test_cancel_asks_then_says_what_the_cache_kept(server, browser):  # noqa: F811
@@ -151,9 +171,12 @@ def test_compare_flags_a_trace_mode_mismatch_of_one_model(server, browser, tmp_p
         _settle(page)
     page.keyboard.press("Escape")
     page.get_by_text("NOT comparable with the reference").first.wait_for(timeout=30_000)
-    body = page.locator("body").inner_text()
-    assert "(the same model): NOT comparable with the reference: trace mode: text in demo-text" in body
-    assert "mixed in demo-mixed" in body
-    assert "No run is comparable with the reference" in body
     _shot(page, "compare-trace-mismatch.png")
+    body = page.locator("body").inner_text()
+    verdict = next(line for line in body.splitlines() if "NOT comparable" in line)
+    runs = tmp_path / "runs"
+    # the one difference, named with both runs (the reference is the first picked: the demo run, copied)
+    assert verdict == (f"demo-text ({runs / 'demo-text'}) (the same model): NOT comparable with the reference: "
+                       f"trace mode: text in demo-text ({runs / 'demo-text'}), mixed in demo ({runs / 'demo-mixed'})")
+    assert "No run is comparable with the reference" in body
     page.close()

@@ -45,6 +45,7 @@ def test_a_job_shows_its_first_event_at_once_and_its_result_when_done():
                            ProgressEvent("starting", 0, 0, "steps", message="loading model"))
     s = run_worker.job_status(job)
     assert s.active and [e.stage for e in s.stages] == ["starting"]  # before the work sent anything
+    run_worker.shown(job)  # what the page says once it drew the status: the work starts
     gate.release()
     s = run_worker.wait(job, 10)
     assert s.state == run_worker.DONE and s.message == "Done: 7 completions in /tmp/out/run."
@@ -57,6 +58,7 @@ def test_cancel_stops_at_the_next_event_and_says_what_the_cache_kept():
     events = [ProgressEvent("cache", 20, 300, "generations"), ProgressEvent("generate", 0, 280, "generations"),
               ProgressEvent("generate", 32, 280, "generations"), ProgressEvent("trace", 0, 300, "completions")]
     job = run_worker.start(_fake_work(gate, events), ProgressEvent("starting", 0, 0, "steps"))
+    run_worker.shown(job)
     gate.release(3)
     _until(job, "generate", 32)
     assert run_worker.cancel(job)
@@ -73,7 +75,7 @@ def test_cancel_stops_at_the_next_event_and_says_what_the_cache_kept():
 def test_a_failing_run_is_reported_with_its_message():
     job = run_worker.start(_fake_work(threading.Semaphore(0), [], ConfigError("bad things")),
                            ProgressEvent("starting", 0, 0, "steps"))
-    s = run_worker.wait(job, 10)
+    s = run_worker.wait(job, 10)  # starts on its own after SHOW_WAIT_S when no page draws it
     assert s.state == run_worker.FAILED and s.message == "bad things"
 
 
