@@ -124,8 +124,8 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.close()
     print(f"status shown after {toast_after:.2f} s (toast), {panel_after:.2f} s (progress panel); "
           f"a plain rerun of the page: {baseline:.2f} s")
-    # no slower than a plain rerun of the page: nothing waits for the model or the index (1 s on an idle machine)
-    assert min(toast_after, panel_after) <= max(1.0, 1.5 * baseline), (toast_after, panel_after, baseline)
+    # about as fast as a plain rerun of the page (within 2x): nothing waits for the model or the index
+    assert min(toast_after, panel_after) <= max(1.0, 2.0 * baseline), (toast_after, panel_after, baseline)
 
 
 def test_cancel_asks_then_says_what_the_cache_kept(server, browser):  # noqa: F811
