@@ -146,6 +146,7 @@ with render.page_boundary():
         corpus, index_dirs = chosen
         exempt = (demo.get("model"), *demo.get("prompts", {}).values(),
                   *(index_dirs if corpus_kind == "demo corpus" else ()))
+        runner.check_output(name, out_dir, root)  # a bad run name or output folder: named by the path policy first
         work = runner.plan(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
                                             decoding=decoding, trace=trace, output_dir=out_dir),
                            corpus, root, exempt=tuple(p for p in exempt if p))
