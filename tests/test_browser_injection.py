@@ -133,7 +133,7 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
              f"Ordinary prompts ({shown('setspec')}) leak"],  # st.info naming a setting (the PM sentence)
         "explore": [f"source document: {shown('doc')} doc-", f"document: {shown('doc')} doc-"],  # captions
         "thresholds": [f"R_50 ({shown('setgen')})", f"PM of R_50 ({shown('setspec')})"],
-        "compare": ["Add at least two results folders"], "corpus": ["corpus index is not on this machine"],
+        "compare": ["Pick at least two runs to compare them"], "corpus": ["corpus index is not on this machine"],
         "export": ["HTML report"], "run": ["Run an experiment"],
         "leaked": ["Leaked documents"], "side_by_side": ["Side by side: attack vs ordinary use"],
     }
