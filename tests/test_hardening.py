@@ -404,7 +404,7 @@ def test_run_page_shows_bad_input_as_an_error(monkeypatch, exp, tmp_path, what):
             monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
     at.button(key="run_start").click().run(timeout=300)
     assert not at.exception, at.exception
-    job = at.session_state[run_worker.JOB_KEY] if run_worker.JOB_KEY in at.session_state else None
+    job = at.session_state[run_worker.JOB_KEY] if run_worker.JOB_KEY in at.session_state else None  # noqa: SIM401 (AppTest's session state has no .get)
     if job is not None:  # refused only by the run itself (in the background): its error shows once it ended
         assert run_worker.wait(job, 300).state == run_worker.FAILED
         at.run()
