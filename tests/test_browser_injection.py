@@ -23,7 +23,8 @@ from core.records import GenKey
 from core.reports.highlight import visible_controls
 from core.runs.results import RunResults, save_results
 from tests.fixtures_app import make_run
-from tests.test_browser import ARTIFACTS, CHROMIUM, _serve
+from tests.fixtures_browser import ARTIFACTS
+from tests.test_browser import _serve
 
 pytestmark = pytest.mark.browser
 PAGES = ["", "explore", "thresholds", "compare", "corpus", "export", "run"]
@@ -88,17 +89,6 @@ def hostile_server(tmp_path_factory, logger):
     folder = save_results(hostile_run(port), tmp_path_factory.mktemp("inject") / "run")
     with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit-inject.log") as url:
         yield url, folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                              "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 def _settle(page) -> None:

@@ -16,10 +16,11 @@ from core.config import TraceConfig
 from core.runs.cache import ResultCache
 from core.runs.demo import demo_results_dir
 from core.runs.results import load_results, save_results
-from tests.test_browser import ARTIFACTS, _serve, browser  # noqa: F401 - fixtures
+from tests.fixtures_browser import settle as _settle
+from tests.fixtures_browser import shot as _shot
+from tests.test_browser import _serve
 
 pytestmark = pytest.mark.browser
-IDLE = '[data-testid="stStatusWidget"]'
 CLOCK_JS = """(watch) => {
   const c = window.__clock = {clicks: []};
   document.addEventListener('click', () => c.clicks.push(performance.now()), true);
@@ -44,17 +45,6 @@ def server(tmp_path_factory):
         cm.__exit__(None, None, None)
 
 
-def _settle(page, ms: int = 500) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_selector(IDLE, state="detached", timeout=60_000)
-    page.wait_for_timeout(ms)
-
-
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
-
-
 def _type(page, key: str, value: str) -> None:
     box = page.locator(f".st-key-{key} input")
     box.fill(value)
@@ -66,7 +56,7 @@ def _value(page, key: str) -> str:
     return page.locator(f".st-key-{key} input").first.input_value()
 
 
-def _open_run_page(browser, url: str):  # noqa: F811
+def _open_run_page(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/run")
     page.wait_for_selector(".st-key-run_start button", timeout=60_000)
@@ -79,7 +69,7 @@ def _nav(page, name: str) -> None:
     _settle(page)
 
 
-def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(server, browser):  # noqa: F811
+def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(server, browser):
     url, _, out = server
     page = _open_run_page(browser, url)
     assert _value(page, "run_trace_mode") == "mixed"  # the demo experiment's choice (and the CLI's default)
@@ -128,7 +118,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     assert min(toast_after, panel_after) <= max(1.0, 2.0 * baseline), (toast_after, panel_after, baseline)
 
 
-def test_cancel_asks_then_says_what_the_cache_kept(server, browser):  # noqa: F811
+def test_cancel_asks_then_says_what_the_cache_kept(server, browser):
     url, cache_dir, out = server
     page = _open_run_page(browser, url)
     for key, value in (("run_n_prompts", "100"), ("run_max_new", "128"), ("run_name", "cancel-run"),
@@ -152,7 +142,7 @@ def test_cancel_asks_then_says_what_the_cache_kept(server, browser):  # noqa: F8
     page.close()
 
 
-def test_compare_flags_a_trace_mode_mismatch_of_one_model(server, browser, tmp_path):  # noqa: F811
+def test_compare_flags_a_trace_mode_mismatch_of_one_model(server, browser, tmp_path):
     url, _, _ = server
     demo = load_results(demo_results_dir())
     save_results(demo, tmp_path / "runs" / "demo-mixed")

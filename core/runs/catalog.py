@@ -18,8 +18,8 @@ from pathlib import Path
 from core.errors import PropMeError, ResultsError
 from core.paths import confine
 from core.runs import manifest_paths
+from core.runs.folders import REQUIRED_FILES, is_results_folder
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse
-from core.runs.results import REQUIRED_FILES, is_results_folder
 
 MAX_DEPTH = 4  # folders below the root that are searched (root/a/b/c/run)
 MAX_RUNS = 500  # runs listed at most (a huge tree is cut short, and says so)
