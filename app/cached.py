@@ -26,6 +26,8 @@ from core.records import TraceResult
 from core.reports.html import build_report
 from core.reports.leaks import doc_text_key
 from core.reports.leaks import leaked_documents as rank_leaked
+from core.runs.catalog import list_runs
+from core.runs.compare import comparability, prompt_sets
 from core.runs.demo import ensure_demo_index
 from core.runs.results import load_results
 from core.scoring import loops, registry, summary
@@ -270,3 +272,16 @@ def leaked_documents(ident: str, fingerprint: str | None, _run, _index) -> tuple
 def phrase_search_all(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: int, _index, _tok):
     """``core.index.phrase.search_phrase``: every spelling of ``phrase`` a text can hold, counted."""
     return search_phrase(_index, _tok, phrase, max_docs)
+
+
+@st.cache_data(max_entries=16, ttl=10, show_spinner="Listing results folders ...")
+def run_catalog(root: str, data_root: str | None):
+    """``core.runs.catalog.list_runs(root)`` confined to ``data_root``; kept 10 s (new runs appear on their own)."""
+    return list_runs(root, Path(data_root) if data_root else None)
+
+
+@st.cache_data(max_entries=256)
+def run_comparability(ident: str, ref_ident: str, labels: tuple[str, str], _run, _ref):
+    """``core.runs.compare.comparability`` of a run against the reference run, with the prompts each used."""
+    return comparability(_run.manifest, _ref.manifest, labels=labels,
+                         prompts=(prompt_sets(_run.generations), prompt_sets(_ref.generations)))

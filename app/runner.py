@@ -1,11 +1,11 @@
-"""The Run page's work: the demo's paths, uploads, an index for a corpus, and stage progress.
+"""The Run page's work: its defaults, the demo's paths, uploads, an index for a corpus, and the run itself.
 
-Progress goes to one bar per stage (generate, trace, score ...) with its ETA. The Cancel button
-sets a ``threading.Event``; the progress callback then raises ``core.progress.Cancelled`` so the
-run stops at the next event with everything finished so far in the result cache (a new run of
-the same settings resumes from there).
+The form's defaults come from one place: the config dataclasses (:func:`cli_defaults`, what
+``python -m core config --example`` prints) or, with the demo corpus, demo/experiment.toml
+(:func:`demo_defaults`). :func:`plan` checks a run and returns its work for :mod:`app.run_worker`, which
+runs it in the background; :func:`describe` words a stage's progress and its ETA.
 
-:func:`experiment_config` is the last check before a run starts, whatever the widgets did: the run
+:func:`checked_config` is the last check before a run starts, whatever the widgets did: the run
 name is one safe folder name, every path lies inside the data root (when one is set, see
 :mod:`core.paths`), and remote code stays off there.
 """
@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from app.paths import work_dir
-from core.config import ExperimentConfig
+from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
 from core.errors import ConfigError
 from core.index.ensure import ensure_index
 from core.paths import confine, model_source, safe_name
-from core.progress import Cancelled, ProgressEvent
-from core.runs.demo import demo_model_dir, demo_prompt_paths
+from core.progress import ProgressEvent
+from core.runs.demo import demo_index_dir, demo_model_dir, demo_prompt_paths
 
 UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
 APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
+FILE_SETTINGS = ("generic", "specific")  # settings whose prompts the Run form reads from a file
 
 
 def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[str, ...] = ()) -> ExperimentConfig:
@@ -53,6 +53,47 @@ def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[
                      if s.prompts_path else s for s in c.settings)
     return replace(c, name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
                    settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")))
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Where the Run form's values start: the config dataclasses (what ``python -m core config --example``
+    prints and an experiment TOML leaves out), or the demo experiment's choices (demo/experiment.toml)."""
+
+    source: str  # shown under the form
+    settings: tuple[SettingConfig, ...]
+    decoding: DecodingConfig
+    trace: TraceConfig
+    model: ModelConfig | None = None  # the demo model's config (device, dtype); None: ModelConfig's defaults
+
+
+def cli_defaults() -> Defaults:
+    """The CLI's defaults: one ``prefix`` setting (the example's only [[settings]] table) and the dataclass defaults."""
+    return Defaults("the CLI's defaults (`python -m core config --example`)", (SettingConfig("prefix"),),
+                    DecodingConfig(), TraceConfig())
+
+
+def demo_defaults() -> Defaults:
+    """The demo experiment's choices, read from demo/experiment.toml (settings, prompt files, decoding, trace)."""
+    from core.config_file import load_experiment
+    from core.runs.demo import demo_experiment_path
+
+    cfg = load_experiment(demo_experiment_path())
+    return Defaults("the demo experiment (demo/experiment.toml)", cfg.settings, cfg.decoding, cfg.trace, cfg.model)
+
+
+def form_values(d: Defaults) -> dict[str, Any]:
+    """The Run form's widget values (by widget key) for defaults ``d``; one number of prompts and one prompt
+    seed for every setting (the first setting's), a prompt file box per setting that reads a file."""
+    first = d.settings[0]
+    dec, tr = d.decoding, d.trace
+    out = {"run_settings": [s.name for s in d.settings], "run_n_prompts": first.n_prompts,
+           "run_prompt_seed": first.seed, "run_temp": dec.temperature, "run_top_p": dec.top_p,
+           "run_samples": dec.num_samples, "run_max_new": dec.max_new_tokens, "run_seed": dec.seed,
+           "run_trace_mode": tr.mode, "run_trace_rarity": tr.rarity_fraction, "run_trace_docs": tr.docs_per_span}
+    for s in FILE_SETTINGS:
+        out[f"run_prompts_{s}"] = next((x.prompts_path for x in d.settings if x.name == s and x.prompts_path), "")
+    return out
 
 
 def demo_info() -> dict:
@@ -103,18 +144,83 @@ def check_output(name: str, out_dir: str, root: Path | None) -> Path:
     return folder
 
 
-def progress_callback(cancel: threading.Event, show: Callable[[ProgressEvent], None]):
-    """A ProgressFn that shows each event and raises Cancelled once ``cancel`` is set."""
-
-    def on_event(e: ProgressEvent) -> None:
-        if cancel.is_set():
-            raise Cancelled(f"cancelled during {e.stage} at {e.done}/{e.total} {e.unit}")
-        show(e)
-
-    return on_event
+STAGE_NAMES = {"starting": "starting", "open": "loading tokenizer and index", "load-model": "loading model",
+               "generate": "generating", "trace": "tracing", "score": "scoring"}
+NEXT_STAGES = {"generate": "tracing and scoring follow", "trace": "scoring follows"}
 
 
 def describe(e: ProgressEvent) -> str:
-    eta = f", about {e.eta_s:.0f} s left" if e.eta_s is not None else ""
+    """One line of a stage's progress; the ETA is the stage's own (from its measured rate), and says what follows.
+
+    >>> describe(ProgressEvent("generate", 16, 64, "generations", 2.0, 24.0, "310 tokens/s, batch size 16"))
+    'generating: 16/64 generations, about 24 s left for this stage at the measured rate, tracing and scoring follow (310 tokens/s, batch size 16)'
+    """
+    eta = ""
+    if e.eta_s is not None:
+        eta = f", about {e.eta_s:.0f} s left for this stage at the measured rate"
+        eta += f", {NEXT_STAGES[e.stage]}" if e.stage in NEXT_STAGES else ""
+    elif e.stage == "generate" and e.total and not e.done:
+        eta = ", measuring the speed on the first batch"
     total = f"/{e.total}" if e.total else ""
-    return f"{e.stage}: {e.done}{total} {e.unit}{eta}" + (f" ({e.message})" if e.message else "")
+    count = f": {e.done}{total} {e.unit}" if e.total else ""
+    return f"{STAGE_NAMES.get(e.stage, e.stage)}{count}{eta}" + (f" ({e.message})" if e.message else "")
+
+
+@dataclass(frozen=True)
+class CorpusChoice:
+    """The Run form's corpus: the demo's, an index folder, or a corpus file (its index built in the worker)."""
+
+    kind: str  # demo | index | file
+    path: str | None = None  # index folder or corpus file, already confined to the data root
+
+
+def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, upload: tuple[str, bytes] | None,
+                  root: Path | None) -> tuple[CorpusChoice, tuple[str, ...]] | None:
+    """The Run form's corpus radio (``kind``) and boxes as a CorpusChoice and the run's index folders (for a
+    corpus file: a placeholder inside the app's folder, replaced by its own index in the run); None when no
+    corpus file was given. Uploads are saved (content-addressed) under the app's folder."""
+    if kind == "demo corpus":
+        return CorpusChoice("demo"), (str(demo_index_dir()),)
+    if kind == "existing index folder":
+        folder = str(confine(index_path or "", root, what="index folder"))
+        return CorpusChoice("index", folder), (folder,)
+    if upload is not None:
+        source = save_upload(upload[0], upload[1], work_dir(root) / "uploads")
+    elif corpus_path:
+        source = confine(corpus_path, root, what="corpus file")
+    else:
+        return None
+    return CorpusChoice("file", str(source)), (str(work_dir(root) / "app-indexes"),)
+
+
+def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt: tuple[str, ...] = ()):
+    """The Run page's experiment as work for :mod:`app.run_worker` (a process of its own: :func:`execute`).
+
+    Every check that needs no corpus or model (run name, output folder, paths inside the data root,
+    remote code) runs now and raises ConfigError/ResultsError at the page; the demo index and a corpus
+    file's index are made inside the work, where their progress is shown.
+    """
+    from app.run_worker import ProcessWork
+
+    check_output(cfg.name, cfg.output_dir, root)
+    return ProcessWork(execute, (checked_config(cfg, root, exempt=exempt), corpus, root))
+
+
+def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
+    """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
+    from app.run_worker import JobResult
+    from core.runs.demo import ensure_demo_index
+    from core.runs.experiment import run_experiment
+
+    warnings = []
+    if corpus.kind == "demo":
+        ensure_demo_index(progress)
+    elif corpus.kind == "file":
+        folder, load = index_for_corpus(corpus.path, cfg.model.name_or_path, progress, work_dir(root) / "app-indexes")
+        if load.problems or load.renamed:
+            warnings.append(corpus_report_text(load, folder))
+        cfg = replace(cfg, index_dirs=(str(folder),))
+    result = run_experiment(cfg, progress=progress)
+    warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
+                 for s, skip in result.manifest.skipped_rows.items()]
+    return JobResult(str(result.path), len(result.generations), tuple(warnings))

@@ -2,19 +2,16 @@
 
 Keys (everything else in session state is a widget's own ``key=``):
 - ``RUN_PATH``: the results folder in view, set by the sidebar picker in app/streamlit_app.py.
-- ``CANCEL``: a ``threading.Event`` the Run page's Cancel button sets; the running experiment's
-  progress callback raises ``core.progress.Cancelled`` when it is set.
 - ``RETRACED``: {(run id, TraceConfig): RunResults} re-traced by the Thresholds page in this session.
 - ``THRESHOLDS``: {run id: MetricsConfig} tuned on the Thresholds page; every page and every export
   of that run scores with it (:func:`metrics_config`) until "Reset to the run's values".
 - ``"exp_report"``: (run id, thresholds, metric, HTML, summary frame, JSON document) of the last report
   and summary the Export page built.
 - ``"results_dir"``: the sidebar picker's own widget key; button callbacks set it to open a folder.
+The Run page's background job keeps its own key (``app.run_worker.JOB_KEY``).
 Session state is per browser session, so two people never see each other's runs or re-traces.
 """
 from __future__ import annotations
-
-import threading
 
 import streamlit as st
 
@@ -22,7 +19,6 @@ from app import cached
 from core.config import MetricsConfig
 
 RUN_PATH = "propme_run_path"
-CANCEL = "propme_cancel"
 RETRACED = "propme_retraced"
 THRESHOLDS = "propme_thresholds"
 # the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, key "thr"):
@@ -39,12 +35,6 @@ def current_run():
         st.stop()
     ident = cached.run_id(path)
     return ident, cached.load_run(path, ident)
-
-
-def cancel_event() -> threading.Event:
-    if CANCEL not in st.session_state:
-        st.session_state[CANCEL] = threading.Event()
-    return st.session_state[CANCEL]
 
 
 def retraced() -> dict:

@@ -74,71 +74,121 @@ def nv_blocks_controls(base: NVBlocksConfig, key: str = "thr") -> NVBlocksConfig
     return replace(base, l1=l1, l2=l2, gap1=gap1, gap2=gap2)
 
 
-def trace_controls(base: TraceConfig, key: str) -> TraceConfig:
-    """Trace-time parameters (changing them needs a re-trace)."""
+def seeded_kw(key: str, options: Sequence | None = None) -> dict:
+    """``value=`` (or, with ``options``, ``index=``) of a Run-form widget: its value in session state (see
+    :func:`seed_form`), so the browser is always sent the value it should show, also after other pages."""
+    value = st.session_state[key]
+    return {"value": value} if options is None else {"index": list(options).index(value)}
+
+
+def trace_controls(base: TraceConfig, key: str, is_seeded: bool = False) -> TraceConfig:
+    """Trace-time parameters (changing them needs a re-trace); ``is_seeded``: values come from session state."""
     c1, c2, c3 = st.columns(3)
-    mode = c1.selectbox("Trace mode", TRACE_MODES, TRACE_MODES.index(base.mode), key=f"{key}_mode",
-                        help="text: prose admissibility; mixed: code and mixed data, full matches first")
-    rarity = c2.slider("Rarity fraction", 0.01, 1.0, float(base.rarity_fraction), 0.01, key=f"{key}_rarity")
-    docs = c3.number_input("Documents per span", 1, 100, int(base.docs_per_span), key=f"{key}_docs")
+    mode = c1.selectbox("Trace mode", TRACE_MODES, key=f"{key}_mode",
+                        help="mixed: a verbatim copy across a line or sentence end still counts; text: the paper's "
+                             "prose rule", **(seeded_kw(f"{key}_mode", TRACE_MODES) if is_seeded else
+                                              {"index": TRACE_MODES.index(base.mode)}))
+    rarity = c2.slider("Rarity fraction", 0.01, 1.0, step=0.01, key=f"{key}_rarity",
+                       **(seeded_kw(f"{key}_rarity") if is_seeded else {"value": float(base.rarity_fraction)}))
+    docs = c3.number_input("Documents per span", 1, 100, key=f"{key}_docs",
+                           **(seeded_kw(f"{key}_docs") if is_seeded else {"value": int(base.docs_per_span)}))
     return replace(base, mode=mode, rarity_fraction=float(rarity), docs_per_span=int(docs))
 
 
-def decoding_controls(key: str = "run") -> DecodingConfig:
-    """Temperature, top-p, samples, completion length and seed; they start at DecodingConfig's defaults."""
-    d = DecodingConfig()
+# -- the Run form: values seeded from its defaults (app/runner.py) and kept across pages ------------------
+RUN_FORM = "propme_run_form"  # session state: the Run form's last values (widget state is dropped off-page)
+RUN_PRESET = "propme_run_preset"  # session state: which defaults the form holds ("demo" or "cli")
+
+
+def seed_form(values: dict) -> None:
+    """Before the Run form draws: each widget's value is its last value in this session (kept in
+    ``RUN_FORM`` while other pages were shown), else ``values[key]`` (its default)."""
+    saved = st.session_state.setdefault(RUN_FORM, {})
+    for key, default in values.items():
+        if key not in st.session_state:
+            st.session_state[key] = saved.get(key, default)
+
+
+def keep_form(keys) -> None:
+    """After the Run form drew: remember its values for the next visit."""
+    saved = st.session_state.setdefault(RUN_FORM, {})
+    for key in keys:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+
+
+def switch_defaults(old: dict, new: dict) -> None:
+    """Callback: move the form to other defaults; a value the user changed from the old default stays."""
+    saved = st.session_state.setdefault(RUN_FORM, {})
+    for key, value in new.items():
+        current = st.session_state.get(key, saved.get(key, old.get(key)))
+        if key not in old or current == old[key]:
+            st.session_state[key] = saved[key] = value
+
+
+def decoding_controls(base: DecodingConfig, key: str = "run") -> DecodingConfig:
+    """Temperature, top-p, samples, completion length and seed (seeded, see :func:`seed_form`); the rest of ``base``."""
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, d.temperature, 0.1, key=f"{key}_temp")
-    top_p = c2.number_input("top-p", 0.01, 1.0, d.top_p, 0.01, key=f"{key}_top_p")
-    samples = c3.number_input("Samples per prompt", 1, 50, d.num_samples, key=f"{key}_samples",
-                              help="More than 1 needs a temperature above 0.")
-    max_new = c4.number_input("Max new tokens", 1, 2048, d.max_new_tokens, key=f"{key}_max_new")
-    seed = st.number_input("Decoding seed", 0, 2**31 - 1, d.seed, key=f"{key}_seed")
-    return replace(d, temperature=float(temperature), top_p=float(top_p), num_samples=int(samples),
+    temperature = c1.number_input("Temperature (0 = greedy)", 0.0, 2.0, step=0.1, key=f"{key}_temp",
+                                  **seeded_kw(f"{key}_temp"))
+    top_p = c2.number_input("top-p", 0.01, 1.0, step=0.01, key=f"{key}_top_p", **seeded_kw(f"{key}_top_p"))
+    samples = c3.number_input("Samples per prompt", 1, 50, key=f"{key}_samples",
+                              help="More than 1 needs a temperature above 0.", **seeded_kw(f"{key}_samples"))
+    max_new = c4.number_input("Max new tokens", 1, 2048, key=f"{key}_max_new", **seeded_kw(f"{key}_max_new"))
+    seed = st.number_input("Decoding seed", 0, 2**31 - 1, key=f"{key}_seed", **seeded_kw(f"{key}_seed"))
+    return replace(base, temperature=float(temperature), top_p=float(top_p), num_samples=int(samples),
                    max_new_tokens=int(max_new), seed=int(seed))
 
 
-def model_picker(demo_path: str | None, key: str = "run") -> ModelConfig:
+def model_picker(demo: ModelConfig | None, key: str = "run") -> ModelConfig:
     """The demo model, a local folder or a hub id; both boxes are checked by :func:`core.paths.model_source`
     (a hub id that names a local folder is that folder), confined to the data root when one is set.
     With a data root set, remote code cannot be turned on here (the checkbox is disabled)."""
     root = paths.data_root()
-    kinds = (["demo model"] if demo_path else []) + ["local folder", "hub id"]
-    kind = st.radio("Model", kinds, horizontal=True, key=f"{key}_model_kind")
+    kinds = (["demo model"] if demo else []) + ["local folder", "hub id"]
+    kind = st.radio("Model", kinds, horizontal=True, key=f"{key}_model_kind", **seeded_kw(f"{key}_model_kind", kinds))
     if root is None:
-        trust = st.checkbox("Trust remote code", False, key=f"{key}_trust",
+        trust = st.checkbox("Trust remote code", key=f"{key}_trust", **seeded_kw(f"{key}_trust"),
                             help="Runs Python code shipped with the model: only for models you trust.")
     else:
-        st.checkbox("Trust remote code", False, key=f"{key}_trust", disabled=True,
+        st.checkbox("Trust remote code", key=f"{key}_trust", disabled=True, **seeded_kw(f"{key}_trust"),
                     help=render.md_literal(f"Off on this server ({paths.DATA_ROOT_ENV} is set): remote code "
                                            "cannot be enabled from the web app."))
         trust = False  # whatever the browser sends: never on with a data root
     if trust:
         st.warning("Trust remote code is ON: the model folder's own Python code will run on this machine.")
     if kind == "demo model":
-        return ModelConfig(demo_path, trust_remote_code=trust)
+        return replace(demo, trust_remote_code=trust)
     if kind == "local folder":
-        folder = st.text_input("Model folder", key=f"{key}_model_path")
+        folder = st.text_input("Model folder", key=f"{key}_model_path", **seeded_kw(f"{key}_model_path"))
         return ModelConfig(str(paths.confine(folder, root, what="model folder")), trust_remote_code=trust)
-    hub = st.text_input("Hub id (e.g. EleutherAI/pythia-70m)", key=f"{key}_model_hub")
-    revision = st.text_input("Revision (optional)", key=f"{key}_model_rev")
+    hub = st.text_input("Hub id (e.g. EleutherAI/pythia-70m)", key=f"{key}_model_hub",
+                        **seeded_kw(f"{key}_model_hub"))
+    revision = st.text_input("Revision (optional)", key=f"{key}_model_rev", **seeded_kw(f"{key}_model_rev"))
     name = paths.model_source(hub, root, what="model (hub id box)") if hub.strip() else ""
     return ModelConfig(name, revision=revision.strip() or None, trust_remote_code=trust)
 
 
-def settings_picker(prompt_paths: dict[str, str], key: str = "run") -> tuple[SettingConfig, ...]:
-    """Which settings to run, with prompt counts, prompt files (generic/specific) and the sample seed."""
-    chosen = st.multiselect("Settings", SETTINGS, ["prefix", "generic", "specific"], key=f"{key}_settings")
-    n = st.number_input("Prompts per setting", 1, 10_000, 100, key=f"{key}_n_prompts")
-    seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, 42, key=f"{key}_prompt_seed")
-    files = {}
+def settings_picker(base: tuple[SettingConfig, ...], shipped: dict[str, str], key: str = "run") -> tuple[SettingConfig, ...]:
+    """Which settings to run, with prompt counts, prompt files and the sample seed (seeded, see
+    :func:`seed_form`); a setting of ``base`` keeps its other parameters. ``shipped``: the demo's own prompt
+    files, allowed outside the data root."""
+    chosen = st.multiselect("Settings", SETTINGS, key=f"{key}_settings",
+                            default=list(st.session_state[f"{key}_settings"]))
+    n = st.number_input("Prompts per setting", 1, 10_000, key=f"{key}_n_prompts", **seeded_kw(f"{key}_n_prompts"))
+    seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, key=f"{key}_prompt_seed",
+                           **seeded_kw(f"{key}_prompt_seed"))
+    by_name = {s.name: s for s in base}
+    out = []
     for s in chosen:
+        path = None
         if s in ("generic", "specific"):
             typed = st.text_input(render.md_literal(f"Prompt set for {s} (JSONL: text, optional domain, id)"),
-                                  prompt_paths.get(s, ""), key=f"{key}_prompts_{s}")
-            default = prompt_paths.get(s, "")
-            files[s] = str(paths.confine(typed, None if typed == default else paths.data_root())) if typed else None
-    return tuple(SettingConfig(name=s, n_prompts=int(n), seed=int(seed), prompts_path=files.get(s)) for s in chosen)
+                                  key=f"{key}_prompts_{s}", **seeded_kw(f"{key}_prompts_{s}"))
+            shipped_file = typed in shipped.values()
+            path = str(paths.confine(typed, None if shipped_file else paths.data_root())) if typed.strip() else None
+        out.append(replace(by_name.get(s, SettingConfig(s)), n_prompts=int(n), seed=int(seed), prompts_path=path))
+    return tuple(out)
 
 
 def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: int,

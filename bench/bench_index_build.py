@@ -11,13 +11,15 @@ then spliced into documents with a fixed seed). Measured in one run:
 
     python bench/bench_index_build.py --out /work/bench_data/index_100m
 
-Sharded curve (``--curve``): sharded builds (core/index/sharded.py, independent shards side by side
-within ``--memory-mb``) of each size, e.g. 10M -> 100M -> 1B, in one run: build time per token
-(ratio against the first, smallest size), peak RSS of the process tree, size on disk, and tracing
-100 completions x 256 tokens against each (every core vs one worker). The first size is the
-baseline. Indexes are deleted after their row unless ``--keep``.
+Sharded curve (``--curve``): the corpus of the largest size is generated once as a token file
+(``make_bench_corpus.write_token_file``; reused, and not part of any build time), then sharded builds
+(core/index/sharded.py, independent shards side by side within ``--memory-mb``) of each size, e.g.
+10M -> 100M -> 1B, read it block by block: build time per token (ratio against the first, smallest
+size, and with ``--rust-baseline`` against that size built with rust_indexing's sort), peak RSS of the
+process tree, size on disk, and tracing 100 completions x 256 tokens against each (every core vs
+one worker, identical results). Indexes are deleted after their row unless ``--keep``.
 
-    python bench/bench_index_build.py --curve 1e7,1e8,1e9 --out /work/bench-data/curve --memory-mb 4096
+    python bench/bench_index_build.py --curve 1e7,1e8,1e9 --out /work/bench-data/curve --memory-mb 4096 --rust-baseline
 """
 from __future__ import annotations
 
@@ -102,54 +104,91 @@ def _load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def curve(args, tok, stream) -> None:
-    from bench.bench_trace import make_completions
-    from core.config import TraceConfig
+def _sharded_build(n: int, out: Path, corpus: Path, tok, args, rust: bool = False) -> tuple:
+    """Build a sharded index of the first ``n`` corpus tokens; (index, seconds, peak RSS of the tree in MB)."""
+    from bench.make_bench_corpus import read_token_file
+    from core.index import sais
     from core.index.sharded import build_sharded_index_from_ids
-    from core.records import GenKey
-    from core.tracing import parallel
-    from core.tracing.trace import tokenize, trace_many
 
-    sizes = [int(float(x)) for x in args.curve.split(",")]
-    base = None
-    print(f"sharded builds, memory budget {args.memory_mb} MB, {args.cpus} sorts at a time; {_load()}")
-    for n in sizes:
-        out = args.out / f"sharded_{n}"
-        shutil.rmtree(out, ignore_errors=True)
-        load0 = _load()
+    shutil.rmtree(out, ignore_errors=True)
+    usable = sais.usable
+    if rust:  # the previous sort (infini-gram's rust_indexing), planned for its own memory use
+        sais.usable = lambda *a: False
+    try:
         with TreeRss() as tree:
+            cpu0 = _cpu_seconds()
             t0 = time.perf_counter()
             index = build_sharded_index_from_ids(
-                spliced_docs(stream, n, args.seed), out, vocab_size=len(tok), eos_token_id=tok.eos_token_id,
+                read_token_file(corpus, n), out, vocab_size=len(tok), eos_token_id=tok.eos_token_id,
                 tokenizer_name=tokenizer_identity(tok), tokenizer_fingerprint=tokenizer_fingerprint(tok),
-                corpus_fingerprint=f"make_bench_corpus:stdlib:seed={args.seed}:tokens={n}",
+                corpus_fingerprint=f"make_bench_corpus:write_token_file:seed={args.seed}:tokens={n}",
                 parallel=args.cpus, max_memory_bytes=args.memory_mb << 20)
-            t_build = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            cpu = _cpu_seconds() - cpu0
+    finally:
+        sais.usable = usable
+    return index, seconds, tree.peak_kb / 1024, cpu
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its ended children (rust_indexing)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def curve(args, tok, stream) -> None:
+    from bench.bench_trace import make_completions, time_workers
+    from bench.make_bench_corpus import write_token_file
+    from core.records import GenKey
+    from core.tracing import parallel
+    from core.tracing.trace import tokenize
+
+    sizes = [int(float(x)) for x in args.curve.split(",")]
+    corpus = args.out / "corpus"
+    t0 = time.perf_counter()
+    write_token_file(stream, max(sizes), corpus, seed=args.seed)
+    print(f"corpus: {max(sizes) / 1e6:.0f} M tokens of spliced stdlib token slices in {corpus} "
+          f"({time.perf_counter() - t0:.1f} s, reused when present; not part of any build time); {_load()}", flush=True)
+    base = None
+    print(f"sharded builds, memory budget {args.memory_mb} MB, {args.cpus} sorts at a time; {_load()}")
+    if args.rust_baseline:
+        n = sizes[0]
+        load0 = _load()
+        index, t_rust, peak, cpu = _sharded_build(n, args.out / "rust_baseline", corpus, tok, args, rust=True)
+        print(f"baseline, rust_indexing sort: {index.num_tokens / 1e6:8.1f} M tokens, {len(index.dirs)} shards: "
+              f"build {t_rust:.1f} s ({cpu:.1f} s CPU; {t_rust / index.num_tokens * 1e9:.1f} s per G token), "
+              f"peak RSS {peak:.0f} MB; "
+              f"{load0} -> {_load()}", flush=True)
+        base_rust = t_rust / index.num_tokens
+        del index
+        shutil.rmtree(args.out / "rust_baseline")
+    for n in sizes:
+        out = args.out / f"sharded_{n}"
+        load0 = _load()
+        index, t_build, peak, cpu = _sharded_build(n, out, corpus, tok, args)
         per_tok = t_build / index.num_tokens
         base = base or per_tok
         disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-        print(f"{index.num_tokens / 1e6:8.1f} M tokens, {len(index._shards)} shards: build {t_build:7.1f} s "
-              f"({per_tok * 1e9:.1f} s per G token, x{per_tok / base:.2f} the first size's time per token), "
-              f"peak RSS of the process tree {tree.peak_kb / 1024:.0f} MB, {disk / 1e9:.2f} GB on disk; "
+        vs_rust = f", x{base_rust / per_tok:.2f} faster per token than the rust_indexing baseline" \
+            if args.rust_baseline else ""
+        print(f"{index.num_tokens / 1e6:8.1f} M tokens, {len(index.dirs)} shards: build {t_build:7.1f} s "
+              f"({cpu:.1f} s CPU) "
+              f"({per_tok * 1e9:.1f} s per G token, x{per_tok / base:.2f} the first size's time per token{vs_rust}), "
+              f"peak RSS of the process tree {peak:.0f} MB, {disk / 1e9:.2f} GB on disk; "
               f"{load0} -> {_load()}", flush=True)
+        load0 = _load()
         comps = make_completions(index, tok, 100, 256, args.seed)
         items = [(GenKey("bench", str(i)), c) for i, c in enumerate(comps)]
+        other = [(GenKey("warm", str(i)), c) for i, c in enumerate(make_completions(index, tok, 100, 256, args.seed + 1))]
+        w = time_workers(index, tok, items, other, parallel.resolve_workers(0))
         toks = [ids for ids, _ in tokenize(tok, comps)]
-        trace_many(index, tok, items, TraceConfig(workers=1))  # warm the page cache
         t0 = time.perf_counter()
         index.longest_matches_many(toks)
         t_spans = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        one = trace_many(index, tok, items, TraceConfig(workers=1))
-        t_one = time.perf_counter() - t0
-        trace_many(index, tok, items, TraceConfig())  # start the workers
-        t0 = time.perf_counter()
-        par = trace_many(index, tok, items, TraceConfig())
-        t_par = time.perf_counter() - t0
-        assert par == one, "parallel tracing differs from one worker"
-        print(f"          trace 100 x 256: {t_par:.2f} s on {parallel.resolve_workers(0)} workers, "
-              f"{t_one:.2f} s on one ({t_one / t_par:.2f}x; identical), span finding {t_spans:.2f} s; {_load()}",
-              flush=True)
+        print(f"          trace 100 x 256: {w['par']:.2f} s on {parallel.resolve_workers(0)} workers "
+              f"({w['cpu_par']:.2f} s CPU), {w['one']:.2f} s on one ({w['cpu_one']:.2f} s CPU; "
+              f"{w['one'] / w['par']:.2f}x; identical), span finding {t_spans:.2f} s; "
+              f"{load0} -> {_load()}", flush=True)
         parallel.shutdown()
         del index
         if not args.keep:
@@ -167,6 +206,8 @@ def main() -> None:
                     help="RAM budget of the suffix-array step (below ~10x the text size: parts + a slow merge)")
     ap.add_argument("--curve", help="sharded builds of these sizes, e.g. 1e7,1e8,1e9 (see above)")
     ap.add_argument("--keep", action="store_true", help="--curve: keep the indexes")
+    ap.add_argument("--rust-baseline", action="store_true",
+                    help="--curve: first build the smallest size with rust_indexing's sort (the previous engine)")
     args = ap.parse_args()
 
     src = stdlib_texts()

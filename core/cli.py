@@ -81,8 +81,13 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from core.corpus.load import load_corpus
     from core.corpus.report import describe_load
     from core.index.build import build_index
+    from core.index.sharded import build_sharded_index
     from core.index.tokenizer import load_tokenizer
 
+    if args.shard_tokens is not None and args.shard_tokens < 1:
+        raise PropMeError(f"--shard-tokens must be at least 1, got {args.shard_tokens}")
+    if args.memory_mb is not None and args.memory_mb < 64:
+        raise PropMeError(f"--memory-mb must be at least 64, got {args.memory_mb}")
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
                     args.tokenizer)
@@ -99,8 +104,15 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     if load.problems or load.renamed:
         say(describe_load(load, args.out), file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
-    index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load)
-    say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens, "
+    memory = {} if args.memory_mb is None else {"max_memory_bytes": args.memory_mb << 20}
+    if args.sharded or args.shard_tokens:
+        index = build_sharded_index(load.documents, tok, args.out, shard_tokens=args.shard_tokens, parallel=args.cpus,
+                                    progress=progress, load=load, **memory)
+        layout = f" in {len(index.dirs)} shards"
+    else:
+        index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load, **memory)
+        layout = ""
+    say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens{layout}, "
         f"fingerprint {index.fingerprint[:16]}")
     return 0
 
@@ -223,7 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--trust-remote-code", action="store_true", help="allow the tokenizer folder to run its own "
                    "code (only for tokenizers you trust)")
     b.add_argument("--cpus", type=int, default=None, help="parallel jobs of the suffix-array builder (default: "
-                   "chosen from the corpus size)")
+                   "chosen from the corpus size; with --sharded: shards sorted at once, default every core)")
+    b.add_argument("--sharded", action="store_true", help="build independent shards side by side (no global merge; "
+                   "queries stay exact): for corpora whose one suffix array would not fit in --memory-mb")
+    b.add_argument("--shard-tokens", type=int, default=None, metavar="N", help="tokens per shard (implies --sharded; "
+                   "default: what keeps --cpus concurrent sorts within --memory-mb)")
+    b.add_argument("--memory-mb", type=int, default=None, metavar="MB", help="RAM budget of suffix-array sorting "
+                   "(default: 2048 for one index, 4096 for all shards sorted at once)")
     b.add_argument("--out", required=True, help="output index folder")
     b.set_defaults(func=cmd_index_build)
 

@@ -70,7 +70,16 @@ def from_dict(cls: type, data: dict) -> Any:
 
 # -- type checks of a TOML table (core.config_file.load_experiment) --------------------------------
 def _check_value(value: Any, tp: Any, where: str) -> None:
-    """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names."""
+    """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names; a
+    list for a ``tuple[T, ...]`` field is checked item by item."""
+    if typing.get_origin(tp) in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r}: expected a list")
+        item = typing.get_args(tp)[0] if typing.get_args(tp) else Any
+        for i, v in enumerate(value):
+            if item is not Any and not is_dataclass(item):
+                _check_value(v, item, f"{where}[{i}]")
+        return
     allowed = tuple(a for a in (typing.get_args(tp) or (tp,)) if isinstance(a, type))
     if not allowed or any(a in (tuple, list, dict) or is_dataclass(a) for a in allowed):
         return

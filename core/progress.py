@@ -70,3 +70,29 @@ class Tracker:
         rate = self.done / elapsed if elapsed > 0 else None
         eta = (self.total - self.done) / rate if rate and self.total else None
         self.progress(ProgressEvent(self.stage, self.done, self.total, self.unit, rate, eta, message))
+
+
+class ChunkedStage:
+    """One stage done in chunks whose own events count from 0 (e.g. ``trace_many`` called per chunk of
+    completions): pass this as each chunk's ProgressFn and call :meth:`chunk_done` after each chunk; events
+    are re-counted over the whole stage, with rate and ETA from the stage's start (:func:`rated_event`).
+
+    >>> seen = []
+    >>> stage = ChunkedStage(seen.append, 64)
+    >>> stage(ProgressEvent("trace", 32, 32, "completions")); stage.chunk_done(32)
+    >>> stage(ProgressEvent("trace", 16, 32, "completions"))
+    >>> [(e.done, e.total) for e in seen]
+    [(32, 64), (48, 64)]
+    """
+
+    def __init__(self, progress: ProgressFn | None, total: int):
+        self.progress, self.total, self.before = progress, total, 0
+        self._t0 = time.perf_counter()
+
+    def __call__(self, e: ProgressEvent) -> None:
+        if self.progress is not None:
+            self.progress(rated_event(e.stage, self.before + e.done, self.total, e.unit,
+                                      time.perf_counter() - self._t0, e.message))
+
+    def chunk_done(self, n: int) -> None:
+        self.before += n

@@ -1,4 +1,7 @@
-"""Compare: two or more results folders side by side, and PM of each run against a reference run."""
+"""Compare: runs picked from the results folders under a root, checked for comparability, side by side, with
+model-vs-model PM against a reference run only where the runs differ in nothing but the model."""
+from pathlib import Path
+
 import streamlit as st
 
 from app import cached, charts, paths, render, state
@@ -7,46 +10,81 @@ from app.views import manifest, reading, tables
 st.title("Compare runs")
 with render.page_boundary():
     current = st.session_state.get(state.RUN_PATH, "")
-    text = st.text_area("Results folders, one per line (models, checkpoints, decodings)", value=current,
-                        key="cmp_paths", height=110)
-    folders = [str(paths.confine(line, paths.data_root() if line.strip() != current else None))
-               for line in text.splitlines() if line.strip()]
-    if len(folders) < 2:
-        st.info("Add at least two results folders (one per line) to compare them.")
+    root = paths.data_root()
+    st.session_state.setdefault("cmp_root", str(root) if root else str(Path(current).parent) if current else "results")
+    typed = st.text_input("Results root (every results folder under it is listed)", key="cmp_root")
+    catalog = cached.run_catalog(str(paths.confine(typed, root, what="results root")), str(root) if root else None)
+    if catalog.problems:
+        with st.expander(render.md_literal(f"{len(catalog.problems)} folder(s) that look like a run but cannot be read")):
+            for p in catalog.problems:
+                st.caption(render.md_literal(p))
+    if not catalog.runs:
+        st.info("No results folders under this root: choose the folder that holds your runs.")
+        st.stop()
+    if catalog.truncated:
+        st.caption(render.md_literal(f"Only the first {len(catalog.runs)} runs are listed: choose a narrower root."))
+    st.dataframe(tables.rows_frame([{"run": e.manifest.label, "model": e.model, "date": e.manifest.created or "",
+                                     "settings": e.settings_text(), "prompts": e.prompts_text(), "folder": e.path}
+                                    for e in catalog.runs]), hide_index=True, key="cmp_catalog")
+    by_path = {e.path: e for e in catalog.runs}
+    start = [p for p in by_path if p == str(Path(current).resolve())] if current else []
+    chosen = st.multiselect("Runs to compare", list(by_path), start, key="cmp_runs",
+                            format_func=lambda p: render.option(f"{by_path[p].manifest.label} | {by_path[p].model} | "
+                                                                f"{by_path[p].manifest.created or ''} | {p}"))
+    if len(chosen) < 2:
+        st.info("Pick at least two runs to compare them.")
+        st.stop()
     runs = {}
-    for folder in dict.fromkeys(folders):
+    for folder in chosen:
         ident = cached.run_id(folder)
         run = cached.load_run(folder, ident)
         runs[f"{manifest.run_label(run.manifest, folder)} ({folder})"] = (ident, run)
-    if not runs:
-        st.stop()
+
+    ref_label = st.selectbox("Reference run (takes the prefix slot of model-vs-model PM)", list(runs), key="cmp_ref",
+                             format_func=render.option)
+    ref_ident, ref = runs[ref_label]
+    checks = {label: cached.run_comparability(ident, ref_ident, (label, ref_label), run, ref)
+              for label, (ident, run) in runs.items() if label != ref_label}
+    st.subheader("Can these runs be compared?")
+    for label, c in checks.items():
+        same = " (the same model)" if c.same_model else ""
+        if c.comparable:
+            st.success(render.md_literal(f"{label}{same}: comparable with the reference: same index, trace "
+                                         "parameters, prompts and decoding."))
+        else:
+            st.warning(render.md_literal(f"{label}{same}: NOT comparable with the reference: "
+                                         + "; ".join(d.text for d in c.blocking)))
+        for d in c.notes:
+            st.caption(render.md_literal(f"{label}: {d.text}"))
+
     metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=tables.metric_label, key="cmp_metric")
     values = {label: {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
                       for s in run.settings()} for label, (ident, run) in runs.items()}
     st.plotly_chart(charts.compare_bars(values, tables.metric_label(metric)), key="cmp_bars")
     st.dataframe(tables.compare_frame(values), hide_index=True, key="cmp_table")
-
     points = []
     for label, (ident, run) in runs.items():
-        cfg = run.manifest.metrics
-        ivs = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in run.settings()}
+        ivs = {s: cached.setting_intervals(ident, s, run.manifest.metrics, (metric,), run) for s in run.settings()}
         points += reading.plane_points(label, ivs, metric)
     if points:
         st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric)), key="cmp_plane")
 
-    if len(runs) >= 2:
-        st.subheader("Model-vs-model PM")
-        ref_label = st.selectbox("Reference run (takes the prefix slot of PM)", list(runs), key="cmp_ref",
-                                 format_func=render.option)
-        ref_ident, ref = runs[ref_label]
-        cfg = ref.manifest.metrics
-        rows = []
-        for label, (ident, run) in runs.items():
-            if label == ref_label:
-                continue
-            for s in run.settings():
-                if s in ref.settings():
-                    iv = cached.cross_pm(ident, ref_ident, s, metric, cfg, run, ref)
-                    rows.append({"run": label, "setting": s, "PM": iv.value, "lo": iv.lo, "hi": iv.hi})
-        st.caption("PM = f(run) / (f(run) + f(reference)); 0.5: the run leaks as much as the reference.")
+    st.subheader("Model-vs-model PM")
+    st.caption("PM = f(run) / (f(run) + f(reference)); 0.5: the run leaks as much as the reference. Only runs that "
+               "differ from the reference in nothing but the model are compared.")
+    show_all = st.checkbox("Also show PM for runs that are not comparable (marked)", False, key="cmp_show_all")
+    cfg = ref.manifest.metrics
+    rows = []
+    for label, (ident, run) in runs.items():
+        if label == ref_label or not (checks[label].comparable or show_all):
+            continue
+        for s in run.settings():
+            if s in ref.settings():
+                iv = cached.cross_pm(ident, ref_ident, s, metric, cfg, run, ref)
+                rows.append({"run": label, "setting": s, "PM": iv.value, "lo": iv.lo, "hi": iv.hi,
+                             "comparable": "yes" if checks[label].comparable else checks[label].summary()})
+    if rows:
         st.dataframe(tables.rows_frame(rows), hide_index=True, key="cmp_pm")
+    else:
+        st.info("No run is comparable with the reference: model-vs-model PM is not shown (tick the box above to "
+                "see it anyway, marked as not comparable).")

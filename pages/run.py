@@ -1,91 +1,168 @@
-"""Run: choose model, corpus, settings and decoding; run with per-stage progress; open a results folder."""
+"""Run: choose model, corpus, settings and decoding; run in the background with per-stage progress; open a results folder."""
+from pathlib import Path
+
 import streamlit as st
 
-from app import cached, paths, render, runner, state, widgets
-from core.config import ExperimentConfig, TraceConfig
-from core.progress import Cancelled
-from core.runs.experiment import run_experiment
+from app import paths, render, run_worker, runner, state, widgets
+from core.config import ExperimentConfig
+from core.progress import ProgressEvent
+
+OVERVIEW = Path(__file__).resolve().parent / "overview.py"
+GOTO_OVERVIEW = "propme_run_goto_overview"  # session state: "Open these results" was pressed
+CONFIRM = "propme_run_cancel_confirm"  # session state: Cancel was pressed once, waiting for the confirmation
+START = "propme_run_start"  # session state: Run was pressed (the run starts once the form's values are read)
+SEEN_ACTIVE = "propme_run_seen_active"  # session state: the job was running at the last poll
+
+
+def _request_start() -> None:
+    st.session_state[START] = True
+    # sent before the page is drawn again: a status within a moment of the click, wherever the page is scrolled
+    st.toast("Starting the run: checking the form, then loading the corpus index and the model ...")
+
+
+def _open_new(path: str) -> None:
+    state.open_results(path)
+    st.session_state[GOTO_OVERVIEW] = True
+
+
+def _status_panel() -> None:
+    """Progress of this session's job: the latest event of each stage, polled every second while it runs."""
+    job = run_worker.job_status(st.session_state.get(run_worker.JOB_KEY))
+    if job is None:
+        return
+    if not job.active:
+        if st.session_state.pop(SEEN_ACTIVE, False):
+            st.rerun(scope="app")  # finished while this panel polled: redraw the page (Run button, results)
+        return
+    st.session_state[SEEN_ACTIVE] = True
+    if job.state == run_worker.CANCELLING:
+        st.markdown("**Cancelling** (stops at the next step) ...")
+    else:
+        st.markdown("**Running ...**")
+    st.caption(render.md_literal(f"{job.elapsed_s:.0f} s so far"))
+    for e in job.stages:
+        st.progress(e.fraction, text=render.md_literal(runner.describe(e)))
+    run_worker.shown(job.job_id)  # the status is out: the work may start
+    if job.state != run_worker.RUNNING:
+        return
+    if not st.session_state.get(CONFIRM):
+        st.button("Cancel", key="run_cancel", on_click=_confirm, args=(True,))
+        return
+    st.warning("Stop this run? Work finished so far stays in the result cache; pressing Run again with the same "
+               "choices resumes from there.")
+    c1, c2 = st.columns(2)
+    c1.button("Yes, stop the run", key="run_cancel_yes", on_click=_cancel, args=(job.job_id,))
+    c2.button("Keep running", key="run_cancel_no", on_click=_confirm, args=(False,))
+
+
+def _confirm(asking: bool) -> None:
+    st.session_state[CONFIRM] = asking
+
+
+def _cancel(job_id: str) -> None:
+    run_worker.cancel(job_id)
+    st.session_state[CONFIRM] = False
+
+
+def _finished(job: run_worker.JobStatus) -> None:
+    if job.state == run_worker.DONE:
+        st.success(render.md_literal(job.message))
+        for w in job.result.warnings:
+            st.warning(render.md_literal(w))
+        st.button("Open these results", key="run_open_new", on_click=_open_new, args=(job.result.path,),
+                  help="Show this run on the Overview page (and every other page).")
+    elif job.state == run_worker.CANCELLED:
+        st.warning(render.md_literal(job.message))
+    else:
+        st.error(render.md_literal(f"The run failed: {job.message}"))
+
+
+if st.session_state.pop(GOTO_OVERVIEW, False):
+    st.switch_page(OVERVIEW)
 
 st.title("Run an experiment")
 with render.page_boundary():
+    job = run_worker.job_status(st.session_state.get(run_worker.JOB_KEY))
+    if job is not None and job.active:
+        st.info("A run is in progress: its progress is shown below the form, and it keeps running while you "
+                "visit other pages.")
     st.subheader("Open a results folder written by the CLI")
     st.text_input("Results folder path", key="run_open_path")
     st.button("Open", key="run_open", on_click=state.open_results_from, args=("run_open_path",))
 
     demo = runner.demo_info()
-    st.subheader("1. Model")
-    model = widgets.model_picker(demo.get("model"))
-    st.subheader("2. Corpus")
+    presets = {"demo": runner.demo_defaults, "cli": runner.cli_defaults}
+    demo_cfg = runner.demo_defaults() if demo else None
+    preset = st.session_state.setdefault(widgets.RUN_PRESET, "demo" if demo else "cli")
+    defaults = demo_cfg if preset == "demo" else runner.cli_defaults()
     kinds = (["demo corpus"] if demo else []) + ["existing index folder", "corpus file path", "upload a corpus file"]
-    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind")
+    root = paths.data_root()
+    form = {**runner.form_values(defaults), "run_corpus_kind": kinds[0], "run_name": "app-run",
+            "run_out": str(root / "results") if root else "results/local", "run_index_path": "",
+            "run_corpus_path": "", "run_model_path": "", "run_model_hub": "", "run_model_rev": "", "run_trust": False,
+            "run_model_kind": "demo model" if demo else "local folder"}
+    widgets.seed_form(form)
+
+    def _corpus_changed() -> None:  # picking the demo corpus loads the demo experiment's choices, others the CLI's
+        new = "demo" if st.session_state.get("run_corpus_kind") == "demo corpus" else "cli"
+        old = st.session_state.get(widgets.RUN_PRESET, "cli")
+        if new != old:
+            widgets.switch_defaults(runner.form_values(presets[old]()), runner.form_values(presets[new]()))
+            st.session_state[widgets.RUN_PRESET] = new
+
+    st.subheader("1. Model")
+    model = widgets.model_picker(demo_cfg.model if demo_cfg else None)
+    st.subheader("2. Corpus")
+    corpus_kind = st.radio("Corpus", kinds, horizontal=True, key="run_corpus_kind", on_change=_corpus_changed,
+                           **widgets.seeded_kw("run_corpus_kind", kinds))
     corpus_path = index_path = upload = None
     if corpus_kind == "existing index folder":
-        index_path = st.text_input("Index folder", key="run_index_path")
+        index_path = st.text_input("Index folder", key="run_index_path", **widgets.seeded_kw("run_index_path"))
     elif corpus_kind == "corpus file path":
-        corpus_path = st.text_input("Corpus file or folder (jsonl, parquet, csv, txt)", key="run_corpus_path")
+        corpus_path = st.text_input("Corpus file or folder (jsonl, parquet, csv, txt)", key="run_corpus_path", **widgets.seeded_kw("run_corpus_path"))
     elif corpus_kind == "upload a corpus file":
         upload = st.file_uploader("Corpus file", type=["jsonl", "json", "parquet", "csv", "txt", "zst"],
                                   key="run_upload")
     st.subheader("3. Settings, decoding, tracing")
-    settings = widgets.settings_picker(prompt_paths=demo.get("prompts", {}))
-    decoding = widgets.decoding_controls()
-    trace = widgets.trace_controls(TraceConfig(), key="run_trace")
-    name = st.text_input("Run name", "app-run", key="run_name", help="One folder name: letters, digits, spaces, "
+    settings = widgets.settings_picker(defaults.settings, shipped=demo.get("prompts", {}))
+    decoding = widgets.decoding_controls(defaults.decoding)
+    trace = widgets.trace_controls(defaults.trace, key="run_trace", is_seeded=True)
+    name = st.text_input("Run name", key="run_name", **widgets.seeded_kw("run_name"), help="One folder name: letters, digits, spaces, "
                          "- _ . and the like; no / \\ or leading '.'")
-    root = paths.data_root()
-    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)",
-                            str(root / "results") if root else "results/local", key="run_out")
+    out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", key="run_out", **widgets.seeded_kw("run_out"))
+    widgets.keep_form(form)
+    st.caption(render.md_literal(f"Defaults: {defaults.source}. Runs resume from the result cache: a cancelled "
+                                 "or repeated run skips finished work."))
 
-    c1, c2 = st.columns(2)
-    start = c1.button("Run", type="primary", key="run_start")
-    c2.button("Cancel", key="run_cancel", on_click=state.cancel_event().set)
-    if not start:
-        st.caption("Runs resume from the result cache: a cancelled or repeated run skips finished work.")
-        st.stop()
-
-    cancel = state.cancel_event()
-    cancel.clear()
-    box = st.container()
-    bars = {}
-
-    def show(e):
-        if e.stage not in bars:
-            bars[e.stage] = box.progress(0.0)
-        bars[e.stage].progress(e.fraction, text=render.md_literal(runner.describe(e)))
-
-    progress = runner.progress_callback(cancel, show)
-    runner.check_output(name, out_dir, root)  # a bad run name or output folder fails before any work
-    if corpus_kind == "demo corpus":
-        index_dirs = (str(cached.demo_index().dirs[0]),)
-    elif index_path is not None:
-        index_dirs = (str(paths.confine(index_path, root)),)
-    else:
-        if upload is not None:
-            source = runner.save_upload(upload.name, upload.getvalue(), paths.work_dir(root) / "uploads")
-        elif corpus_path:
-            source = paths.confine(corpus_path, root)
-        else:
+    def _start_if_asked(job):
+        """Start the run when Run was pressed (and no run of this session is going); returns the job in view."""
+        if not st.session_state.pop(START, False) or (job is not None and job.active):
+            return job
+        upload_data = (upload.name, upload.getvalue()) if upload is not None else None
+        chosen = runner.corpus_choice(corpus_kind, index_path, corpus_path, upload_data, root)
+        if chosen is None:
             st.info("Choose a corpus file (path or upload) first.")
-            st.stop()
-        folder, load = runner.index_for_corpus(str(source), model.name_or_path, progress,
-                                               paths.work_dir(root) / "app-indexes")
-        if load.problems or load.renamed:
-            st.warning(render.md_literal(
-                f"{len(load.problems)} corpus row(s) skipped and {len(load.renamed)} repeated id(s) kept under a new "
-                "id: the first are listed below, all of them in the files beside the index."))
-            render.plain(runner.corpus_report_text(load, folder))
-        index_dirs = (str(folder),)
-    exempt = (demo.get("model"), *demo.get("prompts", {}).values(), *(index_dirs if corpus_kind == "demo corpus" else ()))
-    cfg = runner.checked_config(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
-                                                 decoding=decoding, trace=trace, output_dir=out_dir),
-                                root, exempt=tuple(p for p in exempt if p))
+            return job
+        corpus, index_dirs = chosen
+        exempt = (demo.get("model"), *demo.get("prompts", {}).values(),
+                  *(index_dirs if corpus_kind == "demo corpus" else ()))
+        runner.check_output(name, out_dir, root)  # a bad run name or output folder: named by the path policy first
+        work = runner.plan(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
+                                            decoding=decoding, trace=trace, output_dir=out_dir),
+                           corpus, root, exempt=tuple(p for p in exempt if p))
+        st.session_state[run_worker.JOB_KEY] = run_worker.start(
+            work, ProgressEvent("starting", 0, 0, "steps", message="starting a worker process, then loading the corpus index and the model"))
+        st.session_state[CONFIRM] = False
+        return run_worker.job_status(st.session_state[run_worker.JOB_KEY])
+
+    run_slot = st.empty()  # the Run button: drawn after a start below (disabled at once), or after its error
     try:
-        result = run_experiment(cfg, progress=progress)
-    except Cancelled as e:
-        st.warning(render.md_literal(f"Run {e}. Finished work is cached: press Run again to resume."))
-        st.stop()
-    st.success(render.md_literal(f"Done: {len(result.generations)} completions in {result.path}."))
-    for setting, skip in result.manifest.skipped_rows.items():
-        st.warning(render.md_literal(f"{setting}: {skip.count} prompt row(s) skipped in {skip.file}; "
-                                      f"first: {skip.first}"))
-    st.button("Open these results", key="run_open_new", on_click=state.open_results, args=(result.path,))
+        job = _start_if_asked(job)
+    finally:
+        run_slot.button("Run", type="primary", key="run_start", disabled=job is not None and job.active,
+                        on_click=_request_start)
+
+    if job is not None and job.active:
+        st.fragment(_status_panel, run_every=1.0)()
+    elif job is not None:
+        _finished(job)

@@ -5,7 +5,6 @@ Numbers on screen are checked against core computed independently in the test.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from app import paths, render, runner
 from app.views import manifest, planted_records, tables
 from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
-from core.progress import Cancelled, ProgressEvent
 from core.records import GenKey
 from core.runs.results import load_results
 from core.scoring.propensity import pm
@@ -161,13 +159,42 @@ def test_explore_filters_narrow_and_sort(monkeypatch, results):
     assert [int(lb.split("longest span ")[1].split(",")[0]) for lb in labels] == [t.longest_span for t in expected]
 
 
-def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_b):
+def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_b, tmp_path):
+    import dataclasses
+
+    from core.runs.manifest import ModelInfo
+    from core.runs.results import save_results
+    from tests.fixtures_app import make_run
+
+    # the same prompts, index, trace and decoding as run-a; only the model differs: comparable
+    base = make_run(score=True)
+    other_model = save_results(dataclasses.replace(base, manifest=dataclasses.replace(
+        base.manifest, run_name="other-model", model=ModelInfo("another-model"))), tmp_path / "runs" / "other-model")
     at = app(monkeypatch, results, "compare")
-    at.text_area(key="cmp_paths").input(f"{results}\n{results_b}").run()
-    assert not at.exception
+    assert at.text_input(key="cmp_root").value == str(results.parent)  # the folder holding the run in view
+    at.text_input(key="cmp_root").input(str(results.parent.parent)).run()  # holds run-a's and run-b's parents
+    listed = at.multiselect(key="cmp_runs").options
+    assert {str(results), str(results_b)} <= {o.rsplit(" | ", 1)[1] for o in listed}
+    at.multiselect(key="cmp_runs").set_value([str(results), str(results_b)]).run()
+    assert not at.exception, at.exception
+    warned = [render.shown(w.value) for w in at.warning]
+    assert any("NOT comparable with the reference: prefix prompts: 6 in both, but different prompt texts" in w
+               for w in warned), warned
+    assert not any("PM" in f.value.columns for f in at.dataframe)  # no PM between runs that are not comparable
+    at.checkbox(key="cmp_show_all").check().run()
     pm_table = at.dataframe[-1].value
     assert sorted(pm_table["setting"]) == ["generic", "prefix", "specific"]
     assert ((pm_table["lo"] <= pm_table["PM"]) & (pm_table["PM"] <= pm_table["hi"])).all()
+    assert all(v.startswith("not comparable: ") for v in pm_table["comparable"])
+    # a comparable pair (same prompts, index, trace, decoding; another model): PM shown at once, marked comparable
+    same = save_results(base, tmp_path / "runs" / "a")
+    at.checkbox(key="cmp_show_all").uncheck().run()
+    at.text_input(key="cmp_root").input(str(tmp_path / "runs")).run()
+    at.multiselect(key="cmp_runs").set_value([str(same), str(other_model)]).run()
+    assert not at.exception, at.exception
+    assert any("comparable with the reference: same index" in render.shown(s.value) for s in at.success)
+    pm_table = at.dataframe[-1].value
+    assert sorted(pm_table["setting"]) == ["generic", "prefix", "specific"] and set(pm_table["comparable"]) == {"yes"}
 
 
 def test_export_builds_the_html_report(monkeypatch, results):
@@ -220,17 +247,6 @@ def test_run_page_opens_a_cli_results_folder(monkeypatch, results, results_b):
     assert at.sidebar.text_input(key="results_dir").value == str(results_b)
 
 
-def test_progress_callback_raises_cancelled_once_the_flag_is_set():
-    seen, flag = [], threading.Event()
-    cb = runner.progress_callback(flag, seen.append)
-    cb(ProgressEvent("generate", 1, 4, "prompts", eta_s=3.0))
-    flag.set()
-    with pytest.raises(Cancelled, match="generate at 2/4"):
-        cb(ProgressEvent("generate", 2, 4, "prompts"))
-    assert [e.done for e in seen] == [1]
-    assert runner.describe(seen[0]) == "generate: 1/4 prompts, about 3 s left"
-
-
 def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_path):
     from core.index.tokenizer import load_tokenizer
     from core.runs.demo import demo_model_dir, ensure_demo_index
@@ -254,39 +270,7 @@ def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_pa
     assert hits and phrase.strip() in "".join(hits[0].text)
 
 
-@pytest.mark.slow
-def test_run_page_runs_an_experiment_end_to_end(monkeypatch, tmp_path):
-    import json
-
-    from tests.fixtures_model import make_tiny_model_dir
-
-    model = make_tiny_model_dir(tmp_path / "model")
-    corpus = tmp_path / "corpus.jsonl"
-    words = ["the", "river", "carried", "stones", "past", "the", "mill", "while", "the", "old", "miller", "counted", "sacks", "of", "grain"]
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": " ".join(words[i:] + words[:i]) * 6}) + "\n"
-                              for i in range(8)), encoding="utf-8")
-    prompts = tmp_path / "generic.jsonl"
-    prompts.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("Tell me a story.", "What is grain?")),
-                       encoding="utf-8")
-    monkeypatch.setenv("PROPME_CACHE_DIR", str(tmp_path / "cache"))
-    at = app(monkeypatch, write_run(tmp_path / "start"), "run")
-    at.radio(key="run_model_kind").set_value("local folder").run()
-    at.text_input(key="run_model_path").input(str(model)).run()
-    at.radio(key="run_corpus_kind").set_value("corpus file path").run()
-    at.text_input(key="run_corpus_path").input(str(corpus)).run()
-    at.multiselect(key="run_settings").set_value(["prefix", "generic"]).run()
-    at.text_input(key="run_prompts_generic").input(str(prompts)).run()
-    at.number_input(key="run_n_prompts").set_value(2).run()
-    at.number_input(key="run_max_new").set_value(8).run()
-    at.text_input(key="run_out").input(str(tmp_path / "out")).run()
-    at.button(key="run_start").click().run(timeout=300)
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert at.success and "completions in" in at.success[0].value
-    done = load_results(tmp_path / "out" / "app-run")
-    assert sorted(done.settings()) == ["generic", "prefix"] and len(done.traces) == len(done.generations) == 4
-    at.button(key="run_open_new").click().run()
-    assert at.sidebar.text_input(key="results_dir").value == str(tmp_path / "out" / "app-run")
+# the Run page's end-to-end run (a background job): tests/test_run_worker.py
 
 
 def _demo_results() -> Path:

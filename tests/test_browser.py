@@ -23,12 +23,11 @@ from app.views import explore
 from core.records import GenKey
 from core.runs.results import load_results
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
+from tests.fixtures_browser import ARTIFACTS, CHROMIUM
 from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
 MARKS_JS = "() => Array.from(document.querySelectorAll('mark.propme-span')).map(m => m.textContent)"
 INDEXED_MARKS_JS = ("() => Array.from(document.querySelectorAll('mark.propme-span'))"
                     ".map(m => [Number(m.dataset.spanIx), m.textContent])")
@@ -95,17 +94,6 @@ def _serve(folder: Path | None, log_path: Path):
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                              "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 def _open(browser, url: str):

@@ -23,7 +23,8 @@ from core.records import GenKey
 from core.reports.highlight import visible_controls
 from core.runs.results import RunResults, save_results
 from tests.fixtures_app import make_run
-from tests.test_browser import ARTIFACTS, CHROMIUM, _serve
+from tests.fixtures_browser import ARTIFACTS
+from tests.test_browser import _serve
 
 pytestmark = pytest.mark.browser
 PAGES = ["", "explore", "thresholds", "compare", "corpus", "export", "run"]
@@ -90,17 +91,6 @@ def hostile_server(tmp_path_factory, logger):
         yield url, folder
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                              "--disable-background-networking"])
-        yield b
-        b.close()
-
-
 def _settle(page) -> None:
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)  # every page has a title
     page.wait_for_timeout(1500)
@@ -133,7 +123,7 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
              f"Ordinary prompts ({shown('setspec')}) leak"],  # st.info naming a setting (the PM sentence)
         "explore": [f"source document: {shown('doc')} doc-", f"document: {shown('doc')} doc-"],  # captions
         "thresholds": [f"R_50 ({shown('setgen')})", f"PM of R_50 ({shown('setspec')})"],
-        "compare": ["Add at least two results folders"], "corpus": ["corpus index is not on this machine"],
+        "compare": ["Pick at least two runs to compare them"], "corpus": ["corpus index is not on this machine"],
         "export": ["HTML report"], "run": ["Run an experiment"],
         "leaked": ["Leaked documents"], "side_by_side": ["Side by side: attack vs ordinary use"],
     }

@@ -16,25 +16,14 @@ from app.views import explore, tables
 from core.records import GenKey
 from core.reports import leaks
 from core.runs.results import load_results
-from tests.test_browser import ARTIFACTS, browser, demo_server  # noqa: F401 - fixtures
+from tests.fixtures_browser import settle as _settle
+from tests.fixtures_browser import shot as _shot
+from tests.test_browser import demo_server  # noqa: F401 - fixtures
 from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
-IDLE = '[data-testid="stStatusWidget"]'
 MARKS_IN = "(root) => Array.from(document.querySelectorAll(root + ' mark.propme-span'))" \
            ".map(m => [Number(m.dataset.spanIx), m.textContent])"
-
-
-def _settle(page, ms: int = 700) -> None:
-    """Wait for the rerun a click started to finish."""
-    page.wait_for_timeout(300)
-    page.wait_for_selector(IDLE, state="detached", timeout=60_000)
-    page.wait_for_timeout(ms)
-
-
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
 
 
 def _query(page) -> dict[str, str]:
@@ -78,7 +67,7 @@ def demo(demo_server):  # noqa: F811
     return url, load_results(folder), ensure_demo_index(), load_tokenizer(str(demo_model_dir()))
 
 
-def _open_explore(browser, url):  # noqa: F811
+def _open_explore(browser, url):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.goto(f"{url}/explore")
     page.wait_for_selector("mark.propme-span", timeout=60_000)
@@ -86,7 +75,7 @@ def _open_explore(browser, url):  # noqa: F811
     return page
 
 
-def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo, browser):  # noqa: F811
+def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo, browser):
     url, run, index, _ = demo
     page = _open_explore(browser, url)
     q = _query(page)
@@ -146,7 +135,7 @@ def _leaked(run, index):
     return leaks.leaked_documents(run.traces, run.settings(), keys), keys
 
 
-def test_a_leaked_document_opens_its_attack_beside_natural_use(demo, browser):  # noqa: F811
+def test_a_leaked_document_opens_its_attack_beside_natural_use(demo, browser):
     url, run, index, _ = demo
     docs, keys = _leaked(run, index)
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -180,7 +169,7 @@ def test_a_leaked_document_opens_its_attack_beside_natural_use(demo, browser):  
     page.close()
 
 
-def test_free_pairing_defaults_and_deep_link_keep_both_panes(demo, browser):  # noqa: F811
+def test_free_pairing_defaults_and_deep_link_keep_both_panes(demo, browser):
     url, run, _, _ = demo
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.goto(f"{url}/side_by_side?view=pair")
@@ -219,7 +208,7 @@ def _choose(page, key: str, option: str) -> None:
     _settle(page)
 
 
-def test_completion_label_matches_the_shown_completion_after_every_filter_change(demo, browser):  # noqa: F811
+def test_completion_label_matches_the_shown_completion_after_every_filter_change(demo, browser):
     url, run, _, _ = demo
     page = _open_explore(browser, url)
     for setting in ("prefix", "specific", "all", "generic", "all", "prefix", "generic"):
@@ -251,7 +240,7 @@ def test_completion_label_matches_the_shown_completion_after_every_filter_change
     page.close()
 
 
-def test_a_mid_text_phrase_without_leading_space_is_found(demo, browser):  # noqa: F811
+def test_a_mid_text_phrase_without_leading_space_is_found(demo, browser):
     url, _, index, tok = demo
     phrase = "GNU General Public License"
     docs = [index.doc_tokens(i) for i in range(index.num_docs)]
@@ -275,7 +264,7 @@ def test_a_mid_text_phrase_without_leading_space_is_found(demo, browser):  # noq
     page.close()
 
 
-def test_corpus_document_shows_every_traced_span_and_the_completions(demo, browser):  # noqa: F811
+def test_corpus_document_shows_every_traced_span_and_the_completions(demo, browser):
     url, run, index, tok = demo
     docs, keys = _leaked(run, index)
     doc = docs[0]
@@ -298,7 +287,7 @@ def test_corpus_document_shows_every_traced_span_and_the_completions(demo, brows
     page.close()
 
 
-def test_corpus_tables_are_clickable(demo, browser):  # noqa: F811
+def test_corpus_tables_are_clickable(demo, browser):
     url, run, index, _ = demo
     frame = tables.leaks_by_doc(run.traces)
     page = browser.new_page(viewport={"width": 1500, "height": 1100})

@@ -14,7 +14,8 @@ import pytest
 
 from core.reports.palette import setting_color
 from core.runs.results import load_results, save_results
-from tests.test_browser import ARTIFACTS, CHROMIUM, _serve
+from tests.fixtures_browser import ARTIFACTS, CHROMIUM
+from tests.test_browser import _serve
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,17 +27,6 @@ METRICS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stMetr
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install -y chromium`", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                              "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

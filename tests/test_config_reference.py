@@ -8,8 +8,11 @@ import typing
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 
+import pytest
+
 from core import config, config_tables
 from core.config_reference import PLACEHOLDERS, example_toml, field_comments
+from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +92,17 @@ def test_cli_prints_it_and_run_help_points_to_it():
     help_text = subprocess.run([sys.executable, "-m", "core", "run", "--help"], cwd=ROOT, capture_output=True,
                                text=True, check=True).stdout
     assert "config --example" in " ".join(help_text.split())
+
+
+def test_example_passes_the_toml_type_checks_and_lists_are_checked_item_by_item():
+    """`config --example > x.toml` must load: list fields such as metrics.k_values were refused as 'expected int'."""
+    data = tomllib.loads(example_toml())
+    hints = typing.get_type_hints(config.ExperimentConfig)
+    for section in ("model", "decoding", "trace", "metrics"):
+        config_tables.check_table(hints[section], data[section], f"experiment.{section}")
+    for i, setting in enumerate(data["settings"]):
+        config_tables.check_table(config.SettingConfig, setting, f"experiment.settings[{i}]")
+    with pytest.raises(ConfigError, match=r"experiment\.metrics\.k_values\[1\] = '5': expected int"):
+        config_tables.check_table(config.MetricsConfig, {"k_values": [1, "5"]}, "experiment.metrics")
+    with pytest.raises(ConfigError, match=r"experiment\.metrics\.k_values = 5: expected a list"):
+        config_tables.check_table(config.MetricsConfig, {"k_values": 5}, "experiment.metrics")

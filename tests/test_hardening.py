@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from app import paths, render
+from app import paths, render, run_worker
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
 from core.config_file import load_experiment
@@ -404,6 +404,10 @@ def test_run_page_shows_bad_input_as_an_error(monkeypatch, exp, tmp_path, what):
             monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
     at.button(key="run_start").click().run(timeout=300)
     assert not at.exception, at.exception
+    job = at.session_state[run_worker.JOB_KEY] if run_worker.JOB_KEY in at.session_state else None  # noqa: SIM401 (AppTest's session state has no .get)
+    if job is not None:  # refused only by the run itself (in the background): its error shows once it ended
+        assert run_worker.wait(job, 300).state == run_worker.FAILED
+        at.run()
     expected = {"interrupted index": r"No finished index at .*index_cut",
                 "index of another tokenizer": r"was built with tokenizer .*other_tok",
                 "binary upload": r"looks binary \(NUL bytes",

@@ -194,6 +194,11 @@ def test_occurrences_are_true_sampled_by_seed_and_spread(tmp_path):
     assert len({tuple(index.occurrences(query, 7, seed=s)) for s in range(5)}) > 1
     even = index.occurrences(query, 7, seed=0, spread="even")
     assert len(set(even)) == 7 and {(o.doc_ix, o.start) for o in even} <= truth
+    in_order = sorted(truth)  # the sample is taken in corpus order: an oracle that needs no suffix array
+    for seed in range(4):
+        picks = np.sort(np.random.default_rng(seed).choice(len(in_order), size=7, replace=False))
+        assert [(o.doc_ix, o.start) for o in index.occurrences(query, 7, seed=seed)] == [in_order[i] for i in picks]
+    assert [(o.doc_ix, o.start) for o in even] == [in_order[i * len(in_order) // 7] for i in range(7)]
     docs_with = {i for i, _ in truth}
     assert index.distinct_docs(query, cap=1000) == len(docs_with)
     assert index.distinct_docs(query, cap=3) == min(3, len(docs_with))

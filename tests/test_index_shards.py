@@ -1,7 +1,8 @@
 """A sharded index (core/index/sharded.py: independent shards side by side, no merge) opens and
 answers exactly like a one-shard index of the same corpus, checked against brute force, and traces
-like it (spans, counts, frequencies, and the documents of every span that occurs at most
-docs_per_span times; more frequent spans sample other occurrences of the same set)."""
+like it (spans, counts, frequencies and the sampled documents: occurrences are sampled in corpus
+order, so one index and its shards sample the same ones; above ``CORPUS_ORDER_LIMIT`` occurrences
+they are sampled in suffix-array order, which depends on the layout)."""
 from __future__ import annotations
 
 import json
@@ -75,13 +76,24 @@ def test_documents_and_counts_equal_one_shard_and_brute_force(pair):
         want = brute_count(lists, q)
         assert many.count(q) == one.count(q) == want, q
         assert many.distinct_docs(q, 5) == one.distinct_docs(q, 5)
-        if want <= 12:  # all occurrences: the same (doc, start) list
-            got = [(o.doc_ix, o.start, o.doc_len) for o in many.occurrences(q, 12, seed=3)]
-            assert got == [(o.doc_ix, o.start, o.doc_len) for o in one.occurrences(q, 12, seed=3)]
-            assert len(got) == want
-        else:  # a sample of the same occurrences
-            for o in many.occurrences(q, 12, seed=3):
-                assert lists[o.doc_ix][o.start:o.start + len(q)] == q
+        for spread in ("random", "even"):  # all occurrences, or the same sample of them
+            got = [(o.doc_ix, o.start, o.doc_len) for o in many.occurrences(q, 12, seed=3, spread=spread)]
+            assert got == [(o.doc_ix, o.start, o.doc_len) for o in one.occurrences(q, 12, seed=3, spread=spread)]
+            assert len(got) == min(12, want)
+            assert all(lists[d][s:s + len(q)] == q for d, s, _ in got)
+
+
+def test_above_the_corpus_order_limit_samples_depend_on_the_layout(pair, monkeypatch):
+    import core.index.corpus_index as ci
+
+    lists, one, many, _folder = pair
+    q = [7, 7]  # in the run of thirty 7s and elsewhere
+    assert brute_count(lists, q) > 12
+    monkeypatch.setattr(ci, "CORPUS_ORDER_LIMIT", 12)  # every sample of q now in suffix-array order
+    a, b = many.occurrences(q, 12, seed=3), one.occurrences(q, 12, seed=3)
+    assert all(lists[o.doc_ix][o.start:o.start + 2] == q for o in a + b) and len(a) == len(b) == 12
+    assert any([(o.doc_ix, o.start) for o in many.occurrences(q, 12, seed=s)]
+               != [(o.doc_ix, o.start) for o in one.occurrences(q, 12, seed=s)] for s in range(5))
 
 
 def test_longest_matches_equal_brute_force(pair):
@@ -119,21 +131,8 @@ def test_traces_like_one_shard(tmp_path):
     for cfg in (TraceConfig(workers=1, docs_per_span=4), TraceConfig(mode="mixed", workers=2, docs_per_span=4)):
         want = trace_many(one, tok, items, cfg)
         got = trace_many(many, tok, items, cfg)
-        assert [r.full_doc_frequency for r in got] == [r.full_doc_frequency for r in want]
-        frequent = 0
-        for g, w in zip(got, want):
-            assert [(s.start, s.end, s.count, s.text) for s in g.spans] == [(s.start, s.end, s.count, s.text)
-                                                                             for s in w.spans]
-            for gs, ws in zip(g.spans, w.spans):
-                if cfg.mode == "mixed" and (ws.start, ws.end) == (0, w.n_tokens):
-                    continue  # full-match documents are found through anchor spans (compared below)
-                if ws.count <= cfg.docs_per_span:
-                    assert gs.docs == ws.docs
-                else:  # another seeded sample of the same occurrences: documents holding the span
-                    frequent += 1
-                    assert gs.docs and all(gs.text in d.window_text for d in gs.docs)
-        for r in got:  # full matches (found through samples of anchor spans) really hold the completion
-            assert all(r.completion in d.window_text for s in r.spans for d in s.docs if d.tier == "exact_full_raw")
+        assert got == want  # spans, counts, frequencies, sampled documents, windows, tiers, nv_recall
+        frequent = sum(s.count > cfg.docs_per_span for r in want for s in r.spans)
         assert frequent > 0 and sum(len(s.docs) for r in got for s in r.spans) > 50
     from core.tracing import parallel
 
@@ -144,12 +143,12 @@ def test_unfinished_or_failed_sharded_build_refuses_to_open(tmp_path):
     lists = [[1, 2, 3]] * 10 + [[1, VOCAB + 5]] + [[4, 5]] * 10  # an id outside the vocabulary in shard 3
     with pytest.raises(IndexNotBuilt, match="outside"):
         build_sharded_index_from_ids(_docs(lists), tmp_path / "bad", vocab_size=VOCAB, eos_token_id=0,
-                                     shard_tokens=9, parallel=2)
+                                     shard_tokens=12, parallel=2)
     with pytest.raises(IndexNotBuilt, match="did not finish"):
         CorpusIndex.open(tmp_path / "bad")
     # a rebuild into the same folder replaces the old shards and opens
     good = build_sharded_index_from_ids(_docs(lists[:10]), tmp_path / "bad", vocab_size=VOCAB, eos_token_id=0,
-                                        shard_tokens=9, parallel=2)
+                                        shard_tokens=12, parallel=2)
     assert good.num_docs == 10 and len(good._shards) == 4
     assert sorted(p.name for p in (tmp_path / "bad").iterdir() if p.is_dir()) == [shard_name(i) for i in range(4)]
 
@@ -161,3 +160,33 @@ def test_shard_size_keeps_the_sorts_within_the_budget():
                 n = plan_shard_tokens(budget, parallel, width)
                 assert SA_RAM_PER_BYTE * n * width * parallel <= budget
                 assert SA_RAM_PER_BYTE * n * width * parallel >= 0.7 * budget
+                n = plan_shard_tokens(budget, parallel, width, ram_per_token=8)  # libsais sorts
+                assert 0.7 * budget <= 8 * n * parallel <= budget
+
+
+def test_cli_builds_a_sharded_index_that_answers_like_one_index(tmp_path, capsys):
+    import json as _json
+
+    from core.cli import main
+    from tests.fixtures_index import train_tiny_tokenizer
+
+    rng = random.Random(12)
+    texts = random_corpus(rng, n_docs=30, words_per_doc=40) + ["the same words again"] * 6
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(_json.dumps({"id": f"c{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    tok = train_tiny_tokenizer(texts, 300, folder=tmp_path / "tok")
+    common = ["index", "build", "--corpus", str(corpus), "--tokenizer", str(tmp_path / "tok")]
+    assert main([*common, "--out", str(tmp_path / "one"), "--cpus", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "many"), "--shard-tokens", "300", "--cpus", "2",
+                 "--memory-mb", "256"]) == 0
+    out = capsys.readouterr().out
+    many, one = CorpusIndex.open(tmp_path / "many", tokenizer=tok), CorpusIndex.open(tmp_path / "one", tokenizer=tok)
+    assert len(many.dirs) >= 3 and f"in {len(many.dirs)} shards" in out
+    info = _json.loads((tmp_path / "many" / SHARDS_FILE).read_text())
+    assert info["shard_tokens"] == 300 and all(s["num_tokens"] + s["num_docs"] <= 300 for s in info["shards"])
+    assert (many.num_docs, many.num_tokens) == (one.num_docs, one.num_tokens) == (36, one.num_tokens)
+    assert [many.doc_id(i) for i in range(36)] == [f"c{i}" for i in range(36)]
+    ids = tok("the same words again", add_special_tokens=False)["input_ids"]
+    assert many.count(ids) == one.count(ids) >= 6
+    assert many.occurrences(ids, 3, seed=1) == one.occurrences(ids, 3, seed=1)
+    assert main([*common, "--out", str(tmp_path / "bad"), "--shard-tokens", "0"]) == 2

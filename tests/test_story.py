@@ -187,19 +187,20 @@ def test_floor_setting_traces_its_texts_without_generating(tmp_path):
     floor_texts = [CORPUS[2], "Zebras quietly juggle purple umbrellas near frozen volcanoes every Thursday."]
     (tmp_path / "floor.jsonl").write_text("".join(json.dumps({"id": f"f{i}", "text": t}) + "\n"
                                                   for i, t in enumerate(floor_texts)))
-    toml = make_tiny_experiment(tmp_path, extra='\n[[settings]]\nname = "floor"\nkind = "floor"\n'
+    toml = make_tiny_experiment(tmp_path, extra='\n[[settings]]\nname = "held-out"\nkind = "floor"\n'
                                                  'prompts_path = "floor.jsonl"\n')
     cfg = dataclasses.replace(load_experiment(toml), output_dir=str(tmp_path / "results"))
     run = run_experiment(cfg, cache=ResultCache(tmp_path / "cache"))
-    gens, traces = run.by_setting("floor")
+    gens, traces = run.by_setting("held-out")
     assert [g.completion for g in gens] == floor_texts and all(g.prompt.text == "" for g in gens)
     counts = run.manifest.counts
     assert counts.generated == counts.generations - len(floor_texts)  # floor texts are not generated
     by_id = {t.key.prompt_id: t for t in traces}
     assert by_id["f0"].full_match  # a corpus document is found whole
     assert by_id["f1"].longest_span < by_id["f0"].longest_span
-    assert story.floor_settings(run.manifest, run.settings()) == ("floor",)
-    assert run.summary["floor"]["metrics"]["als"] == compute_metrics(traces, cfg.metrics, gens)["als"]
+    assert story.floor_settings(run.manifest, run.settings()) == ("held-out",)
+    assert run.summary["held-out"]["metrics"]["als"] == compute_metrics(traces, cfg.metrics, gens)["als"]
+    assert "held-out" not in run.pm and set(run.pm) == set(run.settings()) - {"prefix", "held-out"}  # no PM for a floor
     again = run_experiment(cfg, cache=ResultCache(tmp_path / "cache"))
     assert again.manifest.counts.generated == 0 and again.manifest.counts.traced == 0
 

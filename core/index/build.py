@@ -47,6 +47,17 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
     parts that are then merged (several times slower). Returns the opened :class:`core.index.corpus_index.CorpusIndex`.
     """
+    stream, ids_kw = tokenized_corpus(documents, tokenizer, out_dir, load=load, progress=progress, batch_size=batch_size)
+    corpus_report = ids_kw.pop("corpus_report")
+    return build_index_from_ids(stream, out_dir, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
+                                manifest_extra={"corpus_report": corpus_report}, **ids_kw)
+
+
+def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, load=None,
+                     progress: ProgressFn | None = None, batch_size: int = 512) -> tuple[Iterator, dict]:
+    """Documents tokenized in batches, as ``(doc_id, ids, metadata)``, and the index identity for
+    :func:`build_index_from_ids` (tokenizer, vocabulary, corpus fingerprint; ``corpus_report``: what
+    the load skipped, written beside the index)."""
     from core.corpus.load import corpus_fingerprint
     from core.corpus.report import write_load_report
     from core.index.tokenizer import (
@@ -59,6 +70,7 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     docs = documents if isinstance(documents, (list, tuple)) else list(documents)
     if not docs:
         raise CorpusError(f"No documents to index into {out_dir}: the corpus is empty")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     corpus_fp = corpus_fingerprint(docs)
     corpus_report = write_load_report(load, out_dir)
     tracker = Tracker("tokenize", len(docs), progress, unit="documents")
@@ -71,12 +83,10 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
                 yield str(d.doc_id), np.asarray(ids, dtype=np.int64), dict(d.metadata or {})
             tracker.advance(len(batch))
 
-    return build_index_from_ids(
-        tokenized(), out_dir, vocab_size=tokenizer_vocab_size(tokenizer), eos_token_id=tokenizer_eos_id(tokenizer),
-        tokenizer_name=tokenizer_identity(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
-        corpus_fingerprint=corpus_fp, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
-        manifest_extra={"corpus_report": corpus_report},
-    )
+    return tokenized(), {"vocab_size": tokenizer_vocab_size(tokenizer), "eos_token_id": tokenizer_eos_id(tokenizer),
+                         "tokenizer_name": tokenizer_identity(tokenizer),
+                         "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer), "corpus_fingerprint": corpus_fp,
+                         "corpus_report": corpus_report}
 
 
 def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]]], out_dir: str | Path, *,
@@ -99,13 +109,21 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     (out / fmt.BUILDING).write_text("build in progress\n")
     for name in (fmt.MANIFEST, fmt.COUNTS, *fmt.SHARD_FILES):
         (out / name).unlink(missing_ok=True)
+    for stale in out.glob("sa-sample*"):
+        stale.unlink()
     dtype_name = fmt.choose_dtype(vocab_size)
     stats = _write_shard(docs, out, dtype_name, vocab_size, progress)
     if stats["num_docs"] == 0:
         raise CorpusError(f"No documents to index into {out}: the corpus is empty")
     t_write = time.perf_counter()
+    from core.index import sa_search
+
     sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
-                                  max_memory_bytes=max_memory_bytes)
+                                  max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
+    from core.index.shards import Shard, shard_paths
+
+    sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
+    sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
     t_sa = time.perf_counter()
     np.save(out / fmt.COUNTS, stats["counts"])
     manifest = {
@@ -133,70 +151,103 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
     return CorpusIndex.open(out)
 
 
-def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: ProgressFn | None) -> dict:
-    """Stream documents into the token/offset/metadata files; returns counts and sizes."""
+def _write_shard(docs, out: Path, dtype_name: str, vocab_size: int, progress: ProgressFn | None,
+                 block_tokens: int = 1 << 22) -> dict:
+    """Stream documents into the token/offset/metadata files; returns counts and sizes.
+
+    Documents are gathered into blocks of about ``block_tokens`` tokens, each checked, counted and
+    written with a few vectorised calls (separators inserted by ``np.insert``)."""
     dtype = fmt.DTYPES[dtype_name]
     width = fmt.WIDTHS[dtype_name]
     sep_id = fmt.separator_id(dtype_name)
-    sep = np.array([sep_id], dtype=np.int64)
     counts = np.zeros(vocab_size, dtype=np.int64)
     num_docs = num_tokens = ds_pos = mt_pos = 0
     tracker = Tracker("write", 0, progress, unit="documents")
     pending: list[np.ndarray] = []
+    names: list[str] = []
     pending_len = 0
     with open(out / fmt.TOKENS, "wb") as ds, open(out / fmt.OFFSETS, "wb") as od, \
             open(out / fmt.META, "wb") as mt, open(out / fmt.METAOFF, "wb") as om:
 
         def flush() -> None:
-            nonlocal pending, pending_len
-            if pending:
-                block = np.concatenate(pending)
-                ds.write(block.astype(dtype).tobytes())
-                counts[:] += np.bincount(block[block != sep_id], minlength=vocab_size)
-            pending, pending_len = [], 0
-
-        offsets, metaoffs = [], []
-        for doc_id, ids, metadata in docs:
-            ids = np.asarray(ids, dtype=np.int64)
-            if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-                raise IndexNotBuilt(f"document {doc_id!r} holds token id {int(ids.max())} outside "
+            nonlocal pending, names, pending_len, ds_pos, mt_pos
+            if not pending:
+                return
+            lengths = np.array([len(a) for a in pending], dtype=np.int64)
+            flat = np.concatenate(pending) if len(pending) > 1 else np.asarray(pending[0])
+            if flat.size and (flat.min() < 0 or flat.max() >= vocab_size):
+                bad = next(i for i, a in enumerate(pending) if a.size and (a.min() < 0 or a.max() >= vocab_size))
+                raise IndexNotBuilt(f"document {names[bad]!r} holds token id {int(pending[bad].max())} outside "
                                     f"[0, vocab_size={vocab_size}); use the tokenizer the index is built for")
-            offsets.append(ds_pos)
-            metaoffs.append(mt_pos)
-            line = (json.dumps({"doc_id": str(doc_id), "metadata": dict(metadata)}, ensure_ascii=False,
-                               default=str) + "\n").encode("utf-8")
-            mt.write(line)
-            mt_pos += len(line)
-            pending.append(np.concatenate([sep, ids]))
-            pending_len += ids.size + 1
-            ds_pos += (ids.size + 1) * width
+            starts = np.cumsum(lengths) - lengths  # each document's first token in ``flat``
+            ds.write(np.insert(flat.astype(dtype, copy=False), starts, sep_id).tobytes())
+            counts[:] += np.bincount(flat, minlength=vocab_size)[:vocab_size]
+            od.write((ds_pos + (starts + np.arange(len(lengths))) * width).astype(np.uint64).tobytes())
+            ds_pos += int(lengths.sum() + len(lengths)) * width
+            lines = [line.encode("utf-8") for line in names_meta]
+            sizes = np.array([len(x) for x in lines], dtype=np.int64)
+            om.write((mt_pos + np.cumsum(sizes) - sizes).astype(np.uint64).tobytes())
+            mt.write(b"".join(lines))
+            mt_pos += int(sizes.sum())
+            pending, names, pending_len = [], [], 0
+            names_meta.clear()
+
+        names_meta: list[str] = []
+        for doc_id, ids, metadata in docs:
+            ids = np.asarray(ids)
+            if ids.dtype.kind not in "iu":
+                ids = ids.astype(np.int64)
+            pending.append(ids)
+            names.append(doc_id)
+            names_meta.append(json.dumps({"doc_id": str(doc_id), "metadata": dict(metadata)}, ensure_ascii=False,
+                                         default=str) + "\n")
+            pending_len += ids.size
             num_docs += 1
             num_tokens += int(ids.size)
-            if pending_len >= 1 << 22:
+            if pending_len >= block_tokens:
                 flush()
                 tracker.advance(0, message=f"{num_tokens} tokens")
             tracker.done = num_docs
         flush()
         tracker.advance(0, message=f"{num_docs} documents, {num_tokens} tokens")
-        od.write(np.asarray(offsets, dtype=np.uint64).tobytes())
-        om.write(np.asarray(metaoffs, dtype=np.uint64).tobytes())
     if progress is not None:
         progress(ProgressEvent("unigrams", vocab_size, vocab_size, unit="token ids"))
     return {"num_docs": num_docs, "num_tokens": num_tokens, "counts": counts}
 
 
 def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None = None,
-                       progress: ProgressFn | None = None, max_memory_bytes: int = SA_MEMORY_BUDGET) -> dict:
-    """Run rust_indexing on ``token_file``; writes the suffix array ``table.0`` beside it.
+                       progress: ProgressFn | None = None, max_memory_bytes: int = SA_MEMORY_BUDGET,
+                       engine: str = "auto", sample_step: int | None = None) -> dict:
+    """Write the suffix array ``table.0`` of ``token_file`` beside it.
 
-    One make-part job covers the file when it fits in ``max_memory_bytes`` (SA_RAM_PER_BYTE bytes
-    of RAM per byte of text); its table is then final. Larger files are cut into parts sorted ``cpus`` at
-    a time (each part >= MIN_PART_BYTES) and merged, which costs more time than the sorting.
-    Returns the seconds of each step and the job layout (recorded in the manifest).
+    ``engine``: "libsais" (:mod:`core.index.sais`: u16 tokens, about 4x faster and a third of the
+    memory), "rust" (infini-gram's rust_indexing) or "auto": libsais when it is available, the file has
+    at least ``sais.MIN_TOKENS`` tokens and the sort fits in ``max_memory_bytes``, else rust_indexing.
+    Both write the same bytes.
+
+    rust_indexing: one make-part job covers the file when it fits in ``max_memory_bytes``
+    (SA_RAM_PER_BYTE bytes of RAM per byte of text); its table is then final. Larger files are cut into
+    parts sorted ``cpus`` at a time (each part >= MIN_PART_BYTES) and merged, which costs more time
+    than the sorting. Returns the seconds of each step and the job layout (recorded in the manifest),
+    and with libsais and ``sample_step`` the suffix-array sample as ``"sample"`` (see :mod:`core.index.sais`).
     """
+    from core.index import sais
+
     token_file = Path(token_file)
     folder = token_file.parent
     ds_size = token_file.stat().st_size
+    n_tokens = ds_size // token_width
+    if engine not in ("auto", "libsais", "rust"):
+        raise IndexNotBuilt(f"suffix-array engine must be auto, libsais or rust, got {engine!r}")
+    if engine == "libsais" or (engine == "auto" and sais.MIN_TOKENS <= n_tokens
+                               and sais.RAM_PER_TOKEN * n_tokens <= max_memory_bytes
+                               and sais.usable(token_width, n_tokens)):
+        t0 = time.perf_counter()
+        sample = sais.suffix_array(token_file, folder / fmt.TABLE, sample_step=sample_step)
+        if progress is not None:
+            progress(ProgressEvent("suffix-array", 1, 1, unit="steps", message="libsais16"))
+        return {"total": round(time.perf_counter() - t0, 3), "engine": "libsais16", "jobs": 1, "parallel": 1} | \
+            ({"sample": sample} if sample is not None else {})
     # rust_indexing allocates a bucket per possible token (32 GiB for u32), so u32 files are sorted as
     # u16 (suffixes compare bytewise either way) and the misaligned suffixes are dropped afterwards.
     sort_width = min(token_width, 2)
@@ -257,7 +308,8 @@ def build_suffix_array(token_file: Path, token_width: int, *, cpus: int | None =
     if table.stat().st_size != expected:
         raise IndexNotBuilt(f"rust_indexing wrote {table.stat().st_size} bytes to {table}, expected {expected}")
     log.info("suffix array of %s: %d jobs (%d parallel), %s", token_file, len(ranges), parallel, times)
-    return {k: round(v, 3) for k, v in times.items()} | {"jobs": len(ranges), "parallel": parallel}
+    return {k: round(v, 3) for k, v in times.items()} | {"engine": "rust_indexing", "jobs": len(ranges),
+                                                         "parallel": parallel}
 
 
 def _keep_aligned(src: Path, dst: Path, ptr_size: int, token_width: int, chunk: int = 1 << 22) -> None:

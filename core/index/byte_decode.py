@@ -80,13 +80,31 @@ class ByteDecoder:
         return self.decode_prefixes(ids, ())[0]
 
 
+_MADE: dict[int, tuple] = {}  # id(backend) -> (backend, its size, checks, decoder): the last few made
+
+
 def byte_decoder(tokenizer, n_checks: int = 400, seed: int = 0) -> ByteDecoder | None:
-    """A :class:`ByteDecoder` for a fast tokenizer with a ByteLevel decoder, or None."""
+    """A :class:`ByteDecoder` for a fast tokenizer with a ByteLevel decoder, or None.
+
+    The last few are kept per tokenizer backend (and its size: ``add_tokens`` changes it), as the
+    table takes a few tenths of a second to make and every trace call asks for it."""
     from tokenizers import decoders
 
     backend = fast_backend(tokenizer)
     if backend is None or not isinstance(backend.decoder, decoders.ByteLevel):
         return None
+    size = backend.get_vocab_size(with_added_tokens=True)
+    made = _MADE.get(id(backend))
+    if made is not None and made[0] is backend and made[1:3] == (size, (n_checks, seed)):
+        return made[3]
+    dec = _make(backend, n_checks, seed)
+    if len(_MADE) >= 4:
+        _MADE.pop(next(iter(_MADE)))
+    _MADE[id(backend)] = (backend, size, (n_checks, seed), dec)  # holds the backend: its id stays its own
+    return dec
+
+
+def _make(backend, n_checks: int, seed: int) -> ByteDecoder | None:
     dec = ByteDecoder(backend)
     rng = random.Random(seed)
     plain = dec.plain_ids

@@ -24,6 +24,8 @@ from core.index.shards import Shard, engine_safe_path, expand_dirs, shard_paths
 
 log = logging.getLogger(__name__)
 
+CORPUS_ORDER_LIMIT = 1 << 20  # spans with more occurrences are sampled in suffix-array order (see occurrences)
+
 
 @dataclass(frozen=True)
 class Occurrence:
@@ -165,7 +167,7 @@ class CorpusIndex:
         :meth:`count`, :meth:`occurrences` and :meth:`distinct_docs` of them need no engine call
         (the last few thousand are kept)."""
         qs = list(dict.fromkeys(tuple(self._ids(q)) for q in queries if len(q)))
-        if len(self._found) + len(qs) > 4096:
+        if len(self._found) + len(qs) > 16384:
             self._found.clear()
         self._found.update(zip(qs, find_many(self._shard_searchers(), [list(q) for q in qs])))
 
@@ -219,25 +221,39 @@ class CorpusIndex:
             lo, hi = (mid, hi) if self._occurs(q[s:s + mid]) else (lo, mid - 1)
         return lo
 
-    def _locate(self, picks: np.ndarray, segments: list[tuple[int, int]]) -> list[Occurrence]:
-        """Occurrences for positions ``picks`` in the concatenation of the shards' rank segments."""
-        sizes = np.array([e - s for s, e in segments], dtype=np.int64)
-        bounds = np.cumsum(np.concatenate([[0], sizes]))
+    def _at(self, si: int, ptrs: np.ndarray) -> list[Occurrence]:
+        """Occurrences at byte pointers ``ptrs`` of shard ``si``."""
+        shard = self._shards[si]
+        local, start, length = shard.locate(ptrs)
         out = []
-        for si, (seg_start, _) in enumerate(segments):
-            mine = picks[(picks >= bounds[si]) & (picks < bounds[si + 1])]
-            if not mine.size:
-                continue
-            shard = self._shards[si]
-            local, start, length = shard.locate(shard.ptrs(mine - bounds[si] + seg_start))
-            for li, st, ln in zip(local, start, length):
-                ix = int(self._doc_base[si] + li)
-                out.append(Occurrence(ix, self.doc_id(ix), int(st), int(ln)))
+        for li, st, ln in zip(local.tolist(), start.tolist(), length.tolist()):
+            ix = int(self._doc_base[si] + li)
+            out.append(Occurrence(ix, self.doc_id(ix), st, ln))
+        return out
+
+    def _locate(self, picks: np.ndarray, segments: list[tuple[int, int]], corpus_order: bool) -> list[Occurrence]:
+        """Occurrences at positions ``picks`` of the span's occurrences listed shard after shard, each
+        shard's in corpus order (``corpus_order``: all of them are read and sorted) or in suffix-array order."""
+        out, first = [], 0
+        for si, (seg_start, seg_end) in enumerate(segments):
+            n = seg_end - seg_start
+            mine = picks[(picks >= first) & (picks < first + n)] - first
+            if mine.size:
+                shard = self._shards[si]
+                if corpus_order and mine.size < n:
+                    ptrs = np.sort(shard.ptrs(np.arange(seg_start, seg_end, dtype=np.int64)))[mine]
+                else:
+                    ptrs = shard.ptrs(mine + seg_start)
+                out.extend(self._at(si, ptrs))
+            first += n
         return sorted(out, key=lambda o: (o.doc_ix, o.start))
 
     def occurrences(self, ids, k: int, seed: int, spread: str = "random") -> list[Occurrence]:
         """All occurrences if at most ``k``, else ``k`` of them: a seeded uniform sample ("random") or
-        evenly spaced in suffix-array order ("even"). Sorted by (doc_ix, start)."""
+        evenly spaced ("even") in corpus order (document, then offset), so one index and any split of it
+        into shards sample the same occurrences. Spans with more than :data:`CORPUS_ORDER_LIMIT`
+        occurrences (reading them all would cost too much) are sampled in suffix-array order, shard after
+        shard, which depends on the layout. Sorted by (doc_ix, start)."""
         if spread not in ("random", "even"):
             raise ConfigError(f"spread must be 'random' or 'even', got {spread!r}")
         cnt, segments = self._find(ids)
@@ -249,7 +265,7 @@ class CorpusIndex:
             picks = np.sort(np.random.default_rng(seed).choice(cnt, size=k, replace=False))
         else:
             picks = (np.arange(k, dtype=np.int64) * cnt) // k
-        return self._locate(picks.astype(np.int64), segments)
+        return self._locate(picks.astype(np.int64), segments, corpus_order=cnt <= CORPUS_ORDER_LIMIT)
 
     def distinct_docs(self, ids, cap: int) -> int:
         """Number of distinct documents containing ``ids``, counted up to ``cap``."""

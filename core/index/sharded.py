@@ -7,8 +7,8 @@ over the shards are exact: a count is the sum of the shards' counts, a longest m
 of theirs (:class:`core.index.corpus_index.CorpusIndex` opens ``out`` as one index).
 
 Memory is bounded by the shard size: a shard's suffix-array sort takes about
-``SA_RAM_PER_BYTE`` bytes per byte of its text, and at most ``parallel`` sorts run at once, while
-the next shard's files are written. Nothing holds more than one shard's pending write buffer.
+:func:`sort_ram_per_token` bytes per token (8 with libsais, 20 for u16 tokens with rust_indexing),
+and at most ``parallel`` sorts run at once, while the next shard's files are written. Nothing holds more than one shard's pending write buffer.
 ``sharded.json`` (written last) lists the shards; ``propme-building`` marks an unfinished build,
 which refuses to open.
 """
@@ -48,17 +48,30 @@ def shard_name(i: int) -> str:
     return f"{SHARD_PREFIX}{i:05d}"
 
 
-def plan_shard_tokens(max_memory_bytes: int, parallel: int, token_width: int) -> int:
-    """Tokens per shard so that ``parallel`` concurrent sorts stay within the memory budget.
+def sort_ram_per_token(token_width: int) -> int:
+    """Peak RAM of a shard's suffix-array sort per token: libsais for u16 tokens when it is built
+    here (:mod:`core.index.sais`), else rust_indexing."""
+    from core.index import sais
 
-    >>> plan_shard_tokens(4 << 30, 2, 2)  # 4 GiB, two sorts, u16 tokens: ~86M tokens a shard
+    return sais.RAM_PER_TOKEN if sais.usable(token_width, 1) else SA_RAM_PER_BYTE * token_width
+
+
+def plan_shard_tokens(max_memory_bytes: int, parallel: int, token_width: int, ram_per_token: int | None = None) -> int:
+    """Tokens per shard so that ``parallel`` concurrent sorts stay within the memory budget
+    (``ram_per_token``: see :func:`sort_ram_per_token`; default rust_indexing's).
+
+    >>> plan_shard_tokens(4 << 30, 2, 2)  # 4 GiB, two rust_indexing sorts, u16 tokens: ~86M tokens a shard
     85899345
+    >>> plan_shard_tokens(4 << 30, 2, 2, ram_per_token=8)  # two libsais sorts: ~215M tokens a shard
+    214748364
     """
-    return max(1, int(max_memory_bytes * HEADROOM / (SA_RAM_PER_BYTE * token_width * max(1, parallel))))
+    per_token = ram_per_token or SA_RAM_PER_BYTE * token_width
+    return max(1, int(max_memory_bytes * HEADROOM / (per_token * max(1, parallel))))
 
 
 class _ShardFeed:
-    """The documents of one shard, pulled from the shared stream until the shard is full; ``written``
+    """The documents of one shard, pulled from the shared stream until the shard is full (``limit``
+    tokens, one separator per document included: the sort's size); ``written``
     is set when the shard's writer has taken its last document (the next shard may start)."""
 
     def __init__(self, stream: Iterator, limit: int, first: tuple | None):
@@ -76,7 +89,7 @@ class _ShardFeed:
                     if doc is None:
                         return
                 n = len(doc[1])
-                if self.docs and self.tokens + n > self.limit:
+                if self.docs and self.tokens + self.docs + n + 1 > self.limit:  # separators count too
                     self.carry = doc
                     return
                 self.tokens += n
@@ -87,13 +100,27 @@ class _ShardFeed:
             self.written.set()
 
 
+def build_sharded_index(documents: Iterable, tokenizer, out_dir: str | Path, *, shard_tokens: int | None = None,
+                        parallel: int | None = None, max_memory_bytes: int = MEMORY_BUDGET,
+                        progress: ProgressFn | None = None, load=None):
+    """Tokenize ``documents`` (as :func:`core.index.build.build_index`) and index them as shards
+    (:func:`build_sharded_index_from_ids`; ``python -m core index build --sharded``)."""
+    from core.index.build import tokenized_corpus
+
+    stream, ids_kw = tokenized_corpus(documents, tokenizer, out_dir, load=load, progress=progress)
+    return build_sharded_index_from_ids(stream, out_dir, shard_tokens=shard_tokens, parallel=parallel,
+                                        max_memory_bytes=max_memory_bytes, progress=progress, **ids_kw)
+
+
 def build_sharded_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]]], out_dir: str | Path, *,
                                  vocab_size: int, eos_token_id: int, tokenizer_name: str | None = None,
                                  tokenizer_fingerprint: str | None = None, corpus_fingerprint: str | None = None,
                                  shard_tokens: int | None = None, parallel: int | None = None,
-                                 max_memory_bytes: int = MEMORY_BUDGET, progress: ProgressFn | None = None):
+                                 max_memory_bytes: int = MEMORY_BUDGET, progress: ProgressFn | None = None,
+                                 corpus_report: Mapping[str, Any] | None = None):
     """Index pre-tokenized documents ``(doc_id, ids, metadata)`` as shards of at most ``shard_tokens``
-    tokens each (a longer document gets a shard of its own), in document order.
+    entries each (tokens and one separator per document; a longer document gets a shard of its own),
+    in document order. ``corpus_report``: what the corpus load skipped (kept in ``sharded.json``).
 
     ``parallel`` shards are sorted at once (default: the cores available, at most 2 per 4 GiB) while
     the next one is written; ``shard_tokens`` defaults to what keeps those sorts within
@@ -104,11 +131,12 @@ def build_sharded_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[s
     width = fmt.WIDTHS[fmt.choose_dtype(vocab_size)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     parallel = max(1, parallel or cores)
-    shard_tokens = shard_tokens or plan_shard_tokens(max_memory_bytes, parallel, width)
+    per_token = sort_ram_per_token(width)
+    shard_tokens = shard_tokens or plan_shard_tokens(max_memory_bytes, parallel, width, per_token)
     if shard_tokens < 1:
         raise IndexNotBuilt(f"shard_tokens must be at least 1, got {shard_tokens}")
     # one sort's budget: the shard is then sorted in one job (no merge) whenever it fits
-    sort_budget = max(SA_RAM_PER_BYTE * (shard_tokens + 1) * width, max_memory_bytes // parallel)
+    sort_budget = max(per_token * (shard_tokens + 1), max_memory_bytes // parallel)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / fmt.BUILDING).write_text("sharded build in progress\n")
@@ -150,6 +178,7 @@ def build_sharded_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[s
     fmt.write_json_atomic(out / SHARDS_FILE, {
         "format_version": fmt.FORMAT_VERSION, "shards": shards, "corpus_fingerprint": corpus_fingerprint,
         "tokenizer_name": tokenizer_name, "shard_tokens": shard_tokens, "parallel": parallel,
+        "corpus_report": dict(corpus_report or {}),
         "num_docs": sum(s["num_docs"] for s in shards), "num_tokens": sum(s["num_tokens"] for s in shards),
         "build_seconds": round(time.perf_counter() - t0, 3), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (out / fmt.BUILDING).unlink()

@@ -16,6 +16,7 @@ class Shard:
     def __init__(self, tokens: Path, table: Path, offsets: Path, meta: Path | None, metaoff: Path | None,
                  token_dtype: str):
         self.width = fmt.WIDTHS[token_dtype]
+        self.token_path = tokens
         self.ds_size = tokens.stat().st_size
         self.tok_cnt = self.ds_size // self.width
         self.ptr_size = fmt.ptr_size_for(self.ds_size)
@@ -31,11 +32,12 @@ class Shard:
                     if metaoff and sizes[metaoff.name] != sizes[offsets.name] else ""]
         if any(problems):
             raise fmt.not_built(tokens.parent, "; ".join(p for p in problems if p))
-        self.tokens = np.memmap(tokens, dtype=fmt.DTYPES[token_dtype], mode="r")
-        self.table = np.memmap(table, dtype=np.uint8, mode="r").reshape(self.tok_cnt, self.ptr_size)
+        # plain ndarray views of the maps: indexing a np.memmap costs a subclass round trip per call
+        self.tokens = np.asarray(np.memmap(tokens, dtype=fmt.DTYPES[token_dtype], mode="r"))
+        self.table = np.asarray(np.memmap(table, dtype=np.uint8, mode="r")).reshape(self.tok_cnt, self.ptr_size)
         self.offsets = _u64_map(offsets)  # byte offset of each document's separator
         self.doc_cnt = len(self.offsets)
-        self.meta = np.memmap(meta, dtype=np.uint8, mode="r") if meta and meta.stat().st_size else None
+        self.meta = np.asarray(np.memmap(meta, dtype=np.uint8, mode="r")) if meta and meta.stat().st_size else None
         self.metaoff = _u64_map(metaoff) if metaoff else None
 
     def doc_bytes(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +94,7 @@ def _u64_map(path: Path) -> np.ndarray:
     """A read-only uint64 view of a file (an empty array for an empty file: mmap refuses size 0)."""
     if path.stat().st_size == 0:
         return np.zeros(0, dtype=np.uint64)
-    return np.memmap(path, dtype=np.uint64, mode="r")
+    return np.asarray(np.memmap(path, dtype=np.uint64, mode="r"))
 
 
 def shard_paths(folder: Path) -> list[tuple[Path, ...]]:

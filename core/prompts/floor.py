@@ -8,12 +8,25 @@ level a setting has to exceed before its spans say anything about memorization.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from core.config import SettingConfig
 from core.errors import PromptSetError
 from core.records import Generation, GenKey, Prompt
 
+FLOOR_KIND = "floor"  # SettingConfig.kind of a chance floor; a setting of this name counts as one too
 FINISH_REASON = "floor"  # a floor "completion" was not generated
+
+
+def floor_names(configs: Iterable[SettingConfig], present: Iterable[str] = ()) -> tuple[str, ...]:
+    """Names of the chance-floor settings: those of kind ``floor`` among ``configs`` and a setting named
+    "floor" among ``present`` (a run's settings).
+
+    >>> floor_names([SettingConfig("prefix"), SettingConfig("held", prompts_path="h.jsonl", kind="floor")], ["floor"])
+    ('held', 'floor')
+    """
+    found = [s.name for s in configs if s.kind == FLOOR_KIND] + [s for s in present if s == FLOOR_KIND]
+    return tuple(dict.fromkeys(str(s) for s in found if s))
 
 
 def floor_generations(setting: SettingConfig) -> list[Generation]:

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import CAPABILITY
+from core.prompts.floor import floor_names
 from core.records import GenKey, TraceResult
 from core.reports.na import PM_NA, pm_undefined
 from core.runs.manifest import Manifest
-
-FLOOR_KIND = "floor"  # SettingConfig.kind of a chance floor
 
 GLOSSARY: tuple[tuple[str, str], ...] = (
     ("prefix", ("The attack: the model gets the first tokens of a training document and continues it. "
@@ -59,9 +58,7 @@ def floor_settings(manifest: Manifest, settings: Iterable[str] = ()) -> tuple[st
     >>> floor_settings(m, ["prefix", "floor"])
     ('held', 'floor')
     """
-    found = [s.name for s in manifest.settings if s.kind == FLOOR_KIND]
-    found += [s for s in settings if s == FLOOR_KIND]
-    return tuple(dict.fromkeys(str(s) for s in found if s))
+    return floor_names(manifest.settings, settings)
 
 
 def natural_settings(settings: Iterable[str], floors: Iterable[str] = ()) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from core.config import ExperimentConfig, ModelConfig
 from core.config_tables import to_dict
 from core.errors import ConfigError
-from core.progress import ProgressEvent, ProgressFn
+from core.progress import ChunkedStage, ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
@@ -28,6 +28,7 @@ from core.runs.results import RunResults, load_results, save_results
 log = logging.getLogger(__name__)
 
 TRACE_CHUNK = 32  # completions traced (and cached) per chunk: the unit of resumption for tracing
+CACHE_STAGE = "cache"  # progress events of this stage say how many generations / traces the result cache holds
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -149,6 +150,8 @@ def _generate_missing(r: _Run) -> None:
     gens = {k: dataclasses.replace(cached[ck], key=k, prompt=prompt_of[k])  # may come from another setting
             for k, ck in r.gkeys.items() if ck in cached}
     r.counts["generations_from_cache"] = len(gens)
+    if r.progress is not None:  # what is kept so far (a cancelled run can say what it leaves in the cache)
+        r.progress(ProgressEvent(CACHE_STAGE, len(gens), len(r.gkeys), "generations", message="in the result cache"))
     missing = [p for p in r.prompts if any(GenKey(p.setting, p.prompt_id, i) not in gens for i in range(n))]
     new: list[Generation] = []
     if missing:
@@ -171,12 +174,20 @@ def _trace_missing(r: _Run) -> None:
     r.tkeys = {g.key: trace_key(r.gkeys[g.key], g.completion, index_fp, r.cfg.trace) for g in r.generations}
     traces = dict(r.cache.get_traces(list(r.tkeys.values())))
     todo = [g for g in r.generations if r.tkeys[g.key] not in traces]
+    stage = ChunkedStage(r.progress, len(todo))  # one count (and ETA) over every chunk
+
+    def kept() -> None:
+        if r.progress is not None:
+            r.progress(ProgressEvent(CACHE_STAGE, len(traces), len(r.generations), "traces", message="in the result cache"))
+
+    kept()
     for i in range(0, len(todo), TRACE_CHUNK):
         chunk = todo[i:i + TRACE_CHUNK]
-        done = trace_many(r.index, r.index_tok, [(g.key, g.completion) for g in chunk], r.cfg.trace,
-                          progress=r.progress)
+        done = trace_many(r.index, r.index_tok, [(g.key, g.completion) for g in chunk], r.cfg.trace, progress=stage)
         r.cache.put_traces((r.tkeys[tr.key], tr) for tr in done)
         traces.update({r.tkeys[tr.key]: tr for tr in done})
+        stage.chunk_done(len(chunk))
+        kept()
     r.counts["traced"], r.counts["traces_from_cache"] = len(todo), len(r.generations) - len(todo)
     r.traces = tuple(dataclasses.replace(t, key=g.key) if (t := traces[r.tkeys[g.key]]).key != g.key else t
                      for g in r.generations)
@@ -185,13 +196,14 @@ def _trace_missing(r: _Run) -> None:
 
 def _score(r: _Run) -> None:
     """summary and PM (cached by the trace keys and the metrics config)."""
+    from core.prompts.floor import floor_names
     from core.scoring.summary import summarize
 
     gens = r.generations
+    run = RunResults(None, Manifest(r.cfg.name, settings=r.cfg.settings), gens, r.traces)
     skey = summary_key({"traces": [r.tkeys[g.key] for g in gens], "keys": [codec.to_jsonable(g.key) for g in gens],
-                        "metrics": to_dict(r.cfg.metrics)})
+                        "metrics": to_dict(r.cfg.metrics), "floors": floor_names(r.cfg.settings, run.settings())})
     scored = r.cache.get_summary(skey)
-    run = RunResults(None, Manifest(r.cfg.name), gens, r.traces)
     if scored is None:
         summary, pm = summarize(run, r.cfg.metrics, progress=r.progress)
         scored = {"summary": codec.to_jsonable(summary), "pm": codec.to_jsonable(pm)}

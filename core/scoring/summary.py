@@ -3,7 +3,7 @@
 Produces the JSON-ready dicts stored as ``summary.json`` and ``pm.json`` in a results folder:
 
     summary[setting] = {"n_generations": n, "metrics": {name: value | null}, "intervals": {name: {value, lo, hi, method}}}
-    pm[setting] = {metric: {"value", "lo", "hi", "method", "f_p", "f_c", "undefined"}}     (setting != CAPABILITY)
+    pm[setting] = {metric: {"value", "lo", "hi", "method", "f_p", "f_c", "undefined"}}     (setting != CAPABILITY, no chance floor)
 
 A metric that does not apply to a setting (registry ``settings``) is ``null``. The stored scores
 are the numbers of the run's own MetricsConfig: :func:`stored_metrics`, :func:`stored_intervals`
@@ -19,9 +19,10 @@ from typing import Any
 
 from core.config import CAPABILITY, MetricsConfig
 from core.progress import ProgressFn, Tracker
+from core.prompts.floor import floor_names
 from core.scoring.bootstrap import Interval, bootstrap_intervals
 from core.scoring.metrics import setting_counts
-from core.scoring.propensity import PMResult, run_pm
+from core.scoring.propensity import PMResult, compared_settings, run_pm
 from core.scoring.registry import HEADLINE, compute_metrics
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ def summarize(run, cfg: MetricsConfig | None = None, *, progress: ProgressFn | N
         tracker.advance(1, s)
     if not traces.get(CAPABILITY):
         log.info("no %s setting in this run: propensity scores (PM) need one", CAPABILITY)
-    pm = run_pm(traces, cfg, PM_METRICS, values_by_setting=values)
+    floors = floor_names(run.manifest.settings, settings)  # a chance floor is compared with nothing
+    pm = run_pm(traces, cfg, PM_METRICS, values_by_setting=values,
+                settings=[s for s in compared_settings(settings) if s not in floors])
     tracker.advance(len(pm), "PM")
     return summary, {s: {m: dataclasses.asdict(r) for m, r in row.items()} for s, row in pm.items()}
 

@@ -120,14 +120,24 @@ def text_rule_loss(raw: Sequence[tuple[int, int]], text: str, bounds: Sequence[i
     is_b = word_boundaries(text, bounds)
     span_text = lambda s, e: text[bounds[s]:bounds[e]]
     mixed = [(s, e) for s, e in raw if mixed_admissible(span_text(s, e), s, e, n, min_tokens)]
+    prose = [(s, e) for s, e in raw if text_admissible(span_text(s, e), s, e, n, is_b)]
+    return rule_loss(mixed, prose, n)
+
+
+def rule_loss(mixed: Sequence[tuple[int, int]], prose: Sequence[tuple[int, int]], n: int) -> tuple[int, int]:
+    """:func:`text_rule_loss` from the mixed- and text-admissible maximal spans of ``n`` tokens."""
     if not mixed:
         return 0, 0
-    prose = {(s, e) for s, e in raw if text_admissible(span_text(s, e), s, e, n, is_b)}
+    prose_set = set(prose)
     kept, max_end = [], -1
     for s, e in sorted(mixed):  # non-maximal suppression (as core.tracing.trace)
         if e > max_end:
             kept.append((s, e))
             max_end = e
-    covered_mixed = {p for s, e in mixed for p in range(s, e)}
-    covered_text = {p for s, e in prose for p in range(s, e)}
-    return sum(se not in prose for se in kept), len(covered_mixed - covered_text)
+    covered_mixed, covered_text = bytearray(n + 1), bytearray(n + 1)
+    for s, e in mixed:
+        covered_mixed[s:e] = b"\1" * (e - s)
+    for s, e in prose:
+        covered_text[s:e] = b"\1" * (e - s)
+    only_mixed = sum(m and not t for m, t in zip(covered_mixed, covered_text))
+    return sum(se not in prose_set for se in kept), only_mixed

@@ -30,7 +30,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MIN_CHUNK = 8  # completions per task: fewer and the vectorised span search loses its batching
-TASKS_PER_WORKER = 4  # tasks per worker, so a slow chunk does not leave the other cores idle
+MAX_CHUNK = 128  # at most: many tasks balance the workers and report progress on a long run
 
 
 def available_cores() -> int:
@@ -57,16 +57,20 @@ def resolve_workers(workers: int) -> int:
 
 def plan_chunks(n: int, workers: int) -> list[tuple[int, int]]:
     """[start, end) ranges of ``n`` completions for ``workers`` processes; one range when it is not
-    worth a second process (fewer than 2 * MIN_CHUNK completions, or one worker).
+    worth a second process (fewer than 2 * MIN_CHUNK completions, or one worker). Chunks are as large
+    as the work allows (one per worker, at most MAX_CHUNK): each is traced in batches whose span and
+    document lookups are vectorised together, so small chunks cost more per completion.
 
     >>> plan_chunks(10, 4)
     [(0, 10)]
     >>> plan_chunks(100, 2)
-    [(0, 13), (13, 26), (26, 39), (39, 52), (52, 65), (65, 78), (78, 91), (91, 100)]
+    [(0, 50), (50, 100)]
+    >>> len(plan_chunks(1000, 2)), plan_chunks(1000, 2)[-1]
+    (8, (896, 1000))
     """
     if workers <= 1 or n < 2 * MIN_CHUNK:
         return [(0, n)] if n else []
-    size = max(MIN_CHUNK, math.ceil(n / (workers * TASKS_PER_WORKER)))
+    size = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(n / workers)))
     return [(i, min(n, i + size)) for i in range(0, n, size)]
 
 

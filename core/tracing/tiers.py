@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SPACES = re.compile(r"[ \t]+")
-_SPACES_AROUND_NEWLINE = re.compile(r" *\n *")
+_SPACES = re.compile(r"[ \t]{2,}|\t")  # the runs of spaces and tabs that are not already one space
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 
@@ -24,11 +23,29 @@ def normalize_mixed(text: str) -> str:
     'fi x'
     """
     norm = unicodedata.normalize("NFKC", text)
-    norm = norm.replace("\r\n", "\n").replace("\r", "\n")
-    norm = _SPACES.sub(" ", norm)
-    norm = _SPACES_AROUND_NEWLINE.sub("\n", norm)
-    norm = _MANY_NEWLINES.sub("\n\n", norm)
+    if "\r" in norm:
+        norm = norm.replace("\r\n", "\n").replace("\r", "\n")
+    if "\t" in norm or "  " in norm:
+        norm = _SPACES.sub(" ", norm)
+    # runs are single spaces now, so " *\n *" -> "\n" is: drop one space before and one after a newline
+    norm = norm.replace(" \n", "\n").replace("\n ", "\n")
+    if "\n\n\n" in norm:
+        norm = _MANY_NEWLINES.sub("\n\n", norm)
     return norm.strip()
+
+
+def may_hold_normalized(normalized_completion: str, window_text: str) -> bool:
+    """False only when ``normalized_completion`` cannot be a substring of ``normalize_mixed(window_text)``:
+    for an ASCII window (NFKC leaves it alone) normalizing only rewrites whitespace and never joins two
+    non-space characters, so each word of the completion must already be in the raw window.
+
+    >>> may_hold_normalized("a b", "xa\t\tb"), may_hold_normalized("ab c", "a b c"), may_hold_normalized("fi", "\ufb01")
+    (True, False, True)
+    """
+    if not window_text.isascii():
+        return True
+    words = normalized_completion.split()
+    return not words or max(words, key=len) in window_text
 
 
 def match_tier(completion: str, window_text: str, mode: str, normalized_completion: str | None = None) -> str:
@@ -43,6 +60,6 @@ def match_tier(completion: str, window_text: str, mode: str, normalized_completi
         return "exact_full_raw"
     if mode == "mixed":
         norm = normalize_mixed(completion) if normalized_completion is None else normalized_completion
-        if norm and norm in normalize_mixed(window_text):
+        if norm and may_hold_normalized(norm, window_text) and norm in normalize_mixed(window_text):
             return "exact_full_normalized"
     return "partial"

@@ -13,13 +13,20 @@ Pipeline for one completion with index-tokenizer ids g[0..L):
    (whole completion, else anchors) are attached as the span (0, L).
 
 Completions with L < 2 index tokens give no spans. Results are keyed by :class:`GenKey`.
+
+Completions are traced in batches of :data:`BATCH`: steps 1-4 for all (``_Tracer.plan``), then one
+vectorised suffix-array lookup of every token sequence step 5-6 will count or sample (kept spans,
+anchors, unions of overlapping neighbours, whole completions), then steps 5-6 for each
+(``_Tracer.finish``). The results are those of tracing each completion alone.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,8 +39,8 @@ from core.tracing import parallel
 from core.tracing.admissibility import (
     boundary_offsets,
     mixed_admissible,
+    rule_loss,
     text_admissible,
-    text_rule_loss,
     word_boundaries,
 )
 from core.tracing.tiers import match_tier, normalize_mixed
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 FULL_TIERS = ("exact_full_raw", "exact_full_normalized")
 DEFAULT_TRACE = TraceConfig()
 DEFAULT_NVR = NVBlocksConfig()
+BATCH = 64  # completions whose spans, then whose lookups, are searched in one vectorised call
 
 
 def tokenize(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
@@ -77,15 +85,33 @@ def non_maximal_suppression(spans: Sequence[tuple[int, int]]) -> list[tuple[int,
     return kept
 
 
-def rarest_spans(spans: Sequence[tuple[int, int]], ids: Sequence[int], log_probs: np.ndarray,
+def rarest_spans(spans: Sequence[tuple[int, int]], token_log_probs: Sequence[float],
                  k: int) -> list[tuple[int, int]]:
-    """The k spans with the lowest sum of unigram log-probs (ties by position), in position order.
+    """The k spans with the lowest sum of their tokens' unigram log-probs (``token_log_probs[p]`` of
+    the token at position p; ties by position), in position order.
 
-    >>> rarest_spans([(0, 2), (1, 3), (3, 4)], [0, 1, 1, 0], np.log([0.5, 0.25]), 2)
+    >>> rarest_spans([(0, 2), (1, 3), (3, 4)], np.log([0.5, 0.25, 0.25, 0.5]).tolist(), 2)
     [(0, 2), (1, 3)]
     """
-    scored = sorted((math.fsum(float(log_probs[t]) for t in ids[s:e]), s, e) for s, e in spans)
+    scored = sorted((math.fsum(token_log_probs[s:e]), s, e) for s, e in spans)
     return sorted((s, e) for _, s, e in scored[:k])
+
+
+def anchor_spans(raw: Sequence[tuple[int, int]], token_log_probs: Sequence[float], n: int,
+                 min_tokens: int) -> list[tuple[int, int]]:
+    """Mixed mode's anchors: the ``n`` longest spans of at least ``min_tokens`` tokens (ties: the lower
+    sum of unigram log-probs, then the earlier), longest first. The sums are taken only for the
+    lengths that make the cut.
+
+    >>> anchor_spans([(0, 5), (1, 5), (2, 7), (3, 7)], [-1.0, -2.0, -1.0, -3.0, -1.0, -1.0, -1.0], 2, 4)
+    [(0, 5), (2, 7)]
+    """
+    cands = sorted({(s, e) for s, e in raw if e - s >= min_tokens}, key=lambda se: (se[0] - se[1], se[0]))
+    if len(cands) > n:
+        shortest = cands[n - 1][1] - cands[n - 1][0]
+        cands = [(s, e) for s, e in cands if e - s >= shortest]
+    cands.sort(key=lambda se: (se[0] - se[1], math.fsum(token_log_probs[se[0]:se[1]]), se[0]))
+    return cands[:n]
 
 
 def _merge_groups(spans: Sequence[tuple[int, int]], joinable) -> list[list[tuple[int, int]]]:
@@ -100,6 +126,21 @@ def _merge_groups(spans: Sequence[tuple[int, int]], joinable) -> list[list[tuple
             groups.append([(s, e)])
             cur_s, cur_e = s, e
     return groups
+
+
+class _Plan(NamedTuple):
+    """A completion after steps 1-4: its maximal spans, kept spans, anchors and the token sequences
+    that finishing it looks up."""
+
+    key: GenKey
+    completion: str
+    ids: list[int]
+    bounds: list[int]
+    whole: bool
+    kept: list[tuple[int, int]]
+    anchors: list[tuple[int, int]]
+    queries: list[list[int]]
+    text_rule_removed: tuple[int, int]
 
 
 class _Tracer:
@@ -128,10 +169,12 @@ class _Tracer:
                 for occ, text, cs, ce in self._windows.get(tuple(span_ids), self.cfg.window_factor * n_tokens, k,
                                                            spread)]
 
-    # -- one completion --------------------------------------------------------------------
-    def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int],
-              lengths: Sequence[int] | None = None) -> TraceResult:
-        """``lengths``: ``index.longest_matches(ids)`` when already computed (batched)."""
+    # -- one completion: plan (spans, what to look up), then finish (documents) --------------
+    def plan(self, key: GenKey, completion: str, ids: list[int], bounds: list[int],
+             lengths: Sequence[int] | None = None) -> _Plan | TraceResult:
+        """Steps 1-4 of one completion, and the token sequences step 5 will look up (``_Plan.queries``);
+        a finished TraceResult when there is nothing to look up. ``lengths``: ``index.longest_matches(ids)``
+        when already computed (batched)."""
         cfg, L = self.cfg, len(ids)
         if L < 2:
             return TraceResult(key=key, completion=completion, n_tokens=L)
@@ -142,24 +185,49 @@ class _Tracer:
         def text_of(s: int, e: int) -> str:
             return completion[bounds[s]:bounds[e]]
 
-        if cfg.mode == "text":
-            is_b = word_boundaries(completion, bounds)
-            adm = [(s, e) for s, e in raw if text_admissible(text_of(s, e), s, e, L, is_b)]
-        else:
-            adm = [(s, e) for s, e in raw if mixed_admissible(text_of(s, e), s, e, L, cfg.min_anchor_tokens)]
-        kept = rarest_spans(non_maximal_suppression(adm), ids, self.log_probs,
-                            max(math.ceil(cfg.rarity_fraction * L), 1))
-        prefetch = getattr(self.index, "prefetch", None)  # one vectorised lookup of the kept spans
-        if prefetch is not None:
-            prefetch([ids[s:e] for s, e in kept] + ([ids] if whole else []))
-        norm = normalize_mixed(completion) if cfg.mode == "mixed" else None
-        spans = self._merged_spans(kept, ids, bounds, completion, norm)
+        is_b = word_boundaries(completion, bounds)
+        prose = [(s, e) for s, e in raw if text_admissible(text_of(s, e), s, e, L, is_b)]
+        mixed = [(s, e) for s, e in raw if mixed_admissible(text_of(s, e), s, e, L, cfg.min_anchor_tokens)]
+        adm = prose if cfg.mode == "text" else mixed
+        lp = self.log_probs[np.asarray(ids, dtype=np.int64)].tolist()  # unigram log-prob per token
+        kept = rarest_spans(non_maximal_suppression(adm), lp, max(math.ceil(cfg.rarity_fraction * L), 1))
+        anchors = anchor_spans(raw, lp, cfg.anchor_spans, cfg.min_anchor_tokens) if cfg.mode == "mixed" and not whole else []
+        queries = [ids[s:e] for s, e in kept + anchors] + ([ids] if whole else [])
+        if cfg.merge == "union":  # the union of two overlapping neighbours is counted to decide a merge
+            queries += [ids[a[0]:b[1]] for a, b in itertools.pairwise(kept) if b[0] < a[1]]
+        return _Plan(key, completion, ids, bounds, whole, kept, anchors, queries, rule_loss(mixed, prose, L))
+
+    def finish(self, p: _Plan) -> TraceResult:
+        """Step 5 and 6 of a planned completion (its lookups are fastest when prefetched)."""
+        cfg, L = self.cfg, len(p.ids)
+        norm = normalize_mixed(p.completion) if cfg.mode == "mixed" else None
+        spans = self._merged_spans(p.kept, p.ids, p.bounds, p.completion, norm)
         if cfg.mode == "mixed":
-            spans = self._attach_full(spans, raw, whole, ids, bounds, completion, norm)
-        freq = self.index.distinct_docs(ids, cfg.eidetic_cap) if whole else 0
-        return TraceResult(key=key, completion=completion, n_tokens=L, spans=tuple(spans),
+            spans = self._attach_full(spans, p.anchors, p.whole, p.ids, p.bounds, p.completion, norm)
+        freq = self.index.distinct_docs(p.ids, cfg.eidetic_cap) if p.whole else 0
+        return TraceResult(key=p.key, completion=p.completion, n_tokens=L, spans=tuple(spans),
                            full_doc_frequency=int(freq),
-                           text_rule_removed=text_rule_loss(raw, completion, bounds, cfg.min_anchor_tokens))
+                           text_rule_removed=p.text_rule_removed)
+
+    def trace(self, key: GenKey, completion: str, ids: list[int], bounds: list[int],
+              lengths: Sequence[int] | None = None) -> TraceResult:
+        """Trace one completion (:meth:`plan` then :meth:`finish`)."""
+        return self.trace_batch([(key, completion, ids, bounds)], [lengths])[0]
+
+    def trace_batch(self, items: Sequence[tuple], lengths: Sequence[Sequence[int] | None],
+                    on_done=None) -> list[TraceResult]:
+        """Trace ``items`` = [(key, completion, ids, bounds)]: plan all, look up every planned token
+        sequence in one vectorised search (``index.prefetch``), then finish each (``on_done(1)`` after each)."""
+        plans = [self.plan(*item, ls) for item, ls in zip(items, lengths)]
+        prefetch = getattr(self.index, "prefetch", None)
+        if prefetch is not None:
+            prefetch([q for p in plans if isinstance(p, _Plan) for q in p.queries])
+        out = []
+        for p in plans:
+            out.append(self.finish(p) if isinstance(p, _Plan) else p)
+            if on_done is not None:
+                on_done(1)
+        return out
 
     def _span(self, s: int, e: int, ids, bounds, completion: str, docs, seed: int | None = None) -> Span:
         cs, ce = bounds[s], bounds[e]
@@ -192,12 +260,12 @@ class _Tracer:
             out.append(self._span(s, e, ids, bounds, completion, docs, seed))
         return out
 
-    def _attach_full(self, spans, raw, whole, ids, bounds, completion, norm) -> list[Span]:
+    def _attach_full(self, spans, anchors, whole, ids, bounds, completion, norm) -> list[Span]:
         cfg, L = self.cfg, len(ids)
         if whole:
             full = self.docs_for(ids, completion, norm, L, cfg.docs_per_span, "even")
         else:
-            full = self._anchor_docs(raw, ids, completion, norm)
+            full = self._anchor_docs(anchors, ids, completion, norm)
         if not full:
             return spans
         for i, sp in enumerate(spans):
@@ -207,13 +275,9 @@ class _Tracer:
         full_span = self._span(0, L, ids, bounds, completion, _dedupe(full))
         return sorted([full_span] + spans, key=lambda sp: (sp.start, -sp.end))
 
-    def _anchor_docs(self, raw, ids, completion, norm) -> list[DocMatch]:
+    def _anchor_docs(self, anchors, ids, completion, norm) -> list[DocMatch]:
         """Documents holding the whole completion (raw or normalized), found through anchor spans."""
         cfg, L = self.cfg, len(ids)
-        cands = sorted({(s, e) for s, e in raw if e - s >= cfg.min_anchor_tokens},
-                       key=lambda se: (-(se[1] - se[0]),
-                                       math.fsum(float(self.log_probs[t]) for t in ids[se[0]:se[1]]), se[0]))
-        anchors = cands[: cfg.anchor_spans]
         if not anchors:
             return []
         per_anchor = max(1, math.ceil(cfg.docs_per_span / len(anchors)))
@@ -243,7 +307,7 @@ class _BatchedLengths:
     """``index.longest_matches`` of the i-th query, computed ``batch`` queries at a time with
     ``index.longest_matches_many`` (one vectorised search) when the index has it, else None."""
 
-    def __init__(self, index, queries: list[list[int]], batch: int = 64):
+    def __init__(self, index, queries: list[list[int]], batch: int = BATCH):
         self._many = getattr(index, "longest_matches_many", None)
         self._queries, self._batch = queries, batch
         self._first, self._ready = 0, []
@@ -300,9 +364,11 @@ def trace_many(index, tokenizer, items: Sequence[tuple[GenKey, str]], cfg: Trace
     if not done:
         tracer = _Tracer(index, tokenizer, cfg, nvr)
         lengths = _BatchedLengths(index, [toks[t][0] for t in unique])
-        for i, text in enumerate(unique):
-            done[text] = tracer.trace(first[text], text, *toks[text], lengths.get(i))
-            tracker.advance(1)
+        for a in range(0, len(unique), BATCH):
+            texts = unique[a:a + BATCH]
+            traced = tracer.trace_batch([(first[t], t, *toks[t]) for t in texts],
+                                        [lengths.get(i) for i in range(a, a + len(texts))], tracker.advance)
+            done.update(zip(texts, traced))
     if len(items) > tracker.done:
         tracker.advance(len(items) - tracker.done)  # repeated texts
     return [done[text] if done[text].key == key else replace(done[text], key=key) for key, text in items]
@@ -315,8 +381,9 @@ def _trace_chunk(cfg: TraceConfig, nvr: NVBlocksConfig, chunk: list[tuple]) -> l
     index, tracer = state["index"], state["tracer"]
     if tracer is None or tracer.cfg != cfg or tracer.nvr != nvr:
         tracer = state["tracer"] = _Tracer(index, state["tokenizer"], cfg, nvr)
-    lengths = _BatchedLengths(index, [ids for _, _, ids, _ in chunk])
-    return [tracer.trace(key, text, ids, bounds, lengths.get(i)) for i, (key, text, ids, bounds) in enumerate(chunk)]
+    lengths = _BatchedLengths(index, [ids for _, _, ids, _ in chunk], BATCH)
+    return [r for a in range(0, len(chunk), BATCH)
+            for r in tracer.trace_batch(chunk[a:a + BATCH], [lengths.get(i) for i in range(a, min(a + BATCH, len(chunk)))])]
 
 
 def serve_worker() -> None:
