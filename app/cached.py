@@ -8,11 +8,15 @@ intervals) in ``st.cache_data`` (a copy per caller).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
+from app.views import explore as explore_view
 from app.views.planted_records import planted_path, read_planted
 from core.config import MetricsConfig
 from core.index.corpus_index import CorpusIndex
@@ -30,6 +34,10 @@ from core.scoring import loops, registry, summary
 from core.scoring.bootstrap import bootstrap_intervals
 from core.scoring.metrics import score_traces, span_share_curve
 from core.scoring.propensity import pm_interval, run_pm
+
+# A MetricsConfig is hashed by its repr (every field, nested configs included): Streamlit's generic
+# hashing of the nested frozen dataclass costs milliseconds per cached call, and a page makes dozens.
+_CFG = {MetricsConfig: repr}
 
 
 def run_id(path: str) -> str:
@@ -55,19 +63,49 @@ def setting_traces(ident: str, setting: str, _run) -> tuple[tuple, tuple[TraceRe
     return tuple(gens), tuple(traces)
 
 
-@st.cache_data(max_entries=512)
 def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[str, float | None]:
-    """Metrics of one setting: summary.json's under the run's own thresholds, else ``compute_metrics``."""
+    """Metrics of one setting: summary.json's under the run's own thresholds, else ``compute_metrics``,
+    cached apart by the thresholds each metric reads: moving N of R_N recomputes only the metrics that read N.
+    A new dict per call (the callers' copy)."""
     stored = summary.stored_metrics(_run, setting, cfg)
     if stored is not None:
         return stored
+    out: dict[str, float | None] = {}
+    for group in _metric_groups(cfg):
+        out.update(_metric_group(ident, setting, only_relevant(cfg, group), group, _run))
+    return {spec.name: out[spec.name] for spec in registry.metrics_for(cfg) if spec.name in out}
+
+
+@lru_cache(maxsize=64)
+def _metric_groups(cfg: MetricsConfig) -> tuple[tuple[str, ...], ...]:
+    """Registry names grouped by the thresholds they read (one group per set of thresholds)."""
+    groups: dict[frozenset, list[str]] = {}
+    for spec in registry.metrics_for(cfg):
+        groups.setdefault(frozenset(registry.thresholds_read((spec.name,))), []).append(spec.name)
+    return tuple(tuple(g) for g in groups.values())
+
+
+@st.cache_resource(max_entries=2048, hash_funcs=_CFG, show_spinner=False)
+def _metric_group(ident: str, setting: str, cfg: MetricsConfig, names: tuple[str, ...], _run) -> dict:
+    """A resource (no copy per lookup: a drag makes dozens); never handed out, :func:`setting_metrics` copies it."""
     gens, traces = setting_traces(ident, setting, _run)
-    return registry.compute_metrics(traces, cfg, gens, setting=setting)
+    return registry.compute_metrics(traces, cfg, gens, setting=setting, names=names)
+
+
+@st.cache_resource(max_entries=16)
+def example_rows(ident: str, _run) -> tuple:
+    """Explore's rows (``app.views.explore.example_rows``) of a run: one per traced generation."""
+    return tuple(explore_view.example_rows(_run.generations, _run.traces))
 
 
 def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
     """``cfg`` with the thresholds ``metrics`` do not read (registry) reset to defaults, so moving the R_N
     or nv threshold does not invalidate cached intervals, curves and distributions that ignore them."""
+    return _only_relevant(cfg, tuple(metrics))
+
+
+@lru_cache(maxsize=4096)
+def _only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...]) -> MetricsConfig:
     default, read = MetricsConfig(), registry.thresholds_read(metrics)
     return replace(cfg, **{t: getattr(default, t) for t in registry.THRESHOLDS if t not in read})
 
@@ -77,7 +115,7 @@ def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tup
     return _setting_intervals(ident, setting, only_relevant(cfg, metrics), tuple(metrics), _run)
 
 
-@st.cache_data(max_entries=256, show_spinner="Bootstrapping intervals ...")
+@st.cache_data(max_entries=256, show_spinner="Bootstrapping intervals ...", hash_funcs=_CFG)
 def _setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
     """``bootstrap_intervals`` of one setting for ``metrics`` (summary.json's under the run's own thresholds)."""
     stored = summary.stored_intervals(_run, setting, cfg, metrics)
@@ -104,7 +142,7 @@ def pm_values(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsCo
     return _pm(ident, settings, metric, only_relevant(cfg, (metric,)), False, _run)
 
 
-@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM ...")
+@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM ...", hash_funcs=_CFG)
 def _pm(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, intervals: bool, _run) -> dict:
     traces = {s: setting_traces(ident, s, _run)[1] for s in settings}
     values = {s: setting_metrics(ident, s, cfg, _run) for s in settings}
@@ -117,7 +155,7 @@ def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsC
     return _span_curves(ident, settings, max_n, only_relevant(cfg), _run)
 
 
-@st.cache_data(max_entries=256)
+@st.cache_data(max_entries=256, hash_funcs=_CFG)
 def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
     return {s: span_share_curve(loops.drop_degenerate(setting_traces(ident, s, _run)[1], cfg), max_n)
             for s in settings}
@@ -128,7 +166,7 @@ def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _ru
     return _distributions(ident, settings, only_relevant(cfg, ("max_span", "max_nv_recall")), _run)
 
 
-@st.cache_data(max_entries=256)
+@st.cache_data(max_entries=256, hash_funcs=_CFG)
 def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
     out = {}
     for s in settings:
@@ -136,6 +174,14 @@ def _distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _r
         out[s] = {"spans": [sp.length for t in kept for sp in t.spans],
                   "nv": [d.nv.recall for t in kept for d in t.docs]}
     return out
+
+
+@st.cache_resource(max_entries=256, hash_funcs=_CFG)
+def figure(name: str, key: tuple, _build: Callable[[], Any]) -> Any:
+    """A chart built once per (``name``, ``key``): ``key`` holds everything the figure is drawn from (the
+    identity of the cached values it plots and the chart's own arguments); ``_build`` runs on a miss only.
+    ``st.plotly_chart`` copies the figure it is given, so one figure object serves every session."""
+    return _build()
 
 
 def rescored_traces(ident: str, cfg: MetricsConfig, _run) -> tuple[TraceResult, ...]:
@@ -171,13 +217,13 @@ def phrase_search(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: 
     return count, list(occs)
 
 
-@st.cache_data(max_entries=8, show_spinner="Building the HTML report ...")
+@st.cache_data(max_entries=8, show_spinner="Building the HTML report ...", hash_funcs=_CFG)
 def html_report(ident: str, cfg: MetricsConfig, metric: str, _inp) -> str:
     """``core.reports.html.build_report`` of the report input built for (run, cfg, metric)."""
     return build_report(_inp)
 
 
-@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...")
+@st.cache_data(max_entries=256, show_spinner="Bootstrapping PM between runs ...", hash_funcs=_CFG)
 def cross_pm(ident: str, ref_ident: str, setting: str, metric: str, cfg: MetricsConfig, _run, _ref):
     """PM of ``metric`` of ``_run`` against the reference run ``_ref`` (reference in the prefix slot)."""
     mine = setting_traces(ident, setting, _run)[1]

@@ -1,5 +1,8 @@
 """App responsiveness, server side, measured through AppTest (no browser, no network).
 
+What a user feels (the browser drawing the page, a new tab booting the frontend) is measured by
+bench/bench_app_latency.py with a real browser; this bench isolates the script runs it contains.
+
 1. Threshold change -> updated metrics: on the Thresholds page, move the span threshold N of R_N
    (and the nv threshold) to values not seen before, and time each script rerun (re-scoring,
    metrics, PM, curves and charts). Baseline in the same run: a rerun with nothing changed

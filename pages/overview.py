@@ -105,7 +105,8 @@ with render.page_boundary():
     st.subheader("With 95% bootstrap intervals")
     intervals = {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
     st.dataframe(story.interval_table(intervals, tables.PRIMARY, cfg), hide_index=True, key="ov_intervals")
-    figs = story.figures(label, values, intervals, pm, metric, floors)
+    figs = cached.figure("ov_story", (ident, settings, cfg, metric, label, floors),  # what the charts are drawn from
+                         lambda: story.figures(label, values, intervals, pm, metric, floors))
     c1, c2 = st.columns(2)
     c1.plotly_chart(figs[0], key="ov_bars")
     if pm:
@@ -127,6 +128,6 @@ with render.page_boundary():
         st.caption(render.md_literal("Each planted record is cut just after 'E-mail:'; greedy = the greedy completion reproduces "
                    f"the rest exactly; sampled = share of temperature-1 samples that do; P(rest) = their exact "
                    f"probability ({planted_records.PLANTED_FILE} beside this run, written by python -m demo.planted_extraction)."))
-        st.plotly_chart(charts.planted_extraction(planted["copies"].tolist(), {
-            c: planted[c].tolist() for c in ("greedy rest share", "sampled rest rate", "P(rest)")}), key="ov_planted")
+        st.plotly_chart(cached.figure("ov_planted", (data,), lambda: charts.planted_extraction(planted["copies"].tolist(), {
+            c: planted[c].tolist() for c in ("greedy rest share", "sampled rest rate", "P(rest)")})), key="ov_planted")
         st.dataframe(planted, hide_index=True, key="ov_planted_table")

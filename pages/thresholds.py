@@ -1,5 +1,10 @@
 """Thresholds and curves: tune the scoring thresholds once for the session (every page and export uses
-them), re-score cached traces live; re-trace only for trace-time parameters."""
+them), re-score cached traces live; re-trace only for trace-time parameters.
+
+The thresholds and everything they change are one ``st.fragment``: moving a slider reruns it only
+(not the app's sidebar, the page title or the re-trace panel), and its charts come from
+``cached.figure`` (each built once per value of what it draws).
+"""
 from dataclasses import replace
 
 import streamlit as st
@@ -10,33 +15,25 @@ from core.config import CAPABILITY
 from core.reports import na
 from core.reports.story import floor_settings
 
-st.title("Thresholds and curves")
-with render.page_boundary():
-    ident, run = state.current_run()
-    base = state.metrics_config(ident, run)  # this session's thresholds (the run's until tuned)
-    retraced = state.retraced()
-    with st.sidebar:
-        st.header("Scoring thresholds (live)")
-        st.caption("Used by every page and every export of this run in this session.")
-        cfg = widgets.metrics_controls(base, max((t.longest_span for t in run.traces), default=0))
-        with st.expander("Near-verbatim recall block thresholds"):
-            cfg = replace(cfg, nv_blocks=widgets.nv_blocks_controls(base.nv_blocks))
-        state.set_metrics_config(ident, run, cfg)
-        st.button("Reset to the run's values", key="thr_reset", on_click=state.reset_thresholds, args=(ident,),
-                  disabled=not state.thresholds_tuned(ident))
-    with st.expander("Trace-time parameters (re-trace with the corpus index)"):
-        tcfg = widgets.trace_controls(run.manifest.trace, key="thr_trace")
-        if st.button("Re-trace with these parameters", key="thr_retrace"):
-            bar = st.progress(0.0, text="tracing ...")
-            retraced[(ident, tcfg)] = retrace.retrace(run, tcfg, lambda e: bar.progress(
-                e.fraction, text=render.md_literal(runner.describe(e))))
-            bar.empty()
-    if (ident, tcfg) in retraced:
-        run = retraced[(ident, tcfg)]
-        ident = f"{ident}|retrace:{hash(tcfg)}"
-        st.success("Showing the re-traced completions (this session only).")
 
-    # everything below depends on the thresholds (cfg) only through the cached core calls
+@st.fragment
+def _live(ident: str, run, run_ident: str, top_span: int) -> None:
+    """The sidebar thresholds and the numbers, table, curves and plane they change."""
+    with render.page_boundary():
+        base = state.metrics_config(run_ident, run)  # this session's thresholds (the run's until tuned)
+        with st.sidebar:
+            st.header("Scoring thresholds (live)")
+            st.caption("Used by every page and every export of this run in this session.")
+            cfg = widgets.metrics_controls(base, top_span)
+            with st.expander("Near-verbatim recall block thresholds"):
+                cfg = replace(cfg, nv_blocks=widgets.nv_blocks_controls(base.nv_blocks))
+            state.set_metrics_config(run_ident, run, cfg)
+            st.button("Reset to the run's values", key="thr_reset", on_click=state.reset_thresholds,
+                      args=(run_ident,), disabled=not state.thresholds_tuned(run_ident))
+        _numbers(ident, run, cfg)
+
+
+def _numbers(ident: str, run, cfg) -> None:
     settings = tuple(run.settings())
     floors = floor_settings(run.manifest, settings)
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
@@ -53,27 +50,55 @@ with render.page_boundary():
 
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
     curves = cached.span_curves(ident, settings, max_n, cfg, run)
+    curve_key = (ident, settings, max_n, cached.only_relevant(cfg), floors)  # what the curves are drawn from
     c1, c2 = st.columns(2)
-    c1.plotly_chart(charts.span_share_curves(curves, n, floors), key="thr_curves")
+    c1.plotly_chart(cached.figure("thr_curves", (*curve_key, n),
+                                  lambda: charts.span_share_curves(curves, n, floors)), key="thr_curves")
     if CAPABILITY in curves:
-        pm_curves = {s: pts for s, pts in reading.pm_curves(curves).items() if s not in floors}
-        c2.plotly_chart(charts.pm_vs_threshold(pm_curves, story.remaining_counts(curves, values, pm_curves)),
-                        key="thr_pm_curve")
+        def pm_chart():
+            pm_curves = {s: pts for s, pts in reading.pm_curves(curves).items() if s not in floors}
+            return charts.pm_vs_threshold(pm_curves, story.remaining_counts(curves, values, pm_curves))
+        # remaining_counts reads n_generations, which depends on the loop filter only (in only_relevant(cfg))
+        c2.plotly_chart(cached.figure("thr_pm_curve", curve_key, pm_chart), key="thr_pm_curve")
     dist = cached.distributions(ident, settings, cfg, run)
+    dist_key = (ident, settings, cached.only_relevant(cfg, ("max_span", "max_nv_recall")))
     c3, c4 = st.columns(2)
-    c3.plotly_chart(charts.distribution({s: d["spans"] for s, d in dist.items()}, "Final span lengths",
-                                        "span length (tokens)", log_y=True), key="thr_span_dist")
-    c4.plotly_chart(charts.distribution({s: d["nv"] for s, d in dist.items()}, "nv_recall of retrieved documents",
-                                        "nv_recall"), key="thr_nv_dist")
+    c3.plotly_chart(cached.figure("thr_span_dist", dist_key, lambda: charts.distribution(
+        {s: d["spans"] for s, d in dist.items()}, "Final span lengths", "span length (tokens)", log_y=True)),
+        key="thr_span_dist")
+    c4.plotly_chart(cached.figure("thr_nv_dist", dist_key, lambda: charts.distribution(
+        {s: d["nv"] for s, d in dist.items()}, "nv_recall of retrieved documents", "nv_recall")), key="thr_nv_dist")
 
     if st.checkbox("Capability-propensity plane with bootstrap intervals", True, key="thr_plane"):
         metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: tables.metric_label(m, cfg),
                               key="thr_plane_metric")
         intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
         floor = next((intervals[f][metric] for f in floors), None)
-        points = reading.plane_points(manifest.run_label(run.manifest), intervals, metric, floors)
+        label = manifest.run_label(run.manifest)
+        points = reading.plane_points(label, intervals, metric, floors)
         if points:
-            st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric, cfg), floor=floor),
-                            key="thr_plane_chart")
+            plane_key = (ident, settings, metric, cached.only_relevant(cfg, (metric,)), label, floors,
+                         tables.metric_label(metric, cfg))
+            st.plotly_chart(cached.figure("thr_plane", plane_key, lambda: charts.capability_propensity(
+                points, tables.metric_label(metric, cfg), floor=floor)), key="thr_plane_chart")
         else:
             st.info("The plane needs a prefix setting and a natural setting in the run.")
+
+
+st.title("Thresholds and curves")
+with render.page_boundary():
+    ident, run = state.current_run()
+    run_ident, top_span = ident, max((t.longest_span for t in run.traces), default=0)
+    retraced = state.retraced()
+    with st.expander("Trace-time parameters (re-trace with the corpus index)"):
+        tcfg = widgets.trace_controls(run.manifest.trace, key="thr_trace")
+        if st.button("Re-trace with these parameters", key="thr_retrace"):
+            bar = st.progress(0.0, text="tracing ...")
+            retraced[(ident, tcfg)] = retrace.retrace(run, tcfg, lambda e: bar.progress(
+                e.fraction, text=render.md_literal(runner.describe(e))))
+            bar.empty()
+    if (ident, tcfg) in retraced:
+        run = retraced[(ident, tcfg)]
+        ident = f"{ident}|retrace:{hash(tcfg)}"
+        st.success("Showing the re-traced completions (this session only).")
+    _live(ident, run, run_ident, top_span)

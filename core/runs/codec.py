@@ -10,7 +10,9 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
+from itertools import islice
 from typing import Any, Union
 
 
@@ -44,23 +46,65 @@ def from_jsonable(tp: Any, data: Any) -> Any:
     """
     if data is None:
         return None
+    try:
+        decode = _decoder(tp)
+    except TypeError:  # an unhashable type expression: decode without the per-type cache
+        decode = _build_decoder(tp)
+    return decode(data)
+
+
+def _identity(data: Any) -> Any:
+    return data
+
+
+@cache
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """The decoder of ``tp`` (non-None data), built once per type: the type hints are read once, not per value."""
+    return _build_decoder(tp)
+
+
+def _build_decoder(tp: Any) -> Callable[[Any], Any]:
+    """Decoders of the parts are built here too (a dataclass's fields on its first value: recursive types)."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return from_jsonable(args[0], data) if len(args) == 1 else data
+        return _part(args[0]) if len(args) == 1 else _identity
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_jsonable(args[0], v) for v in data)
-        return tuple(from_jsonable(a, v) for a, v in zip(args, data))
+            item = _part(args[0])
+            return tuple if item is _identity else lambda data: tuple(map(item, data))
+        parts = [_part(a) for a in args]
+        if all(p is _identity for p in parts):
+            return lambda data: tuple(islice(data, len(parts)))
+        return lambda data: tuple(p(v) for p, v in zip(parts, data))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
-        kwargs = {f.name: from_jsonable(hints[f.name], data[f.name])
-                  for f in dataclasses.fields(tp) if f.init and f.name in data}
-        return tp(**kwargs)
-    if tp is float and isinstance(data, int) and not isinstance(data, bool):
-        return float(data)
-    return data
+        fields: list[tuple[str, Callable[[Any], Any]]] = []  # (name, decoder) of the init fields, on first use
+
+        def decode(data: Any) -> Any:
+            if not fields:
+                hints = _hints(tp)
+                fields.extend((f.name, _part(hints[f.name])) for f in dataclasses.fields(tp) if f.init)
+            return tp(**{name: part(data[name]) for name, part in fields if name in data})
+        return decode
+    if tp is float:
+        return _float
+    return _identity
+
+
+def _part(tp: Any) -> Callable[[Any], Any]:
+    """The decoder of a part: None stays None (as in :func:`from_jsonable`)."""
+    try:
+        decode = _decoder(tp)
+    except TypeError:
+        decode = _build_decoder(tp)
+    if decode is _identity or decode is _float:  # both keep None as None
+        return decode
+    return lambda data: None if data is None else decode(data)
+
+
+def _float(data: Any) -> Any:
+    return float(data) if isinstance(data, int) and not isinstance(data, bool) else data
 
 
 def dumps(obj: Any) -> str:

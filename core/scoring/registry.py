@@ -256,9 +256,10 @@ def inputs(traces: Sequence[TraceResult], cfg: MetricsConfig, generations: Seque
 
 def compute_metrics(
     traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig(), generations: Sequence[Generation] | None = None,
-    setting: str | None = None,
+    setting: str | None = None, names: Sequence[str] | None = None,
 ) -> dict[str, float | None]:
-    """Every metric of one setting, by registry name (:func:`metrics_for`).
+    """Every metric of one setting, by registry name (:func:`metrics_for`); only ``names`` when given
+    (the same values: the app caches metrics apart by the thresholds they read).
 
     ``degenerate_share`` is over all traces; the rest over the kept ones (degenerate loops are
     dropped when ``cfg.exclude_degenerate``). Continuation metrics (``discoverable``, ``approx_*``)
@@ -273,7 +274,7 @@ def compute_metrics(
     x = inputs(traces, cfg, generations)
     setting = setting if setting is not None else setting_of(traces, generations)
     return {s.name: (s.compute(x) if s.applies_to(setting) else NA) for s in metrics_for(cfg)
-            if generations is not None or s.breakdown.source != "continuation"}
+            if (generations is not None or s.breakdown.source != "continuation") and (names is None or s.name in names)}
 
 
 def check_entry(spec: MetricSpec) -> list[str]:
