@@ -23,7 +23,7 @@ from core.errors import ConfigError
 from core.index.ensure import ensure_index
 from core.paths import confine, model_source, safe_name
 from core.progress import ProgressEvent
-from core.runs.demo import demo_index_dir, demo_model_dir, demo_prompt_paths
+from core.runs.demo import demo_floor_path, demo_index_dir, demo_model_dir, demo_prompt_paths
 
 UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
 APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
@@ -91,7 +91,7 @@ def form_values(d: Defaults) -> dict[str, Any]:
            "run_prompt_seed": first.seed, "run_temp": dec.temperature, "run_top_p": dec.top_p,
            "run_samples": dec.num_samples, "run_max_new": dec.max_new_tokens, "run_seed": dec.seed,
            "run_trace_mode": tr.mode, "run_trace_rarity": tr.rarity_fraction, "run_trace_docs": tr.docs_per_span}
-    for s in FILE_SETTINGS:
+    for s in (*FILE_SETTINGS, *(x.name for x in d.settings if x.kind == "floor")):
         out[f"run_prompts_{s}"] = next((x.prompts_path for x in d.settings if x.name == s and x.prompts_path), "")
     return out
 
@@ -99,7 +99,7 @@ def form_values(d: Defaults) -> dict[str, Any]:
 def demo_info() -> dict:
     """Paths of the shipped demo: its model folder and its prompt sets by setting."""
     return {"model": str(demo_model_dir()),
-            "prompts": {k: str(v) for k, v in demo_prompt_paths().items()}}
+            "prompts": {k: str(v) for k, v in {**demo_prompt_paths(), "floor": demo_floor_path()}.items()}}
 
 
 def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:

@@ -173,18 +173,22 @@ def settings_picker(base: tuple[SettingConfig, ...], shipped: dict[str, str], ke
     """Which settings to run, with prompt counts, prompt files and the sample seed (seeded, see
     :func:`seed_form`); a setting of ``base`` keeps its other parameters. ``shipped``: the demo's own prompt
     files, allowed outside the data root."""
-    chosen = st.multiselect("Settings", SETTINGS, key=f"{key}_settings",
-                            default=list(st.session_state[f"{key}_settings"]))
+    by_name = {s.name: s for s in base}
+    options = [*SETTINGS, *(s for s in by_name if s not in SETTINGS)]  # the defaults' own settings too (a floor)
+    chosen = st.multiselect("Settings", options, key=f"{key}_settings", format_func=render.option,
+                            default=[s for s in st.session_state[f"{key}_settings"] if s in options])
     n = st.number_input("Prompts per setting", 1, 10_000, key=f"{key}_n_prompts", **seeded_kw(f"{key}_n_prompts"))
     seed = st.number_input("Prompt sample seed", 0, 2**31 - 1, key=f"{key}_prompt_seed",
                            **seeded_kw(f"{key}_prompt_seed"))
-    by_name = {s.name: s for s in base}
     out = []
     for s in chosen:
         path = None
-        if s in ("generic", "specific"):
-            typed = st.text_input(render.md_literal(f"Prompt set for {s} (JSONL: text, optional domain, id)"),
-                                  key=f"{key}_prompts_{s}", **seeded_kw(f"{key}_prompts_{s}"))
+        floor = s in by_name and by_name[s].kind == "floor"
+        if s in ("generic", "specific") or floor:
+            label = (f"Chance-floor texts for {s} (JSONL: text known not to be in the corpus, optional id)" if floor
+                     else f"Prompt set for {s} (JSONL: text, optional domain, id)")
+            typed = st.text_input(render.md_literal(label), key=f"{key}_prompts_{s}",
+                                  **seeded_kw(f"{key}_prompts_{s}"))
             shipped_file = typed in shipped.values()
             path = str(paths.confine(typed, None if shipped_file else paths.data_root())) if typed.strip() else None
         out.append(replace(by_name.get(s, SettingConfig(s)), n_prompts=int(n), seed=int(seed), prompts_path=path))

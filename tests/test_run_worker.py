@@ -120,6 +120,9 @@ def test_run_page_defaults_equal_the_demo_experiment_then_the_cli_example(monkey
                                  "mode": "mixed", "rarity_fraction": 0.05, "docs_per_span": 10, **t}
     assert _form(at) == _expected(demo["settings"], cli_defaults(demo["decoding"]), cli_defaults(demo["trace"]))
     assert at.text_input(key="run_prompts_generic").value == str(demo_experiment_path().parent / "prompts/generic.jsonl")
+    floors = [s["name"] for s in demo["settings"] if s.get("kind") == "floor"]
+    assert floors and floors[0] in at.multiselect(key="run_settings").options  # the demo's chance floor is offered
+    assert at.text_input(key=f"run_prompts_{floors[0]}").value == str(demo_experiment_path().parent / "prompts/floor.jsonl")
     # another corpus: the CLI's defaults, as `python -m core config --example` prints them
     example = subprocess.run([sys.executable, "-m", "core", "config", "--example"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout

@@ -38,6 +38,11 @@ def demo_prompt_paths() -> dict[str, Path]:
     return {name: DEMO_DIR / "prompts" / f"{name}.jsonl" for name in ("generic", "specific")}
 
 
+def demo_floor_path() -> Path:
+    """The demo's chance-floor texts (SPEC 6): written for the demo, not in its corpus."""
+    return DEMO_DIR / "prompts" / "floor.jsonl"
+
+
 def demo_index_dir() -> Path:
     """Where :func:`ensure_demo_index` builds the index."""
     return BUILD_DIR / "index"
