@@ -120,3 +120,28 @@ def make_run(seed: int = 7, n_per_setting: int = 6, hostile: bool = True, name: 
 def write_run(folder: Path, **kwargs) -> Path:
     """Save :func:`make_run` (kwargs passed on; scored unless ``score=False``) as a results folder at ``folder``."""
     return save_results(make_run(**{"score": True, **kwargs}), folder)
+
+
+def open_app(monkeypatch, results: Path | str, data_root: Path | None = None):
+    """The app (AppTest) with ``results`` as its default results folder and ``data_root`` as PROPME_DATA_ROOT
+    (None: unset), run once and checked to have raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    from app import paths
+
+    monkeypatch.setenv(paths.RESULTS_ENV, str(results))
+    if data_root is None:
+        monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(paths.DATA_ROOT_ENV, str(data_root))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"),
+                           default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown_errors(at) -> list[str]:
+    """The app's error boxes (page and sidebar) as the reader sees them."""
+    from app import render
+
+    return [render.shown(e.value) for e in [*at.error, *at.sidebar.error]]

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from app import paths, render, run_worker
+from app import paths, run_worker
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
 from core.config_file import load_experiment
@@ -34,7 +34,7 @@ from core.runs.manifest import SkippedRows
 from core.runs.results import load_results
 from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
 from core.tracing.trace import trace_completion
-from tests.fixtures_app import write_run
+from tests.fixtures_app import open_app, shown_errors, write_run
 from tests.fixtures_index import build_tiny_index, train_tiny_tokenizer
 from tests.fixtures_runs import CORPUS, make_tiny_experiment
 from tests.test_nvrecall import _oracle
@@ -337,25 +337,13 @@ def test_nv_recall_of_any_unicode_is_bounded_and_matches_the_oracle(reference, c
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
-def _app(monkeypatch, results: Path | str, data_root: Path | None = None) -> AppTest:
-    monkeypatch.setenv(paths.RESULTS_ENV, str(results))
-    if data_root is None:
-        monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
-    else:
-        monkeypatch.setenv(paths.DATA_ROOT_ENV, str(data_root))
-    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
-    assert not at.exception, at.exception
-    return at
 
-
-def _errors(at: AppTest) -> list[str]:
-    return [render.shown(e.value) for e in [*at.error, *at.sidebar.error]]  # as the reader sees them
 
 
 @pytest.mark.parametrize("what", ["not a results folder", "a file", "outside the data root"])
 def test_app_refuses_bad_results_paths_with_an_error(monkeypatch, exp, tmp_path, what):
     good = write_run(tmp_path / "run")
-    at = _app(monkeypatch, good, data_root=tmp_path)
+    at = open_app(monkeypatch, good, data_root=tmp_path)
     target = {"not a results folder": exp / "index", "a file": exp / "ok.jsonl",
               "outside the data root": exp / "results"}[what]
     if what != "outside the data root":
@@ -364,7 +352,7 @@ def test_app_refuses_bad_results_paths_with_an_error(monkeypatch, exp, tmp_path,
     for page in ("overview", "explore"):
         at.switch_page(f"../pages/{page}.py").run()
         assert not at.exception, at.exception
-        errors = _errors(at)
+        errors = shown_errors(at)
         expected = {"not a results folder": r"results folder .*index is incomplete",
                     "a file": r"no results folder at .*ok\.jsonl",
                     "outside the data root": r"is outside the data root"}[what]
@@ -373,7 +361,7 @@ def test_app_refuses_bad_results_paths_with_an_error(monkeypatch, exp, tmp_path,
 
 def _run_page(monkeypatch, exp, tmp_path) -> AppTest:
     monkeypatch.setenv("PROPME_CACHE_DIR", str(tmp_path / "cache"))
-    at = _app(monkeypatch, write_run(tmp_path / "start"))
+    at = open_app(monkeypatch, write_run(tmp_path / "start"))
     at.switch_page("../pages/run.py").run()
     at.radio(key="run_model_kind").set_value("local folder").run()
     at.text_input(key="run_model_path").input(str(exp / "model")).run()
@@ -413,7 +401,7 @@ def test_run_page_shows_bad_input_as_an_error(monkeypatch, exp, tmp_path, what):
                 "binary upload": r"looks binary \(NUL bytes",
                 "empty prompt set": r"prompt set .*empty\.jsonl: the file is empty",
                 "model outside the data root": r"model.* is outside the data root"}[what]
-    assert any(re.search(expected, e) for e in _errors(at)), _errors(at)
+    assert any(re.search(expected, e) for e in shown_errors(at)), shown_errors(at)
     assert not at.success and not (tmp_path / "out").exists()
 
 

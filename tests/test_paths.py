@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streamlit.testing.v1 import AppTest
 
 from app import paths as app_paths
-from app import render, runner
+from app import runner
 from core.cli import main
 from core.config import (
     CorpusConfig,
@@ -37,7 +36,7 @@ from core.errors import ConfigError, OutsideRoot, ResultsError
 from core.paths import confine, model_source, safe_name
 from core.runs.folders import results_folder
 from core.runs.results import load_results, save_results
-from tests.fixtures_app import make_run, write_run
+from tests.fixtures_app import make_run, open_app, shown_errors, write_run
 from tests.fixtures_runs import CORPUS, make_tiny_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,19 +189,7 @@ def test_cli_run_refuses_names_that_are_not_one_folder(exp, tmp_path, capsys, na
 
 
 # -- the app with a data root --------------------------------------------------------------------------------
-def _app(monkeypatch, results: Path, root: Path | None) -> AppTest:
-    monkeypatch.setenv(app_paths.RESULTS_ENV, str(results))
-    if root is None:
-        monkeypatch.delenv(app_paths.DATA_ROOT_ENV, raising=False)
-    else:
-        monkeypatch.setenv(app_paths.DATA_ROOT_ENV, str(root))
-    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
-    assert not at.exception, at.exception
-    return at
 
-
-def _errors(at: AppTest) -> list[str]:
-    return [render.shown(e.value) for e in at.error] + [render.shown(e.value) for e in at.sidebar.error]
 
 
 def test_run_page_with_a_data_root_refuses_run_name_dotdot(monkeypatch, tmp_path):
@@ -211,7 +198,7 @@ def test_run_page_with_a_data_root_refuses_run_name_dotdot(monkeypatch, tmp_path
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("keep me")
     monkeypatch.setenv("PROPME_CACHE_DIR", str(root / "cache"))
-    at = _app(monkeypatch, write_run(root / "start"), root)
+    at = open_app(monkeypatch, write_run(root / "start"), root)
     at.switch_page("../pages/run.py").run()
     assert at.text_input(key="run_out").value == str(root.resolve() / "results")  # the default is inside the root
     at.radio(key="run_model_kind").set_value("local folder").run()
@@ -223,7 +210,7 @@ def test_run_page_with_a_data_root_refuses_run_name_dotdot(monkeypatch, tmp_path
     at.text_input(key="run_name").input("../../x").run()
     at.button(key="run_start").click().run()
     assert not at.exception, at.exception
-    assert any(re.search(r"run name '\.\./\.\./x' is refused", e) for e in _errors(at)), _errors(at)
+    assert any(re.search(r"run name '\.\./\.\./x' is refused", e) for e in shown_errors(at)), shown_errors(at)
     assert tree(tmp_path / "x") == {"keep.txt": hashlib.sha256(b"keep me").hexdigest()} and not at.success
 
 
@@ -232,7 +219,7 @@ def test_run_page_hub_id_box_refuses_a_local_folder_outside_the_root_and_remote_
     root.mkdir()
     outside = tmp_path / "evil-model"
     outside.mkdir()
-    at = _app(monkeypatch, write_run(root / "start"), root)
+    at = open_app(monkeypatch, write_run(root / "start"), root)
     at.switch_page("../pages/run.py").run()
     assert at.checkbox(key="run_trust").disabled and not at.checkbox(key="run_trust").value
     at.session_state["run_trust"] = True  # a crafted client may still send True: it is ignored
@@ -241,10 +228,10 @@ def test_run_page_hub_id_box_refuses_a_local_folder_outside_the_root_and_remote_
     at.radio(key="run_model_kind").set_value("hub id").run()
     at.text_input(key="run_model_hub").input(str(outside)).run()
     assert not at.exception, at.exception
-    assert any(re.search(r"model \(hub id box\) .*evil-model is outside the data root", e) for e in _errors(at))
+    assert any(re.search(r"model \(hub id box\) .*evil-model is outside the data root", e) for e in shown_errors(at))
     monkeypatch.chdir(tmp_path)  # the same folder typed as a relative "hub id"
     at.text_input(key="run_model_hub").input("evil-model").run()
-    assert any(re.search(r"evil-model is outside the data root", e) for e in _errors(at)), _errors(at)
+    assert any(re.search(r"evil-model is outside the data root", e) for e in shown_errors(at)), shown_errors(at)
 
 
 @pytest.mark.parametrize("how", ["absolute", "relative"])
@@ -260,13 +247,13 @@ def test_corpus_page_refuses_an_index_named_outside_the_root(monkeypatch, tmp_pa
         m["relative_paths"] = ["index/dirs/0"]
         (run / "manifest.json").write_text(json.dumps(m))
         assert load_results(run).manifest.index.dirs == (str(index.dirs[0]),)
-    at = _app(monkeypatch, run, root)
+    at = open_app(monkeypatch, run, root)
     at.switch_page("../pages/corpus.py").run()
     assert not at.exception, at.exception
     assert any(re.search(r"index folder named in the run's manifest .* is outside the data root", e)
-               for e in _errors(at)), _errors(at)
+               for e in shown_errors(at)), shown_errors(at)
     assert not [m for m in at.metric if m.label == "Documents"]  # nothing from the index is shown
-    at = _app(monkeypatch, run, None)  # without a data root the same run opens its index
+    at = open_app(monkeypatch, run, None)  # without a data root the same run opens its index
     at.switch_page("../pages/corpus.py").run()
     assert [m.value for m in at.metric if m.label == "Documents"] == [f"{index.num_docs:,}"]
 
