@@ -1,4 +1,5 @@
-"""PropMe Explorer: ``streamlit run app/streamlit_app.py``. The pages live in the top-level ``pages/``.
+"""PropMe Explorer's entry script (``streamlit run app/serve.py`` serves it with a warm start; ``streamlit run
+app/streamlit_app.py`` works too, without one). The pages live in the top-level ``pages/``.
 
 Streamlit switches to its legacy multipage mode only for a ``pages/`` folder beside the entry script
 (here ``app/pages``, which does not exist), so the top-level ``pages/`` is a plain folder of pages
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` puts only app/ on the path
+if str(ROOT) not in sys.path:  # `streamlit run app/...` puts only app/ on the path
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st

@@ -1,14 +1,15 @@
 """App latency as a user feels it: a real browser (Playwright + headless Chromium) on a real server.
 
-Starts ``streamlit run app/streamlit_app.py`` on a free port over the shipped demo results (as the
-browser tests do) and times, each the median of ``--runs`` tries:
+Starts ``streamlit run app/serve.py`` (the README's command: the app with its warm start) on a free
+port over the shipped demo results (as the browser tests do) and times, each the median of ``--runs`` tries:
 
 - slider drag: the Thresholds page's span-threshold slider dragged to a new value and released;
 - arrow step: one ArrowRight on the focused slider; three steps: three ArrowRight 60 ms apart;
 - plane metric: the Thresholds page's plane metric changed (intervals of a metric not stored);
 - navigation: a click on a sidebar link (Overview <-> Explore <-> Thresholds), warm caches;
 - URL, new tab: a page opened by its URL in a new tab (a new session), warm caches;
-- first Overview: the app's first page after a fresh server start (``--starts`` servers).
+- first Overview: the app's first page after a fresh server start (``--starts`` servers), opened as
+  soon as the server answers; also without the warm start (``streamlit run app/streamlit_app.py``).
 
 Two instants per action, both read in the page (``performance.now()``, polled every frame):
 "numbers" = the first frame showing the new value's numbers (the R_N metric tiles name the new N
@@ -99,8 +100,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+ENTRY, BARE_ENTRY = "app/serve.py", "app/streamlit_app.py"
+
+
 @contextmanager
-def serve(results: Path | None, log_path: Path, script: str = "app/streamlit_app.py"):
+def serve(results: Path | None, log_path: Path, script: str = ENTRY):
     """``streamlit run`` on a free port; yields (url, seconds from launch to a healthy server)."""
     port = _free_port()
     env = dict(os.environ)
@@ -349,16 +353,19 @@ def blank_baseline(browser, runs: int, out: dict) -> None:
 
 
 def first_overview(browser, results, starts: int, out: dict) -> None:
-    first, up = [], []
+    first, bare, up = [], [], []
     for _ in range(starts):
-        with tempfile.TemporaryDirectory() as tmp, serve(results, Path(tmp) / "log") as (url, secs):
-            up.append(secs)
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.add_init_script(INIT_JS)
-            page.goto(url, wait_until="commit")
-            first.append(Timer(page).idle(0.0, "Overview"))
-            page.close()
+        for script, times in ((ENTRY, first), (BARE_ENTRY, bare)):
+            with tempfile.TemporaryDirectory() as tmp, serve(results, Path(tmp) / "log", script) as (url, secs):
+                if script == ENTRY:
+                    up.append(secs)
+                page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                page.add_init_script(INIT_JS)
+                page.goto(url, wait_until="commit")
+                times.append(Timer(page).idle(0.0, "Overview"))
+                page.close()
     out["server start (launch -> healthy)"], out["first Overview idle"] = up, first
+    out["first Overview, no warm start"] = bare
 
 
 def report(out: dict, load_before, load_after) -> None:

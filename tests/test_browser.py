@@ -1,6 +1,6 @@
 """Real browser: the running app in headless Chromium shows core's spans and runs no planted script.
 
-Starts ``streamlit run app/streamlit_app.py`` on a free port over a fixture results folder whose
+Starts ``streamlit run app/serve.py`` (the README's command: the app with its warm start) on a free port over a fixture results folder whose
 document and completion carry <script>, onerror handlers, javascript: links and bidi overrides,
 and once more with no results folder set, so it opens the shipped demo results as a new user sees them.
 Needs /usr/bin/chromium (tests/run script installs it with apt); skipped with a message otherwise.
@@ -28,6 +28,7 @@ from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
+ENTRY = "app/serve.py"  # what the README launches: app/streamlit_app.py behind st.App's warm start
 MARKS_JS = "() => Array.from(document.querySelectorAll('mark.propme-span')).map(m => m.textContent)"
 INDEXED_MARKS_JS = ("() => Array.from(document.querySelectorAll('mark.propme-span'))"
                     ".map(m => [Number(m.dataset.spanIx), m.textContent])")
@@ -63,8 +64,8 @@ def demo_server(tmp_path_factory):
 
 
 @contextmanager
-def _serve(folder: Path | None, log_path: Path):
-    """``streamlit run`` on a free port; ``folder`` None: no results folder set (the app opens the demo)."""
+def _serve(folder: Path | None, log_path: Path, entry: str = ENTRY):
+    """``streamlit run ENTRY`` on a free port; ``folder`` None: no results folder set (the app opens the demo)."""
     port = _free_port()
     env = {**os.environ, "PROPME_RESULTS_DIR": str(folder)} if folder else dict(os.environ)
     if folder is None:
@@ -72,7 +73,7 @@ def _serve(folder: Path | None, log_path: Path):
     env.pop("PROPME_DATA_ROOT", None)
     with open(log_path, "w+") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", entry, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
