@@ -8,15 +8,16 @@ clicks are in tests/test_browser_lazy.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from app import render
-from core.runs.results import load_results
+from core.runs.results import RunResults, load_results, save_results
 from core.scoring.registry import compute_metrics
-from tests.fixtures_app import THRESHOLD_TABS, open_sections, open_tab, write_run
+from tests.fixtures_app import THRESHOLD_TABS, make_run, open_sections, open_tab, write_run
 from tests.test_app_pages import app
 
 
@@ -117,3 +118,15 @@ def test_the_open_tab_survives_slider_moves_and_page_switches(monkeypatch, resul
     at.switch_page("../pages/overview.py").run()
     at.switch_page("../pages/thresholds.py").run()
     assert at.session_state["thr_view"] == "Span-share curves" and charts(at) == ["thr_curves"]
+
+
+def test_pm_vs_n_tab_explains_itself_when_the_run_has_no_prefix_setting(monkeypatch, tmp_path):
+    run = make_run()
+    keep = [i for i, g in enumerate(run.generations) if g.key.setting != "prefix"]
+    manifest = dataclasses.replace(run.manifest, settings=tuple(s for s in run.manifest.settings if s.name != "prefix"))
+    folder = save_results(RunResults(None, manifest, tuple(run.generations[i] for i in keep),
+                                     tuple(run.traces[i] for i in keep)), tmp_path / "no-prefix")
+    at = open_tab(app(monkeypatch, folder, "thresholds"), "PM vs N")
+    assert charts(at) == [] and tables(at) == []
+    assert any("needs a prefix setting" in render.shown(i.value) for i in at.info)
+    assert charts(open_tab(at, "Span-share curves")) == ["thr_curves"]  # the other views still draw
