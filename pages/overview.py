@@ -1,4 +1,9 @@
-"""Overview: the story first (can it leak, does it, PM in words, striking examples), then the details."""
+"""Overview: the story first (can it leak, does it, PM in words, striking examples), then the details.
+
+Nothing heavy on the first screen: the tables and plotly charts sit in lazy sections (app/widgets.py
+``lazy_expander``, closed until clicked; their bodies run only when open), since a new browser tab pays
+~1.5 s to load plotly's frontend for the first chart it receives (issue 16).
+"""
 from pathlib import Path
 
 import streamlit as st
