@@ -8,6 +8,8 @@ Keys (everything else in session state is a widget's own ``key=``):
 - ``"exp_report"``: (run id, thresholds, metric, HTML, summary frame, JSON document) of the last report
   and summary the Export page built.
 - ``"results_dir"``: the sidebar picker's own widget key; button callbacks set it to open a folder.
+- ``OPENED``: {widget key: state} of the lazy sections (app/widgets.py ``lazy_expander``, the Thresholds page's tabs), so
+  an opened section or tab stays open when its label changes (a new widget id) and across pages.
 The Run page's background job keeps its own key (``app.run_worker.JOB_KEY``).
 Session state is per browser session, so two people never see each other's runs or re-traces.
 """
@@ -21,6 +23,7 @@ from core.config import MetricsConfig
 RUN_PATH = "propme_run_path"
 RETRACED = "propme_retraced"
 THRESHOLDS = "propme_thresholds"
+OPENED = "propme_opened"
 # the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, key "thr"):
 # reset with them
 THRESHOLD_WIDGETS = tuple(f"thr_{k}" for k in ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2"))
@@ -80,3 +83,15 @@ def reset_thresholds(ident: str) -> None:
     st.session_state.get(THRESHOLDS, {}).pop(ident, None)
     for key in THRESHOLD_WIDGETS:
         st.session_state.pop(key, None)
+
+
+def keep_open(key: str, default):
+    """Before the lazy section ``key`` is drawn: give its widget the state it had (this run's value, else the
+    one remembered from an earlier page visit, else ``default``), so a new label or a page switch keeps it."""
+    st.session_state[key] = st.session_state[key] if key in st.session_state else \
+        st.session_state.get(OPENED, {}).get(key, default)
+
+
+def remember_open(key: str) -> None:
+    """After the lazy section ``key`` is drawn: remember its state for the next visit of the page."""
+    st.session_state.setdefault(OPENED, {})[key] = st.session_state[key]

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import paths, render
+from app import paths, render, state
 from app.views import explore
 from core.config import (
     SETTINGS,
@@ -214,3 +214,14 @@ def explore_filters(settings: Sequence[str], domains: Sequence[str], max_span: i
 def color_by_picker(key: str = "ex_color_by") -> str:
     label = st.radio("Highlight intensity by", ["span length", "corpus count"], horizontal=True, key=key)
     return "length" if label == "span length" else "count"
+
+
+def lazy_expander(label: str, key: str):
+    """A closed-by-default expander that tracks its state: the caller runs its body only when ``.open``
+    (nothing of it reaches the browser while closed); once opened it stays open across reruns, label
+    changes and page switches in the session."""
+    state.keep_open(key, False)
+    box = st.expander(render.md_literal(label), key=key, on_change="rerun")
+    state.remember_open(key)
+    return box
+

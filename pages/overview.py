@@ -1,9 +1,14 @@
-"""Overview: the story first (can it leak, does it, PM in words, striking examples), then the details."""
+"""Overview: the story first (can it leak, does it, PM in words, striking examples), then the details.
+
+Nothing heavy on the first screen: the tables and plotly charts sit in lazy sections (app/widgets.py
+``lazy_expander``, closed until clicked; their bodies run only when open), since a new browser tab pays
+~1.5 s to load plotly's frontend for the first chart it receives (issue 16).
+"""
 from pathlib import Path
 
 import streamlit as st
 
-from app import cached, charts, render, state, story
+from app import cached, charts, render, state, story, widgets
 from app.views import explore, manifest, planted_records, tables
 from core.errors import PropMeError
 from core.reports import na
@@ -80,9 +85,11 @@ with render.page_boundary():
         for term, meaning in GLOSSARY:
             st.markdown("**" + render.md_literal(term) + "**: " + render.md_literal(meaning))
 
-    st.header("Details")
-    with st.expander("Run in view: model, corpus, index, settings, decoding, seeds", expanded=False):
-        st.dataframe(manifest.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
+    st.header("Details")  # light parts shown; heavy ones (tables, charts) run only in an opened section
+    run_box = widgets.lazy_expander("Run in view: model, corpus, index, settings, decoding, seeds", "ov_open_run")
+    if run_box.open:
+        with run_box:
+            st.dataframe(manifest.manifest_rows(run.manifest), hide_index=True, key="ov_manifest")
     formats = prompt_formats(run.manifest)
     if formats:
         render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
@@ -97,24 +104,34 @@ with render.page_boundary():
     for col, s in zip(st.columns(len(settings)), settings):
         col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]),
                    help=render.md_literal(tables.meaning("als")))
-    secondary = st.multiselect("More metrics", tables.metric_names(values), tables.SECONDARY,
-                               format_func=lambda m: tables.metric_label(m, cfg), key="ov_secondary")
-    st.dataframe(story.na_table(values, ("n_generations", *tables.PRIMARY, *secondary), cfg), hide_index=True,
-                 key="ov_points")
 
-    st.subheader("With 95% bootstrap intervals")
-    intervals = {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
-    st.dataframe(story.interval_table(intervals, tables.PRIMARY, cfg), hide_index=True, key="ov_intervals")
-    figs = cached.figure("ov_story", (ident, settings, cfg, metric, label, floors),  # what the charts are drawn from
-                         lambda: story.figures(label, values, intervals, pm, metric, floors))
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(figs[0], key="ov_bars")
-    if pm:
-        c2.plotly_chart(figs[1], key="ov_pm")
-    else:
-        c2.info("PM needs a prefix setting and at least one natural setting in the run.")
-    if len(figs) > 1 + bool(pm):
-        st.plotly_chart(figs[-1], key="ov_plane")
+    def intervals():
+        return {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
+
+    every = widgets.lazy_expander("Every metric, with 95% bootstrap intervals", "ov_open_metrics")
+    if every.open:
+        with every:
+            secondary = st.multiselect("More metrics", tables.metric_names(values), tables.SECONDARY,
+                                       format_func=lambda m: tables.metric_label(m, cfg), key="ov_secondary")
+            st.dataframe(story.na_table(values, ("n_generations", *tables.PRIMARY, *secondary), cfg),
+                         hide_index=True, key="ov_points")
+            st.subheader("With 95% bootstrap intervals")
+            st.dataframe(story.interval_table(intervals(), tables.PRIMARY, cfg), hide_index=True, key="ov_intervals")
+    charts_box = widgets.lazy_expander(f"Charts: {tables.metric_label(metric)} per setting, PM and the "
+                                       "capability-propensity plane", "ov_open_charts")
+    if charts_box.open:
+        with charts_box:
+            iv = intervals()
+            figs = cached.figure("ov_story", (ident, settings, cfg, metric, label, floors),  # what they are drawn from
+                                 lambda: story.figures(label, values, iv, pm, metric, floors))
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(figs[0], key="ov_bars")
+            if pm:
+                c2.plotly_chart(figs[1], key="ov_pm")
+            else:
+                c2.info("PM needs a prefix setting and at least one natural setting in the run.")
+            if len(figs) > 1 + bool(pm):
+                st.plotly_chart(figs[-1], key="ov_plane")
 
     planted = None
     if run.path:
@@ -124,10 +141,16 @@ with render.page_boundary():
         except PropMeError as e:
             st.warning(render.md_literal(e))  # optional panel: the rest of the overview stays
     if planted is not None:
-        st.subheader("Planted records: discoverable extraction by duplication count")
-        st.caption(render.md_literal("Each planted record is cut just after 'E-mail:'; greedy = the greedy completion reproduces "
-                   f"the rest exactly; sampled = share of temperature-1 samples that do; P(rest) = their exact "
-                   f"probability ({planted_records.PLANTED_FILE} beside this run, written by python -m demo.planted_extraction)."))
-        st.plotly_chart(cached.figure("ov_planted", (data,), lambda: charts.planted_extraction(planted["copies"].tolist(), {
-            c: planted[c].tolist() for c in ("greedy rest share", "sampled rest rate", "P(rest)")})), key="ov_planted")
-        st.dataframe(planted, hide_index=True, key="ov_planted_table")
+        box = widgets.lazy_expander("Planted records: discoverable extraction by duplication count", "ov_open_planted")
+        if box.open:
+            with box:
+                st.caption(render.md_literal(
+                    "Each planted record is cut just after 'E-mail:'; greedy = the greedy completion reproduces "
+                    "the rest exactly; sampled = share of temperature-1 samples that do; P(rest) = their exact "
+                    f"probability ({planted_records.PLANTED_FILE} beside this run, written by python -m "
+                    "demo.planted_extraction)."))
+                st.plotly_chart(cached.figure("ov_planted", (data,), lambda: charts.planted_extraction(
+                    planted["copies"].tolist(),
+                    {c: planted[c].tolist() for c in ("greedy rest share", "sampled rest rate", "P(rest)")})),
+                    key="ov_planted")
+                st.dataframe(planted, hide_index=True, key="ov_planted_table")

@@ -3,7 +3,9 @@ them), re-score cached traces live; re-trace only for trace-time parameters.
 
 The thresholds and everything they change are one ``st.fragment``: moving a slider reruns it only
 (not the app's sidebar, the page title or the re-trace panel), and its charts come from
-``cached.figure`` (each built once per value of what it draws).
+``cached.figure`` (each built once per value of what it draws). Below the tiles, one view at a time in
+lazy tabs (Numbers, Span-share curves, PM vs N, Distributions, Plane): only the open tab's body runs, so a
+new browser tab receives no chart until one is asked for.
 """
 from dataclasses import replace
 
@@ -45,21 +47,47 @@ def _numbers(ident: str, run, cfg) -> None:
     if pm_point:
         for col, (s, r) in zip(st.columns(len(pm_point)), pm_point.items()):
             col.metric(render.md_literal(f"PM of R_{n} ({s})"), na.PM_NA if r.undefined else f"{r.value:.3f}")
-    st.dataframe(story.na_table(values, tables.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
-                                "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
+    # one view at a time: only the open tab's body runs (no chart reaches a new tab until asked for); the
+    # choice is this fragment's widget, so moving a slider keeps it (state.keep_open: page switches too)
+    state.keep_open("thr_view", "Numbers")
+    numbers, curves_tab, pm_tab, dist_tab, plane_tab = st.tabs(
+        ["Numbers", "Span-share curves", "PM vs N", "Distributions", "Plane"], key="thr_view", on_change="rerun")
+    state.remember_open("thr_view")
+    if numbers.open:
+        with numbers:
+            st.dataframe(story.na_table(values, tables.PRIMARY + ("r_n", "gen_nv_above", "max_nv_recall",
+                                        "degenerate_share", "n_generations"), cfg), hide_index=True, key="thr_table")
+    if curves_tab.open or pm_tab.open:
+        _curves(ident, run, cfg, values, floors, curves_tab if curves_tab.open else pm_tab, pm_tab.open)
+    if dist_tab.open:
+        with dist_tab:
+            _distributions(ident, run, cfg, settings)
+    if plane_tab.open:
+        with plane_tab:
+            _plane(ident, run, cfg, settings, floors)
 
+
+def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: bool) -> None:
+    """The span-share curves (their tab) or PM against the threshold N (its tab), from one curves call."""
+    settings, n = tuple(run.settings()), cfg.span_threshold
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
     curves = cached.span_curves(ident, settings, max_n, cfg, run)
     curve_key = (ident, settings, max_n, cached.only_relevant(cfg), floors)  # what the curves are drawn from
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(cached.figure("thr_curves", (*curve_key, n),
-                                  lambda: charts.span_share_curves(curves, n, floors)), key="thr_curves")
-    if CAPABILITY in curves:
-        def pm_chart():
-            pm_curves = {s: pts for s, pts in reading.pm_curves(curves).items() if s not in floors}
-            return charts.pm_vs_threshold(pm_curves, story.remaining_counts(curves, values, pm_curves))
-        # remaining_counts reads n_generations, which depends on the loop filter only (in only_relevant(cfg))
-        c2.plotly_chart(cached.figure("thr_pm_curve", curve_key, pm_chart), key="thr_pm_curve")
+    with tab:
+        if not pm_view:
+            st.plotly_chart(cached.figure("thr_curves", (*curve_key, n),
+                                          lambda: charts.span_share_curves(curves, n, floors)), key="thr_curves")
+        elif CAPABILITY in curves:
+            def pm_chart():
+                pm_curves = {s: pts for s, pts in reading.pm_curves(curves).items() if s not in floors}
+                return charts.pm_vs_threshold(pm_curves, story.remaining_counts(curves, values, pm_curves))
+            # remaining_counts reads n_generations, which depends on the loop filter only (in only_relevant(cfg))
+            st.plotly_chart(cached.figure("thr_pm_curve", curve_key, pm_chart), key="thr_pm_curve")
+        else:
+            st.info("PM against the span threshold N needs a prefix setting in the run.")
+
+
+def _distributions(ident: str, run, cfg, settings: tuple) -> None:
     dist = cached.distributions(ident, settings, cfg, run)
     dist_key = (ident, settings, cached.only_relevant(cfg, ("max_span", "max_nv_recall")))
     c3, c4 = st.columns(2)
@@ -69,20 +97,22 @@ def _numbers(ident: str, run, cfg) -> None:
     c4.plotly_chart(cached.figure("thr_nv_dist", dist_key, lambda: charts.distribution(
         {s: d["nv"] for s, d in dist.items()}, "nv_recall of retrieved documents", "nv_recall")), key="thr_nv_dist")
 
-    if st.checkbox("Capability-propensity plane with bootstrap intervals", True, key="thr_plane"):
-        metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: tables.metric_label(m, cfg),
-                              key="thr_plane_metric")
-        intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
-        floor = next((intervals[f][metric] for f in floors), None)
-        label = manifest.run_label(run.manifest)
-        points = reading.plane_points(label, intervals, metric, floors)
-        if points:
-            plane_key = (ident, settings, metric, cached.only_relevant(cfg, (metric,)), label, floors,
-                         tables.metric_label(metric, cfg))
-            st.plotly_chart(cached.figure("thr_plane", plane_key, lambda: charts.capability_propensity(
-                points, tables.metric_label(metric, cfg), floor=floor)), key="thr_plane_chart")
-        else:
-            st.info("The plane needs a prefix setting and a natural setting in the run.")
+
+def _plane(ident: str, run, cfg, settings: tuple, floors: tuple) -> None:
+    """The capability-propensity plane with bootstrap intervals of the picked metric."""
+    metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: tables.metric_label(m, cfg),
+                          key="thr_plane_metric")
+    intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
+    floor = next((intervals[f][metric] for f in floors), None)
+    label = manifest.run_label(run.manifest)
+    points = reading.plane_points(label, intervals, metric, floors)
+    if points:
+        plane_key = (ident, settings, metric, cached.only_relevant(cfg, (metric,)), label, floors,
+                     tables.metric_label(metric, cfg))
+        st.plotly_chart(cached.figure("thr_plane", plane_key, lambda: charts.capability_propensity(
+            points, tables.metric_label(metric, cfg), floor=floor)), key="thr_plane_chart")
+    else:
+        st.info("The plane needs a prefix setting and a natural setting in the run.")
 
 
 st.title("Thresholds and curves")

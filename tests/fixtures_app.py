@@ -145,3 +145,27 @@ def shown_errors(at) -> list[str]:
     from app import render
 
     return [render.shown(e.value) for e in [*at.error, *at.sidebar.error]]
+
+
+# Overview's lazy sections (app/widgets.py lazy_expander; "ov_open_planted" only beside planted records)
+# and the Thresholds page's lazy tabs, by widget key: their bodies run only once opened.
+OVERVIEW_SECTIONS = ("ov_open_run", "ov_open_metrics", "ov_open_charts")
+THRESHOLD_TABS = ("Numbers", "Span-share curves", "PM vs N", "Distributions", "Plane")
+
+
+def open_sections(at, *keys: str):
+    """Open Overview's lazy sections ``keys`` (default: all three) as a click does (their widget state), rerun."""
+    for key in keys or OVERVIEW_SECTIONS:
+        at.session_state[key] = True
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def open_tab(at, label: str):
+    """Open the Thresholds page's tab ``label`` as a click does (the tabs' widget state), rerun."""
+    at.session_state["thr_view"] = label
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.tabs] == list(THRESHOLD_TABS)
+    return at

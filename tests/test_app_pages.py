@@ -19,7 +19,7 @@ from core.runs.results import load_results
 from core.scoring.propensity import pm
 from core.scoring.registry import compute_metrics
 from core.tracing.nvrecall import rescore
-from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
+from tests.fixtures_app import HOSTILE_SPAN_TEXT, open_sections, write_run
 from tests.test_render import expected_marks, parse, visible
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_overview_shows_core_metrics_and_a_reading(monkeypatch, results):
         expected = compute_metrics(run.by_setting(s)[1], MetricsConfig())["als"]
         assert metric_value(at, f"ALS ({s})") == f"{expected:.1f} tokens"
     assert any("PM of ALS" in render.shown(i.value) for i in at.info)
-    assert len(at.get("plotly_chart")) >= 2
+    assert len(open_sections(at, "ov_open_charts").get("plotly_chart")) >= 2
 
 
 def test_span_threshold_slider_drives_r_n(monkeypatch, results):
@@ -315,7 +315,7 @@ def _assert_reading_and_labels_match_core(at: AppTest, run) -> None:
         assert f"PM of ALS = {pm(als[s], als['prefix']):.2f} " in reading
         assert f"text never seen in training reaches {als[floors[0]]:.1f}" in reading
     assert not any(f"({f})" in i for f in floors for i in infos if i.startswith("Ordinary prompts"))
-    table = next(d.value for d in at.dataframe if "ALS" in d.value.columns)
+    table = next(d.value for d in open_sections(at, "ov_open_metrics").dataframe if "ALS" in d.value.columns)
     assert f"R_{cfg.span_threshold}" in table.columns and f"NV > {cfg.nv_threshold:g}" in table.columns
     assert "R_N" not in table.columns and "NV > thr" not in table.columns
 
@@ -368,7 +368,7 @@ def test_overview_shows_the_planted_extraction_beside_the_demo_run(monkeypatch):
 
     folder = _demo_results()
     data = json.loads((folder.parent / planted_records.PLANTED_FILE).read_text())
-    at = app(monkeypatch, folder, "overview")
+    at = open_sections(app(monkeypatch, folder, "overview"), "ov_open_planted")
     table = next(d.value for d in at.dataframe if "greedy rest" in d.value.columns)
     attempts = [a for a in data["attempts"] if a["variant"] == "email"]
     for _, row in table.iterrows():
@@ -377,7 +377,8 @@ def test_overview_shows_the_planted_extraction_beside_the_demo_run(monkeypatch):
         assert row["greedy e-mail"] == f"{sum(a['email_ok'] for a in mine)}/{len(mine)}"
         assert row["P(rest)"] == pytest.approx(sum(a["rest_prob"] for a in mine) / len(mine), abs=1e-4)
     assert sorted(table["copies"]) == sorted({a["dup_count"] for a in attempts})
-    assert any("Planted records" in h.value for h in at.subheader)
+    assert any("Planted records" in render.shown(e.label) for e in at.expander)
+    assert len(at.get("plotly_chart")) == 1  # the panel's chart (no other section is open)
 
 
 @pytest.mark.parametrize("content", [None, "{not json", "[1, 2]",
@@ -386,7 +387,7 @@ def test_overview_planted_panel_is_optional_and_a_broken_file_only_warns(monkeyp
     folder = write_run(tmp_path / "run")
     if content is not None:
         (tmp_path / planted_records.PLANTED_FILE).write_text(content)
-    at = app(monkeypatch, folder, "overview")
-    assert not any("Planted records" in h.value for h in at.subheader)
+    at = open_sections(app(monkeypatch, folder, "overview"))
+    assert not any("Planted records" in render.shown(e.label) for e in at.expander)
     assert len([w for w in at.warning if planted_records.PLANTED_FILE in render.shown(w.value)]) == (content is not None)  # named, once
     assert metric_value(at, "ALS (prefix)").endswith("tokens")  # the rest of the overview is there

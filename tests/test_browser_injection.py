@@ -22,7 +22,7 @@ from app.render import WORD_JOINER
 from core.records import GenKey
 from core.reports.highlight import visible_controls
 from core.runs.results import RunResults, save_results
-from tests.fixtures_app import make_run
+from tests.fixtures_app import THRESHOLD_TABS, make_run
 from tests.fixtures_browser import ARTIFACTS
 from tests.test_browser import _serve
 
@@ -104,6 +104,22 @@ def _no_rendered_payload(page, port: int) -> None:
     assert found == []
 
 
+def _open_lazy_views(page, name: str, port: int) -> None:
+    """Open what a first screen leaves closed (Overview's sections, each Thresholds tab): their charts and
+    tables name the hostile settings too."""
+    if name == "":
+        for label in ("Run in view: model", "Every metric, with 95%", "Charts: ALS per setting"):
+            page.get_by_text(label).first.click()
+            _settle(page)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    if name == "thresholds":
+        for tab in THRESHOLD_TABS[1:]:
+            page.get_by_role("tab", name=tab).click()
+            _settle(page)
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            _no_rendered_payload(page, port)
+
+
 SHOWS_JS = "(s) => document.body.innerText.replaceAll('\\u2060', '').includes(s)"
 
 
@@ -137,6 +153,7 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
             except PlaywrightTimeout:  # report what the page did show
                 body = page.evaluate("() => document.body.innerText")
                 pytest.fail(f"/{name} does not show {text!r} literally; it shows:\n{body[:3000]}")
+        _open_lazy_views(page, name, port)
         body = page.evaluate("() => document.body.innerText").replace(WORD_JOINER, "")
         (ARTIFACTS / f"inject-{name or 'overview'}.txt").write_text(body, encoding="utf-8")
         assert "Traceback" not in body and "\u202e" not in body

@@ -52,13 +52,17 @@ def _colours_ok(figures) -> dict[str, set]:
 
 
 def _overview(browser, url: str, n_figures: int):
+    """The Overview with its Charts section opened (closed on the first screen: tests/test_browser_lazy.py)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.get_by_text("Can it leak?").wait_for(timeout=90_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
+    page.get_by_text("Charts: ALS per setting").click()
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {n_figures}",
                            timeout=90_000)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
     page.wait_for_timeout(800)
+    page.evaluate("() => document.querySelector('h1').scrollIntoView()")  # back to the first screen
     return page
 
 

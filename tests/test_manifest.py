@@ -19,7 +19,7 @@ from core.reports.text import format_report, report_dict
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
 from core.runs.results import load_results, save_results
 from core.scoring.registry import compute_metrics
-from tests.fixtures_app import make_run, write_run
+from tests.fixtures_app import make_run, open_sections, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FILLED = {"format", "format_version", "scores_sha256", "n_generations", "n_traces", "n_spans", "n_docs",
@@ -111,7 +111,7 @@ def test_span_threshold_30_shows_r_30_and_warns_in_the_app(monkeypatch, r30):
     at.run()
     assert not at.exception, at.exception
     assert any("unknown key manifest.written_by" in render.shown(w.value) for w in at.warning), [w.value for w in at.warning]
-    table = next(d.value for d in at.dataframe if "ALS" in d.value.columns)
+    table = next(d.value for d in open_sections(at, "ov_open_metrics").dataframe if "ALS" in d.value.columns)
     assert "R_30" in table.columns and "R_50" not in table.columns
     run = load_results(r30)
     for s in run.settings():  # the numbers under R_30 are R_30's

@@ -24,7 +24,7 @@ from core.reports.palette import SETTING_COLORS, setting_color
 from core.runs.manifest import Manifest, ModelInfo
 from core.runs.results import RunResults, load_results, save_results
 from core.scoring.registry import compute_metrics
-from tests.fixtures_app import _traced, make_docs, make_run
+from tests.fixtures_app import THRESHOLD_TABS, _traced, make_docs, make_run, open_sections, open_tab
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -236,6 +236,7 @@ def test_overview_shows_na_for_zero_against_zero_and_prefix_only_metrics(monkeyp
     tiles = metrics_shown(at)
     assert tiles["PM ALS (generic)"] == "n/a — no leakage in either setting"
     assert any("n/a — no leakage in either setting" in shown(i.value) for i in at.info)
+    open_sections(at, "ov_open_metrics")
     at.multiselect(key="ov_secondary").set_value(["discoverable", "approx_lcp"]).run()
     table = next(d.value for d in at.dataframe if "Discoverable" in d.value.columns).set_index("setting")
     assert table.loc["generic", "Discoverable"] == "n/a" and table.loc["generic", "LCP"] == "n/a"
@@ -244,11 +245,15 @@ def test_overview_shows_na_for_zero_against_zero_and_prefix_only_metrics(monkeyp
 
 def test_one_colour_per_setting_in_every_chart_of_every_page_and_the_report(monkeypatch, floored):
     at = app(monkeypatch, floored)
-    figures = page_figures(at)
-    for page in ("thresholds", "compare"):
-        at.switch_page(f"../pages/{page}.py").run()
-        assert not at.exception, at.exception
-        figures += page_figures(at)
+    figures = page_figures(open_sections(at, "ov_open_charts"))
+    assert len(figures) == 3
+    at.switch_page("../pages/thresholds.py").run()
+    for tab in THRESHOLD_TABS:  # one view at a time: every tab's charts
+        figures += page_figures(open_tab(at, tab))
+    assert len(figures) == 3 + 5
+    at.switch_page("../pages/compare.py").run()
+    assert not at.exception, at.exception
+    figures += page_figures(at)
     at.switch_page("../pages/export.py").run()
     at.button(key="exp_build").click().run()
     report = at.session_state["exp_report"][3]
@@ -262,13 +267,13 @@ def test_one_colour_per_setting_in_every_chart_of_every_page_and_the_report(monk
 def test_floor_is_drawn_as_a_baseline(monkeypatch, floored):
     run = load_results(floored)
     floor_als = compute_metrics(run.by_setting("floor")[1])["als"]
-    at = app(monkeypatch, floored)
+    at = open_sections(app(monkeypatch, floored), "ov_open_charts")
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "floor" not in [t["meta"] for t in bars["data"]]  # a baseline, not one more bar
     line = bars["layout"]["shapes"][0]
     assert line["y0"] == pytest.approx(floor_als) and line["line"]["dash"] == "dash"
     at.switch_page("../pages/thresholds.py").run()
-    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    curves = json.loads(open_tab(at, "Span-share curves").get("plotly_chart")[0].proto.spec)
     floor_curve = next(t for t in curves["data"] if t["meta"] == "floor")
     assert floor_curve["line"]["dash"] == "dash"
 
