@@ -96,8 +96,10 @@ def _explore(ident: str, run) -> None:
                         "to see its documents")
             span_view.completion(gen.completion, trace.spans, ix, VIEW, color_by, on_select=_on_span_click)
 
-        with st.expander("All matching completions", expanded=False):
-            st.dataframe(explore.examples_frame(shown), hide_index=True, key="ex_table")
+        table = widgets.lazy_expander("All matching completions", "ex_open_table")  # a table only when opened
+        if table.open:
+            with table:
+                st.dataframe(explore.examples_frame(shown), hide_index=True, key="ex_table")
 
 
 st.title("Explore")

@@ -130,3 +130,14 @@ def test_pm_vs_n_tab_explains_itself_when_the_run_has_no_prefix_setting(monkeypa
     assert charts(at) == [] and tables(at) == []
     assert any("needs a prefix setting" in render.shown(i.value) for i in at.info)
     assert charts(open_tab(at, "Span-share curves")) == ["thr_curves"]  # the other views still draw
+
+
+def test_explore_sends_its_completions_table_only_when_opened(monkeypatch, results):
+    at = app(monkeypatch, results, "explore")
+    assert "All matching completions" in expanders(at) and at.dataframe.len == 0
+    at.session_state["ex_open_table"] = True
+    at.run()
+    assert not at.exception, at.exception
+    run = load_results(results)
+    (frame,) = [d.value for d in at.dataframe]
+    assert len(frame) == len(run.traces)  # every traced completion matches the default filters
