@@ -4,8 +4,8 @@ A job runs ``work(progress)`` (the Run page's experiment, see :func:`app.runner.
 (:class:`ProcessWork`: corpus loading, tokenizing and prompt building are Python that would hold the
 server's GIL and delay every page, the run's own status included), or in a thread for light work.
 Its state lives here, in a module-level registry guarded by a lock, not in the page script: the page
-keeps only the job id (in ``st.session_state[JOB_KEY]``, so other sessions never see it) and polls
-:func:`job_status`. The progress callback records the latest :class:`core.progress.ProgressEvent` per stage
+keeps only the job id (in ``st.session_state[JOB_KEY]``, so other sessions never see it; the Run page's
+URL carries it too, so a reload of that page finds the job again) and polls :func:`job_status`. The progress callback records the latest :class:`core.progress.ProgressEvent` per stage
 and raises :class:`core.progress.Cancelled` once :func:`cancel` was called, so the run stops at its next
 event with its finished work in the result cache; :func:`kept_text` says how much that is. No Streamlit
 here: the work never touches a session.
@@ -204,6 +204,11 @@ def shown(job_id: str | None) -> None:
         job = _JOBS.get(job_id) if job_id else None
     if job is not None:
         job.shown.set()
+
+
+def is_job_id(text: str) -> bool:
+    """Whether ``text`` has the form of a job id (32 lowercase hex digits, as :func:`start` makes them)."""
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 def job_status(job_id: str | None) -> JobStatus | None:

@@ -12,6 +12,20 @@ GOTO_OVERVIEW = "propme_run_goto_overview"  # session state: "Open these results
 CONFIRM = "propme_run_cancel_confirm"  # session state: Cancel was pressed once, waiting for the confirmation
 START = "propme_run_start"  # session state: Run was pressed (the run starts once the form's values are read)
 SEEN_ACTIVE = "propme_run_seen_active"  # session state: the job was running at the last poll
+JOB_PARAM = "job"  # the page's URL names the job in view, so a reload (a new session) finds it again
+
+
+def _job_in_view() -> run_worker.JobStatus | None:
+    """This session's job; after a browser reload (a new session), the job the page's URL names, if this server
+    runs or ran it (its id is a random 128-bit token: only a URL it was shown in finds it)."""
+    job_id = st.session_state.get(run_worker.JOB_KEY)
+    named = st.query_params.get(JOB_PARAM, "")
+    if job_id is None and run_worker.is_job_id(named) and run_worker.job_status(named) is not None:
+        st.session_state[run_worker.JOB_KEY] = job_id = named
+    job = run_worker.job_status(job_id)
+    if job is not None and named != job.job_id:
+        st.query_params[JOB_PARAM] = job.job_id
+    return job
 
 
 def _request_start() -> None:
@@ -82,7 +96,7 @@ if st.session_state.pop(GOTO_OVERVIEW, False):
 
 st.title("Run an experiment")
 with render.page_boundary():
-    job = run_worker.job_status(st.session_state.get(run_worker.JOB_KEY))
+    job = _job_in_view()
     if job is not None and job.active:
         st.info("A run is in progress: its progress is shown below the form, and it keeps running while you "
                 "visit other pages.")
@@ -153,6 +167,7 @@ with render.page_boundary():
         st.session_state[run_worker.JOB_KEY] = run_worker.start(
             work, ProgressEvent("starting", 0, 0, "steps", message="starting a worker process, then loading the corpus index and the model"))
         st.session_state[CONFIRM] = False
+        st.query_params[JOB_PARAM] = st.session_state[run_worker.JOB_KEY]
         return run_worker.job_status(st.session_state[run_worker.JOB_KEY])
 
     run_slot = st.empty()  # the Run button: drawn after a start below (disabled at once), or after its error

@@ -100,6 +100,10 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     # back on the Run page: the form kept its values and the run is still there (running or finished)
     assert (_value(page, "run_n_prompts"), _value(page, "run_max_new"), _value(page, "run_name")) == ("8", "32", "nav-run")
     page.get_by_text(re.compile(r"Running \.\.\.|Done: ")).first.wait_for(timeout=10_000)
+    job = dict(re.findall(r"[?&](\w+)=(\w+)", page.url))["job"]  # the page's URL names the job in view
+    page.reload()  # a new browser session: the form starts afresh, the job is found again from the URL
+    page.get_by_text(re.compile(r"Running \.\.\.|Done: ")).first.wait_for(timeout=30_000)
+    assert f"job={job}" in page.url
     page.get_by_text(re.compile(r"Done: \d+ completions in")).first.wait_for(timeout=300_000)
     _settle(page)
     _shot(page, "run-done.png")

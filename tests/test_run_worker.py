@@ -214,3 +214,20 @@ def test_cancel_asks_first_then_stops_and_says_what_was_kept(monkeypatch, tmp_pa
     shown = [render.shown(w.value) for w in at.warning]  # md_literal-escaped on the page
     # the event that met the cancel reports a batch already persisted: 8 kept
     assert any("kept in the result cache: 8 of 10 completions, traces of 0." in w for w in shown), shown
+
+
+def test_a_reloaded_run_page_finds_its_job_from_the_url_and_ignores_unknown_ids(monkeypatch, tmp_path):
+    gate = threading.Semaphore(1)
+    job = run_worker.start(_fake_work(gate, [ProgressEvent("generate", 8, 8, "generations")]),
+                           ProgressEvent("starting", 0, 0, "steps"))
+    run_worker.shown(job)
+    assert run_worker.wait(job, 10).state == run_worker.DONE
+    assert run_worker.is_job_id(job) and not run_worker.is_job_id("../etc") and not run_worker.is_job_id(job.upper())
+    for named, shown in ((job, True), ("0" * 32, False), ("<b>x</b>", False)):
+        at = _run_page(monkeypatch, tmp_path)  # a new session (as after a reload): no job in its state
+        at.query_params["job"] = named
+        at.run()
+        assert not at.exception, at.exception
+        done = [s.value for s in at.success if "Done: 7 completions" in render.shown(s.value)]
+        assert bool(done) == shown, (named, [s.value for s in at.success])
+        assert (at.session_state[run_worker.JOB_KEY] == job) if shown else run_worker.JOB_KEY not in at.session_state
