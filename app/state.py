@@ -7,7 +7,8 @@ Keys (everything else in session state is a widget's own ``key=``):
   of that run scores with it (:func:`metrics_config`) until "Reset to the run's values".
 - ``"exp_report"``: (run id, thresholds, metric, HTML, summary frame, JSON document) of the last report
   and summary the Export page built.
-- ``"results_dir"``: the sidebar picker's own widget key; button callbacks set it to open a folder.
+- ``FOLDER``: the results folder the sidebar names (typed in its box, or opened by a button callback);
+  ``FOLDER_INPUT`` is that box's own widget key and ``FOLDER_BOX`` the key of the section holding it.
 - ``OPENED``: {widget key: state} of the lazy sections (app/widgets.py ``lazy_expander``, the Thresholds page's tabs), so
   an opened section or tab stays open when its label changes (a new widget id) and across pages.
 The Run page's background job keeps its own key (``app.run_worker.JOB_KEY``).
@@ -24,6 +25,7 @@ RUN_PATH = "propme_run_path"
 RETRACED = "propme_retraced"
 THRESHOLDS = "propme_thresholds"
 OPENED = "propme_opened"
+FOLDER, FOLDER_INPUT, FOLDER_BOX = "propme_folder", "results_dir", "sb_open_folder"
 # the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, key "thr"):
 # reset with them
 THRESHOLD_WIDGETS = tuple(f"thr_{k}" for k in ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2"))
@@ -46,7 +48,8 @@ def retraced() -> dict:
 
 def open_results(path: str) -> None:
     """Button callback: make ``path`` the results folder in view (runs before the sidebar renders)."""
-    st.session_state["results_dir"] = path
+    st.session_state[FOLDER] = path
+    st.session_state.pop(FOLDER_INPUT, None)  # the box, when open, shows the new folder
 
 
 def open_results_from(key: str) -> None:

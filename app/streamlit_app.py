@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:  # `streamlit run app/...` puts only app/ on the p
 
 import streamlit as st
 
-from app import cached, render, state, widgets
+from app import render, state, widgets
 from core.errors import PropMeError
 
 PAGES = ROOT / "pages"
@@ -26,8 +26,6 @@ try:
 except PropMeError as e:
     st.sidebar.error(render.md_literal(e))
     st.session_state[state.RUN_PATH] = ""
-if st.sidebar.button("Clear cache", key="clear_cache", help="Forget cached results and metrics."):
-    cached.clear_all()
 
 page = st.navigation([
     st.Page(PAGES / "overview.py", title="Overview", default=True),  # served at /

@@ -169,3 +169,20 @@ def open_tab(at, label: str):
     assert not at.exception, at.exception
     assert [t.label for t in at.tabs] == list(THRESHOLD_TABS)
     return at
+
+
+def shown_folder(at) -> str:
+    """The results folder the sidebar names (the caption under its "Results folder" heading), as shown."""
+    from app import render
+
+    return render.shown(at.sidebar.caption[0].value)
+
+
+def type_folder(at, path: str):
+    """Open the sidebar's folder section, type ``path`` into its box and rerun, as a user does."""
+    from app import state
+
+    at.session_state[state.FOLDER_BOX] = True
+    at.run()
+    at.sidebar.text_input(key=state.FOLDER_INPUT).input(str(path)).run()
+    return at

@@ -19,7 +19,7 @@ from core.runs.results import load_results
 from core.scoring.propensity import pm
 from core.scoring.registry import compute_metrics
 from core.tracing.nvrecall import rescore
-from tests.fixtures_app import HOSTILE_SPAN_TEXT, open_sections, write_run
+from tests.fixtures_app import HOSTILE_SPAN_TEXT, open_sections, shown_folder, type_folder, write_run
 from tests.test_render import expected_marks, parse, visible
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def test_missing_results_folder_is_an_error_not_a_crash(monkeypatch, tmp_path):
 def test_data_root_refuses_paths_outside_it(monkeypatch, results, tmp_path):
     at = app(monkeypatch, results, "overview")
     monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
-    at.sidebar.text_input(key="results_dir").input(str(results.parent / ".." / "elsewhere")).run()
+    type_folder(at, str(results.parent / ".." / "elsewhere"))
     assert not at.exception
     assert any("outside the data root" in e.value for e in at.sidebar.error)
     assert any("No results folder is open" in i.value for i in at.info)
@@ -244,7 +244,7 @@ def test_run_page_opens_a_cli_results_folder(monkeypatch, results, results_b):
     at.text_input(key="run_open_path").input(str(results_b)).run()
     at.button(key="run_open").click().run()
     assert not at.exception
-    assert at.sidebar.text_input(key="results_dir").value == str(results_b)
+    assert shown_folder(at) == str(results_b)
 
 
 def test_corpus_page_counts_a_phrase_like_a_brute_force_scan(monkeypatch, tmp_path):
@@ -288,7 +288,7 @@ def test_every_page_renders_on_the_demo_results_by_default(monkeypatch, page):
     monkeypatch.delenv(paths.RESULTS_ENV, raising=False)
     monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
-    assert at.sidebar.text_input(key="results_dir").value == str(folder)  # no set-up: the demo opens
+    assert shown_folder(at) == str(folder)  # no set-up: the demo opens
     if page != "overview":
         at.switch_page(f"../pages/{page}.py").run()
     assert not at.exception, at.exception

@@ -11,6 +11,7 @@ import dataclasses
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from core.config import TraceConfig
 from core.config_file import load_experiment
@@ -115,7 +116,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.get_by_role("button", name="Open these results").first.click()
     page.wait_for_function("() => !location.pathname.endsWith('/run')", timeout=30_000)
     _settle(page)
-    assert page.get_by_role("textbox", name="Results folder").input_value() == str(out / "nav-run")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(str(out / "nav-run"), timeout=10_000)
     _shot(page, "run-opened-overview.png")
     page.close()
     print(f"status shown after {toast_after:.2f} s (toast), {panel_after:.2f} s (progress panel); "

@@ -34,7 +34,7 @@ from core.runs.manifest import SkippedRows
 from core.runs.results import load_results
 from core.tracing.nvrecall import normalize_words, nv_blocks, nv_recall, score_blocks
 from core.tracing.trace import trace_completion
-from tests.fixtures_app import open_app, shown_errors, write_run
+from tests.fixtures_app import open_app, shown_errors, type_folder, write_run
 from tests.fixtures_index import build_tiny_index, train_tiny_tokenizer
 from tests.fixtures_runs import CORPUS, make_tiny_experiment
 from tests.test_nvrecall import _oracle
@@ -348,7 +348,7 @@ def test_app_refuses_bad_results_paths_with_an_error(monkeypatch, exp, tmp_path,
               "outside the data root": exp / "results"}[what]
     if what != "outside the data root":
         monkeypatch.delenv(paths.DATA_ROOT_ENV)
-    at.sidebar.text_input(key="results_dir").input(str(target)).run()
+    type_folder(at, str(target))
     for page in ("overview", "explore"):
         at.switch_page(f"../pages/{page}.py").run()
         assert not at.exception, at.exception

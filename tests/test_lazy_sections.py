@@ -48,7 +48,7 @@ def tables(at) -> list[str]:
 
 def expanders(at) -> list[str]:
     """The labels of the page's expanders as the reader sees them."""
-    return [render.shown(e.label) for e in at.expander]
+    return [render.shown(e.label) for e in at.main.expander]
 
 
 def test_overview_first_screen_has_no_chart_and_no_table_until_a_section_is_opened(monkeypatch, results):
@@ -58,7 +58,7 @@ def test_overview_first_screen_has_no_chart_and_no_table_until_a_section_is_open
                              "Run in view: model, corpus, index, settings, decoding, seeds",
                              "Every metric, with 95% bootstrap intervals",
                              "Charts: ALS per setting, PM and the capability-propensity plane"]
-    assert [e.proto.expanded for e in at.expander] == [False] * 4
+    assert [e.proto.expanded for e in at.main.expander] == [False] * 4
     assert at.selectbox(key="ov_metric").value == "als" and any(m.label.startswith("PM ALS") for m in at.metric)
     assert "More metrics" not in [m.label for m in at.multiselect]  # inside its closed section
     # each section, opened alone, brings exactly its own elements
@@ -87,7 +87,7 @@ def test_an_opened_section_stays_open_when_its_label_changes_and_across_pages(mo
     at.switch_page("../pages/overview.py").run()
     assert not at.exception, at.exception
     assert len(charts(at)) == 3 and len(tables(at)) == 3
-    assert [e.proto.expanded for e in at.expander] == [False, True, True, True]  # glossary, then the three
+    assert [e.proto.expanded for e in at.main.expander] == [False, True, True, True]  # glossary, then the three
 
 
 def test_thresholds_first_screen_has_the_numbers_table_only_and_each_tab_its_own_charts(monkeypatch, results):
@@ -141,3 +141,23 @@ def test_explore_sends_its_completions_table_only_when_opened(monkeypatch, resul
     run = load_results(results)
     (frame,) = [d.value for d in at.dataframe]
     assert len(frame) == len(run.traces)  # every traced completion matches the default filters
+
+
+def test_the_sidebar_names_its_folder_and_draws_the_box_to_change_it_only_when_opened(monkeypatch, results, tmp_path):
+    from app import state
+    from tests.fixtures_app import shown_folder, type_folder
+
+    at = app(monkeypatch, results, "overview")
+    assert shown_folder(at) == str(results) and len(at.sidebar.text_input) == 0 and len(at.sidebar.button) == 0
+    at.session_state[state.FOLDER_BOX] = True
+    at.run()
+    assert at.sidebar.text_input(key=state.FOLDER_INPUT).value == str(results)  # the box holds the folder in view
+    assert [b.label for b in at.sidebar.button] == ["Clear cache"]
+    other = write_run(tmp_path / "other")
+    type_folder(at, str(other))
+    assert shown_folder(at) == str(other) and not at.exception
+    at.session_state[state.FOLDER_BOX] = False
+    at.run()  # closed again: the folder stays, the box is gone
+    assert shown_folder(at) == str(other) and len(at.sidebar.text_input) == 0
+    at.switch_page("../pages/explore.py").run()
+    assert shown_folder(at) == str(other) and not at.exception

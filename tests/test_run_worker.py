@@ -16,6 +16,7 @@ from core.errors import ConfigError
 from core.progress import ProgressEvent
 from core.runs.demo import demo_experiment_path
 from core.runs.results import load_results
+from tests.fixtures_app import shown_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,7 +178,7 @@ def test_run_page_shows_status_at_once_runs_in_the_background_and_opens_overview
     assert not at.exception, at.exception
     job = at.session_state[run_worker.JOB_KEY]
     # the same script run that started the job shows its status (the worker thread may be anywhere by now)
-    assert at.get("progress") and "Running" in at.markdown[-1].value
+    assert at.get("progress") and "Running" in at.main.markdown[-1].value
     assert at.button(key="run_start").disabled
     done = run_worker.wait(job, 300)
     assert done.state == run_worker.DONE, done.message
@@ -187,7 +188,7 @@ def test_run_page_shows_status_at_once_runs_in_the_background_and_opens_overview
     assert sorted(run.settings()) == ["generic", "prefix"] and len(run.traces) == len(run.generations) == 4
     at.button(key="run_open_new").click().run()
     assert not at.exception, at.exception
-    assert at.sidebar.text_input(key="results_dir").value == str(tmp_path / "out" / "app-run")
+    assert shown_folder(at) == str(tmp_path / "out" / "app-run")
     assert at.title[0].value != "Run an experiment"  # switched to the Overview page
 
 
