@@ -50,15 +50,18 @@ with render.page_boundary():
         with col, st.container(border=True):
             st.subheader(render.md_literal(question))
             st.markdown(render.md_literal(text))
-            t1, t2, t3 = st.columns(3)  # short labels: the box's question and answer name the setting
-            t1.metric(render.md_literal(f"≥ {h.threshold} tokens"), f"{h.share:.0%}",
-                      help=render.md_literal(f"{h.setting}: share of completions holding a verbatim span of at "
-                                             f"least {h.threshold} tokens (R_N; N is set on the Thresholds page)."))
-            t2.metric("Longest span", f"{h.longest}",
-                      help=render.md_literal(f"{h.setting}: longest verbatim span, in tokens."))
-            t3.metric(render.md_literal(f"Full matches of {h.n}"), f"{h.full}",
-                      help=render.md_literal(f"{h.setting}: completions found whole, word for word, in a "
-                                             "training document."))
+            # short labels: the box's question and answer name the setting; their meaning is one caption
+            # below (a help icon on a tile costs a first visit ~0.3 s of icon font and tooltip code)
+            t1, t2, t3 = st.columns(3)
+            t1.metric(render.md_literal(f"≥ {h.threshold} tokens"), f"{h.share:.0%}")
+            t2.metric("Longest span", f"{h.longest}")
+            t3.metric(render.md_literal(f"Full matches of {h.n}"), f"{h.full}")
+    if view.answers():
+        n = view.answers()[0][2].threshold
+        st.caption(render.md_literal(
+            f"≥ {n} tokens: share of completions holding a verbatim span of at least {n} tokens (R_N; N is set on "
+            "the Thresholds page). Longest span: the longest verbatim span, in tokens. Full matches: completions "
+            "found whole, word for word, in a training document."))
     if not view.answers():
         st.info("This run has neither a prefix nor a natural setting to answer the two questions.")
     for sentence in view.readings():
@@ -99,11 +102,11 @@ with render.page_boundary():
                           key="ov_metric")
     for col, (s, r) in zip(st.columns(max(1, len(pm))), pm.items()):
         col.metric(render.md_literal(f"PM {tables.metric_label(metric)} ({s})"),
-                   na.PM_NA if r.undefined else f"{r.value:.3f}",
-                   help="0.5 = ordinary use leaks as much as the attack; n/a when both settings score 0.")
+                   na.PM_NA if r.undefined else f"{r.value:.3f}")
     for col, s in zip(st.columns(len(settings)), settings):
-        col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]),
-                   help=render.md_literal(tables.meaning("als")))
+        col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]))
+    st.caption(render.md_literal("PM: 0.5 = ordinary use leaks as much as the attack; n/a when both settings "
+                                 f"score 0. ALS: {tables.meaning('als')}"))
 
     def intervals():
         return {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
