@@ -20,3 +20,20 @@ def settle(page, ms: int = 700) -> None:
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=False)
+
+
+def colours_by_setting(figures) -> dict[str, set]:
+    """{setting: colours} of every trace of ``figures`` (each a list of (meta, marker colour, line colour) per
+    trace, as the tests' page scripts read them); asserts one colour per setting, the palette's."""
+    from core.reports.palette import setting_color
+
+    seen: dict[str, set] = {}
+    for traces in figures:
+        for meta, marker, line in traces:
+            if isinstance(meta, list):
+                for s, c in zip(meta, marker):
+                    seen.setdefault(s, set()).add(c)
+            elif meta is not None:
+                seen.setdefault(meta, set()).add(marker if isinstance(marker, str) else line)
+    assert seen and seen == {s: {setting_color(s)} for s in seen}, seen
+    return seen

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from core.reports.palette import setting_color
 from tests.fixtures_app import write_run
-from tests.fixtures_browser import CHROMIUM, settle, shot
+from tests.fixtures_browser import CHROMIUM, colours_by_setting, settle, shot
 from tests.test_browser import _serve
 
 pytestmark = pytest.mark.browser
@@ -41,16 +40,7 @@ def served(tmp_path_factory):
 
 
 def _colours(charts) -> dict[str, set]:
-    seen: dict[str, set] = {}
-    for chart in charts:
-        for meta, marker, line in chart["traces"]:
-            if isinstance(meta, list):
-                for s, c in zip(meta, marker):
-                    seen.setdefault(s, set()).add(c)
-            elif meta is not None:
-                seen.setdefault(meta, set()).add(marker if isinstance(marker, str) else line)
-    assert seen and seen == {s: {setting_color(s)} for s in seen}, seen
-    return seen
+    return colours_by_setting([c["traces"] for c in charts])
 
 
 def _charts(page, n: int) -> list[dict]:

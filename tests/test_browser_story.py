@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.reports.palette import setting_color
 from core.runs.results import load_results, save_results
-from tests.fixtures_browser import ARTIFACTS, CHROMIUM
+from tests.fixtures_browser import ARTIFACTS, CHROMIUM, colours_by_setting
 from tests.test_browser import _serve
 
 pytestmark = pytest.mark.browser
@@ -36,19 +35,6 @@ def floored(tmp_path_factory):
     folder = save_results(floor_run(), tmp_path_factory.mktemp("browser-story") / "floored")
     with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit-story.log") as url:
         yield url, folder
-
-
-def _colours_ok(figures) -> dict[str, set]:
-    seen: dict[str, set] = {}
-    for traces in figures:
-        for meta, marker, line in traces:
-            if isinstance(meta, list):
-                for s, c in zip(meta, marker):
-                    seen.setdefault(s, set()).add(c)
-            elif meta is not None:
-                seen.setdefault(meta, set()).add(marker if isinstance(marker, str) else line)
-    assert seen and seen == {s: {setting_color(s)} for s in seen}, seen
-    return seen
 
 
 def _overview(browser, url: str, n_figures: int):
@@ -77,7 +63,7 @@ def test_overview_tells_the_story_with_cores_numbers_and_colours(floored, browse
                      [f"Full matches of {len(traces)}", f"{sum(t.full_match for t in traces)}"]]
     text = page.inner_text("body")
     assert "Does it leak?" in text and "text never seen in training reaches" in text
-    seen = _colours_ok(page.evaluate(FIGURE_COLOURS_JS, ".js-plotly-plot"))
+    seen = colours_by_setting(page.evaluate(FIGURE_COLOURS_JS, ".js-plotly-plot"))
     assert {"prefix", "generic", "specific"} <= set(seen)
     link = page.get_by_role("link", name="Open in Explore").first
     href = link.get_attribute("href")
@@ -99,7 +85,7 @@ def test_demo_overview_first_screen(browser, tmp_path_factory):
         page = _overview(browser, url, 3)
         text = page.inner_text("body")
         assert "toy demo" in text and "Can it leak?" in text and "Does it leak?" in text
-        _colours_ok(page.evaluate(FIGURE_COLOURS_JS, ".js-plotly-plot"))
+        colours_by_setting(page.evaluate(FIGURE_COLOURS_JS, ".js-plotly-plot"))
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "overview-demo.png"), full_page=False)
         page.close()
@@ -133,7 +119,7 @@ def test_report_first_screen_holds_the_story_and_no_configuration(browser, tmp_p
     }""")
     assert first["questions"] == ["Can it leak?", "Does it leak?"] and first["reading"] >= 1
     assert not first["appendix"] and first["configRows"] == 0 and not first["configText"]  # no configuration
-    _colours_ok(page.evaluate(FIGURE_COLOURS_JS, ".plotly-graph-div"))
+    colours_by_setting(page.evaluate(FIGURE_COLOURS_JS, ".plotly-graph-div"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-first-screen.png"), full_page=False)
     page.close()
