@@ -1,12 +1,13 @@
-"""A warm start: what the first page needs, prepared while the server waits for its first visitor.
+"""A warm start: what the first page needs, prepared when the server starts.
 
 ``streamlit run app/serve.py`` starts :func:`warm_in_background` from the server's lifespan hook: a
 daemon thread imports the modules every page uses (pandas, pyarrow, plotly and the app's own) and
 loads the results folder the app opens with (``$PROPME_RESULTS_DIR``, else the shipped demo run) into
 the same caches the pages read (:mod:`app.cached`), with its traces re-scored under the run's own
-thresholds. The server answers at once; a visitor who arrives before the warm-up ends waits on the
-cache's lock for the value being computed, never for a second computation. A failure is printed
-and the page shows the error as usual (the warm-up is an optimisation, never a requirement).
+thresholds. The server answers when it is done (app/serve.py waits up to ``WARM_WAIT_S``); a visitor
+who arrives before the warm-up ends waits on the cache's lock for the value being computed, never for
+a second computation. A failure is printed and the page shows the error as usual (the warm-up is an
+optimisation, never a requirement).
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class _NotTheWarmThread(logging.Filter):
 
 
 def warm_in_background() -> threading.Thread:
-    """Start :func:`warm` in a daemon thread (the server does not wait for it)."""
+    """Start :func:`warm` in a daemon thread; returns it (app/serve.py joins it, up to a limit)."""
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotTheWarmThread())
     thread = threading.Thread(target=_warm_quietly, name=THREAD, daemon=True)
     thread.start()
