@@ -27,17 +27,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python bench/...` puts only bench/ on the path
+from app import launch
+from app.launch import BARE_ENTRY, ENTRY
+
 CHROMIUM = "/usr/bin/chromium"
 TARGETS = {"drag numbers": 0.300, "drag idle": 0.600, "navigation idle": 0.500,
            "first Overview idle": 2.5, "URL new tab idle": 1.0}
@@ -94,49 +94,14 @@ STATE_JS = """() => ({pm: window.__pm, now: performance.now(), url: location.hre
   undrawn: Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]')).filter(c => !c.querySelector('.main-svg')).length})"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-ENTRY, BARE_ENTRY = "app/serve.py", "app/streamlit_app.py"
-
-
 @contextmanager
 def serve(results: Path | None, log_path: Path, script: str = ENTRY):
-    """``streamlit run`` on a free port; yields (url, seconds from launch to a healthy server)."""
-    port = _free_port()
-    env = dict(os.environ)
-    env.pop("PROPME_DATA_ROOT", None)
-    if results is not None:
-        env["PROPME_RESULTS_DIR"] = str(results)
-    else:
-        env.pop("PROPME_RESULTS_DIR", None)
-    with open(log_path, "w+") as log:
-        t = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            while True:
-                try:
-                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    if time.perf_counter() - t > 90 or proc.poll() is not None:
-                        log.seek(0)
-                        raise SystemExit(f"streamlit did not start: {log.read()[-3000:]}")
-                    time.sleep(0.05)
-            yield url, time.perf_counter() - t
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    """``app.launch.serve``; a server that does not start ends the bench with its log."""
+    try:
+        with launch.serve(results, log_path, script) as served:
+            yield served
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 class Timer:

@@ -7,11 +7,6 @@ Needs /usr/bin/chromium (tests/run script installs it with apt); skipped with a 
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
@@ -20,6 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from app import launch
+from app.launch import ENTRY
 from app.views import explore
 from core.records import GenKey
 from core.runs.results import load_results
@@ -29,7 +26,6 @@ from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY = "app/serve.py"  # what the README launches: app/streamlit_app.py behind st.App's warm start
 MARKS_JS = "() => Array.from(document.querySelectorAll('mark.propme-span')).map(m => m.textContent)"
 INDEXED_MARKS_JS = ("() => Array.from(document.querySelectorAll('mark.propme-span'))"
                     ".map(m => [Number(m.dataset.spanIx), m.textContent])")
@@ -38,12 +34,6 @@ PWNED_JS = "() => [document.title, typeof window.__pwned]"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install -y chromium` to run the browser tests",
                 allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,36 +56,12 @@ def demo_server(tmp_path_factory):
 
 @contextmanager
 def _serve(folder: Path | None, log_path: Path, entry: str = ENTRY):
-    """``streamlit run ENTRY`` on a free port; ``folder`` None: no results folder set (the app opens the demo)."""
-    port = _free_port()
-    env = {**os.environ, "PROPME_RESULTS_DIR": str(folder)} if folder else dict(os.environ)
-    if folder is None:
-        env.pop("PROPME_RESULTS_DIR", None)
-    env.pop("PROPME_DATA_ROOT", None)
-    with open(log_path, "w+") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", entry, "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    if time.time() > deadline or proc.poll() is not None:
-                        log.seek(0)
-                        pytest.fail(f"streamlit did not start: {log.read()[-3000:]}")
-                    time.sleep(0.5)
+    """``app.launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
+    try:
+        with launch.serve(folder, log_path, entry) as (url, _):
             yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def _open(browser, url: str):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from typing import ClassVar
 
 import pytest
 
+from app.launch import free_port
 from core.config import DecodingConfig, ModelConfig
 from core.errors import BackendError, ConfigError
 from core.generation.openai_backend import OpenAIBackend
@@ -123,12 +123,6 @@ def test_unknown_server_api_is_a_config_error():
 
 
 # ---- the real llama.cpp server ------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
@@ -148,7 +142,7 @@ def llamacpp_url(tmp_path_factory):
     gguf = tmp / "demo.gguf"
     subprocess.run([sys.executable, str(ROOT / "scripts/convert_demo_to_gguf.py"), "--llama-cpp", tree,
                     str(demo_model_dir()), str(gguf)], check=True, capture_output=True, timeout=300)
-    port = _free_port()
+    port = free_port()
     with open(tmp / "server.log", "wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
                                  "--port", str(port), "--n_ctx", "512", "--n_threads", "1", "--model_alias", "demo"],
