@@ -95,7 +95,7 @@ def test_demo_results_open_in_explore_with_core_spans(demo_server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.wait_for_selector('[data-testid="stSidebarNav"] a', timeout=60_000)
-    page.get_by_role("link", name="Explore").click()
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Explore").click()  # the page list, not a story link
     page.wait_for_selector("mark.propme-span", timeout=60_000)
     page.wait_for_function("() => location.search.includes('setting=')", timeout=60_000)  # Explore named it
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)  # rerun done
