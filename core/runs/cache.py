@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import DecodingConfig, TraceConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.errors import CacheError
 from core.records import Generation, Prompt, TraceResult
 from core.runs import codec
