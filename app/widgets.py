@@ -23,6 +23,7 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
+from core.scoring import registry
 
 BOOTSTRAP_CHOICES = (200, 1000, 10_000)
 
@@ -57,7 +58,7 @@ def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> Me
     """Scoring thresholds that need no re-tracing: R_N span threshold, nv threshold, loop filter."""
     top = max(200, max_span + 1)
     n = st.slider("Span threshold N of R_N (tokens)", 1, top, min(base.span_threshold, top), key=f"{key}_span_n",
-                  help="R_N: share of completions with a final verbatim span of at least N tokens.")
+                  help=registry.help("r_n") + ".")
     nv = st.slider("nv_recall threshold", 0.0, 1.0, float(base.nv_threshold), 0.01, key=f"{key}_nv",
                    help="Completions whose best retrieved document has nv_recall above this.")
     loops = st.checkbox("Exclude degenerate repetition loops", base.exclude_degenerate, key=f"{key}_loops")

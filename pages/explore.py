@@ -4,6 +4,7 @@ import streamlit as st
 from app import cached, leak_render, leak_views, render, retrace, span_view, state, widgets
 from app.views import explore
 from core.errors import PropMeError
+from core.scoring import registry
 from core.scoring.metrics import scored_traces
 
 PICK, SPAN, SPAN_FOR, VIEW, LINKED = "ex_pick", "ex_span", "ex_span_for", "ex_completion_view", "ex_linked"
@@ -31,7 +32,7 @@ def _explore(ident: str, run) -> None:
         shown = explore.filter_examples(rows, filt)
         cfg = state.metrics_config(ident, run)  # this session's thresholds (tuned on the Thresholds page)
         keys = {r.key for r in shown}
-        reach = sum(t.longest_span >= cfg.span_threshold
+        reach = sum(registry.holds("r_n", t, cfg)
                     for t in scored_traces(cached.rescored_traces(ident, cfg, run), cfg) if t.key in keys)
         st.caption(render.md_literal(f"{len(shown)} of {len(rows)} completions match the filters, longest verbatim "
                                      f"span first; {reach} of them hold a verbatim span of at least N = {cfg.span_threshold} tokens "

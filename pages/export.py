@@ -8,6 +8,7 @@ from app import cached, render, state, story
 from app.views import manifest, tables
 from core.reports import exports
 from core.reports.story import floor_settings
+from core.scoring import registry
 from core.scoring.metrics import scored_traces
 from core.scoring.registry import HEADLINE
 
@@ -44,7 +45,7 @@ with render.page_boundary():
     st.subheader("Summary and HTML report")
     st.caption("Metrics with 95% intervals and PM per natural setting (CSV, JSON), and one self-contained HTML "
                "page for stakeholders: the story first, configuration in the appendix.")
-    metric = st.selectbox("Headline metric of the report's charts", tables.PRIMARY, format_func=tables.metric_label,
+    metric = st.selectbox("Headline metric of the report's charts", tables.PRIMARY, format_func=registry.label,
                           key="exp_metric")
     if st.button("Build the summary and the HTML report", key="exp_build"):
         values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
@@ -70,7 +71,7 @@ with render.page_boundary():
                            key="exp_sum_csv")
         c5.download_button("Summary as JSON", json.dumps(document, indent=2, ensure_ascii=False), "summary.json",
                            "application/json", key="exp_sum_json")
-        c6.download_button("Data dictionary (CSV)", exports.data_dictionary(summary).to_csv(index=False),
+        c6.download_button("Data dictionary (CSV)", exports.data_dictionary(summary, cfg).to_csv(index=False),
                            "data-dictionary.csv", "text/csv", key="exp_dict")
         st.dataframe(summary.astype(str), hide_index=True, key="exp_summary")
     elif built and built[0] == ident:

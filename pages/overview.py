@@ -14,6 +14,7 @@ from core.errors import PropMeError
 from core.reports import na
 from core.reports.story import GLOSSARY, floor_settings, striking
 from core.reports.text import prompt_formats, run_notes
+from core.scoring import registry
 from core.scoring.metrics import scored_traces
 
 EXPLORE = Path(__file__).resolve().parent / "explore.py"  # the Page st.navigation lists (app/streamlit_app.py)
@@ -98,15 +99,15 @@ with render.page_boundary():
         render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
     for note in run_notes(run):
         st.warning(render.md_literal(note))
-    metric = st.selectbox("Metric for PM and the charts", tables.PRIMARY, format_func=tables.metric_label,
+    metric = st.selectbox("Metric for PM and the charts", tables.PRIMARY, format_func=registry.label,
                           key="ov_metric")
     for col, (s, r) in zip(st.columns(max(1, len(pm))), pm.items()):
-        col.metric(render.md_literal(f"PM {tables.metric_label(metric)} ({s})"),
+        col.metric(render.md_literal(f"{registry.pm_label(metric)} ({s})"),
                    na.PM_NA if r.undefined else f"{r.value:.3f}")
     for col, s in zip(st.columns(len(settings)), settings):
         col.metric(render.md_literal(f"ALS ({s})"), tables.tokens(values[s]["als"]))
     st.caption(render.md_literal("PM: 0.5 = ordinary use leaks as much as the attack; n/a when both settings "
-                                 f"score 0. ALS: {tables.meaning('als')}"))
+                                 f"score 0. ALS: {registry.help('als')}"))
 
     def intervals():
         return {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
@@ -115,12 +116,12 @@ with render.page_boundary():
     if every.open:
         with every:
             secondary = st.multiselect("More metrics", tables.metric_names(values), tables.SECONDARY,
-                                       format_func=lambda m: tables.metric_label(m, cfg), key="ov_secondary")
+                                       format_func=lambda m: registry.label(m, cfg), key="ov_secondary")
             st.dataframe(story.na_table(values, ("n_generations", *tables.PRIMARY, *secondary), cfg),
                          hide_index=True, key="ov_points")
             st.subheader("With 95% bootstrap intervals")
             st.dataframe(story.interval_table(intervals(), tables.PRIMARY, cfg), hide_index=True, key="ov_intervals")
-    charts_box = widgets.lazy_expander(f"Charts: {tables.metric_label(metric)} per setting, PM and the "
+    charts_box = widgets.lazy_expander(f"Charts: {registry.label(metric)} per setting, PM and the "
                                        "capability-propensity plane", "ov_open_charts")
     if charts_box.open:
         with charts_box:

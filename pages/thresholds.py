@@ -16,6 +16,7 @@ from app.views import manifest, reading, tables
 from core.config import CAPABILITY
 from core.reports import na
 from core.reports.story import floor_settings
+from core.scoring import registry
 
 
 @st.fragment
@@ -39,14 +40,14 @@ def _numbers(ident: str, run, cfg) -> None:
     settings = tuple(run.settings())
     floors = floor_settings(run.manifest, settings)
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
-    n = cfg.span_threshold
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(render.md_literal(f"R_{n} ({s})"), na.fmt(values[s]["r_n"], "r_n", s))
+        col.metric(render.md_literal(f"{registry.label('r_n', cfg)} ({s})"), na.fmt(values[s]["r_n"], "r_n", s))
     pm_point = {s: r for s, r in cached.pm_values(ident, settings, "r_n", cfg, run).items() if s not in floors}
     if pm_point:
         for col, (s, r) in zip(st.columns(len(pm_point)), pm_point.items()):
-            col.metric(render.md_literal(f"PM of R_{n} ({s})"), na.PM_NA if r.undefined else f"{r.value:.3f}")
+            col.metric(render.md_literal(f"{registry.pm_label('r_n', cfg)} ({s})"),
+                       na.PM_NA if r.undefined else f"{r.value:.3f}")
     # one view at a time: only the open tab's body runs (no chart reaches a new tab until asked for); the
     # choice is this fragment's widget, so moving a slider keeps it (state.keep_open: page switches too)
     state.keep_open("thr_view", "Numbers")
@@ -100,7 +101,7 @@ def _distributions(ident: str, run, cfg, settings: tuple) -> None:
 
 def _plane(ident: str, run, cfg, settings: tuple, floors: tuple) -> None:
     """The capability-propensity plane with bootstrap intervals of the picked metric."""
-    metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: tables.metric_label(m, cfg),
+    metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: registry.label(m, cfg),
                           key="thr_plane_metric")
     intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
     floor = next((intervals[f][metric] for f in floors), None)
@@ -108,9 +109,9 @@ def _plane(ident: str, run, cfg, settings: tuple, floors: tuple) -> None:
     points = reading.plane_points(label, intervals, metric, floors)
     if points:
         plane_key = (ident, settings, metric, cached.only_relevant(cfg, (metric,)), label, floors,
-                     tables.metric_label(metric, cfg))
+                     registry.label(metric, cfg))
         st.plotly_chart(cached.figure("thr_plane", plane_key, lambda: charts.capability_propensity(
-            points, tables.metric_label(metric, cfg), floor=floor)), key="thr_plane_chart")
+            points, registry.label(metric, cfg), floor=floor)), key="thr_plane_chart")
     else:
         st.info("The plane needs a prefix setting and a natural setting in the run.")
 

@@ -87,15 +87,16 @@ def test_prefix_only_metrics_are_none_elsewhere_and_their_intervals_na():
             assert (values[name] is None) == (s != CAPABILITY), (s, name)
         assert (ivs["discoverable"] == bootstrap.NOT_APPLICABLE) == (s != CAPABILITY)
         assert ivs["als"].method == "percentile-bootstrap"
-    assert views.fmt(None) == "n/a"
 
 
 def test_labels_come_from_the_registry_with_thresholds_spelled_out():
     cfg = MetricsConfig(span_threshold=30, nv_threshold=0.25)
-    assert views.metric_label("r_n", cfg) == registry.label("r_n", cfg) == "R_30"
-    assert views.metric_label("gen_nv_above", cfg) == "NV > 0.25"
-    for name, spec in METRICS.items():  # one label per metric, the same in the app and the registry
-        assert views.metric_label(name) == spec.label_for(MetricsConfig())
+    assert registry.label("r_n", cfg) == "R_30" and registry.pm_label("r_n", cfg) == "PM of R_30"
+    assert registry.label("gen_nv_above", cfg) == "NV > 0.25"
+    for name, spec in METRICS.items():  # one label per metric; its export column is the same under any thresholds
+        assert registry.label(name) == spec.label_for(MetricsConfig())
+        assert registry.column(name) == spec.column and registry.metric_of_column(spec.column) == name
+    assert registry.help("r_n", cfg).endswith("span_threshold = 30") and "30" not in registry.column("r_n")
     table = views.metric_table({"generic": {"r_n": 0.5, "max_span": 3}}, ("r_n", "max_span"), cfg)
     assert list(table.columns) == ["setting", "R_30", METRICS["max_span"].label]
 

@@ -16,6 +16,7 @@ from core.prompts.floor import floor_names
 from core.records import GenKey, TraceResult
 from core.reports.na import PM_NA, pm_undefined
 from core.runs.manifest import Manifest
+from core.scoring import registry
 
 GLOSSARY: tuple[tuple[str, str], ...] = (
     ("prefix", ("The attack: the model gets the first tokens of a training document and continues it. "
@@ -147,19 +148,19 @@ def how_much(pm_value: float) -> str:
     return "about as much as" if pm_value <= 0.55 else "more than"
 
 
-def pm_sentence(setting: str, metric_label: str, value: float, f_p: float, f_c: float,
+def pm_sentence(setting: str, metric: str, value: float, f_p: float, f_c: float,
                 lo: float | None = None, hi: float | None = None) -> str:
-    """PM in one plain sentence; ``n/a`` when both settings score 0.
+    """PM of ``metric`` (a registry name) in one plain sentence; ``n/a`` when both settings score 0.
 
-    >>> pm_sentence("generic", "ALS", 0.0, 0.0, 0.0)
+    >>> pm_sentence("generic", "als", 0.0, 0.0, 0.0)
     'Ordinary prompts (generic) against the attack, PM of ALS: n/a — no leakage in either setting.'
-    >>> pm_sentence("specific", "ALS", 0.209, 34.9, 132.3, 0.15, 0.27)
+    >>> pm_sentence("specific", "als", 0.209, 34.9, 132.3, 0.15, 0.27)
     'Ordinary prompts (specific) leak much less than the attack: PM of ALS = 0.21 (95% interval 0.15 to 0.27; 0.5 would mean as much).'
     """
     if pm_undefined(f_p, f_c):
-        return f"Ordinary prompts ({setting}) against the attack, PM of {metric_label}: {PM_NA}."
+        return f"Ordinary prompts ({setting}) against the attack, {registry.pm_label(metric)}: {PM_NA}."
     ci = f"95% interval {lo:.2f} to {hi:.2f}; " if lo is not None and hi is not None else ""
-    return (f"Ordinary prompts ({setting}) leak {how_much(value)} the attack: PM of {metric_label} = {value:.2f} "
+    return (f"Ordinary prompts ({setting}) leak {how_much(value)} the attack: {registry.pm_label(metric)} = {value:.2f} "
             f"({ci}0.5 would mean as much).")
 
 
