@@ -75,7 +75,7 @@ def cli_defaults() -> Defaults:
 
 def demo_defaults() -> Defaults:
     """The demo experiment's choices, read from demo/experiment.toml (settings, prompt files, decoding, trace)."""
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.runs.demo import demo_experiment_path
 
     cfg = load_experiment(demo_experiment_path())

@@ -77,7 +77,7 @@ class TextProgress:
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
-    from core.config_file import looks_like_local_path
+    from core.config.file import looks_like_local_path
     from core.corpus.load import load_corpus
     from core.corpus.report import describe_load
     from core.index.build import build_index
@@ -120,7 +120,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.reports.text import format_report
     from core.runs.cache import ResultCache
     from core.runs.demo import ensure_demo_index_for
@@ -200,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from core.config_reference import example_toml
+    from core.config.reference import example_toml
 
     print(example_toml(), end="")
     return 0

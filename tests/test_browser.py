@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from app import launch
-from app.launch import ENTRY
 from app.views import explore
 from core.records import GenKey
 from core.runs.results import load_results
+from tests import launch
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.fixtures_browser import ARTIFACTS, CHROMIUM
+from tests.launch import ENTRY
 from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
@@ -56,7 +56,7 @@ def demo_server(tmp_path_factory):
 
 @contextmanager
 def _serve(folder: Path | None, log_path: Path, entry: str = ENTRY):
-    """``app.launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
+    """``tests.launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
     try:
         with launch.serve(folder, log_path, entry) as (url, _):
             yield url

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from core.config import CAPABILITY, MetricsConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.records import Generation, TraceResult
 from core.reports.na import NA, PM_NA, applies, is_na, pm_undefined
 from core.scoring.registry import HEADLINE, METRICS

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ExperimentConfig, ModelConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.errors import ConfigError
 from core.progress import ChunkedStage, ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
