@@ -8,42 +8,38 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import cached, charts, render, state, story, widgets
+from app import cached, charts, render, session, state, story, widgets
 from app.views import explore, manifest, planted_records, tables
 from core.errors import PropMeError
 from core.reports import na
-from core.reports.story import GLOSSARY, floor_settings, striking
+from core.reports.story import GLOSSARY, striking
 from core.reports.text import prompt_formats, run_notes
 from core.scoring import registry
-from core.scoring.metrics import scored_traces
 
 EXPLORE = Path(__file__).resolve().parent / "explore.py"  # the Page st.navigation lists (app/streamlit_app.py)
 EXCERPT = 280  # characters of a striking span shown here (Explore shows it all)
 
 st.title("Overview")
 with render.page_boundary():
-    ident, run = state.current_run()
+    current = session.view()  # the run under this session's thresholds (tuned on the Thresholds page)
+    ident, run, cfg, settings, floors = current.ident, current.run, current.cfg, current.settings, current.floors
     for note in run.manifest.warnings:
         st.warning(render.md_literal(note))
-    settings = tuple(run.settings())
-    floors = floor_settings(run.manifest, settings)
     label = manifest.run_label(run.manifest)
     st.markdown("**Model:** " + render.md_literal(story.badge(run.manifest, run.path)) + " · run *"
                 + render.md_literal(label) + "*")
 
     # the story and the details below depend on the session's thresholds (tuned on the Thresholds page)
-    cfg = state.metrics_config(ident, run)
-    if state.thresholds_tuned(ident):
+    if current.tuned:
         base = state.run_metrics_config(run)
         st.caption(render.md_literal(
             f"Thresholds tuned in this session (span threshold N = {cfg.span_threshold}, run: "
             f"{base.span_threshold}; nv threshold {cfg.nv_threshold:g}, run: {base.nv_threshold:g}). "
             "Reset them on the Thresholds page."))
-    values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
+    values = current.metrics()
     metric = st.session_state.get("ov_metric", "als")  # the Details picker below; ALS until it is changed
     metric = metric if metric in tables.PRIMARY else "als"
-    natural = tuple(s for s in settings if s not in floors)
-    pm = cached.pm_intervals(ident, natural, metric, cfg, run)
+    pm = current.pm(metric)
     view = story.story_view(values, cfg.span_threshold, floors, pm, metric)
 
     c1, c2 = st.columns(2)
@@ -72,7 +68,7 @@ with render.page_boundary():
                    "corpus) to see what ordinary text reaches by chance.")
 
     st.subheader("The most striking example of each setting")
-    best = striking(scored_traces(cached.rescored_traces(ident, cfg, run), cfg))
+    best = striking(current.scored)
     shown = [s for s in settings if s in best]
     if not shown:
         st.info("No completion of this run holds a verbatim span.")
@@ -110,7 +106,7 @@ with render.page_boundary():
                                  f"score 0. ALS: {registry.help('als')}"))
 
     def intervals():
-        return {s: cached.setting_intervals(ident, s, cfg, tables.PRIMARY, run) for s in settings}
+        return current.intervals(tables.PRIMARY)
 
     every = widgets.lazy_expander("Every metric, with 95% bootstrap intervals", "ov_open_metrics")
     if every.open:

@@ -73,7 +73,7 @@ def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: boo
     settings, n = tuple(run.settings()), cfg.span_threshold
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
     curves = cached.span_curves(ident, settings, max_n, cfg, run)
-    curve_key = (ident, settings, max_n, cached.only_relevant(cfg), floors)  # what the curves are drawn from
+    curve_key = (ident, settings, max_n, registry.only_relevant(cfg), floors)  # what the curves are drawn from
     with tab:
         if not pm_view:
             st.plotly_chart(cached.figure("thr_curves", (*curve_key, n),
@@ -82,7 +82,7 @@ def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: boo
             def pm_chart():
                 pm_curves = {s: pts for s, pts in reading.pm_curves(curves).items() if s not in floors}
                 return charts.pm_vs_threshold(pm_curves, story.remaining_counts(curves, values, pm_curves))
-            # remaining_counts reads n_generations, which depends on the loop filter only (in only_relevant(cfg))
+            # remaining_counts reads n_generations, which depends on the loop filter only (in registry.only_relevant(cfg))
             st.plotly_chart(cached.figure("thr_pm_curve", curve_key, pm_chart), key="thr_pm_curve")
         else:
             st.info("PM against the span threshold N needs a prefix setting in the run.")
@@ -90,7 +90,7 @@ def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: boo
 
 def _distributions(ident: str, run, cfg, settings: tuple) -> None:
     dist = cached.distributions(ident, settings, cfg, run)
-    dist_key = (ident, settings, cached.only_relevant(cfg, ("max_span", "max_nv_recall")))
+    dist_key = (ident, settings, registry.only_relevant(cfg, ("max_span", "max_nv_recall")))
     c3, c4 = st.columns(2)
     c3.plotly_chart(cached.figure("thr_span_dist", dist_key, lambda: charts.distribution(
         {s: d["spans"] for s, d in dist.items()}, "Final span lengths", "span length (tokens)", log_y=True)),
@@ -108,7 +108,7 @@ def _plane(ident: str, run, cfg, settings: tuple, floors: tuple) -> None:
     label = manifest.run_label(run.manifest)
     points = reading.plane_points(label, intervals, metric, floors)
     if points:
-        plane_key = (ident, settings, metric, cached.only_relevant(cfg, (metric,)), label, floors,
+        plane_key = (ident, settings, metric, registry.only_relevant(cfg, (metric,)), label, floors,
                      registry.label(metric, cfg))
         st.plotly_chart(cached.figure("thr_plane", plane_key, lambda: charts.capability_propensity(
             points, registry.label(metric, cfg), floor=floor)), key="thr_plane_chart")

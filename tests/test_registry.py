@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import cached
 from app.views import tables as views
 from core.config import CAPABILITY, AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.records import Generation, GenKey, Prompt
@@ -106,13 +105,13 @@ def test_app_cache_keys_reset_only_thresholds_the_metrics_do_not_read():
                           nv_blocks=NVBlocksConfig(l1=AdaptiveParam(0.4, 2, 20)), seed=7)
     default = MetricsConfig()
     for names in [(), ("als",), ("r_n",), ("gen_nv_above",), ("nvr", "discoverable"), tuple(METRICS)]:
-        got = cached.only_relevant(moved, names)
+        got = registry.only_relevant(moved, names)
         read = registry.thresholds_read(names)
         for t in registry.THRESHOLDS:
             assert getattr(got, t) == getattr(moved if t in read else default, t), (names, t)
         assert got.seed == 7  # not a per-metric threshold: kept
     # a metric reading nv_recall keeps the block thresholds (its intervals depend on them)
-    assert cached.only_relevant(moved, ("max_nv_recall",)).nv_blocks == moved.nv_blocks
+    assert registry.only_relevant(moved, ("max_nv_recall",)).nv_blocks == moved.nv_blocks
 
 
 def test_nv_blocks_are_applied_by_compute_metrics_and_the_bootstrap():

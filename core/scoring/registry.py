@@ -27,11 +27,12 @@ tests/test_metric_labels.py fails when a label is built elsewhere.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from core.config import CAPABILITY, MetricsConfig
@@ -305,6 +306,34 @@ def thresholds_read(names: Sequence[str]) -> set[str]:
     ['span_threshold']
     """
     return {t for n in names for t in metric_spec(n).thresholds}
+
+
+def only_relevant(cfg: MetricsConfig, metrics: Sequence[str] = ()) -> MetricsConfig:
+    """``cfg`` with the :data:`THRESHOLDS` none of ``metrics`` reads reset to their defaults: the part of
+    ``cfg`` their values (and intervals, curves, charts) depend on, so a cache keyed by it is not
+    invalidated when a threshold they ignore moves. Fields that are not per-metric thresholds stay.
+
+    >>> moved = MetricsConfig(span_threshold=30, nv_threshold=0.2)
+    >>> only_relevant(moved, ("r_n",)).span_threshold, only_relevant(moved, ("r_n",)).nv_threshold
+    (30, 0.5)
+    """
+    return _only_relevant(cfg, tuple(metrics))
+
+
+@functools.lru_cache(maxsize=4096)
+def _only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...]) -> MetricsConfig:
+    default, read = MetricsConfig(), thresholds_read(metrics)
+    return replace(cfg, **{t: getattr(default, t) for t in THRESHOLDS if t not in read})
+
+
+@functools.lru_cache(maxsize=64)
+def metric_groups(cfg: MetricsConfig) -> tuple[tuple[str, ...], ...]:
+    """The names :func:`compute_metrics` reports under ``cfg``, grouped by the thresholds they read (one
+    group per set): each group is computed and cached under :func:`only_relevant` of its own names."""
+    groups: dict[frozenset, list[str]] = {}
+    for spec in metrics_for(cfg):
+        groups.setdefault(frozenset(spec.thresholds), []).append(spec.name)
+    return tuple(tuple(g) for g in groups.values())
 
 
 def setting_of(traces: Sequence[TraceResult], generations: Sequence[Generation] | None) -> str | None:
