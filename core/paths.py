@@ -37,6 +37,12 @@ def data_root(environ: Mapping[str, str] | None = None) -> Path | None:
     return resolve(value, what=DATA_ROOT_ENV) if value else None
 
 
+def cache_root(environ: Mapping[str, str] | None = None) -> Path:
+    """This machine's cache folder: ``$PROPME_CACHE_DIR``, else ``~/.cache/propme`` (not created here)."""
+    value = (os.environ if environ is None else environ).get("PROPME_CACHE_DIR", "").strip()
+    return Path(value or Path.home() / ".cache" / "propme").expanduser()
+
+
 def resolve(path: str | os.PathLike, *, what: str = "path") -> Path:
     """``path`` made absolute, with ``~``, ``..`` and every symlink followed (it need not exist).
 
