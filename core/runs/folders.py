@@ -8,7 +8,6 @@ into the same output folder (:func:`clean_stale_temp_folders`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -16,7 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-from core.errors import ResultsError
+from core.errors import PropMeError, ResultsError
+from core.jsonio import read_json
 from core.paths import child
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ def is_results_folder(folder: str | os.PathLike) -> bool:
     """True when ``folder`` holds a manifest this tool wrote (``format`` marker, or the format 1 layout
     written before the marker existed: ``format_version``, ``run_name`` and ``n_generations``)."""
     try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        manifest = read_json(Path(folder) / "manifest.json")
+    except (OSError, PropMeError):
         return False
     if not isinstance(manifest, dict):
         return False

@@ -38,7 +38,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.errors import ResultsError
+from core.errors import DamagedResults, ResultsError
+from core.jsonio import parse_json, read_json
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 from core.runs import codec, manifest_paths
 from core.runs.folders import REQUIRED_FILES, RESULTS_FORMAT, check_replaceable, clean_stale_temp_folders
@@ -230,10 +231,10 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ResultsError(f"{path} is unreadable ({e}); the results folder is damaged: run the experiment "
-                           "again to rewrite it") from None
+        return read_json(path, error=DamagedResults, hint="the results folder is damaged: run the experiment "
+                         "again to rewrite it")
+    except FileNotFoundError:
+        raise ResultsError(f"{path} is missing; run the experiment again to rewrite it") from None
 
 
 def _read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> list[dict]:
@@ -316,8 +317,10 @@ def _rebuild(row: dict, path: Path) -> tuple[Generation, TraceResult | None]:
 
 
 def _rebuild_row(row: dict, key: GenKey, path: Path) -> tuple[Generation, TraceResult | None]:
-    extra = json.loads(row["extra_json"] or "{}")
-    spans = codec.from_jsonable(tuple[Span, ...], json.loads(row["spans_json"])) if row["traced"] else None
+    where, hint = f"{path} (row {key})", "the file is damaged or was edited: run the experiment again"
+    extra = parse_json(row["extra_json"] or "{}", name=where, hint=hint, error=DamagedResults)
+    spans = codec.from_jsonable(tuple[Span, ...], parse_json(row["spans_json"], name=where, hint=hint,
+                                                             error=DamagedResults)) if row["traced"] else None
     if not isinstance(extra, dict):
         raise TypeError("extra_json is not a JSON object")
     pkw = {name: row[col] for name, col in _PROMPT_COLS.items()}
