@@ -15,7 +15,8 @@ Layout (``FORMAT_VERSION`` 1)::
                          in the manifest (``scores_sha256``): an edited score file is refused on load
 
 Writes go to a temporary sibling folder (``.NAME.tmp-PID-HEX``) that is renamed into place, so a
-half-written folder is never loaded; which folders may be replaced, and the clean-up of temporary
+half-written folder is never loaded; files and folders the user added to a results folder (notes, their
+own analyses) are kept: they move into the new folder, never deleted; which folders may be replaced, and the clean-up of temporary
 folders left by a killed write, live in :mod:`core.runs.folders`. :func:`load_results`
 validates every file (schema and types of each parquet file, row counts of each against the
 generations and the manifest) and raises :class:`ResultsError` naming the file and what to do.
@@ -42,7 +43,13 @@ from core.errors import DamagedResults, ResultsError
 from core.jsonio import parse_json, read_json
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 from core.runs import codec, manifest_paths
-from core.runs.folders import REQUIRED_FILES, RESULTS_FORMAT, check_replaceable, clean_stale_temp_folders
+from core.runs.folders import (
+    REQUIRED_FILES,
+    RESULTS_FORMAT,
+    check_replaceable,
+    clean_stale_temp_folders,
+    keep_user_files,
+)
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
 from core.runs.schema import DOCS_SCHEMA, GENERATIONS_SCHEMA, SPANS_SCHEMA
 
@@ -221,10 +228,10 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
             os.replace(folder, old)
         os.replace(tmp, folder)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # holds only files this function wrote
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        keep_user_files(old, folder)  # the user's own notes and folders move into the new results folder
     log.info("wrote results folder %s (%d generations, %d traces)", folder, len(gen_rows), len(run.traces))
     return folder
 
