@@ -9,6 +9,7 @@ booleans are written as they are. JSON and parquet exports keep the exact text: 
 """
 from __future__ import annotations
 
+import csv
 import io
 from typing import Any
 
@@ -52,7 +53,9 @@ def guard_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def to_csv(frame: pd.DataFrame) -> str:
     """``frame`` as CSV text (no index), every text cell guarded: what every CSV download and file uses."""
-    return guard_frame(frame).to_csv(index=False)
+    # every text cell quoted: pandas' minimal quoting leaves a lone carriage return unquoted, which a reader
+    # takes for the end of the row
+    return guard_frame(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def read_csv(source: str | io.TextIOBase) -> pd.DataFrame:
