@@ -138,9 +138,11 @@ def check_output(name: str, out_dir: str, root: Path | None) -> Path:
     """The results folder ``out_dir/name`` of a run from the page, checked before any work starts: a safe
     run name, an output folder inside the data root, nothing there but an earlier results folder."""
     from core.runs.folders import check_replaceable, results_folder
+    from core.runs.lock import check_free
 
     folder = results_folder(confine(out_dir, root, what="output folder"), name)
     check_replaceable(folder)
+    check_free(folder)  # a run writing there now: refused (run_experiment takes the lock itself)
     return folder
 
 

@@ -7,7 +7,6 @@ stakeholder report's input. No Streamlit here: the Overview and Export pages dra
 """
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from app.views.manifest import run_label as run_label_of
 from app.views.tables import metric_label
 from core.config import CAPABILITY, MetricsConfig
 from core.config.tables import to_dict
+from core.jsonio import json_problem
 from core.records import TraceResult
 from core.reports import na
 from core.reports.html import ReportInput
@@ -58,7 +58,9 @@ def safetensors_parameters(folder: str | Path) -> int | None:
                 (size,) = struct.unpack("<Q", fh.read(8))
                 if size > 100_000_000:
                     return None
-                header = json.loads(fh.read(size))
+                header, problem = json_problem(fh.read(size))
+                if problem or not isinstance(header, dict):
+                    return None
         except (OSError, ValueError, struct.error):
             return None
         for name, meta in header.items():

@@ -322,7 +322,7 @@ def test_app_run_refuses_a_damaged_index_folder_in_one_line(demo_index, tmp_path
     message is the one line naming the file; no model is loaded."""
     import core.generation.model as model
     from app import run_worker, runner
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
 
     monkeypatch.setattr(model, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     folder = _copy(demo_index, tmp_path / "ix")
