@@ -117,10 +117,9 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     """Load a corpus file and build (or reuse) its index with ``tokenizer_name`` in a folder under ``root``
     (its skipped rows and renamed ids listed beside it), holding out ``holdout`` documents as the run's
     chance floor (default :class:`core.index.holdout.HoldoutConfig`: 20 documents, seed 42); returns (index dir, load)."""
-    from core.index.holdout import HoldoutConfig
-
     from core.config import CorpusConfig
     from core.corpus.load import corpus_fingerprint, load_corpus
+    from core.index.holdout import HoldoutConfig
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     load = load_corpus(CorpusConfig(path=corpus_path), progress)
