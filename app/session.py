@@ -52,9 +52,10 @@ class RunView:
         """{setting: every metric} under the session's thresholds."""
         return {s: cached.setting_metrics(self.ident, s, self.cfg, self.run) for s in self.settings}
 
-    def intervals(self, metrics: tuple[str, ...]) -> dict[str, dict]:
-        """{setting: {metric: 95% interval}} of ``metrics``."""
-        return {s: cached.setting_intervals(self.ident, s, self.cfg, tuple(metrics), self.run) for s in self.settings}
+    def intervals(self, metrics: tuple[str, ...], settings: tuple[str, ...] | None = None) -> dict[str, dict]:
+        """{setting: {metric: 95% interval}} of ``metrics``, for every setting or only ``settings``."""
+        return {s: cached.setting_intervals(self.ident, s, self.cfg, tuple(metrics), self.run)
+                for s in (self.settings if settings is None else settings)}
 
     def pm(self, metric: str, intervals: bool = True) -> dict:
         """{natural setting: PMResult} of ``metric`` against the attack ({} without one); point values only

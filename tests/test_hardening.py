@@ -4,7 +4,7 @@ Complements the per-area tests (test_corpus, test_prompt_sets, test_cache, test_
 test_experiment, test_app_pages ...) with what only shows end to end: the CLI (in-process through
 ``core.cli.main`` for most cases, a few real ``python -m core`` processes to prove there is no
 traceback), the app through AppTest, and tracing arbitrary unicode against a real index.
-The tally of what is tried here is in README.md, section "Hardening: inputs tried and faults injected".
+The tally of what is tried here is in docs/hardening.md.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from typing import Any
 from core.config.schema import (
     DecodingConfig,
     ExperimentConfig,
+    FloorConfig,
     MetricsConfig,
     ModelConfig,
     SettingConfig,
@@ -27,7 +28,8 @@ from core.generation import backends
 
 log = logging.getLogger(__name__)
 
-_SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceConfig, "metrics": MetricsConfig}
+_SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceConfig, "metrics": MetricsConfig,
+             "floor": FloorConfig}
 
 
 def looks_like_local_path(name: str) -> bool:

@@ -1,5 +1,8 @@
 """CSV/JSON exports of a run: metrics with intervals and PM, completions, spans, and a data dictionary.
 
+Every CSV is written by :func:`core.reports.csv_safe.to_csv` (cells that a spreadsheet would run as a
+formula get a leading ``'``; the data dictionary says so); JSON keeps the exact text.
+
 Columns have readable names (``ALS (tokens)``, not ``als``); a metric's column name and meaning are its
 registry entry's (:func:`core.scoring.registry.column`, :func:`~core.scoring.registry.help`) and do not
 change with the thresholds, which the data dictionary states. Every column of every table is explained
@@ -19,6 +22,7 @@ import pandas as pd
 from core.config import CAPABILITY, MetricsConfig
 from core.config.tables import to_dict
 from core.records import Generation, TraceResult
+from core.reports.csv_safe import GUARD_NOTE
 from core.reports.na import NA, PM_NA, is_na, pm_undefined
 from core.scoring import registry
 from core.scoring.registry import HEADLINE
@@ -166,6 +170,7 @@ def data_dictionary(summary: pd.DataFrame | None = None, cfg: MetricsConfig | No
     rows += [{"table": "spans", "column": c, "meaning": m} for c, m in SPAN_COLUMNS.items()]
     for c in (summary.columns if summary is not None else ()):
         rows.append({"table": "summary", "column": c, "meaning": summary_meaning(c, cfg)})
+    rows.append({"table": "every CSV file", "column": "(any text cell)", "meaning": GUARD_NOTE})
     return pd.DataFrame(rows, columns=["table", "column", "meaning"])
 
 
