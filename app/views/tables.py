@@ -9,9 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.config import MetricsConfig
 from core.records import TraceResult
-from core.scoring import registry
 from core.scoring.registry import HEADLINE
 
 PRIMARY = HEADLINE
@@ -22,13 +20,6 @@ def metric_names(values: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Every metric name computed for any setting (for pickers), primary ones excluded."""
     names = dict.fromkeys(m for v in values.values() for m in v)
     return [m for m in names if m not in PRIMARY and m != "n_generations"]
-
-
-def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequence[str],
-                 cfg: MetricsConfig | None = None) -> pd.DataFrame:
-    """Rows = settings, one column per metric (labels from :func:`core.scoring.registry.label`)."""
-    return pd.DataFrame([{"setting": s, **{registry.label(m, cfg): v.get(m) for m in metrics}}
-                         for s, v in per_setting.items()])
 
 
 def tokens(v: float) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ExperimentConfig, ModelConfig, SettingConfig
+from core.config import BUILT_IN_SETTINGS, ExperimentConfig, ModelConfig, SettingConfig
 from core.config.tables import to_dict
 from core.errors import ConfigError
 from core.generation import backends
@@ -49,12 +49,11 @@ class _Generator:
 def _skipped_prompt_rows(settings) -> dict[str, SkippedRows]:
     """Bad prompt-set rows skipped per setting (recorded in the manifest so the app and report can show
     them; the CLI also logs them while building prompts)."""
-    from core.prompts.build import BUILT_IN
     from core.prompts.sets import load_prompt_set
 
     out = {}
     for s in settings:
-        if s.prompts_path and s.name not in BUILT_IN:
+        if s.prompts_path and s.name not in BUILT_IN_SETTINGS:
             problems = load_prompt_set(s.prompts_path, s.name).problems
             if problems:
                 out[s.name] = SkippedRows(len(problems), s.prompts_path,
