@@ -24,6 +24,7 @@ from core.config.schema import (
 )
 from core.config.tables import check_table, check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError
+from core.generation import backends
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: setting names must be unique, got {names}")
     model_dir = base / Path(cfg.model.name_or_path).expanduser()
+    local_model = backends.spec(cfg.model).local_model  # a folder or hub id it loads, not a served name
     model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
-        cfg.model.backend == "hf" and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
-    if model.backend == "hf" and not Path(model.name_or_path).expanduser().exists() and looks_like_local_path(
+        local_model and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
+    if local_model and not Path(model.name_or_path).expanduser().exists() and looks_like_local_path(
             model.name_or_path):
         raise ConfigError(f"{path}: [model] name_or_path: the model folder {model_dir} does not exist; fix the "
                           "path (relative paths are read from the TOML file's folder) or give a hub id (org/name)")
