@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app import launch
+from tests import launch
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

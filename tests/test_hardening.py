@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from app import paths, run_worker
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
-from core.config_file import load_experiment
+from core.config.file import load_experiment
 from core.errors import ConfigError
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer

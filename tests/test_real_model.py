@@ -68,7 +68,7 @@ def _real_run(tmp_path_factory) -> SimpleNamespace:
     import json
 
     from core.config import CorpusConfig, ModelConfig
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.corpus.load import load_corpus
     from core.generation import model as model_mod
     from core.generation.model import load_model

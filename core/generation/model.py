@@ -87,11 +87,12 @@ def _check_local_folder(folder: Path) -> bool:
     index = folder / "model.safetensors.index.json"
     shards = sorted(folder.glob("*.safetensors"))
     if index.is_file():
-        import json
+        from core.errors import DamagedFile
+        from core.jsonio import read_json
 
         try:
-            wanted = set(json.loads(index.read_text())["weight_map"].values())
-        except (ValueError, KeyError) as e:
+            wanted = set(read_json(index)["weight_map"].values())
+        except (DamagedFile, OSError, KeyError, TypeError, AttributeError) as e:
             raise ModelLoadError(f"{index}: unreadable shard index ({e}); re-save the model") from None
         missing = sorted(w for w in wanted if not (folder / w).is_file())
         if missing:
