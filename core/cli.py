@@ -77,7 +77,7 @@ class TextProgress:
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
-    from core.config_file import looks_like_local_path
+    from core.config.file import looks_like_local_path
     from core.corpus.load import load_corpus
     from core.corpus.report import describe_load
     from core.index.build import build_index
@@ -105,13 +105,20 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         say(describe_load(load, args.out), file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
     memory = {} if args.memory_mb is None else {"max_memory_bytes": args.memory_mb << 20}
+    from core.index.holdout import HoldoutConfig
+
+    holdout = HoldoutConfig(docs=max(0, args.holdout_docs), seed=args.holdout_seed)
     if args.sharded or args.shard_tokens:
+        if args.holdout_docs:
+            log.info("--sharded: no documents are held out (a sharded index has no chance floor of its own yet)")
         index = build_sharded_index(load.documents, tok, args.out, shard_tokens=args.shard_tokens, parallel=args.cpus,
                                     progress=progress, load=load, **memory)
         layout = f" in {len(index.dirs)} shards"
     else:
-        index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load, **memory)
-        layout = ""
+        index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load,
+                            holdout=holdout, **memory)
+        held = index.manifest.get("holdout") or {}
+        layout = f", {held.get('docs', 0)} documents held out as the chance floor" if held else ""
     say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens{layout}, "
         f"fingerprint {index.fingerprint[:16]}")
     return 0
@@ -120,7 +127,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.reports.text import format_report
     from core.runs.cache import ResultCache
     from core.runs.demo import ensure_demo_index_for
@@ -212,7 +219,7 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from core.config_reference import example_toml
+    from core.config.reference import example_toml
 
     print(example_toml(), end="")
     return 0
@@ -255,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: what keeps --cpus concurrent sorts within --memory-mb)")
     b.add_argument("--memory-mb", type=int, default=None, metavar="MB", help="RAM budget of suffix-array sorting "
                    "(default: 2048 for one index, 4096 for all shards sorted at once)")
+    b.add_argument("--holdout-docs", type=int, default=20, metavar="N", help="hold N corpus documents (a seeded "
+                   "sample, at most 20%% of the corpus) out of the index and write them beside it as the chance floor "
+                   "every run on this index traces (experiment key [floor] holdout); 0: none (default: 20; not with "
+                   "--sharded)")
+    b.add_argument("--holdout-seed", type=int, default=42, help="seed of the held-out sample (default: 42)")
     b.add_argument("--out", required=True, help="output index folder")
     b.set_defaults(func=cmd_index_build)
     v = isub.add_parser("verify", help="check every file of an index against its checksum (and its structure)",

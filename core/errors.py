@@ -81,3 +81,12 @@ class ResultsError(PropMeError):
 
 class GenerationError(PropMeError):
     """Generation cannot proceed (e.g. out of GPU memory even at batch size 1)."""
+
+
+class DamagedFile(PropMeError):
+    """A file the project reads (a JSON manifest, summary, prompt file, upload) cannot be parsed: one line
+    ``damaged FILE: why`` (core/jsonio.py)."""
+
+
+class DamagedResults(ResultsError, DamagedFile):
+    """A JSON file of a results folder cannot be parsed (both a ResultsError and a DamagedFile)."""

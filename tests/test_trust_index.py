@@ -273,7 +273,7 @@ n_prompts = 2
 
 @pytest.mark.parametrize("kind", DAMAGE)
 def test_cli_run_refuses_before_the_model_loads(kind, demo_index, tmp_path, capsys, monkeypatch):
-    import core.generation.model as model
+    from core.generation import model
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded from a damaged index's run")
@@ -302,8 +302,8 @@ def test_cli_run_exit_2_one_line_in_a_real_process(demo_index, tmp_path):
     lines = [x for x in res.stderr.splitlines() if x.strip()]
     assert "Traceback" not in res.stderr and "load-model" not in res.stderr
     assert [x for x in lines if x.startswith("error")] == lines[-1:]
-    assert lines[-1:] == [f"error: {folder / 'offset.0'} does not match its checksum: the index is damaged; rebuild it "
-                     f"(python -m core index build ... --out {folder})"]
+    assert lines[-1:] == [(f"error: {folder / 'offset.0'} does not match its checksum: the index is damaged; rebuild it "
+                     f"(python -m core index build ... --out {folder})")]
 
 
 def test_ensure_index_refuses_a_damaged_index_instead_of_rebuilding(demo_index, tmp_path):
@@ -320,9 +320,9 @@ def test_ensure_index_refuses_a_damaged_index_instead_of_rebuilding(demo_index, 
 def test_app_run_refuses_a_damaged_index_folder_in_one_line(demo_index, tmp_path, monkeypatch):
     """The Run page's work (app.runner.execute, what its background process runs): a failed job whose
     message is the one line naming the file; no model is loaded."""
-    import core.generation.model as model
     from app import run_worker, runner
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
+    from core.generation import model
 
     monkeypatch.setattr(model, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     folder = _copy(demo_index, tmp_path / "ix")
@@ -339,9 +339,9 @@ def test_app_run_refuses_a_damaged_index_folder_in_one_line(demo_index, tmp_path
 
 def test_app_tracing_refuses_a_damaged_index(demo_index, tmp_path):
     """Re-tracing from the app opens the run's index folders through app.cached: refused, one line."""
-    from app import cached, retrace
-    from core.runs.results import load_results
+    from app import retrace
     from core.runs.demo import demo_results_dir
+    from core.runs.results import load_results
 
     run = load_results(demo_results_dir())
     folder = _copy(demo_index, tmp_path / "ix")
