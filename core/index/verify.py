@@ -142,11 +142,17 @@ def _stat_key(st: os.stat_result) -> list[int]:
 
 
 def _load_record() -> dict:
+    """The record (empty when missing, unreadable or damaged: then files are simply hashed again)."""
+    from core.jsonio import json_problem
+
     try:
-        data = json.loads(_record_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        path = _record_path()
+        if path.stat().st_size > 64 << 20:
+            return {}
+        data, problem = json_problem(path.read_bytes())
+    except OSError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return data if problem is None and isinstance(data, dict) else {}
 
 
 def _remember(files: dict[Path, tuple[str, os.stat_result]]) -> None:
