@@ -61,7 +61,7 @@ class _NoChecksums:
 
 
 def build(out: Path, tokens: int, checksums: bool, memory_mb: int) -> float:
-    import core.index.verify as verify
+    from core.index import verify
     from core.index.build import build_index_from_ids
 
     shutil.rmtree(out, ignore_errors=True)

@@ -123,8 +123,8 @@ def _until_stage(job: str, stage: str, done: int = 0, timeout: float = 240) -> N
 @pytest.mark.parametrize("stage,wait_for,done", [("load", "load-model", 0), ("generate", "generate", 4),
                                                  ("trace", "trace", 1)])
 def test_cancel_stops_a_real_run_within_5_s_keeping_what_was_finished(stage, wait_for, done, demo_ix, tmp_path):
-    from tests import fixtures_worker
     from core.runs.cache import ResultCache
+    from tests import fixtures_worker
 
     cfg = (_cfg(tmp_path, demo_ix, n_prompts=40, batch=40, max_new=2) if stage == "trace"  # 2 trace chunks
            else _cfg(tmp_path, demo_ix, n_prompts=8, batch=4, max_new=8))
