@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 CHECKSUMS = "checksums"  # manifest key
 RECORD = "verified-indexes.json"  # under core.paths.cache_root()
 RECORD_MAX = 4096  # files remembered (the oldest are forgotten first)
-RACY_NS = 2_000_000_000  # a file modified this close before its check is checked again next time
+RACY_NS = 1_000_000_000  # a file modified this close before its check is checked again next time (1 s: the
+# coarsest mtime granularity of common file systems, as git assumes)
 BUFFER = 1 << 24  # bytes read per hash update
 FULL_OFFSETS = 1 << 20  # offset tables up to this many entries are checked whole on every open
 SA_PAIRS = 1024  # adjacent suffix-array pairs compared on every open (plus the first and last)
