@@ -229,6 +229,7 @@ def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt:
 def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
+    from core.reports.text import skipped_notes
     from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
 
@@ -241,6 +242,5 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
             warnings.append(corpus_report_text(load, folder))
         cfg = replace(cfg, index_dirs=(str(folder),))
     result = run_experiment(cfg, progress=progress)
-    warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
-                 for s, skip in result.manifest.skipped_rows.items()]
+    warnings += skipped_notes(result.manifest)  # count and the first reasons, in full
     return JobResult(str(result.path), len(result.generations), tuple(warnings))

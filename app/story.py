@@ -40,6 +40,7 @@ from core.reports.story import (
     pm_sentence,
     telling,
 )
+from core.reports.text import skipped_notes
 from core.runs.manifest import Manifest
 from core.scoring.registry import HEADLINE
 
@@ -268,4 +269,4 @@ def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cf
     return ReportInput(f"PropMe report: {run_label_of(run.manifest)}", readings[0], manifest_rows(run.manifest),
                        tuple(tables), tuple(figs), examples, badge=badge(run.manifest, run_path),
                        questions=view.questions(), sentences=readings[1:], glossary=GLOSSARY,
-                       thresholds=thresholds)
+                       thresholds=thresholds, method_notes=tuple(skipped_notes(run.manifest)))

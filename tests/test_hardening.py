@@ -159,7 +159,7 @@ def test_index_tokenizer_is_resolved_next_to_the_toml(exp):
     assert cfg.index_tokenizer == str(exp / "other_tok")
     assert load_experiment(_variant(exp, "hub", **{MODEL: 'name_or_path = "org/some-model"'})).model.name_or_path == \
         "org/some-model"  # a hub id is not mistaken for a missing folder
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such file or folder"):
         load_experiment(_variant(exp, "abs", **{MODEL: f'name_or_path = "{exp / "nowhere" / "m"}"'}))
 
 

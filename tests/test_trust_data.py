@@ -5,7 +5,6 @@ processes (exit code 2 and one ``error:`` line, never a traceback).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -138,7 +137,7 @@ def test_every_csv_the_app_writes_goes_through_the_guard():
                 offenders.append(f"{path.relative_to(ROOT)}:{n}")
     assert offenders == []
     config = (ROOT / ".streamlit" / "config.toml").read_text()
-    assert re.search(r"^disableDataExport = true", config, re.M)  # tables' own unguarded CSV download is off
+    assert re.search(r"^disableDataExport = true", config, re.MULTILINE)  # tables' own unguarded CSV download is off
 
 
 # -- 6: damaged JSON is one line, everywhere ------------------------------------------------------
@@ -240,8 +239,7 @@ def test_the_app_refuses_to_start_a_run_on_a_locked_folder(tmp_path):
     with results_lock(tmp_path / "clash", "first"):
         with pytest.raises(RunInProgress, match=r"is being written by run 'first' \(pid \d+"):
             check_output("clash", str(tmp_path), None)
-        with pytest.raises(RunInProgress):
-            with results_lock(tmp_path / "clash", "second"):
-                pass
+        with pytest.raises(RunInProgress), results_lock(tmp_path / "clash", "second"):
+            pass
     check_output("clash", str(tmp_path), None)  # released
     assert isinstance(RunInProgress("x"), ResultsError) and issubclass(DamagedFile, PropMeError)

@@ -81,6 +81,7 @@ class ReportInput:
     sentences: tuple[str, ...] = ()  # more plain sentences (the chance floor)
     glossary: tuple[tuple[str, str], ...] = ()
     thresholds: pd.DataFrame | None = None  # the thresholds used, and where they came from
+    method_notes: tuple[str, ...] = ()  # what the methods must say about this run (e.g. skipped prompt rows)
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -135,6 +136,7 @@ def build_report(inp: ReportInput) -> str:
                                                    for t, m in inp.glossary) + "</dl>") if inp.glossary else ""
     thresholds = f"<h3>Thresholds used</h3>{_table(inp.thresholds)}" if inp.thresholds is not None else ""
     rows = inp.run_rows.map(portable) if len(inp.run_rows) else inp.run_rows
+    notes = "".join(f'<p class="method-note">{html.escape(n)}</p>' for n in inp.method_notes)
     badge = f'<p><span class="badge">Model: {html.escape(inp.badge)}</span></p>' if inp.badge else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -147,5 +149,5 @@ def build_report(inp: ReportInput) -> str:
         f"<h2>Numbers</h2>{tables}<h2>Charts</h2>{figures}"
         f"<h2>The most telling examples</h2>{highlight.legend_html('length')}{examples}{glossary}"
         f"<div class=\"appendix\"><h2>Appendix: methods and configuration</h2><p>{html.escape(METHODS)}</p>"
-        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</div></body></html>\n"
+        f"{notes}{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</div></body></html>\n"
     )
