@@ -1,6 +1,6 @@
 """Loading a causal language model + tokenizer from a local folder, a GGUF file or a hub id, safely.
 
-What ``ModelConfig.name_or_path`` may name (the model-folder contract, also in the README):
+What ``ModelConfig.name_or_path`` may name (the model-folder contract, also in docs/experiment.md):
 
 * a Hugging Face folder: ``config.json``, weights (``model.safetensors``, sharded ``model-*.safetensors``
   with ``model.safetensors.index.json``, or ``pytorch_model*.bin``) and tokenizer files

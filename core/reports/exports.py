@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from core.config import CAPABILITY, MetricsConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.records import Generation, TraceResult
 from core.reports.csv_safe import GUARD_NOTE
 from core.reports.na import NA, PM_NA, applies, is_na, pm_undefined

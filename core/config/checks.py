@@ -13,8 +13,8 @@ import typing
 from dataclasses import fields
 from typing import Any
 
+from core.config.limits import check_upper
 from core.errors import ConfigError
-from core.limits import check_upper
 
 # C0/C1 control characters (tab and newline too: no config string needs them) and lone surrogates
 _BAD_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\udfff]")
@@ -76,7 +76,7 @@ def check_fields(obj: Any) -> None:
                 raise ConfigError(f"{where} = {v}: expected a finite number")
             if isinstance(v, str) and _BAD_CHARS.search(v):
                 raise ConfigError(f"{where} = {short(v)}: contains a control character or invalid unicode")
-    check_upper(obj)  # every number has an upper bound, with its reason (core/limits.py)
+    check_upper(obj)  # every number has an upper bound, with its reason (core/config/limits.py)
 
 
 def short(value: Any) -> str:

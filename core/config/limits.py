@@ -4,7 +4,7 @@ as the Run form is filled), before any model loads.
 Each bound says why it exists. A value above it is one :class:`~core.errors.ConfigError` line that states
 the limit and the reason: ``DecodingConfig.num_samples = 1000000000 is above its limit of 1000: ...``.
 
-- :data:`UPPER` bounds single fields (:func:`check_upper`, called by :func:`core.config_checks.check_fields`
+- :data:`UPPER` bounds single fields (:func:`check_upper`, called by :func:`core.config.checks.check_fields`
   for every config dataclass); a numeric field it does not list gets :data:`DEFAULT_MAX`.
 - :func:`check_products` bounds what drives memory and time across fields: the bootstrap's draw
   matrix (samples x prompts per setting), the number of generations (prompts x samples), the tokens
