@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import ResultsError
+from core.jsonio import json_problem
 
 
 class RunInProgress(ResultsError):
@@ -34,7 +35,7 @@ def lock_path(folder: str | os.PathLike) -> Path:
 
 def _holder_text(path: Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8")[:4096])
+        info, _ = json_problem(path.read_bytes()[:4096])
         return (f"run {str(info.get('run'))[:100]!r} (pid {int(info.get('pid'))}, started {info.get('started')}"
                 f" on {str(info.get('host'))[:64]})")
     except (OSError, ValueError, TypeError, AttributeError):
