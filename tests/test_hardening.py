@@ -252,8 +252,10 @@ def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     run = load_results(exp / "results" / "messy")
     assert [g.key.prompt_id for g in run.generations] == ["generic-0001", "long"]
     assert len(run.traces) == 2
-    assert run.manifest.skipped_rows == {"generic": SkippedRows(
-        3, str(exp / "messy.jsonl"), "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes")}
+    first = "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes"
+    skipped = run.manifest.skipped_rows["generic"]
+    assert skipped == SkippedRows(3, str(exp / "messy.jsonl"), first, skipped.reasons)
+    assert skipped.reasons[0] == first and len(skipped.reasons) == 3  # the first reasons, in full (issue 21)
 
     out = _cli("index", "build", "--corpus", exp / "ok.jsonl", "--tokenizer", exp / "model", "--out",
                exp / "tiny.toml", "--trust-remote-code")
