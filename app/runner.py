@@ -51,8 +51,12 @@ def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[
         model = replace(model, name_or_path=model_source(model.name_or_path, root, what="model"))
     settings = tuple(replace(s, prompts_path=inside(s.prompts_path, f"prompt set for {s.name}"))
                      if s.prompts_path else s for s in c.settings)
+    cache_dir = c.cache_dir
+    if root is not None:  # the result cache the run writes lives inside the root too (not ~/.cache/propme)
+        cache_dir = str(confine(cache_dir, root, what="cache folder")) if cache_dir else str(work_dir(root, "cache"))
     return replace(c, name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
-                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")))
+                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")),
+                   cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)

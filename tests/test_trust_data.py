@@ -306,6 +306,20 @@ def test_relative_paths_typed_in_the_app_resolve_inside_the_data_root(tmp_path, 
         app_paths.confine("../escape", root)
 
 
+def test_the_apps_result_cache_lives_inside_the_data_root(tmp_path):
+    from app.runner import checked_config
+    from core.config import ExperimentConfig, ModelConfig, SettingConfig
+
+    root = tmp_path / "root"
+    (root / "model").mkdir(parents=True)
+    cfg = ExperimentConfig("ok", ModelConfig(str(root / "model")), (str(root / "index"),), (SettingConfig("prefix"),),
+                           output_dir=str(root / "results"))
+    assert checked_config(cfg, root).cache_dir == str((root / ".propme-app" / "cache").resolve())
+    with pytest.raises(PropMeError, match="cache folder .* is outside the data root"):
+        checked_config(cfg.__class__(**{**cfg.__dict__, "cache_dir": str(tmp_path / "elsewhere")}), root)
+    assert checked_config(cfg, None).cache_dir is None  # no root: the usual $PROPME_CACHE_DIR / ~/.cache/propme
+
+
 def test_a_rejected_upload_is_removed_and_named_as_uploaded(tmp_path):
     from app.runner import corpus_choice, corpus_index
     from tests.fixtures_model import make_tiny_model_dir

@@ -59,6 +59,10 @@ UPPER: dict[str, tuple[float, str]] = {
     # corpus
     "CorpusConfig.sample_size": (10 ** 12, "no corpus has more documents"),
     "CorpusConfig.seed": _SEED,
+    # the index's held-out chance floor
+    "HoldoutConfig.docs": (100_000, "each held-out text is traced as a completion of every run on the index"),
+    "HoldoutConfig.max_tokens": _TOKENS,
+    "HoldoutConfig.seed": _SEED,
     # near-verbatim recall thresholds
     "AdaptiveParam.frac": (1_000.0, "a fraction of the reference length"),
     "AdaptiveParam.lo": (10 ** 6, "words of one completion"),
