@@ -26,6 +26,7 @@ from core.records import TraceResult
 from core.reports import na
 from core.reports.html import ReportInput
 from core.reports.story import GLOSSARY, floor_settings, model_badge, natural_settings, telling
+from core.reports.text import skipped_notes
 from core.reports.verdicts import RunNumbers, Story, decide
 from core.runs.manifest import Manifest
 from core.scoring import registry
@@ -214,4 +215,4 @@ def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cf
     return ReportInput(f"PropMe report: {run_label_of(run.manifest)}", readings[0], manifest_rows(run.manifest),
                        tuple(tables), tuple(figs), examples, badge=badge(run.manifest, run_path),
                        questions=view.questions(), sentences=readings[1:], glossary=GLOSSARY,
-                       thresholds=thresholds)
+                       thresholds=thresholds, method_notes=tuple(skipped_notes(run.manifest)))

@@ -127,7 +127,7 @@ def test_no_silent_broad_excepts():
 
 STAGES = ("corpus", "index", "prompts", "generation", "tracing", "scoring", "runs", "reports")
 SHARED = ("core.config", "core.config.schema", "core.config.checks", "core.config.tables", "core.records", "core.errors",
-          "core.paths", "core.progress", "core.jsonio")
+          "core.config.limits", "core.paths", "core.progress", "core.jsonio")
 
 
 def _rank(module: str) -> int:

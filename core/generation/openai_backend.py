@@ -31,6 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from core.config import SERVER_APIS, DecodingConfig, ModelConfig
 from core.errors import BackendError, ConfigError
 from core.generation.seeds import row_seed
+from core.jsonio import json_problem
 from core.progress import ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
 
@@ -108,8 +109,8 @@ class OpenAIBackend:
                 req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
-                reply = json.loads(raw)
-                problem = _reply_problem(reply)
+                reply, bad = json_problem(raw)  # the one JSON reader: a hostile reply is a retry, not a crash
+                problem = f"not JSON ({bad})" if bad else _reply_problem(reply)
                 if problem is None:
                     return reply
                 last = f"malformed response: {problem}"

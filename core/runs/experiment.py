@@ -30,6 +30,7 @@ from core.runs.results import RunResults, load_results, save_results
 log = logging.getLogger(__name__)
 
 TRACE_CHUNK = 32  # completions traced (and cached) per chunk: the unit of resumption for tracing
+SKIPPED_LISTED = 5  # skipped prompt rows whose reasons the manifest keeps in full
 CACHE_STAGE = "cache"  # progress events of this stage say how many generations / traces the result cache holds
 
 
@@ -56,8 +57,8 @@ def _skipped_prompt_rows(settings) -> dict[str, SkippedRows]:
         if s.prompts_path and s.name not in BUILT_IN_SETTINGS:
             problems = load_prompt_set(s.prompts_path, s.name).problems
             if problems:
-                out[s.name] = SkippedRows(len(problems), s.prompts_path,
-                                          f"line {problems[0].line}: {problems[0].reason}")
+                reasons = tuple(f"line {p.line}: {p.reason}" for p in problems[:SKIPPED_LISTED])
+                out[s.name] = SkippedRows(len(problems), s.prompts_path, reasons[0], reasons)
     return out
 
 
