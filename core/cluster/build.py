@@ -211,7 +211,7 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
         while nxt < len(starts) or queue:
             while nxt < len(starts) and len(queue) < window:
                 a = starts[nxt]
-                part = [(str(d.doc_id), d.text, dict(d.metadata or {})) for d in docs[a:a + chunk_docs]]
+                part = [(str(d.doc_id), d.text, dict(d.metadata or {})) for d in docs[a:min(a + chunk_docs, last)]]
                 queue.append((a, tokenize.remote(tok_ref, part)))
                 nxt += 1
             a, (lengths_ref, payload) = queue.popleft()
