@@ -75,7 +75,7 @@ def cli_defaults() -> Defaults:
 
 def demo_defaults() -> Defaults:
     """The demo experiment's choices, read from demo/experiment.toml (settings, prompt files, decoding, trace)."""
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.runs.demo import demo_experiment_path
 
     cfg = load_experiment(demo_experiment_path())
@@ -112,18 +112,23 @@ def save_upload(name: str, data: bytes, root: Path = UPLOAD_DIR) -> Path:
     return path
 
 
-def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root: Path = APP_INDEX_DIR):
+def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root: Path = APP_INDEX_DIR,
+                     holdout=None):
     """Load a corpus file and build (or reuse) its index with ``tokenizer_name`` in a folder under ``root``
-    (its skipped rows and renamed ids listed beside it); returns (index dir, load)."""
+    (its skipped rows and renamed ids listed beside it), holding out ``holdout`` documents as the run's
+    chance floor (default :class:`core.index.holdout.HoldoutConfig`: 20 documents, seed 42); returns (index dir, load)."""
     from core.config import CorpusConfig
     from core.corpus.load import corpus_fingerprint, load_corpus
+    from core.index.holdout import HoldoutConfig
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     load = load_corpus(CorpusConfig(path=corpus_path), progress)
     tok = load_tokenizer(tokenizer_name)
-    key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)).encode()).hexdigest()[:16]
+    holdout = HoldoutConfig() if holdout is None else holdout
+    key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)
+                          + f"holdout:{holdout.docs}:{holdout.seed}:{holdout.max_tokens}").encode()).hexdigest()[:16]
     out = root / key
-    ensure_index(load.documents, tok, out, progress, load=load)
+    ensure_index(load.documents, tok, out, progress, load=load, holdout=holdout)
     return out, load
 
 
@@ -138,9 +143,11 @@ def check_output(name: str, out_dir: str, root: Path | None) -> Path:
     """The results folder ``out_dir/name`` of a run from the page, checked before any work starts: a safe
     run name, an output folder inside the data root, nothing there but an earlier results folder."""
     from core.runs.folders import check_replaceable, results_folder
+    from core.runs.lock import check_free
 
     folder = results_folder(confine(out_dir, root, what="output folder"), name)
     check_replaceable(folder)
+    check_free(folder)  # a run writing there now: refused (run_experiment takes the lock itself)
     return folder
 
 

@@ -11,7 +11,8 @@ import streamlit as st
 from app import cached, charts, render, state, story, widgets
 from app.views import explore, manifest, planted_records, tables
 from core.errors import PropMeError
-from core.reports import na
+from core.reports import floor_text, na
+from core.reports import story as story_legend
 from core.reports.story import GLOSSARY, floor_settings, striking
 from core.reports.text import prompt_formats, run_notes
 from core.scoring.metrics import scored_traces
@@ -42,8 +43,13 @@ with render.page_boundary():
     metric = st.session_state.get("ov_metric", "als")  # the Details picker below; ALS until it is changed
     metric = metric if metric in tables.PRIMARY else "als"
     natural = tuple(s for s in settings if s not in floors)
-    pm = cached.pm_intervals(ident, natural, metric, cfg, run)
-    view = story.story_view(values, cfg.span_threshold, floors, pm, metric)
+    floor_hi = (cached.setting_intervals(ident, floors[0], cfg, ("als",), run)["als"].hi
+                if floors and floors[0] in values else None)
+    # the verdicts and tiles first, from the metric values alone (summary.json's, no bootstrap): numbers on
+    # the first paint; the PM sentence (its interval may need a bootstrap) follows below them
+    view = story.story_view(values, cfg.span_threshold, floors, {}, metric, floor_hi)
+    legend = story_legend.legend(settings, floors, cfg, metric)
+    st.caption(render.md_literal("How to read this page — " + " · ".join(f"{t}: {m}" for t, m in legend)))
 
     c1, c2 = st.columns(2)
     for col, (question, text, h) in zip((c1, c2), view.answers()):
@@ -53,8 +59,8 @@ with render.page_boundary():
             # short labels: the box's question and answer name the setting; their meaning is one caption
             # below (a help icon on a tile costs a first visit ~0.3 s of icon font and tooltip code)
             t1, t2, t3 = st.columns(3)
-            t1.metric(render.md_literal(f"≥ {h.threshold} tokens"), f"{h.share:.0%}")
-            t2.metric("Longest span", f"{h.longest}")
+            t1.metric(render.md_literal(f"≥ {h.threshold} tokens ({tables.metric_label('r_n', cfg)})"), f"{h.share:.0%}")
+            t2.metric("Longest span (tokens)", f"{h.longest}")
             t3.metric(render.md_literal(f"Full matches of {h.n}"), f"{h.full}")
     if view.answers():
         n = view.answers()[0][2].threshold
@@ -64,11 +70,17 @@ with render.page_boundary():
             "found whole, word for word, in a training document."))
     if not view.answers():
         st.info("This run has neither a prefix nor a natural setting to answer the two questions.")
-    for sentence in view.readings():
+    pm = cached.pm_intervals(ident, natural, metric, cfg, run)
+    view = story.story_view(values, cfg.span_threshold, floors, pm, metric, floor_hi)
+    for sentence in view.sentences():
         st.info(render.md_literal(sentence))
-    if view.does and not floors:
+    floor_note = floor_text.floor_description(run.manifest, floors)
+    if floor_note:
+        st.caption(render.md_literal(floor_note))
+    elif view.does:
         st.caption("No chance floor in this run: add a setting of kind 'floor' (texts known not to be in the "
-                   "corpus) to see what ordinary text reaches by chance.")
+                   "corpus), or build the index with held-out documents (the default for new indexes), to see "
+                   "what ordinary text reaches by chance.")
 
     st.subheader("The most striking example of each setting")
     best = striking(scored_traces(cached.rescored_traces(ident, cfg, run), cfg))
@@ -82,7 +94,7 @@ with render.page_boundary():
             st.markdown("**" + render.md_literal(s) + "**" + render.md_literal(
                 f": longest verbatim span {longest.length} tokens"
                 + (", found whole in a training document" if trace.full_match else "")))
-            render.plain(longest.text if len(longest.text) <= EXCERPT else longest.text[:EXCERPT] + " …")
+            render.plain(longest.text if len(longest.text) <= EXCERPT else longest.text[:EXCERPT] + " …", "longest verbatim span")
             st.page_link(str(EXPLORE), label="Open in Explore", icon="🔎", query_params=explore.params_for(best[s]))
     with st.expander("Glossary: prefix, generic, specific, floor, ALS, FMR, NVR, PM"):
         for term, meaning in GLOSSARY:

@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from core.records import Generation, TraceResult
 from core.reports import highlight
-from core.reports.palette import setting_color
+from core.reports.palette import setting_color, text_color
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 1.5rem auto; max-width: 1100px;
@@ -39,7 +39,9 @@ th { background: #f4f4f6; } .example { border-top: 1px solid #ccc; padding-top: 
 .question { flex: 1 1 20rem; border: 1px solid #ddd; border-radius: 0.5rem; padding: 0.6rem 1rem; }
 .question h2 { margin: 0.2rem 0 0.4rem; font-size: 1.25rem; }
 .reading { background: #eef5ff; padding: 0.8rem 1rem; border-radius: 0.4rem; }
-.setting { font-weight: 600; } .muted { color: #666; font-size: 0.9rem; }
+.setting { font-weight: 600; } .muted { color: #555; font-size: 0.9rem; }
+nav ul { list-style: none; display: flex; gap: 1.2rem; padding: 0; flex-wrap: wrap; }
+.propme-text:focus { outline: 2px solid #1d4ed8; outline-offset: 2px; }
 .propme-ctl { color: #b00; font-size: 0.75em; } .appendix { border-top: 3px solid #ddd; margin-top: 2.5rem; }
 """
 METHODS = (
@@ -83,6 +85,11 @@ class ReportInput:
     thresholds: pd.DataFrame | None = None  # the thresholds used, and where they came from
 
 
+_NAV = ('<nav aria-label="Sections"><ul>' + "".join(
+    f'<li><a href="#{a}">{t}</a></li>' for a, t in (("numbers", "Numbers"), ("charts", "Charts"),
+                                                    ("examples", "Examples"), ("appendix", "Appendix"))) + "</ul></nav>")
+
+
 def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, escape=True, border=0, na_rep="n/a")
 
@@ -90,12 +97,12 @@ def _table(df: pd.DataFrame) -> str:
 def _example(gen: Generation, trace: TraceResult) -> str:
     k = gen.key
     color = setting_color(k.setting)
-    head = (f'<span class="setting" style="color:{color}">{highlight.escape_text(k.setting)}</span> / '
+    head = (f'<span class="setting" style="color:{text_color(k.setting)}">{highlight.escape_text(k.setting)}</span> / '
             f"{highlight.escape_text(k.prompt_id)} / sample {k.sample_index}: longest verbatim span "
             f"{trace.longest_span} tokens{', found whole in a training document' if trace.full_match else ''}")
     parts = [f'<div class="example" style="border-left: 4px solid {color}; padding-left: 0.8rem"><h3>{head}</h3>']
     if gen.prompt.text:
-        parts.append(f"<p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text)}")
+        parts.append(f"<p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text, 'prompt')}")
     parts.append(f"<p><b>Completion</b> (verbatim spans highlighted)</p>"
                  f"{highlight.highlight_html(gen.completion, trace.spans)}")
     longest = max(trace.spans, key=lambda s: s.length, default=None)
@@ -131,7 +138,7 @@ def build_report(inp: ReportInput) -> str:
     examples = "".join(_example(g, t) for g, t in inp.examples)
     made = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sentences = "".join(f'<p class="reading">{html.escape(s)}</p>' for s in inp.sentences)
-    glossary = ("<h2>Glossary</h2><dl>" + "".join(f"<dt><b>{html.escape(t)}</b></dt><dd>{html.escape(m)}</dd>"
+    glossary = ("<h2 id=\"glossary\">Glossary</h2><dl>" + "".join(f"<dt><b>{html.escape(t)}</b></dt><dd>{html.escape(m)}</dd>"
                                                    for t, m in inp.glossary) + "</dl>") if inp.glossary else ""
     thresholds = f"<h3>Thresholds used</h3>{_table(inp.thresholds)}" if inp.thresholds is not None else ""
     rows = inp.run_rows.map(portable) if len(inp.run_rows) else inp.run_rows
@@ -140,12 +147,13 @@ def build_report(inp: ReportInput) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(inp.title)}</title><style>{STYLE}</style>"
         f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
-        f"<h1>{html.escape(inp.title)}</h1>{badge}"
+        f"<header><h1>{html.escape(inp.title)}</h1>{badge}"
         f"<p class=\"muted\">PropMe Explorer report, made {made}. Methods, thresholds and the full configuration "
-        f"are in the appendix at the end.</p>{_questions(inp)}"
+        f"are in the appendix at the end.</p>{_NAV}</header><main>{_questions(inp)}"
         f"<p class=\"reading\">{html.escape(inp.reading)}</p>{sentences}"
-        f"<h2>Numbers</h2>{tables}<h2>Charts</h2>{figures}"
-        f"<h2>The most telling examples</h2>{highlight.legend_html('length')}{examples}{glossary}"
-        f"<div class=\"appendix\"><h2>Appendix: methods and configuration</h2><p>{html.escape(METHODS)}</p>"
-        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</div></body></html>\n"
+        f"<h2 id=\"numbers\">Numbers</h2>{tables}<h2 id=\"charts\">Charts</h2>{figures}"
+        f"<h2 id=\"examples\">The most telling examples</h2>{highlight.legend_html('length')}{examples}{glossary}"
+        f"<section class=\"appendix\" aria-labelledby=\"appendix\"><h2 id=\"appendix\">Appendix: methods and "
+        f"configuration</h2><p>{html.escape(METHODS)}</p>"
+        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"
     )

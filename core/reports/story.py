@@ -37,6 +37,32 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
 )
 
 
+TOKENS = ("tokens", "Pieces of text the index counts in (a word is one to three tokens); span lengths are in tokens.")
+CUSTOM_SETTING = "Your own prompt set, read like ordinary prompts (propensity)."
+
+
+def legend(settings: Iterable[str], floors: Iterable[str] = (), cfg=None, metric: str = "als") -> tuple[tuple[str, str], ...]:
+    """One plain line per term the first screen shows (settings of this run, tokens, the PM metric, PM, R_N),
+    labels from the metric registry (R_N spelled with the run's N).
+
+    >>> [t for t, _ in legend(["prefix", "generic", "floor"], ["floor"])]
+    ['prefix', 'generic', 'floor', 'tokens', 'ALS', 'PM of ALS', 'R_50']
+    """
+    from core.config import MetricsConfig
+    from core.scoring.registry import label
+
+    meanings = dict(GLOSSARY)
+    floors = set(floors)
+    out = [(s, meanings["floor"] if s in floors else meanings.get(s, CUSTOM_SETTING)) for s in settings]
+    m = label(metric)
+    out += [TOKENS, (m, meanings.get(m, m)),
+            (f"PM of {m}", (f"{m} under ordinary prompts / ({m} ordinary + {m} under attack): 0.5 = ordinary use "
+                           "leaks as much as the attack; near 0 = it can leak but tends not to.")),
+            (label("r_n", cfg), (f"Share of completions holding a verbatim span of at least "
+                                f"{(cfg or MetricsConfig()).span_threshold} tokens (N, set on the Thresholds page)."))]
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Headline:
     """The numbers of one setting that answer "can it / does it leak?"."""

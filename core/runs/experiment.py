@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ExperimentConfig, ModelConfig
-from core.config_tables import to_dict
+from core.config import ExperimentConfig, ModelConfig, SettingConfig
+from core.config.tables import to_dict
 from core.errors import ConfigError
 from core.progress import ChunkedStage, ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
 from core.runs.folders import check_replaceable, results_folder
+from core.runs.lock import results_lock
 from core.runs.manifest import Counts, IndexInfo, Manifest, ModelInfo, SkippedRows, assemble
 from core.runs.results import RunResults, load_results, save_results
 
@@ -98,6 +99,7 @@ class _Run:
     tkeys: dict[GenKey, str] = field(default_factory=dict)  # generation -> its trace cache key
     traces: tuple[TraceResult, ...] = ()
     scored: dict = field(default_factory=dict)  # {"summary": ..., "pm": ...}
+    floor_info: dict = field(default_factory=dict)  # how the chance floor was made (recorded in the manifest)
 
 
 def _open(r: _Run) -> None:
@@ -127,13 +129,45 @@ def _open(r: _Run) -> None:
                         tokenizer_fingerprint(r.model_tok))
 
 
+def _holdout_floor(r: _Run) -> None:
+    """Add the index's held-out documents as the run's chance floor (``[floor] holdout``) when the run
+    has no floor of its own; their texts are cut to the completion budget (``max_new_tokens``)."""
+    from core.index.holdout import HOLDOUT_FILE, holdout_of
+    from core.prompts.floor import floor_names
+
+    cfg = r.cfg
+    if floor_names(cfg.settings, [s.name for s in cfg.settings]):
+        r.floor_info = {"kind": "texts", "settings": {s.name: {"file": s.prompts_path, "n_prompts": s.n_prompts}
+                                                      for s in cfg.settings if s.kind == "floor"}}
+        return
+    if not cfg.floor.holdout:
+        return
+    found = [(d, rec) for d in cfg.index_dirs if (rec := holdout_of(d)) is not None]
+    if not found:
+        return
+    folder, rec = found[0]
+    setting = SettingConfig(cfg.floor.name, n_prompts=int(rec["docs"]), prompts_path=str(Path(folder) / HOLDOUT_FILE),
+                            kind="floor")
+    r.cfg = dataclasses.replace(cfg, settings=(*cfg.settings, setting))
+    r.floor_info = {"kind": "holdout", "setting": setting.name, "index_dir": str(folder),
+                    "max_tokens": min(int(rec.get("max_tokens", cfg.decoding.max_new_tokens)),
+                                      cfg.decoding.max_new_tokens),
+                    **{k: rec.get(k) for k in ("requested", "docs", "seed", "ids", "found_in_index")}}
+
+
 def _build_prompts(r: _Run) -> None:
+    from core.index.holdout import cut_text
     from core.prompts.build import build_prompts
     from core.prompts.floor import floor_generations
 
+    _holdout_floor(r)
     for setting in r.cfg.settings:
         if setting.kind == "floor":  # held-out texts stand in for completions: nothing to generate
-            r.floor += floor_generations(setting)
+            gens = floor_generations(setting)
+            if r.floor_info.get("kind") == "holdout" and setting.name == r.floor_info["setting"]:
+                cut = r.floor_info["max_tokens"]  # as long as a completion may be
+                gens = [dataclasses.replace(g, completion=cut_text(g.completion, r.index_tok, cut)[0]) for g in gens]
+            r.floor += gens
             continue
         r.prompts += build_prompts(setting, r.model_tok, r.index,
                                    index_tokenizer=r.index_tok if r.separate_index_tok else None)
@@ -230,7 +264,8 @@ def _manifest(r: _Run) -> Manifest:
                     r.counts["traced"], r.counts["traces_from_cache"])
     return assemble(r.cfg, r.model, index, counts, timings_s=r.timings, cache_path=str(r.cache.path),
                     skipped_rows=_skipped_prompt_rows(r.cfg.settings),
-                    prompt_formats={s.name: resolve_format(s, r.model_tok) for s in r.cfg.settings})  # auto resolved
+                    prompt_formats={s.name: resolve_format(s, r.model_tok) for s in r.cfg.settings},  # auto resolved
+                    floor=r.floor_info)
 
 
 def _write(r: _Run, config_text: str | None) -> Path:
@@ -249,7 +284,14 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     ``manifest.counts`` says how many generations the model produced (``generated``) and how many
     came from the cache; a repeated run of the same config generates 0 and traces 0.
     """
-    check_replaceable(results_folder(cfg.output_dir, cfg.name))  # a bad name or a foreign folder fails before any work
+    folder = results_folder(cfg.output_dir, cfg.name)
+    check_replaceable(folder)  # a bad name or a foreign folder fails before any work
+    with results_lock(folder, cfg.name):  # one writer per results folder, for the whole run
+        return _run_locked(cfg, progress, cache, config_text)
+
+
+def _run_locked(cfg: ExperimentConfig, progress: ProgressFn | None, cache: ResultCache | None,
+                config_text: str | None) -> RunResults:
     r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
     t_start = time.perf_counter()
     for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from core.config_checks import at_least, check_fields, non_empty, one_of, require
+from core.config.checks import at_least, check_fields, non_empty, one_of, require
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
@@ -248,6 +248,19 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FloorConfig:
+    """The run's chance floor (SPEC 2, ``floor``) when it has no setting of kind floor."""
+
+    holdout: bool = True  # trace the documents the index held out at build time (`index build --holdout-docs`) as a setting "floor"
+    name: str = "floor"  # name of that setting
+
+    def __post_init__(self):
+        check_fields(self)
+        non_empty(self, "name")
+        require(self.name not in BUILT_IN_SETTINGS, f"[floor] name must not be a built-in setting, got {self.name!r}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One run: model x corpus index x settings, decoded, traced and scored."""
 
@@ -261,6 +274,7 @@ class ExperimentConfig:
     output_dir: str = "results"  # the results folder is output_dir/name
     cache_dir: str | None = None  # None: $PROPME_CACHE_DIR or ~/.cache/propme
     index_tokenizer: str | None = None  # None: the model's own tokenizer
+    floor: FloorConfig = FloorConfig()  # the chance floor made from the index's held-out documents
 
     def __post_init__(self):
         check_fields(self)
