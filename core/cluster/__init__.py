@@ -74,14 +74,14 @@ def loopback_only() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
-def local_cluster(nodes: int, cpus_per_node: int = 1, memory_per_node: int | None = None):
+def local_cluster(nodes: int, cpus_per_node: int = 1, memory_per_node: int | None = None, **node_args):
     """A Ray cluster of ``nodes`` nodes on this machine, all bound to 127.0.0.1
     (``ray.cluster_utils.Cluster``; for tests and benchmarks). Connect with ``connect(cluster.address)``."""
     loopback_only()
     require_ray()
     from ray.cluster_utils import Cluster
 
-    args = {"num_cpus": cpus_per_node, "include_dashboard": False}
+    args = {"num_cpus": cpus_per_node, "include_dashboard": False, **node_args}
     if memory_per_node:
         args["memory"] = memory_per_node
     cluster = Cluster(initialize_head=True, head_node_args=dict(args), shutdown_at_exit=True)
