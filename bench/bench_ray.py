@@ -1,7 +1,7 @@
 """Index builds and tracing on a local Ray cluster: 1 node vs 2 nodes, against the local sharded build.
 
-Text: the Python standard library's source (``bench/make_bench_corpus.py``'s ``stdlib_texts``), one
-document per file, tokenized with the demo model's tokenizer (about 0.35 tokens per character: 32 MB
+Text: Python source, one document per file (the standard library, as ``bench/make_bench_corpus.py``
+reads it, then the installed packages' sources), tokenized with the demo model's tokenizer (about 0.35 tokens per character: 32 MB
 of text is ~11M tokens). In one run, on this machine:
 
 1. the local sharded build (``core.index.sharded``, ``--cpus`` sorts at once): the baseline;
@@ -68,6 +68,27 @@ def completions(docs, n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def source_texts(max_mb: float) -> tuple[list[str], int]:
+    """Python source as documents, one per file: the standard library first (``stdlib_texts``), then the
+    installed packages' sources (site-packages, sorted) until ``max_mb`` MB of text."""
+    import sysconfig
+
+    from make_bench_corpus import stdlib_texts
+
+    src = stdlib_texts(max_mb)
+    texts, total = list(src.texts), src.chars
+    for path in sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py")):
+        if total >= max_mb * 1e6:
+            break
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        texts.append(text)
+        total += len(text)
+    return texts, total
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source-mb", type=float, default=32.0)
@@ -79,8 +100,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_ray"))
     args = ap.parse_args()
 
-    from make_bench_corpus import stdlib_texts
-
     from core.cluster import connect, local_cluster
     from core.cluster.build import build_sharded_on_ray
     from core.config import TraceConfig
@@ -91,10 +110,10 @@ def main() -> int:
     from core.tracing.trace import trace_many
 
     print("uptime before:", uptime(), flush=True)
-    src = stdlib_texts(args.source_mb)
-    docs = [Doc(f"f{i}", t, {"n": i}) for i, t in enumerate(src.texts)]
+    texts, chars = source_texts(args.source_mb)
+    docs = [Doc(f"f{i}", t, {"n": i}) for i, t in enumerate(texts)]
     tok = load_tokenizer(str(ROOT / "demo" / "model"))
-    print(f"corpus: {src.files} files, {src.chars / 1e6:.1f} M characters", flush=True)
+    print(f"corpus: {len(texts)} files of Python source, {chars / 1e6:.1f} M characters", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
     local = args.out / "local"

@@ -91,6 +91,13 @@ def local_cluster(nodes: int, cpus_per_node: int = 1, memory_per_node: int | Non
     return cluster
 
 
+def configured_address(trace=None) -> str:
+    """The Ray cluster tracing runs on: the experiment's ``[trace] ray_address``, else the
+    PROPME_RAY_ADDRESS environment variable (set where the app is started, so runs from its Run page
+    trace on the cluster), else "" (this machine)."""
+    return (getattr(trace, "ray_address", "") or os.environ.get("PROPME_RAY_ADDRESS", "")).strip()
+
+
 def cluster_summary(address: str) -> str:
     """One line about the cluster at ``address`` (for the app's Run page): nodes, CPUs, memory."""
     ray = connect(address)
