@@ -68,8 +68,8 @@ def build_shard(spec: dict, *chunks) -> dict:
     stream = _shard_docs(spec["pieces"], spec["chunk_lengths"], chunks)
     build_index_from_ids(stream, out, corpus_fingerprint=spec["corpus_fingerprint"], progress=None, cpus=1,
                          max_memory_bytes=spec["sort_budget"], **spec["identity"])
-    return {"name": out.name, "node": ray.get_runtime_context().get_node_id(), "files": shard_checksums(out),
-            "seconds": round(time.perf_counter() - t0, 3)}
+    return {"name": out.name, "node": ray.get_runtime_context().get_node_id(), "address": ray.util.get_node_ip_address(),
+            "files": shard_checksums(out), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _shard_docs(pieces, chunk_lengths, chunks):
@@ -163,12 +163,18 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
     _write_state(state_path, state)
 
     # shards complete from an earlier attempt: their checksums are checked where they are
-    checks = {}
+    from core.cluster import alive_nodes
+    from core.cluster.index import live_node
+
+    checks, alive = {}, alive_nodes(ray)
     for rec in state["planned"]:
         done = state["complete"].get(rec["name"])
-        if done:
-            opts = {"scheduling_strategy": _on(done["node"])} if storage == "node-local" else {}
+        node = live_node(done["node"], done.get("address"), alive) if done else None
+        if done and (node is not None or storage == "shared"):  # a node-local shard whose node is gone: rebuilt
+            opts = {"scheduling_strategy": _on(node)} if storage == "node-local" else {}
             checks[rec["name"]] = _remote(ray, verify_shard, num_cpus=1, **opts).remote(str(out / rec["name"]), done["files"])
+            if node is not None:
+                done["node"] = node
     verified = {n for n, ok in zip(checks, _get_all(ray, list(checks.values()))) if ok}
     state["complete"] = {n: v for n, v in state["complete"].items() if n in verified}
     skipped = sorted(verified)
@@ -197,7 +203,7 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
         for ref in ready:
             rec = running.pop(ref)
             res = ray.get(ref)
-            state["complete"][rec["name"]] = {"node": res["node"], "files": res["files"], "seconds": res["seconds"]}
+            state["complete"][rec["name"]] = {k: res[k] for k in ("node", "address", "files", "seconds")}
             _write_state(state_path, state)
             if progress is not None:
                 progress(ProgressEvent("shards", len(state["complete"]), 0, unit="shards", message=rec["name"]))
@@ -277,7 +283,8 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
         "num_docs": sum(s["num_docs"] for s in shards), "num_tokens": sum(s["num_tokens"] for s in shards),
         "build_seconds": round(time.perf_counter() - t0, 3), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "placement": {"storage": storage, "path": str(out),
-                      "nodes": {nid: {"address": addresses.get(nid), "shards": names} for nid, names in sorted(nodes.items())}},
+                      "nodes": {nid: {"address": addresses.get(nid) or _address_of(state, names[0]), "shards": names}
+                                for nid, names in sorted(nodes.items())}},
         "ray": {"address": address, "task_memory_bytes": task_memory, "sort_budget_bytes": sort_budget,
                 "shards_skipped_on_restart": skipped,
                 "task_seconds": {r["name"]: state["complete"][r["name"]]["seconds"] for r in planned}},
@@ -289,6 +296,10 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
 
         return CorpusIndex.open(out)
     return out / SHARDS_FILE
+
+
+def _address_of(state: dict, name: str) -> str | None:
+    return state["complete"][name].get("address")
 
 
 def _remote(ray, fn, **options):

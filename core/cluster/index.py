@@ -10,10 +10,10 @@ the maximum over shards, the rank ranges are listed shard after shard in index o
 are sampled over that list and located by the shard's group, and documents are numbered shard after
 shard. So spans, counts, sampled documents, tiers and nv_recall equal those of a local trace.
 
-Groups: an index built on Ray (:mod:`core.cluster.build`) records which node holds which shard
-(``sharded.json`` ``placement``); its groups are those nodes (pinned for node-local storage,
-preferred for shared storage). Other indexes (shared storage) are cut into contiguous groups, one
-per live node.
+Groups (:func:`plan_groups`): an index built on Ray (:mod:`core.cluster.build`) records which node
+holds which shard (``sharded.json`` ``placement``); each node's shards are held on that node, in up to
+one group per CPU of the node. Other indexes (shared storage) are cut into contiguous groups spread
+over the live nodes, again up to one per CPU.
 """
 from __future__ import annotations
 
@@ -156,59 +156,92 @@ def _prebuilt_fingerprint(folder: Path, width: int) -> str:
     return hashlib.sha256(json.dumps([dtype, sig]).encode()).hexdigest()
 
 
-def plan_groups(index_dirs, nodes: list[str]) -> tuple[list[tuple[list[str], str | None, bool]], list[str]]:
-    """The shard folders grouped, [(folders, node id or None, pinned)], and all folders in index
-    order (the order ``CorpusIndex.open(index_dirs)`` gives their shards).
+def live_node(node_id: str, address: str | None, nodes: list[dict]) -> str | None:
+    """The live node ``node_id`` or, when it is gone (a Ray node gets a new id when it restarts), a live
+    node at the same ``address``; None when there is none."""
+    ids = [n["NodeID"] for n in nodes]
+    if node_id in ids:
+        return node_id
+    same = [n["NodeID"] for n in nodes if address and n.get("NodeManagerAddress") == address]
+    return same[0] if same else None
 
-    An index built on Ray names its nodes (``sharded.json`` placement): node-local shards are pinned
-    to them, shared ones prefer them (when alive). Other folders are cut into contiguous groups
-    spread over ``nodes`` (round robin)."""
-    from core.cluster.build import STORAGES  # noqa: F401 - one vocabulary of storages
+
+def _split(folders: list[str], parts: int) -> list[list[str]]:
+    """``folders`` cut into at most ``parts`` contiguous, nearly equal groups."""
+    parts = max(1, min(parts, len(folders)))
+    size, extra = divmod(len(folders), parts)
+    out, at = [], 0
+    for i in range(parts):
+        n = size + (i < extra)
+        out.append(folders[at:at + n])
+        at += n
+    return [g for g in out if g]
+
+
+def plan_groups(index_dirs, nodes: list[dict], actors_per_node: int | None = None
+                ) -> tuple[list[tuple[list[str], str | None, bool]], list[str]]:
+    """The shard folders grouped, [(folders, node id or None, pinned)], and all folders in index
+    order (the order ``CorpusIndex.open(index_dirs)`` gives their shards). ``nodes``: the live nodes
+    (``ray.nodes()`` entries); each gets up to ``actors_per_node`` groups (default: its CPUs), so a
+    node searches its shards on all its cores.
+
+    An index built on Ray names its nodes (``sharded.json`` placement): node-local shards are held on
+    their node (found again by address after a restart), shared ones on their builder's node when it is
+    alive. Other folders (and shared shards of nodes that are gone) are cut into contiguous groups
+    spread over the live nodes."""
     from core.index.sharded import SHARDS_FILE
     from core.index.shards import expand_dirs
+
+    def per_node(nid: str) -> int:
+        if actors_per_node:
+            return actors_per_node
+        cpus = next((n.get("Resources", {}).get("CPU", 1) for n in nodes if n["NodeID"] == nid), 1)
+        return max(1, int(cpus))
 
     groups: list[tuple[list[str], str | None, bool]] = []
     loose: list[str] = []
     ordered: list[str] = []
     for d in [index_dirs] if isinstance(index_dirs, (str, Path)) else list(index_dirs):
         d = Path(d).expanduser()
-        info = {}
-        if (d / SHARDS_FILE).exists():
-            info = json.loads((d / SHARDS_FILE).read_text(encoding="utf-8"))
+        info = json.loads((d / SHARDS_FILE).read_text(encoding="utf-8")) if (d / SHARDS_FILE).exists() else {}
         placement = info.get("placement")
-        if placement and (placement["storage"] == "node-local" or
-                          all(n in nodes for n in placement["nodes"])):
-            pinned = placement["storage"] == "node-local"
-            if pinned and (d / fmt.BUILDING).exists():
-                raise fmt.not_built(d, "a sharded build was started here and did not finish")
-            groups.extend(([str(d.resolve() / s) for s in v["shards"]], nid, pinned)
-                          for nid, v in placement["nodes"].items())
-            ordered.extend(str(d.resolve() / s["name"]) for s in info["shards"])
-        else:
+        if not placement:
             loose.extend(str(x) for x in expand_dirs(d))
             ordered.extend(str(x) for x in expand_dirs(d))
+            continue
+        if (d / fmt.BUILDING).exists():
+            raise fmt.not_built(d, "a sharded build was started here and did not finish")
+        pinned = placement["storage"] == "node-local"
+        for nid, held in placement["nodes"].items():
+            folders = [str(d.resolve() / s) for s in held["shards"]]
+            node = live_node(nid, held.get("address"), nodes)
+            if node is None and pinned:
+                raise IndexNotBuilt(f"Shards {held['shards'][0]}.. of {d} are on node {nid[:12]} ({held.get('address')}), "
+                                    "which is not in the Ray cluster: start that node again or rebuild the index")
+            if node is None:
+                loose.extend(folders)
+            else:
+                groups.extend((g, node, pinned) for g in _split(folders, per_node(node)))
+        ordered.extend(str(d.resolve() / s["name"]) for s in info["shards"])
     if loose:
-        n = max(1, min(len(loose), len(nodes)))
-        size = -(-len(loose) // n)
-        for g in range(n):
-            part = loose[g * size:(g + 1) * size]
-            if part:
-                groups.append((part, nodes[g % len(nodes)] if nodes else None, False))
+        slots = [n["NodeID"] for n in nodes for _ in range(per_node(n["NodeID"]))] or [None]
+        for i, g in enumerate(_split(loose, len(slots))):
+            groups.append((g, slots[i], False))
     return groups, ordered
 
 
-def open_cluster_index(index_dirs, address: str, *, tokenizer=None) -> ClusterIndex:
-    """The index at ``index_dirs`` served by shard-group actors on the Ray cluster at ``address``."""
+def open_cluster_index(index_dirs, address: str, *, tokenizer=None, actors_per_node: int | None = None) -> ClusterIndex:
+    """The index at ``index_dirs`` served by shard-group actors on the Ray cluster at ``address``
+    (``actors_per_node``: see :func:`plan_groups`)."""
     from core.cluster import alive_nodes, connect, on_node
 
     ray = connect(address)
-    nodes = [n["NodeID"] for n in alive_nodes(ray)]
-    groups, ordered = plan_groups(index_dirs, nodes)
+    groups, ordered = plan_groups(index_dirs, alive_nodes(ray), actors_per_node)
     if not groups:
         raise IndexNotBuilt(f"No index folders in {index_dirs}; " + fmt.BUILD_HINT.format(path="<folder>"))
     actor_cls = ray.remote(ShardGroup)
     actors = []
-    for dirs, node, pinned in groups:
+    for dirs, node, _pinned in groups:
         opts = {"num_cpus": 0}
         if node is not None:
             opts["scheduling_strategy"] = on_node(node)  # a live node (plan_groups): held there
