@@ -116,6 +116,9 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     if args.ray:
         from core.cluster.build import build_sharded_on_ray
 
+        if args.holdout_docs:
+            log.info("--ray: no documents are held out (a sharded index has no chance floor of its own yet)")
+
         index = build_sharded_on_ray(load.documents, tok, args.out, address=args.ray, shard_tokens=args.shard_tokens,
                                      storage=args.ray_storage, progress=progress, load=load, open_index=False,
                                      **memory)
