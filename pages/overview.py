@@ -76,7 +76,7 @@ with render.page_boundary():
         st.info(render.md_literal(sentence))
     floor_note = floor_text.floor_description(run.manifest, floors)
     if floor_note:
-        st.caption(render.md_literal(floor_note))
+        st.caption(render.md_literal("Chance floor — " + floor_note))
     elif view.does:
         st.caption("No chance floor in this run: add a setting of kind 'floor' (texts known not to be in the "
                    "corpus), or build the index with held-out documents (the default for new indexes), to see "
