@@ -49,7 +49,8 @@ with render.page_boundary():
     # the first paint; the PM sentence (its interval may need a bootstrap) follows below them
     view = story.story_view(values, cfg.span_threshold, floors, {}, metric, floor_hi)
     legend = story_legend.legend(settings, floors, cfg, metric)
-    st.caption(render.md_literal("How to read this page — " + " · ".join(f"{t}: {m}" for t, m in legend)))
+    st.caption("How to read this page — " + " · ".join(f"**{render.md_literal(t)}**: {render.md_literal(m)}"
+                                                       for t, m in legend))
 
     c1, c2 = st.columns(2)
     for col, (question, text, h) in zip((c1, c2), view.answers()):

@@ -226,8 +226,8 @@ def answer_text(h: Headline, attack: bool, floored: bool, floor: Headline | None
             f"{_plural(h.longest, 'token')}; {_plural(h.full, 'completion')} {'is' if h.full == 1 else 'are'} "
             "found whole in a training document.")
     if floored and floor is not None:
-        text += (f" That is the chance level: text never seen in training reaches as much (ALS {floor.als:.1f}, "
-                 f"longest {floor.longest}).")
+        text += (f" That is the chance level: text never seen in training reaches ALS {floor.als:.1f} (longest "
+                 f"{floor.longest}) against {h.als:.1f} here.")
     return text
 
 
