@@ -42,12 +42,12 @@ def completion_pane(gen: Generation, trace: TraceResult, color_by: str, show_pro
     if show_prompt:
         if gen.prompt.true_continuation is not None:
             st.markdown("**Prefix (prompt)**")
-            render.plain(gen.prompt.text)
+            render.plain(gen.prompt.text, "prefix (prompt)")
             st.markdown("**The document's true continuation**")
-            render.plain(gen.prompt.true_continuation)
+            render.plain(gen.prompt.true_continuation, "the document's true continuation")
         else:
             st.markdown("**Prompt**")
-            render.plain(gen.prompt.text)
+            render.plain(gen.prompt.text, "prompt")
     st.markdown("**The model's completion** (verbatim spans highlighted)")
     render.completion(gen.completion, trace.spans, color_by)
     render.caption(f"{trace.key.setting} / {trace.key.prompt_id} / sample {trace.key.sample_index}: "

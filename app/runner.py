@@ -75,7 +75,7 @@ def cli_defaults() -> Defaults:
 
 def demo_defaults() -> Defaults:
     """The demo experiment's choices, read from demo/experiment.toml (settings, prompt files, decoding, trace)."""
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.runs.demo import demo_experiment_path
 
     cfg = load_experiment(demo_experiment_path())
@@ -117,10 +117,9 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     """Load a corpus file and build (or reuse) its index with ``tokenizer_name`` in a folder under ``root``
     (its skipped rows and renamed ids listed beside it), holding out ``holdout`` documents as the run's
     chance floor (default :class:`core.index.holdout.HoldoutConfig`: 20 documents, seed 42); returns (index dir, load)."""
-    from core.index.holdout import HoldoutConfig
-
     from core.config import CorpusConfig
     from core.corpus.load import corpus_fingerprint, load_corpus
+    from core.index.holdout import HoldoutConfig
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     load = load_corpus(CorpusConfig(path=corpus_path), progress)
@@ -144,9 +143,11 @@ def check_output(name: str, out_dir: str, root: Path | None) -> Path:
     """The results folder ``out_dir/name`` of a run from the page, checked before any work starts: a safe
     run name, an output folder inside the data root, nothing there but an earlier results folder."""
     from core.runs.folders import check_replaceable, results_folder
+    from core.runs.lock import check_free
 
     folder = results_folder(confine(out_dir, root, what="output folder"), name)
     check_replaceable(folder)
+    check_free(folder)  # a run writing there now: refused (run_experiment takes the lock itself)
     return folder
 
 

@@ -19,7 +19,7 @@ from app.views.manifest import manifest_rows
 from app.views.manifest import run_label as run_label_of
 from app.views.tables import metric_label
 from core.config import CAPABILITY, MetricsConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.generation.parameters import model_parameters
 from core.records import TraceResult
 from core.reports import na

@@ -1,4 +1,4 @@
-"""Command line: ``python -m core {index build, run, report, cache show|clear, serve, demo}``.
+"""Command line: ``python -m core {index build|verify, run, report, cache show|clear, serve, demo}``.
 
 Every :class:`PropMeError` becomes one line ``error: ...`` on stderr and exit code 2 (never a
 traceback); Ctrl-C exits 130 and keeps what the cache already holds. Progress goes to stderr.
@@ -77,7 +77,7 @@ class TextProgress:
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
-    from core.config_file import looks_like_local_path
+    from core.config.file import looks_like_local_path
     from core.corpus.load import load_corpus
     from core.corpus.report import describe_load
     from core.index.build import build_index
@@ -127,7 +127,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.reports.text import format_report
     from core.runs.cache import ResultCache
     from core.runs.demo import ensure_demo_index_for
@@ -206,8 +206,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_verify(args: argparse.Namespace) -> int:
+    """Every index file against its checksum, and the structural checks (core/index/verify.py)."""
+    from core.index.verify import verify_full
+
+    for r in verify_full(args.path):
+        how = (f"{r.files} files ({r.bytes / 1e6:.1f} MB) match their checksums" if r.checksums else
+               "no checksums recorded (a prebuilt index, or built before checksums were recorded): structural "
+               "checks only; rebuild it to add them")
+        say(f"ok {r.folder}: {how}; structure checked ({r.seconds:.2f} s)")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
-    from core.config_reference import example_toml
+    from core.config.reference import example_toml
 
     print(example_toml(), end="")
     return 0
@@ -222,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level) to stderr")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    idx = sub.add_parser("index", help="build corpus indexes", description="Build infini-gram corpus indexes.")
+    idx = sub.add_parser("index", help="build or verify corpus indexes",
+                         description="Build infini-gram corpus indexes, or verify one.")
     isub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="tokenize a corpus and build its suffix-array index",
                         description="Tokenize a corpus with a tokenizer and build its suffix-array index.")
@@ -256,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--holdout-seed", type=int, default=42, help="seed of the held-out sample (default: 42)")
     b.add_argument("--out", required=True, help="output index folder")
     b.set_defaults(func=cmd_index_build)
+    v = isub.add_parser("verify", help="check every file of an index against its checksum (and its structure)",
+                        description="Hash every index file again and compare it with the checksum its build "
+                        "recorded; check document offsets and a sample of the suffix array. Exit 2 on damage.")
+    v.add_argument("path", metavar="PATH", help="index folder (or a folder of shard folders)")
+    v.set_defaults(func=cmd_index_verify)
 
     r = sub.add_parser("run", help="run an experiment: generate, trace, score, write a results folder",
                        description="Run an experiment TOML: generate what the cache misses, trace, score, and "

@@ -7,6 +7,8 @@
   :func:`data_root`) or the output folder of a run.
 - :func:`safe_name` accepts a run name only when it is exactly one harmless folder name, so
   ``output_dir/name`` can never be ``output_dir`` itself, its parent or a path elsewhere.
+- :func:`cache_root` is the one folder the tool keeps its caches in (the result cache, the compiled
+  libsais): ``$PROPME_CACHE_DIR``, else ``~/.cache/propme``.
 - :func:`model_source` tells a local folder from a hub id (a "hub id" that names an existing local
   path is a path, and is confined like one).
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 from core.errors import ConfigError, OutsideRoot
 
 DATA_ROOT_ENV = "PROPME_DATA_ROOT"  # optional: the app reads and writes only under this folder
+CACHE_ENV = "PROPME_CACHE_DIR"  # optional: where the caches live (default ~/.cache/propme)
 MAX_NAME_CHARS = 100  # a run name: at most this many characters ...
 MAX_NAME_BYTES = 200  # ... and UTF-8 bytes (a folder name is <= 255 bytes; our temp folders add ~30)
 FORBIDDEN_NAME_CHARS = '/\\:*?"<>|'  # separators, and what Windows refuses in a file name
@@ -35,6 +38,16 @@ def data_root(environ: Mapping[str, str] | None = None) -> Path | None:
     """The configured data root (``$PROPME_DATA_ROOT``), resolved, or None when paths are not confined."""
     value = (os.environ if environ is None else environ).get(DATA_ROOT_ENV, "").strip()
     return resolve(value, what=DATA_ROOT_ENV) if value else None
+
+
+def cache_root(environ: Mapping[str, str] | None = None) -> Path:
+    """The tool's cache folder: ``$PROPME_CACHE_DIR`` (``~`` expanded), else ``~/.cache/propme``.
+
+    >>> cache_root({"PROPME_CACHE_DIR": "/srv/cache"}).as_posix()
+    '/srv/cache'
+    """
+    value = (os.environ if environ is None else environ).get(CACHE_ENV, "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "propme"
 
 
 def resolve(path: str | os.PathLike, *, what: str = "path") -> Path:

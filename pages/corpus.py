@@ -81,7 +81,7 @@ with render.page_boundary():
              + (f" in {', '.join(settings)}" if settings else "") + f"; {len(copies) - 1} identical "
              f"cop{'y' if len(copies) == 2 else 'ies'} of this text in the retrieved documents. "
              f"Every traced span found in it is highlighted ({len(ranges)} regions)."))
-    span_view.marked_text(text, ranges, key="corpus_doc_view", title="reproduced by a completion")
+    span_view.marked_text(text, ranges, key="corpus_doc_view", title="reproduced by a completion", label="document text")
     if len(tokens) >= limit:
         st.caption(render.md_literal(f"Showing the first {limit:,} tokens of the document."))
     if hits:

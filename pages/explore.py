@@ -73,7 +73,7 @@ def _explore(ident: str, run) -> None:
                     metadata = None
                     render.caption(f"Document metadata needs the run's corpus index: {e}")
                 with st.expander("Span text (as core found it)"):
-                    render.plain(span.text)
+                    render.plain(span.text, "span text")
                 leak_render.documents(span, metadata, key="ex_docs")
             else:
                 ix = -1
@@ -83,15 +83,15 @@ def _explore(ident: str, run) -> None:
                 c1, c2 = st.columns(2)
                 with c1:
                     st.markdown("**Prefix (prompt)**")
-                    render.plain(gen.prompt.text)
+                    render.plain(gen.prompt.text, "prefix (prompt)")
                 with c2:
                     st.markdown("**The document's true continuation**")
-                    render.plain(gen.prompt.true_continuation)
+                    render.plain(gen.prompt.true_continuation, "the document's true continuation")
                     if gen.prompt.source_doc_id is not None:
                         render.caption(f"source document: {gen.prompt.source_doc_id}")
             else:
                 st.markdown("**Prompt**")
-                render.plain(gen.prompt.text)
+                render.plain(gen.prompt.text, "prompt")
             st.markdown("**The model's completion**: click a highlighted span (or Tab to it and press Enter) "
                         "to see its documents")
             span_view.completion(gen.completion, trace.spans, ix, VIEW, color_by, on_select=_on_span_click)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import cached, render, state, story
 from app.views import manifest, tables
-from core.reports import exports
+from core.reports import csv_safe, exports
 from core.reports.story import floor_settings
 from core.scoring.metrics import scored_traces
 from core.scoring.registry import HEADLINE
@@ -28,14 +28,14 @@ with render.page_boundary():
     completions = exports.completions_frame(run.generations, traces)
     spans = exports.spans_frame(traces)
     c1, c2, c3 = st.columns(3)
-    c1.download_button("Completions as CSV", completions.to_csv(index=False), "completions.csv", "text/csv",
+    c1.download_button("Completions as CSV", csv_safe.to_csv(completions), "completions.csv", "text/csv",
                        key="exp_rec_csv")
     c1.download_button("Completions as JSON", completions.to_json(orient="records", force_ascii=False),
                        "completions.json", "application/json", key="exp_rec_json")
-    c2.download_button("Spans as CSV", spans.to_csv(index=False), "spans.csv", "text/csv", key="exp_spans_csv")
+    c2.download_button("Spans as CSV", csv_safe.to_csv(spans), "spans.csv", "text/csv", key="exp_spans_csv")
     c2.download_button("Spans as JSON", spans.to_json(orient="records", force_ascii=False), "spans.json",
                        "application/json", key="exp_spans_json")
-    c3.download_button("Data dictionary (CSV)", exports.data_dictionary().to_csv(index=False),
+    c3.download_button("Data dictionary (CSV)", csv_safe.to_csv(exports.data_dictionary()),
                        "data-dictionary.csv", "text/csv", key="exp_dict_records")
     st.caption(render.md_literal(
         f"{len(completions):,} completions; {len(spans):,} span rows (one per verbatim span and retrieved "
@@ -66,11 +66,11 @@ with render.page_boundary():
         _, _, _, report, summary, document = built
         c4, c5, c6 = st.columns(3)
         c4.download_button("Download the HTML report", report, "propme-report.html", "text/html", key="exp_html")
-        c5.download_button("Summary as CSV", summary.to_csv(index=False), "summary.csv", "text/csv",
+        c5.download_button("Summary as CSV", csv_safe.to_csv(summary), "summary.csv", "text/csv",
                            key="exp_sum_csv")
         c5.download_button("Summary as JSON", json.dumps(document, indent=2, ensure_ascii=False), "summary.json",
                            "application/json", key="exp_sum_json")
-        c6.download_button("Data dictionary (CSV)", exports.data_dictionary(summary).to_csv(index=False),
+        c6.download_button("Data dictionary (CSV)", csv_safe.to_csv(exports.data_dictionary(summary)),
                            "data-dictionary.csv", "text/csv", key="exp_dict")
         st.dataframe(summary.astype(str), hide_index=True, key="exp_summary")
     elif built and built[0] == ident:

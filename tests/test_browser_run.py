@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.config import TraceConfig
-from core.config_file import load_experiment
+from core.config.file import load_experiment
 from core.runs.cache import ResultCache
 from core.runs.demo import demo_experiment_path, demo_results_dir
 from core.runs.results import load_results, save_results

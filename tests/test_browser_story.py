@@ -79,8 +79,7 @@ def test_demo_overview_first_screen(browser, tmp_path_factory):
     from core.runs.demo import demo_results_dir
 
     folder = demo_results_dir()
-    if not (folder / "manifest.json").is_file():
-        pytest.skip(f"the shipped demo results are not in this checkout ({folder})")
+    assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
     with _serve(None, tmp_path_factory.mktemp("log") / "streamlit-demo-story.log") as url:
         page = _overview(browser, url, 3)
         text = page.inner_text("body")

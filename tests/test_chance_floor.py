@@ -20,8 +20,7 @@ from core.index.ensure import ensure_index
 from core.index.holdout import HOLDOUT_FILE, MAX_SHARE, HoldoutConfig, holdout_of, pick_holdout
 from tests.fixtures_index import TinyDoc, train_tiny_tokenizer
 
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
-         "upsilon phi chi psi omega river stone cloud lamp").split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "river", "stone", "cloud", "lamp"]
 
 
 def corpus(n: int = 60, seed: int = 3) -> list[TinyDoc]:
@@ -70,7 +69,7 @@ def test_held_out_documents_are_not_in_the_index(tok, tmp_path):
 
 def test_contained_document_is_dropped_when_held_out(tok, tmp_path):
     docs = corpus()
-    held = lambda s: {docs[i].doc_id for i in pick_holdout(docs, HoldoutConfig(docs=12, seed=s))}  # noqa: E731
+    held = lambda s: {docs[i].doc_id for i in pick_holdout(docs, HoldoutConfig(docs=12, seed=s))}
     seed = next(s for s in range(500) if "inner" in held(s) and "doc-1" not in held(s))
     index = build_index(docs, tok, tmp_path / "index", cpus=1, holdout=HoldoutConfig(docs=12, seed=seed))
     assert "inner" in index.manifest["holdout"]["found_in_index"]
@@ -106,7 +105,7 @@ def test_every_run_on_a_holdout_index_has_a_floor(tmp_path):
     """A run of the tiny experiment (prefix + generic, no floor setting) on an index built with held-out
     documents traces them as its floor: texts cut to the completion budget, scored, left out of PM, and
     described in the manifest."""
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.index.tokenizer import load_tokenizer
     from core.reports.floor_text import floor_description
     from core.reports.story import floor_settings

@@ -297,7 +297,7 @@ def test_shipped_demo_results_are_reproducible_and_tell_the_papers_story():
     paper's gap (the model can leak far more than it does under natural prompts)."""
     import random
 
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.index.tokenizer import load_tokenizer
     from core.runs.results import load_results
     from core.scoring.propensity import pm

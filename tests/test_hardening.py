@@ -4,7 +4,7 @@ Complements the per-area tests (test_corpus, test_prompt_sets, test_cache, test_
 test_experiment, test_app_pages ...) with what only shows end to end: the CLI (in-process through
 ``core.cli.main`` for most cases, a few real ``python -m core`` processes to prove there is no
 traceback), the app through AppTest, and tracing arbitrary unicode against a real index.
-The tally of what is tried here is in README.md, section "Hardening: inputs tried and faults injected".
+The tally of what is tried here is in docs/hardening.md.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from app import paths, run_worker
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
-from core.config_file import load_experiment
+from core.config.file import load_experiment
 from core.errors import ConfigError
 from core.index.corpus_index import CorpusIndex
 from core.index.tokenizer import load_tokenizer

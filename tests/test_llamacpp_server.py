@@ -29,12 +29,12 @@ from typing import ClassVar
 
 import pytest
 
-from app.launch import free_port
 from core.config import DecodingConfig, ModelConfig
 from core.errors import BackendError, ConfigError
 from core.generation.openai_backend import OpenAIBackend
 from core.records import Prompt
 from core.runs.demo import demo_model_dir
+from tests.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_PROMPTS = ["The best way to keep a risotto creamy without constant stirring is",

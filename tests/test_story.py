@@ -189,7 +189,7 @@ def test_floor_setting_kind_is_checked():
 
 def test_floor_setting_traces_its_texts_without_generating(tmp_path):
     """A setting of kind floor: its file's texts are the completions, traced and scored; nothing generated."""
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.runs.cache import ResultCache
     from core.runs.experiment import run_experiment
     from tests.fixtures_runs import CORPUS, make_tiny_experiment

@@ -19,6 +19,7 @@ import zstandard
 
 from core.config import CorpusConfig
 from core.errors import CorpusError
+from core.jsonio import json_problem
 
 FORMATS = ("jsonl", "parquet", "csv", "txt", "hf")
 SNIFF_BYTES = 8192  # a NUL byte in the first 8 KB marks a file as binary
@@ -74,6 +75,8 @@ def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         return None, f"invalid JSON at column {e.colno}: {e.msg}"
+    except (RecursionError, MemoryError, ValueError):  # the one reader words what else can go wrong
+        return None, f"invalid JSON: {json_problem(text)[1] or 'cannot be read'}"
     if not isinstance(obj, dict):
         hint = " (a JSON array file must be rewritten as JSONL, one object per line)" if isinstance(obj, list) else ""
         return None, f"expected a JSON object per line, got {kind(obj)}{hint}"

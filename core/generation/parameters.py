@@ -7,11 +7,12 @@ it to milliseconds, so the Overview and the report can name a model's size on th
 """
 from __future__ import annotations
 
-import json
 import math
 import mmap
 import struct
 from pathlib import Path
+
+from core.jsonio import json_problem
 
 _SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value type -> bytes
 _STRING, _ARRAY = 8, 9
@@ -89,7 +90,9 @@ def safetensors_parameters(folder: str | Path) -> int | None:
                 (size,) = struct.unpack("<Q", fh.read(8))
                 if size > 100_000_000:
                     return None
-                header = json.loads(fh.read(size))
+                header, problem = json_problem(fh.read(size))
+                if problem or not isinstance(header, dict):
+                    return None
         except (OSError, ValueError, struct.error):
             return None
         for name, meta in header.items():

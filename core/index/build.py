@@ -137,15 +137,23 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
         raise CorpusError(f"No documents to index into {out}: the corpus is empty")
     t_write = time.perf_counter()
     from core.index import sa_search
+    from core.index.verify import Checksums
 
-    sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
-                                  max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
-    from core.index.shards import Shard, shard_paths
+    sums = Checksums(out)  # the written files are hashed while the suffix array is sorted
+    sums.start((fmt.TOKENS, fmt.OFFSETS, fmt.META, fmt.METAOFF))
+    try:
+        sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
+                                      max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
+        from core.index.shards import Shard, shard_paths
 
-    sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
-    sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
-    t_sa = time.perf_counter()
-    np.save(out / fmt.COUNTS, stats["counts"])
+        sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
+        sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
+        t_sa = time.perf_counter()
+        np.save(out / fmt.COUNTS, stats["counts"])
+        checksums = sums.result()  # every index file (core.index.verify), checked when the index is opened
+    except BaseException:
+        sums.cancel()
+        raise
     manifest = {
         "format_version": fmt.FORMAT_VERSION,
         "tokenizer_name": tokenizer_name,
@@ -161,6 +169,7 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
                           "total": round(time.perf_counter() - t0, 3), "suffix_array_steps": sa_steps},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {name: (out / name).stat().st_size for name in (*fmt.SHARD_FILES, fmt.COUNTS)},
+        "checksums": checksums,
         **dict(manifest_extra or {}),
     }
     fmt.write_json_atomic(out / fmt.MANIFEST, manifest)

@@ -5,6 +5,7 @@ Used by the demo index (core/runs/demo.py), the Run page's uploaded or typed cor
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -19,6 +20,34 @@ from core.index.tokenizer import tokenizer_fingerprint
 from core.progress import ProgressFn
 
 log = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_abandoned_builds(index_dir: Path) -> list[Path]:
+    """Remove the temporary folders (``NAME.tmp-PID``) that cancelled or killed builds of ``index_dir`` left
+    beside it: only those holding the build marker (:data:`core.index.layout.BUILDING`, or no manifest)
+    whose process is gone. Returns the folders removed."""
+    from core.index import layout as fmt
+
+    removed = []
+    for p in index_dir.parent.glob(f"{glob.escape(index_dir.name)}.tmp-*"):
+        pid = p.name.rsplit(".tmp-", 1)[1]
+        if (not pid.isdigit() or p.is_symlink() or not p.is_dir() or int(pid) == os.getpid() or _alive(int(pid))
+                or not ((p / fmt.BUILDING).exists() or not (p / fmt.MANIFEST).exists())):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        log.info("removed %s, left by an index build that did not finish", p)
+        removed.append(p)
+    return removed
 
 
 def ensure_index(documents: Sequence[Document], tok, index_dir: str | os.PathLike, progress: ProgressFn | None = None,
@@ -44,6 +73,7 @@ def ensure_index(documents: Sequence[Document], tok, index_dir: str | os.PathLik
             if _same_build(manifest, corpus_fp, tok_fp, holdout):
                 return index
             log.info("index at %s was built from another corpus or tokenizer; rebuilding", index_dir)
+    remove_abandoned_builds(index_dir)
     tmp = index_dir.with_name(f"{index_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     build_index(documents, tok, tmp, progress=progress, cpus=1, load=load, holdout=holdout)

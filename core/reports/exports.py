@@ -1,5 +1,8 @@
 """CSV/JSON exports of a run: metrics with intervals and PM, completions, spans, and a data dictionary.
 
+Every CSV is written by :func:`core.reports.csv_safe.to_csv` (cells that a spreadsheet would run as a
+formula get a leading ``'``; the data dictionary says so); JSON keeps the exact text.
+
 Columns have readable names (``Longest verbatim span (tokens)``, not ``max_span``); every column of
 every table is explained in :data:`DATA_DICTIONARY`. Where a number means nothing (a metric that does
 not apply to the setting, PM of 0 against 0) the tables say ``n/a``; the JSON document keeps the
@@ -15,8 +18,9 @@ from typing import Any
 import pandas as pd
 
 from core.config import CAPABILITY, MetricsConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.records import Generation, TraceResult
+from core.reports.csv_safe import GUARD_NOTE
 from core.reports.na import NA, PM_NA, applies, is_na, pm_undefined
 from core.scoring.registry import HEADLINE, METRICS
 
@@ -174,6 +178,7 @@ def data_dictionary(summary: pd.DataFrame | None = None) -> pd.DataFrame:
     rows += [{"table": "spans", "column": c, "meaning": m} for c, m in SPAN_COLUMNS.items()]
     for c in (summary.columns if summary is not None else ()):
         rows.append({"table": "summary", "column": c, "meaning": _summary_meaning(c)})
+    rows.append({"table": "every CSV file", "column": "(any text cell)", "meaning": GUARD_NOTE})
     return pd.DataFrame(rows, columns=["table", "column", "meaning"])
 
 

@@ -32,6 +32,8 @@ TEXT_STYLE = (
     "max-width: 100%; max-height: 32rem; overflow-y: auto; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.9rem; "
     "line-height: 1.5; padding: 0.5rem; border: 1px solid rgba(128,128,128,0.35); border-radius: 0.3rem;"
 )
+# Every text box scrolls (max-height): the keyboard reaches it (tabindex 0) and a screen reader names it.
+BOX_ATTRS = 'class="propme-text" tabindex="0" role="region" aria-label="{label}" style="{style}"'
 MARK_COLOR = "255, 165, 0"  # orange; intensity is the alpha channel
 DOC_MARK_STYLE = "background-color: rgba(80, 160, 255, 0.45); padding: 0 1px;"
 
@@ -126,7 +128,13 @@ def clipped_ranges(text_len: int, spans: Sequence[Span]) -> list[tuple[int, int,
     return out
 
 
-def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -> str:
+def _box(label: str) -> str:
+    """The opening tag of a text box named ``label`` (for screen readers) that the keyboard can scroll."""
+    return f"<div {BOX_ATTRS.format(label=escape_attr(label), style=TEXT_STYLE)}>"
+
+
+def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length",
+                   label: str = "completion with verbatim spans highlighted") -> str:
     """The completion as an HTML block with each verbatim span in ``<mark class="propme-span">``.
 
     Each mark carries ``data-span-ix`` (index into ``spans``), a ``title`` with length, count and
@@ -136,7 +144,7 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -
     >>> highlight_html("a <b> c", [Span(0, 1, "<b>", 2, 5, 3)]).count('<mark class="propme-span"')
     1
     """
-    parts = [f'<div class="propme-text" style="{TEXT_STYLE}">']
+    parts = [_box(label)]
     pos = 0
     for ix, start, end in clipped_ranges(len(text), spans):
         span = spans[ix]
@@ -155,21 +163,21 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -
     return "".join(parts)
 
 
-def window_html(doc: DocMatch) -> str:
+def window_html(doc: DocMatch, label: str | None = None) -> str:
     """A retrieved document window with the matched region in ``<mark class="propme-doc-match">``."""
     text = doc.window_text
     start = max(0, min(doc.match_char_start, len(text)))
     end = max(start, min(doc.match_char_end, len(text)))
     return (
-        f'<div class="propme-text" style="{TEXT_STYLE}">{escape_text(text[:start])}'
+        f"{_box(label or f'training document {doc.doc_id}')}{escape_text(text[:start])}"
         f'<mark class="{DOC_MATCH_CLASS}" style="{DOC_MARK_STYLE}">{escape_text(text[start:end])}</mark>'
         f"{escape_text(text[end:])}</div>"
     )
 
 
-def plain_html(text: str) -> str:
+def plain_html(text: str, label: str = "text") -> str:
     """Untrusted text as an escaped, wrapping HTML block (prefixes, true continuations)."""
-    return f'<div class="propme-text" style="{TEXT_STYLE}">{escape_text(text)}</div>'
+    return f"{_box(label)}{escape_text(text)}</div>"
 
 
 def legend_html(color_by: str = "length") -> str:

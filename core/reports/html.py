@@ -26,7 +26,7 @@ from plotly.offline import get_plotlyjs
 
 from core.records import Generation, TraceResult
 from core.reports import highlight
-from core.reports.palette import setting_color
+from core.reports.palette import setting_color, text_color
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 1.5rem auto; max-width: 1100px;
@@ -41,7 +41,9 @@ th { background: #f4f4f6; } td:first-child, th:first-child { white-space: nowrap
 .question { flex: 1 1 20rem; border: 1px solid #ddd; border-radius: 0.5rem; padding: 0.6rem 1rem; }
 .question h2 { margin: 0.2rem 0 0.4rem; font-size: 1.25rem; }
 .reading { background: #eef5ff; padding: 0.8rem 1rem; border-radius: 0.4rem; }
-.setting { font-weight: 600; } .muted { color: #666; font-size: 0.9rem; }
+.setting { font-weight: 600; } .muted { color: #555; font-size: 0.9rem; }
+nav ul { list-style: none; display: flex; gap: 1.2rem; padding: 0; flex-wrap: wrap; }
+.propme-text:focus { outline: 2px solid #1d4ed8; outline-offset: 2px; }
 .propme-ctl { color: #b00; font-size: 0.75em; } .appendix { border-top: 3px solid #ddd; margin-top: 2.5rem; }
 .tested { display: grid; grid-template-columns: max-content 1fr; gap: 0.15rem 1rem; margin: 0.4rem 0; }
 .tested dt { font-weight: 600; } .tested dd { margin: 0; }
@@ -95,6 +97,11 @@ class ReportInput:
     methods: tuple[str, ...] = ()  # more method sentences for the appendix (how the chance floor was made)
 
 
+_NAV = ('<nav aria-label="Sections"><ul>' + "".join(
+    f'<li><a href="#{a}">{t}</a></li>' for a, t in (("numbers", "Numbers"), ("charts", "Charts"),
+                                                    ("examples", "Examples"), ("appendix", "Appendix"))) + "</ul></nav>")
+
+
 def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, escape=True, border=0, na_rep="n/a")
 
@@ -102,12 +109,12 @@ def _table(df: pd.DataFrame) -> str:
 def _example(gen: Generation, trace: TraceResult) -> str:
     k = gen.key
     color = setting_color(k.setting)
-    head = (f'<span class="setting" style="color:{color}">{highlight.escape_text(k.setting)}</span> / '
+    head = (f'<span class="setting" style="color:{text_color(k.setting)}">{highlight.escape_text(k.setting)}</span> / '
             f"{highlight.escape_text(k.prompt_id)} / sample {k.sample_index}: longest verbatim span "
             f"{trace.longest_span} tokens{', found whole in a training document' if trace.full_match else ''}")
     parts = [f'<div class="example" style="border-left: 4px solid {color}; padding-left: 0.8rem"><h3>{head}</h3>']
     if gen.prompt.text:
-        parts.append(f"<p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text)}")
+        parts.append(f"<p><b>Prompt</b></p>{highlight.plain_html(gen.prompt.text, 'prompt')}")
     parts.append(f"<p><b>Completion</b> (verbatim spans highlighted)</p>"
                  f"{highlight.highlight_html(gen.completion, trace.spans)}")
     longest = max(trace.spans, key=lambda s: s.length, default=None)
@@ -169,26 +176,27 @@ def build_report(inp: ReportInput) -> str:
     examples = "".join(_example_box(g, t) for g, t in inp.examples)
     made = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sentences = "".join(f'<p class="reading">{html.escape(s)}</p>' for s in inp.sentences)
-    glossary = ("<details><summary>Glossary</summary><dl>" + "".join(
+    glossary = ("<details id=\"glossary\"><summary>Glossary</summary><dl>" + "".join(
         f"<dt><b>{html.escape(t)}</b></dt><dd>{html.escape(m)}</dd>" for t, m in inp.glossary) + "</dl></details>"
                 ) if inp.glossary else ""
     thresholds = f"<h3>Thresholds used</h3>{_table(inp.thresholds)}" if inp.thresholds is not None else ""
     rows = inp.run_rows.map(portable) if len(inp.run_rows) else inp.run_rows
     badge = f'<p><span class="badge">Model: {html.escape(inp.badge)}</span></p>' if inp.badge and not inp.tested else ""
     methods = "".join(f"<p>{html.escape(portable(m))}</p>" for m in (METHODS, *inp.methods))
-    numbers = (f"<details><summary>Numbers: every headline metric with its 95% interval, PM, more metrics</summary>"
+    numbers = (f"<details id=\"numbers\"><summary>Numbers: every headline metric with its 95% interval, PM, more metrics</summary>"
                f"{tables}</details>") if tables else ""
-    shown = (f"<details><summary>The most telling examples ({len(inp.examples)}), verbatim spans highlighted"
+    shown = (f"<details id=\"examples\"><summary>The most telling examples ({len(inp.examples)}), verbatim spans highlighted"
              f"</summary>{highlight.legend_html('length')}{examples}</details>") if inp.examples else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(inp.title)}</title><style>{STYLE}</style>"
         f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
-        f"<h1>{html.escape(inp.title)}</h1>{badge}"
+        f"<header><h1>{html.escape(inp.title)}</h1>{badge}"
         f"<p class=\"muted\">PropMe Explorer report, made {made}. Methods and the full configuration are in the "
-        f"appendix at the end.</p>{_tested(inp)}<h2>Verdicts</h2>{_questions(inp)}"
+        f"appendix at the end.</p>{_NAV}</header><main>{_tested(inp)}<h2>Verdicts</h2>{_questions(inp)}"
         f"<p class=\"reading\">{html.escape(inp.reading)}</p>{sentences}{_legend(inp)}"
-        f"<h2>Charts</h2><div class=\"figs\">{figures}</div>{numbers}{shown}{glossary}"
-        f"<div class=\"appendix\" id=\"appendix\"><h2>Appendix: methods and configuration</h2>{methods}"
-        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</div></body></html>\n"
+        f"<h2 id=\"charts\">Charts</h2><div class=\"figs\">{figures}</div>{numbers}{shown}{glossary}"
+        f"<section class=\"appendix\" aria-labelledby=\"appendix\"><h2 id=\"appendix\">Appendix: methods and "
+        f"configuration</h2>{methods}"
+        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"
     )

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from core.config import DecodingConfig, TraceConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.errors import CacheError
+from core.paths import cache_root
 from core.records import Generation, Prompt, TraceResult
 from core.runs import codec
 
@@ -41,9 +42,8 @@ def _sha(obj: Any) -> str:
 
 
 def default_cache_path() -> Path:
-    """``$PROPME_CACHE_DIR/cache.sqlite``, else ``~/.cache/propme/cache.sqlite``."""
-    base = os.environ.get("PROPME_CACHE_DIR") or Path.home() / ".cache" / "propme"
-    return Path(base) / "cache.sqlite"
+    """``cache.sqlite`` in :func:`core.paths.cache_root` (``$PROPME_CACHE_DIR``, else ``~/.cache/propme``)."""
+    return cache_root() / "cache.sqlite"
 
 
 def generation_key(model_identity: str, tokenizer_id: str, prompt: Prompt, decoding: DecodingConfig,

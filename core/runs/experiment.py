@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ExperimentConfig, ModelConfig, SettingConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.errors import ConfigError
 from core.progress import ChunkedStage, ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
 from core.runs.folders import check_replaceable, results_folder
+from core.runs.lock import results_lock
 from core.runs.manifest import Counts, IndexInfo, Manifest, ModelInfo, SkippedRows, assemble
 from core.runs.results import RunResults, load_results, save_results
 
@@ -278,7 +279,14 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     ``manifest.counts`` says how many generations the model produced (``generated``) and how many
     came from the cache; a repeated run of the same config generates 0 and traces 0.
     """
-    check_replaceable(results_folder(cfg.output_dir, cfg.name))  # a bad name or a foreign folder fails before any work
+    folder = results_folder(cfg.output_dir, cfg.name)
+    check_replaceable(folder)  # a bad name or a foreign folder fails before any work
+    with results_lock(folder, cfg.name):  # one writer per results folder, for the whole run
+        return _run_locked(cfg, progress, cache, config_text)
+
+
+def _run_locked(cfg: ExperimentConfig, progress: ProgressFn | None, cache: ResultCache | None,
+                config_text: str | None) -> RunResults:
     r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
     t_start = time.perf_counter()
     for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),

@@ -27,7 +27,7 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
-from core.config_tables import check_types, from_dict, upgrade_metrics_table
+from core.config.tables import check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError, ResultsError
 from core.runs import codec
 

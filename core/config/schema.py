@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from core.config_checks import at_least, check_fields, non_empty, one_of, require
+from core.config.checks import at_least, check_fields, non_empty, one_of, require
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)

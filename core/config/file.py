@@ -1,7 +1,7 @@
 """Reading an experiment TOML file into an :class:`core.config.ExperimentConfig`.
 
 The file is read as UTF-8 (a leading byte-order mark is accepted); every table is type-checked by key
-(:func:`core.config_tables.check_table`) before its config is built, and every value is then range-checked
+(:func:`core.config.tables.check_table`) before its config is built, and every value is then range-checked
 where the config dataclass is built, so a bad value is one :class:`ConfigError` naming the file and key.
 Relative paths are resolved against the TOML file's folder.
 """
@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from core.config import (
+from core.config.schema import (
     DecodingConfig,
     ExperimentConfig,
     FloorConfig,
@@ -22,7 +22,7 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
-from core.config_tables import check_table, check_types, from_dict, upgrade_metrics_table
+from core.config.tables import check_table, check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
