@@ -60,8 +60,8 @@ with render.page_boundary():
             # short labels: the box's question and answer name the setting; their meaning is one caption
             # below (a help icon on a tile costs a first visit ~0.3 s of icon font and tooltip code)
             t1, t2, t3 = st.columns(3)
-            t1.metric(render.md_literal(f"≥ {h.threshold} tokens ({tables.metric_label('r_n', cfg)})"), f"{h.share:.0%}")
-            t2.metric("Longest span (tokens)", f"{h.longest}")
+            t1.metric(render.md_literal(f"≥ {h.threshold} tokens"), f"{h.share:.0%}")
+            t2.metric("Longest span", f"{h.longest}")
             t3.metric(render.md_literal(f"Full matches of {h.n}"), f"{h.full}")
     if view.answers():
         n = view.answers()[0][2].threshold

@@ -58,8 +58,8 @@ def test_overview_tells_the_story_with_cores_numbers_and_colours(floored, browse
     page = _overview(browser, url, 3)
     shown = page.evaluate(METRICS_JS)[:3]  # the "Can it leak?" box: the attack
     traces = run.by_setting("prefix")[1]
-    assert shown == [["≥ 50 tokens (R_50)", f"{sum(t.longest_span >= 50 for t in traces) / len(traces):.0%}"],
-                     ["Longest span (tokens)", f"{max(t.longest_span for t in traces)}"],
+    assert shown == [["≥ 50 tokens", f"{sum(t.longest_span >= 50 for t in traces) / len(traces):.0%}"],
+                     ["Longest span", f"{max(t.longest_span for t in traces)}"],
                      [f"Full matches of {len(traces)}", f"{sum(t.full_match for t in traces)}"]]
     text = page.inner_text("body")
     assert "Does it leak?" in text and "text never seen in training reaches" in text

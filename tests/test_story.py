@@ -227,8 +227,8 @@ def test_overview_headline_numbers_equal_cores(monkeypatch, floored):
     for i, s in enumerate(("prefix", worst)):  # the "Can it leak?" box, then the "Does it leak?" box
         traces = run.by_setting(s)[1]
         n = len(traces)
-        assert tiles[3 * i:3 * i + 3] == [("≥ 50 tokens (R_50)", f"{sum(t.longest_span >= 50 for t in traces) / n:.0%}"),
-                                          ("Longest span (tokens)", f"{max(t.longest_span for t in traces)}"),
+        assert tiles[3 * i:3 * i + 3] == [("≥ 50 tokens", f"{sum(t.longest_span >= 50 for t in traces) / n:.0%}"),
+                                          ("Longest span", f"{max(t.longest_span for t in traces)}"),
                                           (f"Full matches of {n}", f"{sum(t.full_match for t in traces)}")]
     assert f"Under ordinary prompts ({worst})" in shown(at.markdown[2].value)
     assert [shown(s.value) for s in at.subheader][:2] == ["Can it leak?", "Does it leak?"]
