@@ -217,6 +217,7 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
     from core.runs.demo import ensure_demo_index
+    from core.config.dump import experiment_toml
     from core.runs.experiment import run_experiment
 
     warnings = []
@@ -227,7 +228,7 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
         if load.problems or load.renamed:
             warnings.append(corpus_report_text(load, folder))
         cfg = replace(cfg, index_dirs=(str(folder),))
-    result = run_experiment(cfg, progress=progress)
+    result = run_experiment(cfg, progress=progress, config_text=experiment_toml(cfg))  # config.toml, as the CLI's
     warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
                  for s, skip in result.manifest.skipped_rows.items()]
     return JobResult(str(result.path), len(result.generations), tuple(warnings))

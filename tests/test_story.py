@@ -19,7 +19,7 @@ from app.render import shown
 from core.config import MetricsConfig, SettingConfig
 from core.errors import ConfigError
 from core.records import Generation, GenKey, Prompt, TraceResult
-from core.reports import story
+from core.reports import exports, story
 from core.reports.palette import SETTING_COLORS, setting_color
 from core.runs.manifest import Manifest, ModelInfo
 from core.runs.results import RunResults, load_results, save_results
@@ -306,7 +306,7 @@ def test_tuned_threshold_reaches_overview_and_the_exports_and_resets(monkeypatch
     _, cfg, _, report, summary, document = at.session_state["exp_report"]
     assert cfg.span_threshold == 12 and document["thresholds"]["span_threshold"] == 12
     assert document["thresholds"]["source"] == "tuned in the app"
-    assert "Share with a verbatim span of at least 12 tokens" in summary.columns
+    assert exports.R_N in summary.columns and (summary["N: span threshold (tokens)"] == 12).all()  # names stay
     assert re.search(r"<td>span_threshold</td>\s*<td>12</td>", report)
     at.switch_page("../pages/thresholds.py").run()
     assert at.slider(key="thr_span_n").value == 12  # kept across pages

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,15 +30,35 @@ EXTRA = ("n_generations", "r_n", "max_span", "gen_nv_above", "max_nv_recall", "u
          "discoverable", "approx_lcp")
 
 
-def _extra_label(m: str, cfg: MetricsConfig) -> str:
-    return {"n_generations": "Completions scored",
-            "r_n": f"Share with a verbatim span of at least {cfg.span_threshold} tokens",
+R_N = "R_N: share with a verbatim span of at least N tokens"
+THRESHOLD_COLUMNS = {  # the thresholds in columns of their own: the other column names never change with them
+    "N: span threshold (tokens)": ("span_threshold", "N of R_N: the shortest verbatim span (tokens) that counts"),
+    "nv threshold": ("nv_threshold", "nv_recall a document must exceed to count in 'Share with a document of "
+                                     "nv_recall above the nv threshold'"),
+    "D: discoverable tokens": ("discoverable_tokens", "Tokens of the true continuation a prefix completion must "
+                                                      "reproduce exactly to count as discoverable extraction"),
+}
+
+
+def _extra_label(m: str, cfg: MetricsConfig | None = None) -> str:
+    """The summary column of metric ``m``: the same name whatever the thresholds (they have their own columns)."""
+    return {"n_generations": "Completions scored", "r_n": R_N,
             "max_span": "Longest verbatim span (tokens)",
-            "gen_nv_above": f"Share with a document of nv_recall above {cfg.nv_threshold:g}",
+            "gen_nv_above": "Share with a document of nv_recall above the nv threshold",
             "max_nv_recall": "Highest nv_recall", "unique_docs": "Training documents retrieved",
             "degenerate_share": "Share of repetition loops",
-            "discoverable": f"Discoverable extraction (first {cfg.discoverable_tokens} tokens, prefix only)",
+            "discoverable": "Discoverable extraction (first D tokens, prefix only)",
             "approx_lcp": "Common prefix with the true continuation (tokens, prefix only)"}[m]
+
+
+def download_name(run_label: str, what: str, ext: str) -> str:
+    """A file name for a download that says which run and which table it holds, distinct per table.
+
+    >>> download_name("demo run/2", "summary-data-dictionary", "csv")
+    'propme-demo-run-2-summary-data-dictionary.csv'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(run_label)).strip("-.") or "run"
+    return f"propme-{stem[:60]}-{what}.{ext}"
 
 
 def _num(v: Any, digits: int = 6) -> Any:
@@ -77,6 +98,12 @@ def summary_frame(values: Mapping[str, Mapping[str, Any]], intervals: Mapping[st
                 row[label], row[f"{label} 95% low"], row[f"{label} 95% high"] = map(_num, (iv.value, iv.lo, iv.hi))
         for m in EXTRA:
             row[_extra_label(m, cfg)] = NA if is_na(v.get(m), m, s) else _num(v.get(m))
+            if m == "r_n":  # R_N's interval, like ALS, FMR and NVR (when the caller computed one)
+                iv = intervals.get(s, {}).get("r_n")
+                row[f"{R_N} 95% low"] = _num(iv.lo) if iv is not None else NA
+                row[f"{R_N} 95% high"] = _num(iv.hi) if iv is not None else NA
+        for column, (field, _) in THRESHOLD_COLUMNS.items():
+            row[column] = getattr(cfg, field)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -196,6 +223,11 @@ def _summary_meaning(column: str) -> str:
     if base.startswith("PM of "):
         return ("Propensity score of " + base[6:] + ": value under this setting / (this setting + prefix); 0.5 = "
                 f"as much as the attack; '{PM_NA}' when both are 0") + bound
+    if base in THRESHOLD_COLUMNS:
+        return THRESHOLD_COLUMNS[base][1] + " (the value these scores were computed with)"
+    if base == R_N:
+        return METRICS["r_n"].description.replace("(N = span_threshold)", "(N: the column 'N: span threshold "
+                                                   "(tokens)')") + bound
     return {"Completions scored": METRICS["n_generations"].description,
             "Longest verbatim span (tokens)": METRICS["max_span"].description,
             "Highest nv_recall": METRICS["max_nv_recall"].description,
@@ -205,8 +237,6 @@ def _summary_meaning(column: str) -> str:
 
 
 def _threshold_meaning(base: str) -> str:
-    if base.startswith("Share with a verbatim span"):
-        return METRICS["r_n"].description.replace("(N = span_threshold)", "(N in the column name)")
     if base.startswith("Share with a document"):
         return METRICS["gen_nv_above"].description
     if base.startswith("Discoverable"):
