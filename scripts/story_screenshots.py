@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from app.launch import serve
+from tests.launch import serve
 from app.story import report_of_run
 from core.runs.results import load_results
 

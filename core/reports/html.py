@@ -50,7 +50,7 @@ nav ul { list-style: none; display: flex; gap: 1.2rem; padding: 0; flex-wrap: wr
 .legend { font-size: 0.85rem; color: #444; background: #fafafa; border: 1px solid #eee; padding: 0.4rem 0.8rem;
           border-radius: 0.4rem; } .legend b { color: #1d1d1f; }
 details > summary { cursor: pointer; font-weight: 600; margin: 0.6rem 0; }
-.figs { display: flex; flex-wrap: wrap; gap: 0 1rem; } .figs > div { flex: 1 1 30rem; min-width: 0; }
+table.settings td:nth-child(3) { white-space: nowrap; }
 """
 METHODS = (
     "Each completion is traced back to the training corpus with a suffix-array index: its maximal verbatim "
@@ -140,7 +140,8 @@ def _tested(inp: ReportInput) -> str:
     if not inp.tested and inp.settings is None:
         return ""
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in inp.tested)
-    settings = _table(inp.settings) if inp.settings is not None else ""
+    settings = (inp.settings.to_html(index=False, escape=True, border=0, na_rep="n/a", classes="settings")
+                if inp.settings is not None else "")
     return f'<h2>What was tested</h2><dl class="tested">{rows}</dl>{settings}'
 
 
@@ -170,8 +171,8 @@ def build_report(inp: ReportInput) -> str:
     True
     """
     figures = "".join(
-        "<div>" + pio.to_html(f, full_html=False, include_plotlyjs=False, default_height="360px", div_id=f"fig-{i}")
-        + "</div>" for i, f in enumerate(inp.figures))
+        pio.to_html(f, full_html=False, include_plotlyjs=False, default_height="340px", div_id=f"fig-{i}")
+        for i, f in enumerate(inp.figures))
     tables = "".join(f"<h3>{html.escape(h)}</h3>{_table(df)}" for h, df in inp.tables)
     examples = "".join(_example_box(g, t) for g, t in inp.examples)
     made = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -195,7 +196,7 @@ def build_report(inp: ReportInput) -> str:
         f"<p class=\"muted\">PropMe Explorer report, made {made}. Methods and the full configuration are in the "
         f"appendix at the end.</p>{_NAV}</header><main>{_tested(inp)}<h2>Verdicts</h2>{_questions(inp)}"
         f"<p class=\"reading\">{html.escape(inp.reading)}</p>{sentences}{_legend(inp)}"
-        f"<h2 id=\"charts\">Charts</h2><div class=\"figs\">{figures}</div>{numbers}{shown}{glossary}"
+        f"<h2 id=\"charts\">Charts</h2>{figures}{numbers}{shown}{glossary}"
         f"<section class=\"appendix\" aria-labelledby=\"appendix\"><h2 id=\"appendix\">Appendix: methods and "
         f"configuration</h2>{methods}"
         f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"

@@ -22,15 +22,31 @@ def _cut(text: str, n: int = EXAMPLE_CHARS) -> str:
     return text if len(text) <= n else text[:n].rstrip() + " …"
 
 
+def index_examples(dirs: Sequence[str], k: int = 4) -> list[str]:
+    """Ids of the first ``k`` documents of the index (what the corpus is, by example); [] when it cannot be opened."""
+    from core.errors import PropMeError
+    from core.index.corpus_index import CorpusIndex
+
+    try:
+        index = CorpusIndex.open(list(dirs))
+        return [index.doc_id(i) for i in range(min(k, int(index.num_docs)))]
+    except (PropMeError, OSError, ValueError):
+        return []
+
+
 def corpus_line(run, toy_demo: bool = False) -> str:
-    """'2,110 documents, 290,644 tokens (index build/index): what it is'."""
+    """'2,110 documents, 290,644 tokens (index build/index): what it is (or the first document ids)'."""
     ix = run.manifest.index
     if ix is None:
         return "not recorded"
     docs = f"{ix.num_docs:,} documents" if ix.num_docs is not None else "? documents"
     tokens = f"{ix.num_tokens:,} tokens" if ix.num_tokens is not None else "? tokens"
     where = ", ".join("/".join(Path(d).parts[-2:]) for d in ix.dirs) or "?"
-    what = f": {DEMO_CORPUS}" if toy_demo else ""
+    if toy_demo:
+        what = f": {DEMO_CORPUS}"
+    else:
+        ids = index_examples(ix.dirs)
+        what = f"; documents such as {', '.join(_cut(i, 40) for i in ids)}" if ids else ""
     return f"{docs}, {tokens} in the index ({where}){what}"
 
 
