@@ -218,11 +218,14 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
     from app.run_worker import JobResult
     from core.runs.demo import ensure_demo_index
     from core.config.dump import experiment_toml
+    from core.prompts.floor import with_floor
     from core.runs.experiment import run_experiment
 
     warnings = []
     if corpus.kind == "demo":
         ensure_demo_index(progress)
+        # the demo index holds no documents out: the demo's own floor texts are the chance floor of every run on it
+        cfg = with_floor(cfg, SettingConfig("floor", n_prompts=100, prompts_path=str(demo_floor_path()), kind="floor"))
     elif corpus.kind == "file":
         folder, load = index_for_corpus(corpus.path, cfg.model.name_or_path, progress, work_dir(root) / "app-indexes")
         if load.problems or load.renamed:

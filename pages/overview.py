@@ -109,6 +109,8 @@ with render.page_boundary():
     formats = prompt_formats(run.manifest)
     if formats:
         render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
+    if floor_note:  # how the chance floor was made (also in the manifest's floor record)
+        render.caption("Chance floor — " + floor_note)
     for note in run_notes(run):
         st.warning(render.md_literal(note))
     metric = st.selectbox("Metric for PM and the charts", tables.PRIMARY, format_func=tables.metric_label,
