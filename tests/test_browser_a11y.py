@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app import launch
+from tests import launch
 from tests.fixtures_browser import ARTIFACTS, CHROMIUM, IDLE, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
