@@ -23,6 +23,7 @@ from core.reports import exports, story
 from core.reports.palette import SETTING_COLORS, setting_color
 from core.runs.manifest import Manifest, ModelInfo
 from core.runs.results import RunResults, load_results, save_results
+from core.scoring import registry
 from core.scoring.registry import compute_metrics
 from tests.fixtures_app import THRESHOLD_TABS, _traced, make_docs, make_run, open_sections, open_tab
 
@@ -149,7 +150,7 @@ def test_pm_of_zero_against_zero_is_na_in_words():
     from core.reports.verdicts import PMNumbers, RunNumbers, decide
 
     values = {s: {"n_generations": 3, "r_n": 0.0, "max_span": 0, "fmr": 0.0, "als": 0.0} for s in ("prefix", "generic")}
-    text = decide(RunNumbers(values, 50, (), {"generic": PMNumbers(0.0, 0.0, 0.0, 0.0, 0.0, True)}, "FMR")).sentences()[0]
+    text = decide(RunNumbers(values, 50, (), {"generic": PMNumbers(0.0, 0.0, 0.0, 0.0, 0.0, True)}, "fmr")).sentences()[0]
     assert "n/a — no leakage in either setting" in text and "0.00" not in text
 
 
@@ -244,7 +245,7 @@ def test_overview_headline_numbers_equal_cores(monkeypatch, floored):
 def test_overview_shows_na_for_zero_against_zero_and_prefix_only_metrics(monkeypatch, silent):
     at = app(monkeypatch, silent)
     tiles = metrics_shown(at)
-    assert tiles["PM ALS (generic)"] == "n/a — no leakage in either setting"
+    assert tiles["PM of ALS (generic)"] == "n/a — no leakage in either setting"
     assert any("n/a — no leakage in either setting" in shown(i.value) for i in at.info)
     open_sections(at, "ov_open_metrics")
     at.multiselect(key="ov_secondary").set_value(["discoverable", "approx_lcp"]).run()
@@ -306,7 +307,9 @@ def test_tuned_threshold_reaches_overview_and_the_exports_and_resets(monkeypatch
     _, cfg, _, report, summary, document = at.session_state["exp_report"]
     assert cfg.span_threshold == 12 and document["thresholds"]["span_threshold"] == 12
     assert document["thresholds"]["source"] == "tuned in the app"
-    assert exports.R_N in summary.columns and (summary["N: span threshold (tokens)"] == 12).all()  # names stay
+    assert registry.column("r_n") in summary.columns  # the column name is the same under any threshold ...
+    dictionary = exports.data_dictionary(summary, cfg).set_index("column")["meaning"]
+    assert dictionary[registry.column("r_n")].endswith("span_threshold = 12")  # ... the dictionary names it
     assert re.search(r"<td>span_threshold</td>\s*<td>12</td>", report)
     at.switch_page("../pages/thresholds.py").run()
     assert at.slider(key="thr_span_n").value == 12  # kept across pages

@@ -39,7 +39,7 @@ def make(spans: dict[str, list[int]], full: dict[str, int] | None = None, floor:
     floors = ("floor",) if "floor" in traces else ()
     pm = run_pm(traces, CFG, ("als",), values_by_setting=values, settings=[s for s in traces if s not in ("prefix", *floors)])
     hi = bootstrap_intervals(traces["floor"], CFG, metrics=("als",))["als"].hi if floors else None
-    return decide(RunNumbers(values, CFG.span_threshold, floors, {s: r["als"] for s, r in pm.items()}, "ALS", hi))
+    return decide(RunNumbers(values, CFG.span_threshold, floors, {s: r["als"] for s, r in pm.items()}, "als", hi))
 
 
 def noise(lo: int, hi: int, n: int, seed: int) -> list[int]:

@@ -95,6 +95,7 @@ class ReportInput:
     settings: pd.DataFrame | None = None  # per setting: what it is, prompt count, one example prompt
     legend: tuple[tuple[str, str], ...] = ()  # every term of the first screen in one plain line
     methods: tuple[str, ...] = ()  # more method sentences for the appendix (how the chance floor was made)
+    method_notes: tuple[str, ...] = ()  # what the methods must say about this run (e.g. skipped prompt rows)
 
 
 _NAV = ('<nav aria-label="Sections"><ul>' + "".join(
@@ -188,6 +189,7 @@ def build_report(inp: ReportInput) -> str:
                f"{tables}</details>") if tables else ""
     shown = (f"<details id=\"examples\"><summary>The most telling examples ({len(inp.examples)}), verbatim spans highlighted"
              f"</summary>{highlight.legend_html('length')}{examples}</details>") if inp.examples else ""
+    notes = "".join(f'<p class="method-note">{html.escape(n)}</p>' for n in inp.method_notes)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(inp.title)}</title><style>{STYLE}</style>"
@@ -199,5 +201,5 @@ def build_report(inp: ReportInput) -> str:
         f"<h2 id=\"charts\">Charts</h2>{figures}{numbers}{shown}{glossary}"
         f"<section class=\"appendix\" aria-labelledby=\"appendix\"><h2 id=\"appendix\">Appendix: methods and "
         f"configuration</h2>{methods}"
-        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"
+        f"{notes}{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"
     )

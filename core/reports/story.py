@@ -15,6 +15,7 @@ from core.config import CAPABILITY
 from core.prompts.floor import floor_names
 from core.records import GenKey, TraceResult
 from core.runs.manifest import Manifest
+from core.scoring import registry
 
 GLOSSARY: tuple[tuple[str, str], ...] = (
     ("prefix", ("The attack: the model gets the first tokens of a training document and continues it. "
@@ -55,7 +56,7 @@ def legend(settings: Iterable[str], floors: Iterable[str] = (), cfg=None, metric
     out = [(s, meanings["floor"] if s in floors else meanings.get(s, CUSTOM_SETTING)) for s in settings]
     m = label(metric)
     out += [TOKENS, (m, meanings.get(m, m)),
-            (f"PM of {m}", (f"{m} under ordinary prompts / ({m} ordinary + {m} under attack): 0.5 = ordinary use "
+            (registry.pm_label(metric), (f"{m} under ordinary prompts / ({m} ordinary + {m} under attack): 0.5 = ordinary use "
                            "leaks as much as the attack; near 0 = it can leak but tends not to.")),
             (label("r_n", cfg), (f"Share of completions holding a verbatim span of at least "
                                 f"{(cfg or MetricsConfig()).span_threshold} tokens (N, set on the Thresholds page)."))]
