@@ -33,8 +33,8 @@ def documents(span: Span, metadata: Callable[[int], dict] | None, key: str) -> N
             if metadata is not None:
                 render.caption(leak_views.metadata_text(metadata(g.doc_ixs[0])))
             render.window(trim_window(g.window))
-            st.page_link(CORPUS_PAGE, label="Open the whole document on the Corpus page",
-                         query_params={"doc": str(g.doc_ixs[0])})
+            st.page_link(CORPUS_PAGE, label=render.md_literal(f"Open the whole document ({g.doc_ids[0]}) on the Corpus page"),
+                         query_params={"doc": str(g.doc_ixs[0])})  # the copy named first in the heading
 
 
 def completion_pane(gen: Generation, trace: TraceResult, color_by: str, show_prompt: bool = True) -> None:

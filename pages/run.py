@@ -277,4 +277,4 @@ with render.page_boundary():
         _finished(job)
 
     st.subheader("Runs on this server")
-    st.fragment(_jobs_panel, run_every=2.0)()
+    st.fragment(_jobs_panel, run_every=1.0)()

@@ -5,15 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from app import form_store, paths, runner, setting_form, widgets
+from app import form_store, paths, runner, setting_form
 from core import config_file
-from core.config import DecodingConfig, ExperimentConfig, MetricsConfig, ModelConfig, NVBlocksConfig, SettingConfig, TraceConfig
-from core.config import AdaptiveParam
+from core.config import (
+    AdaptiveParam,
+    DecodingConfig,
+    ExperimentConfig,
+    MetricsConfig,
+    ModelConfig,
+    NVBlocksConfig,
+    SettingConfig,
+    TraceConfig,
+)
 from core.index.corpus_index import CorpusIndex
 from core.progress import ProgressEvent
 from core.runs import experiment_file, form_checks

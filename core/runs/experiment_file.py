@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields, is_dataclass
 
-from core.config import AdaptiveParam, ExperimentConfig, SettingConfig
+from core.config import AdaptiveParam, ExperimentConfig
 from core.config_reference import toml_value
 
 HEADER = ("# PropMe experiment file exported from the Run page: run it with `python -m core run FILE`.\n"
@@ -69,7 +69,7 @@ def experiment_toml(cfg: ExperimentConfig) -> str:
     out = HEADER.splitlines() + required + [line for line in top if line.split(" = ")[0] not in ("name", "index_dirs")]
     for name, sub in sections:
         if name == "model":  # required, even when only name_or_path is set
-            lines, nested = _pairs(sub)
+            lines = _pairs(sub)[0]
             out += ["", "[model]", *lines]
         else:
             out += _table(f"[{name}]", sub)
