@@ -79,3 +79,29 @@ def test_an_invalid_corpus_link_says_so(demo_server, browser, bad):  # noqa: F81
     page.get_by_text(f"document '{bad}' not found").wait_for(timeout=60_000)
     assert "showing the first" in page.locator('[data-testid="stAlert"]').first.inner_text()
     page.close()
+
+
+def test_reset_to_the_runs_values_moves_the_sliders_back_at_once(demo_server, browser):  # noqa: F811
+    url, folder = demo_server
+    want = load_results(folder).manifest.metrics.span_threshold
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{url}/thresholds")
+    thumb = page.locator('.st-key-thr_span_n [role="slider"]')
+    thumb.wait_for(timeout=60_000)
+    page.wait_for_selector(IDLE, state="detached", timeout=60_000)
+    assert thumb.get_attribute("aria-valuenow") == str(want)
+    thumb.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.querySelector('.st-key-thr_span_n [role=slider]')"
+                           f".getAttribute('aria-valuenow') === '{want - 5}'", timeout=10_000)
+    reset = page.locator(".st-key-thr_reset button")
+    reset.wait_for(timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('.st-key-thr_reset button').disabled", timeout=30_000)
+    assert page.get_by_text(f"R_{want - 5} (prefix)").first.is_visible()
+    reset.click()
+    page.wait_for_function("() => document.querySelector('.st-key-thr_span_n [role=slider]')"
+                           f".getAttribute('aria-valuenow') === '{want}'", timeout=10_000)
+    page.get_by_text(f"R_{want} (prefix)").first.wait_for(timeout=10_000)  # the numbers follow the slider
+    shot(page, "links-thresholds-reset.png")
+    page.close()
