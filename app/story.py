@@ -7,11 +7,9 @@ stakeholder report's input. No Streamlit here: the Overview and Export pages dra
 """
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,17 @@ from app import charts
 from app.views import reading
 from app.views.manifest import manifest_rows
 from app.views.manifest import run_label as run_label_of
-from app.views.tables import metric_label
 from core.config import CAPABILITY, MetricsConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
+from core.jsonio import json_problem
 from core.records import TraceResult
 from core.reports import na
 from core.reports.html import ReportInput
-from core.reports.story import (
-    GLOSSARY,
-    Headline,
-    answer,
-    floor_sentence,
-    floor_settings,
-    headline,
-    leakiest,
-    model_badge,
-    natural_settings,
-    pm_sentence,
-    telling,
-)
+from core.reports.story import GLOSSARY, floor_settings, model_badge, natural_settings, telling
+from core.reports.text import skipped_notes
+from core.reports.verdicts import RunNumbers, Story, decide
 from core.runs.manifest import Manifest
+from core.scoring import registry
 from core.scoring.registry import HEADLINE
 
 
@@ -58,7 +47,9 @@ def safetensors_parameters(folder: str | Path) -> int | None:
                 (size,) = struct.unpack("<Q", fh.read(8))
                 if size > 100_000_000:
                     return None
-                header = json.loads(fh.read(size))
+                header, problem = json_problem(fh.read(size))
+                if problem or not isinstance(header, dict):
+                    return None
         except (OSError, ValueError, struct.error):
             return None
         for name, meta in header.items():
@@ -113,54 +104,12 @@ def badge(manifest: Manifest, run_path: str | Path | None) -> str:
 
 # -- the story of a run, shared by the Overview and the HTML report ------------------------------------
 
-@dataclass(frozen=True)
-class StoryView:
-    """What the Overview and the report say first."""
-
-    can: Headline | None  # the attack (prefix), None without a prefix setting
-    does: tuple[Headline, ...]  # natural settings, leakiest first
-    floor: Headline | None  # the chance floor, when the run has one
-    pm_sentences: tuple[str, ...]  # one per natural setting in ``does`` order ("" without PM)
-    floor_sentences: tuple[str, ...]  # natural settings read against the floor
-
-    def answers(self) -> tuple[tuple[str, str, Headline], ...]:
-        """(question, answer, headline numbers) for "Can it leak?" and "Does it leak?" where the run can tell."""
-        out = []
-        if self.can is not None:
-            out.append(("Can it leak?", answer(self.can, attack=True), self.can))
-        if self.does:
-            rest = "; ".join(f"{h.setting}: {h.share:.0%} reach {h.threshold} tokens, longest {h.longest}"
-                             for h in self.does[1:])
-            out.append(("Does it leak?", answer(self.does[0], attack=False)
-                        + (f" Other ordinary prompts — {rest}." if rest else ""), self.does[0]))
-        return tuple(out)
-
-    def readings(self) -> tuple[str, ...]:
-        """Per natural setting (leakiest first): its PM sentence, then its chance-floor sentence."""
-        floors = self.floor_sentences or ("",) * len(self.does)
-        return tuple(" ".join(t for t in pair if t) for pair in zip(self.pm_sentences, floors) if any(pair))
-
-    def questions(self) -> tuple[tuple[str, str], ...]:
-        return tuple((q, a) for q, a, _ in self.answers())
-
-
 def story_view(values: Mapping[str, Mapping[str, Any]], threshold: int, floors: Sequence[str],
-               pm: Mapping[str, Any], metric: str) -> StoryView:
-    """The story from metric values (``{setting: compute_metrics}``) and the run's PM of ``metric``
-    (``{setting: PMResult}``, :func:`core.scoring.propensity.run_pm`)."""
-    order = natural_settings(values, floors)
-    worst = leakiest(values, order)
-    if worst is not None:
-        order.remove(worst)
-        order.insert(0, worst)
-    does = tuple(headline(s, values[s], threshold) for s in order)
-    can = headline(CAPABILITY, values[CAPABILITY], threshold) if CAPABILITY in values else None
-    floor = next((headline(f, values[f], threshold) for f in floors if f in values), None)
-    label = metric_label(metric)
-    sentences = tuple("" if (r := pm.get(h.setting)) is None or can is None else
-                      pm_sentence(h.setting, label, r.value, r.f_p, r.f_c, r.lo, r.hi) for h in does)
-    floor_sentences = tuple(floor_sentence(h, floor) for h in does) if floor is not None else ()
-    return StoryView(can, does, floor, sentences, floor_sentences)
+               pm: Mapping[str, Any], metric: str, floor_als_hi: float | None = None) -> Story:
+    """The decided story (:func:`core.reports.verdicts.decide`) from metric values (``{setting: compute_metrics}``)
+    and the run's PM of ``metric`` (``{setting: PMResult}``, :func:`core.scoring.propensity.run_pm`);
+    ``floor_als_hi``: the upper end of the chance floor's ALS interval, when known."""
+    return decide(RunNumbers(values, threshold, tuple(floors), pm, metric, floor_als_hi))
 
 
 def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cfg: MetricsConfig) -> pd.DataFrame:
@@ -170,9 +119,9 @@ def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cf
     for m in metrics:
         cells = [(s, v.get(m)) for s, v in values.items()]
         if any(na.is_na(x, m, s) for s, x in cells):  # text column: numbers formatted, n/a spelled out
-            cols[metric_label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
+            cols[registry.label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
         else:  # numbers stay numbers (sortable)
-            cols[metric_label(m, cfg)] = [x for _, x in cells]
+            cols[registry.label(m, cfg)] = [x for _, x in cells]
     return pd.DataFrame({"setting": list(values), **cols})
 
 
@@ -183,7 +132,7 @@ def interval_table(intervals: Mapping[str, Mapping[str, Any]], metrics: Sequence
     for s, ivs in intervals.items():
         row: dict[str, Any] = {"setting": s}
         for m in metrics:
-            iv, label = ivs.get(m), metric_label(m, cfg)
+            iv, label = ivs.get(m), registry.label(m, cfg)
             row[label] = na.fmt(iv.value if iv else None, m, s)
             row[f"{label} 95% interval"] = (f"[{na.fmt(iv.lo)}, {na.fmt(iv.hi)}]"
                                             if iv and not na.is_na(iv.lo, m, s) else na.NA)
@@ -197,7 +146,7 @@ def pm_table(pm: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     for s, by_metric in pm.items():
         row: dict[str, Any] = {"setting": s}
         for m, r in by_metric.items():
-            label = f"PM of {metric_label(m)}"
+            label = registry.pm_label(m)
             if r.undefined:
                 row[label], row[f"{label} 95% interval"] = na.PM_NA, na.NA
             else:
@@ -230,7 +179,7 @@ def remaining_counts(curves: Mapping[str, Sequence[float]], values: Mapping[str,
 def figures(run_label: str, values: Mapping[str, Mapping[str, Any]], intervals: Mapping[str, Mapping[str, Any]],
             pm: Mapping[str, Any], metric: str, floors: Sequence[str]) -> list:
     """The story's charts: metric per setting (floor as a baseline), PM per natural setting, the plane."""
-    label = metric_label(metric)
+    label = registry.label(metric)
     floor = next((intervals[f][metric] for f in floors if f in intervals), None)
     shown = {s: intervals[s][metric] for s in intervals if s not in floors}
     out = [charts.metric_bars(shown, label, floor=floor, na=[s for s in shown if not na.applies(metric, s)])]
@@ -262,8 +211,8 @@ def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cf
     thresholds = pd.DataFrame([{"threshold": k, "value": str(v)} for k, v in to_dict(cfg).items()] +
                               [{"threshold": "source", "value": "tuned in the app for this report" if tuned
                                 else "the run's own (as scored)"}])
-    readings = view.readings() or ("PM needs a prefix setting and a natural setting in the run.",)
+    readings = view.sentences() or ("PM needs a prefix setting and a natural setting in the run.",)
     return ReportInput(f"PropMe report: {run_label_of(run.manifest)}", readings[0], manifest_rows(run.manifest),
                        tuple(tables), tuple(figs), examples, badge=badge(run.manifest, run_path),
                        questions=view.questions(), sentences=readings[1:], glossary=GLOSSARY,
-                       thresholds=thresholds)
+                       thresholds=thresholds, method_notes=tuple(skipped_notes(run.manifest)))

@@ -7,6 +7,7 @@ import streamlit as st
 from app import cached, charts, paths, render, state
 from app.views import manifest, reading, tables
 from core.runs.compare import difference_rows
+from core.scoring import registry
 
 st.title("Compare runs")
 with render.page_boundary():
@@ -68,21 +69,22 @@ with render.page_boundary():
             frame = tables.rows_frame(rows).rename(columns={"a": names[label], "b": names[ref_label]})
             st.dataframe(frame, hide_index=True, key=f"cmp_diff_{names[label].replace(' ', '_')}")
 
-    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=tables.metric_label, key="cmp_metric")
+    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=registry.label, key="cmp_metric")
+
     def chart_name(label: str) -> str:  # a run not comparable with the reference is marked in every chart
         ok = label == ref_label or checks[label].comparable
         return f"{names[label]}{' (reference)' if label == ref_label else ''}" + ("" if ok else " (NOT comparable)")
 
     values = {chart_name(label): {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
                                   for s in run.settings()} for label, (ident, run) in runs.items()}
-    st.plotly_chart(charts.compare_bars(values, tables.metric_label(metric)), key="cmp_bars")
+    st.plotly_chart(charts.compare_bars(values, registry.label(metric)), key="cmp_bars")
     st.dataframe(tables.compare_frame(values), hide_index=True, key="cmp_table")
     points = []
     for label, (ident, run) in runs.items():
         ivs = {s: cached.setting_intervals(ident, s, run.manifest.metrics, (metric,), run) for s in run.settings()}
         points += reading.plane_points(chart_name(label), ivs, metric)
     if points:
-        st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric)), key="cmp_plane")
+        st.plotly_chart(charts.capability_propensity(points, registry.label(metric)), key="cmp_plane")
 
     st.subheader("Model-vs-model PM")
     st.caption("PM = f(run) / (f(run) + f(reference)); 0.5: the run leaks as much as the reference. Only runs that "

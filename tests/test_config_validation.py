@@ -26,13 +26,13 @@ from core.config import (
     ModelConfig,
     SettingConfig,
 )
-from core.config_file import load_experiment
-from core.config_tables import from_dict, to_dict
+from core.config.file import load_experiment
+from core.config.tables import from_dict, to_dict
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_CLASSES = sorted((c for _, c in inspect.getmembers(config, inspect.isclass)
-                         if dataclasses.is_dataclass(c) and c.__module__ == "core.config"), key=lambda c: c.__name__)
+                         if dataclasses.is_dataclass(c) and c.__module__ == "core.config.schema"), key=lambda c: c.__name__)
 
 # the smallest valid table of each class (its required fields), as from_dict takes it
 BASE: dict[str, dict] = {

@@ -6,8 +6,8 @@ One small experiment (3 prefix prompts of 32 tokens, 3 everyday questions in the
 format, 24 new tokens, greedy) runs through ``run_experiment`` with the GGUF file as the model AND as
 the index tokenizer. Checked against independent answers: transformers' own ``generate`` token for
 token, a brute-force numpy search of the tokenized licences for every span, the tokenizer's own
-``apply_chat_template``, and the app (AppTest) opening the results folder. Cost: see README
-("Tests"); the model is loaded (de-quantized) once per module.
+``apply_chat_template``, and the app (AppTest) opening the results folder. Cost: see docs/testing.md
+(section "The real model"); the model is loaded (de-quantized) once per module.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow  # the real model (SmolLM2-135M) on CPU
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LICENCES = Path("/usr/share/common-licenses")
@@ -68,7 +70,7 @@ def _real_run(tmp_path_factory) -> SimpleNamespace:
     import json
 
     from core.config import CorpusConfig, ModelConfig
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.corpus.load import load_corpus
     from core.generation import model as model_mod
     from core.generation.model import load_model

@@ -38,7 +38,7 @@ def _rust_indexing() -> Path:
 
 def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress: ProgressFn | None = None,
                 cpus: int | None = None, batch_size: int = 512, max_memory_bytes: int = SA_MEMORY_BUDGET,
-                load=None):
+                load=None, holdout=None):
     """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
 
     No special tokens are added. ``load``: the :class:`core.corpus.load.CorpusLoad` they came from; its
@@ -46,11 +46,31 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     (``corpus_report``, see :mod:`core.corpus.report`). ``max_memory_bytes`` is the RAM budget of the suffix-array step:
     a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
     parts that are then merged (several times slower). Returns the opened :class:`core.index.corpus_index.CorpusIndex`.
+
+    ``holdout`` (a :class:`core.index.holdout.HoldoutConfig`): a seeded sample of the documents is left out
+    of the index and written beside it as its chance floor (recorded under ``holdout`` in the manifest).
     """
+    held, source_fp = [], None
+    if holdout is not None and holdout.docs > 0:
+        from core.corpus.load import corpus_fingerprint
+        from core.index.holdout import split_holdout
+
+        docs = documents if isinstance(documents, (list, tuple)) else list(documents)
+        source_fp = corpus_fingerprint(docs)
+        documents, held = split_holdout(docs, holdout)
     stream, ids_kw = tokenized_corpus(documents, tokenizer, out_dir, load=load, progress=progress, batch_size=batch_size)
     corpus_report = ids_kw.pop("corpus_report")
-    return build_index_from_ids(stream, out_dir, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
-                                manifest_extra={"corpus_report": corpus_report}, **ids_kw)
+    index = build_index_from_ids(stream, out_dir, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
+                                 manifest_extra={"corpus_report": corpus_report}, **ids_kw)
+    if source_fp is None:
+        return index
+    from core.index.corpus_index import CorpusIndex
+    from core.index.holdout import write_holdout
+
+    record = write_holdout(held, index, tokenizer, out_dir, holdout, source_fp)
+    fmt.write_json_atomic(Path(out_dir) / fmt.MANIFEST, {**index.manifest, "holdout": record})
+    log.info("held %d documents out of the index as its chance floor (seed %d)", record["docs"], holdout.seed)
+    return CorpusIndex.open(out_dir)
 
 
 def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, load=None,
@@ -60,6 +80,7 @@ def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, loa
     the load skipped, written beside the index)."""
     from core.corpus.load import corpus_fingerprint
     from core.corpus.report import write_load_report
+    from core.index.encode import encode_batch
     from core.index.tokenizer import (
         tokenizer_eos_id,
         tokenizer_fingerprint,
@@ -78,9 +99,8 @@ def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, loa
     def tokenized() -> Iterator[tuple[str, np.ndarray, Mapping[str, Any]]]:
         for i in range(0, len(docs), batch_size):
             batch = docs[i:i + batch_size]
-            enc = tokenizer([d.text for d in batch], add_special_tokens=False, return_attention_mask=False)
-            for d, ids in zip(batch, enc["input_ids"]):
-                yield str(d.doc_id), np.asarray(ids, dtype=np.int64), dict(d.metadata or {})
+            for d, ids in zip(batch, encode_batch(tokenizer, [d.text for d in batch])):
+                yield str(d.doc_id), ids, dict(d.metadata or {})
             tracker.advance(len(batch))
 
     return tokenized(), {"vocab_size": tokenizer_vocab_size(tokenizer), "eos_token_id": tokenizer_eos_id(tokenizer),
@@ -117,15 +137,23 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
         raise CorpusError(f"No documents to index into {out}: the corpus is empty")
     t_write = time.perf_counter()
     from core.index import sa_search
+    from core.index.verify import Checksums
 
-    sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
-                                  max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
-    from core.index.shards import Shard, shard_paths
+    sums = Checksums(out)  # the written files are hashed while the suffix array is sorted
+    sums.start((fmt.TOKENS, fmt.OFFSETS, fmt.META, fmt.METAOFF))
+    try:
+        sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
+                                      max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
+        from core.index.shards import Shard, shard_paths
 
-    sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
-    sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
-    t_sa = time.perf_counter()
-    np.save(out / fmt.COUNTS, stats["counts"])
+        sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
+        sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
+        t_sa = time.perf_counter()
+        np.save(out / fmt.COUNTS, stats["counts"])
+        checksums = sums.result()  # every index file (core.index.verify), checked when the index is opened
+    except BaseException:
+        sums.cancel()
+        raise
     manifest = {
         "format_version": fmt.FORMAT_VERSION,
         "tokenizer_name": tokenizer_name,
@@ -141,6 +169,7 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
                           "total": round(time.perf_counter() - t0, 3), "suffix_array_steps": sa_steps},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {name: (out / name).stat().st_size for name in (*fmt.SHARD_FILES, fmt.COUNTS)},
+        "checksums": checksums,
         **dict(manifest_extra or {}),
     }
     fmt.write_json_atomic(out / fmt.MANIFEST, manifest)

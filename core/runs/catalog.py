@@ -9,13 +9,13 @@ Only ``manifest.json`` and the setting/prompt columns of ``generations.parquet``
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import PropMeError, ResultsError
+from core.errors import DamagedFile, DamagedResults, PropMeError, ResultsError
+from core.jsonio import read_json
 from core.paths import confine
 from core.runs import manifest_paths
 from core.runs.folders import REQUIRED_FILES, is_results_folder
@@ -64,9 +64,9 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
     """The typed manifest of results folder ``folder`` (paths made absolute), without reading its rows."""
     folder = Path(folder)
     try:
-        raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ResultsError(f"{folder}/manifest.json cannot be read ({e})") from None
+        raw = read_json(folder / "manifest.json", error=DamagedResults)
+    except OSError as e:
+        raise ResultsError(f"{folder}/manifest.json cannot be read ({e.strerror or e})") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version != FORMAT_VERSION:
         raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version reads {FORMAT_VERSION}")
@@ -85,6 +85,17 @@ def prompt_counts(folder: str | os.PathLike) -> dict[str, int]:
     for s, p in zip(table.column("setting").to_pylist(), table.column("prompt_id").to_pylist()):
         seen.setdefault(s, set()).add(p)
     return {s: len(ids) for s, ids in seen.items()}
+
+
+def _damaged_manifest(folder: Path) -> str | None:
+    """Why ``folder/manifest.json`` cannot be parsed (one line), or None when it parses or is absent."""
+    try:
+        read_json(folder / "manifest.json")
+    except DamagedFile as e:
+        return str(e)
+    except OSError:
+        return None
+    return None
 
 
 def _looks_like_run(filenames: list[str]) -> bool:
@@ -113,7 +124,11 @@ def list_runs(root: str | os.PathLike, data_root: Path | None = None, *, max_dep
         depth = len(here.relative_to(top).parts)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink()
                              and depth < max_depth)
-        if "manifest.json" in filenames and is_results_folder(here):
+        damaged = _damaged_manifest(here) if "manifest.json" in filenames else None
+        if damaged:
+            problems.append(f"{here}: {damaged}")
+            dirnames[:] = []
+        elif "manifest.json" in filenames and is_results_folder(here):
             dirnames[:] = []  # a run's own folder holds no runs
             if len(runs) >= max_runs:
                 truncated = True
