@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, replace
 import streamlit as st
 
 from app import paths, render
-from core.config import BUILT_IN_SETTINGS, PROMPT_FORMATS, SETTINGS, SettingConfig
+from core.config import BUILT_IN_SETTINGS, PROMPT_FORMATS, SETTINGS, FloorConfig, SettingConfig
 from core.errors import ConfigError, PropMeError
 from core.runs import form_checks
 
@@ -59,6 +59,7 @@ class SettingsChoice:
     settings: tuple[SettingConfig, ...]
     problems: tuple[str, ...]  # found as typed: each is shown under its field, and the Run button waits
     keys: tuple[str, ...]  # the widget keys drawn (kept with the form's values)
+    floor: FloorConfig = FloorConfig()  # the chance floor made from held-out documents
 
 
 def _seeded(k: str, default, saved: dict):
@@ -105,9 +106,12 @@ def settings_form(base: tuple[SettingConfig, ...], shipped: dict[str, str], save
         st.button("Add this setting", key="run_custom_add", on_click=_add_custom)
         if st.session_state.get("run_custom_error"):
             st.error(render.md_literal(st.session_state["run_custom_error"]))
-    # TODO(story): a held-out chance floor (documents held out of the index) gets its form field once the
-    # story engineer's config key lands on main; a floor of the user's texts is a setting of kind floor above.
-    out, problems, keys = [], [], [SELECTED, SEED, CUSTOM]
+    k = "run_floor_holdout"
+    holdout = st.checkbox("Chance floor from documents held out of the index (used when no setting is a chance floor)",
+                          key=k, value=bool(_seeded(k, FloorConfig().holdout, saved)),
+                          help="Traces the documents the index held out at build time as a setting named 'floor': "
+                               "what the metrics reach by chance on in-distribution text the model never saw.")
+    out, problems, keys = [], [], [SELECTED, SEED, CUSTOM, k]
     capacity = _capacity(index_dirs)
     for name in chosen:
         base_s = by_name.get(name) or SettingConfig(name, kind=kinds.get(name, "prompts"),
@@ -176,7 +180,7 @@ def settings_form(base: tuple[SettingConfig, ...], shipped: dict[str, str], save
             st.error(render.md_literal(str(e)))
     if not chosen:
         problems.append("choose one or more settings")
-    return SettingsChoice(tuple(out), tuple(problems), tuple(keys))
+    return SettingsChoice(tuple(out), tuple(problems), tuple(keys), FloorConfig(holdout=bool(holdout)))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

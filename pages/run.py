@@ -97,7 +97,7 @@ def _finished(job: run_worker.JobStatus) -> None:
 
 
 def _export(corpus_kind, model, settings, decoding, trace, name, out_dir, index_path, corpus_path, root,
-            problems) -> None:
+            problems, floor) -> None:
     """"Export the experiment file": the TOML `python -m core run` runs for the form's choices."""
     if problems:
         return
@@ -115,7 +115,8 @@ def _export(corpus_kind, model, settings, decoding, trace, name, out_dir, index_
         return  # an upload: the file is on the server only
     try:
         cfg = runner.checked_config(ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
-                                                     decoding=decoding, trace=trace, output_dir=out_dir), root)
+                                                     decoding=decoding, trace=trace, output_dir=out_dir, floor=floor),
+                                    root)
     except PropMeError as e:
         render.caption(f"The experiment file cannot be exported yet: {e}")
         return
@@ -251,7 +252,7 @@ with render.page_boundary():
                   *(index_dirs if corpus_kind == "demo corpus" else ()))
         runner.check_output(name, out_dir, root)  # a bad run name or output folder: named by the path policy first
         checked = ExperimentConfig(name=name, model=model, index_dirs=index_dirs, settings=settings,
-                                   decoding=decoding, trace=trace, output_dir=out_dir)
+                                   decoding=decoding, trace=trace, output_dir=out_dir, floor=choice.floor)
         work = runner.plan(checked, corpus, root, exempt=tuple(p for p in exempt if p))
         st.session_state[run_worker.JOB_KEY] = job_id = runner.start_job(
             checked, work, ProgressEvent("starting", 0, 0, "steps",
@@ -269,7 +270,8 @@ with render.page_boundary():
                         on_click=_request_start, help="Fix the fields marked in red first." if problems else None)
     if problems:
         st.warning(render.md_literal(f"Before Run: {'; '.join(problems)}"))
-    _export(corpus_kind, model, settings, decoding, trace, name, out_dir, index_path, corpus_path, root, problems)
+    _export(corpus_kind, model, settings, decoding, trace, name, out_dir, index_path, corpus_path, root, problems,
+            choice.floor)
 
     if job is not None and job.active:
         st.fragment(_status_panel, run_every=1.0)()

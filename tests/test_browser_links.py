@@ -12,7 +12,6 @@ from core.index.corpus_index import CorpusIndex
 from core.runs.demo import demo_index_dir
 from core.runs.results import load_results
 from tests.fixtures_browser import IDLE, shot
-from tests.test_browser import demo_server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 BOX_JS = """(sel) => { const m = document.querySelector(sel); if (!m) return null; const r = m.getBoundingClientRect();
@@ -30,7 +29,7 @@ def _in_first_screen(page, selector: str) -> dict:
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1280, 720)])
-def test_an_explore_link_shows_its_completion_and_span_on_the_first_screen(demo_server, browser, size):  # noqa: F811
+def test_an_explore_link_shows_its_completion_and_span_on_the_first_screen(demo_server, browser, size):
     url, folder = demo_server
     run = load_results(folder)
     trace = max((t for t in run.traces if t.key.setting == "prefix"), key=lambda t: t.longest_span)
@@ -48,7 +47,7 @@ def test_an_explore_link_shows_its_completion_and_span_on_the_first_screen(demo_
     page.close()
 
 
-def test_an_unknown_explore_link_says_so(demo_server, browser):  # noqa: F811
+def test_an_unknown_explore_link_says_so(demo_server, browser):
     url, _ = demo_server
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{url}/explore?setting=prefix&prompt=no-such-prompt&sample=0")
@@ -57,7 +56,7 @@ def test_an_unknown_explore_link_says_so(demo_server, browser):  # noqa: F811
     page.close()
 
 
-def test_a_corpus_link_opens_that_document_first_with_its_match_highlighted(demo_server, browser):  # noqa: F811
+def test_a_corpus_link_opens_that_document_first_with_its_match_highlighted(demo_server, browser):
     url, folder = demo_server
     run = load_results(folder)
     index = CorpusIndex.open(str(demo_index_dir()))
@@ -72,7 +71,7 @@ def test_a_corpus_link_opens_that_document_first_with_its_match_highlighted(demo
 
 
 @pytest.mark.parametrize("bad", ["x", "99999999"])
-def test_an_invalid_corpus_link_says_so(demo_server, browser, bad):  # noqa: F811
+def test_an_invalid_corpus_link_says_so(demo_server, browser, bad):
     url, _ = demo_server
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{url}/corpus?doc={bad}")
@@ -81,7 +80,7 @@ def test_an_invalid_corpus_link_says_so(demo_server, browser, bad):  # noqa: F81
     page.close()
 
 
-def test_reset_to_the_runs_values_moves_the_sliders_back_at_once(demo_server, browser):  # noqa: F811
+def test_reset_to_the_runs_values_moves_the_sliders_back_at_once(demo_server, browser):
     url, folder = demo_server
     want = load_results(folder).manifest.metrics.span_threshold
     page = browser.new_page(viewport={"width": 1440, "height": 900})

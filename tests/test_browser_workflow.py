@@ -16,8 +16,7 @@ from playwright.sync_api import expect
 
 from app.setting_form import key as skey
 from core.runs.results import load_results
-from tests.fixtures_browser import IDLE, settle, shot
-from tests.test_browser import _serve
+from tests.fixtures_browser import IDLE, serve_app, settle, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 LICENCES = Path("/usr/share/common-licenses")
@@ -29,7 +28,7 @@ def server(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("PROPME_CACHE_DIR", str(cache))  # read by the server when it starts; undone right after
-    cm = _serve(None, tmp_path_factory.mktemp("log") / "streamlit-workflow.log")
+    cm = serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-workflow.log")
     url = cm.__enter__()
     mp.undo()
     try:
@@ -59,7 +58,7 @@ def _type(page, key: str, value: str) -> None:
     box = page.locator(f".st-key-{key} input").first
     box.fill(value)
     box.press("Enter")
-    settle(page, 300)
+    settle(page)
 
 
 def _value(page, key: str) -> str:

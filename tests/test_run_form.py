@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from app import form_store, paths, runner, setting_form
-from core import config_file
+from core.config import file as config_file
 from core.config import (
     AdaptiveParam,
     DecodingConfig,

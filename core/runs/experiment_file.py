@@ -4,14 +4,14 @@ The Run page's "Export the experiment file" uses it: the same choices as the for
 headless. Keys equal to their default are left out (the file stays short and reads like a hand-written
 one); unset (None) values are left out too (TOML has no null, and None is their default). Paths are written
 as the config holds them (the Run page's are absolute), so the file runs from any folder.
-:func:`core.config_file.load_experiment` reads it back to an equal config (tests/test_run_form.py).
+:func:`core.config.file.load_experiment` reads it back to an equal config (tests/test_run_form.py).
 """
 from __future__ import annotations
 
 from dataclasses import MISSING, fields, is_dataclass
 
 from core.config import AdaptiveParam, ExperimentConfig
-from core.config_reference import toml_value
+from core.config.reference import toml_value
 
 HEADER = ("# PropMe experiment file exported from the Run page: run it with `python -m core run FILE`.\n"
           "# Keys left out take their defaults (`python -m core config --example` lists every key).\n")

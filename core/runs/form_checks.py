@@ -2,7 +2,7 @@
 each under its field): does a path exist, can the corpus give the prefix setting as many prompts as asked.
 
 Each check returns None when the choice is fine, else one sentence naming the cause and what to do.
-The run itself checks again (core.prompts.build, core.config_file): these only say it sooner.
+The run itself checks again (core.prompts.build, core.config.file): these only say it sooner.
 """
 from __future__ import annotations
 
