@@ -92,7 +92,7 @@ def _open(r: _Run) -> None:
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint, tokenizer_identity
 
     cfg = r.cfg
-    local_model = backends.spec(cfg.model).local_model
+    local_model = cfg.model.local_model
     if cfg.model.trust_remote_code and local_model:
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
