@@ -133,7 +133,7 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
 
     expected = {  # page -> texts it must show literally (each waited for, then asserted)
         "": [f"· run {shown('run')}",  # the model badge (st.markdown)
-             f"ALS ({shown('setgen')})", f"PM ALS ({shown('setspec')})",  # metric labels
+             f"ALS ({shown('setgen')})", f"PM of ALS ({shown('setspec')})",  # metric labels
              f"Ordinary prompts ({shown('setspec')}) leak"],  # st.info naming a setting (the PM sentence)
         "explore": [f"source document: {shown('doc')} doc-", f"document: {shown('doc')} doc-"],  # captions
         "thresholds": [f"R_50 ({shown('setgen')})", f"PM of R_50 ({shown('setspec')})"],

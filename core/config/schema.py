@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from core.config.checks import at_least, check_fields, non_empty, one_of, require
+from core.config.limits import check_products
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
@@ -105,6 +106,7 @@ class TraceConfig:
     eidetic_cap: int = 11  # distinct documents counted for k-eidetic (enough for k <= 10)
     seed: int = 42  # seed of the occurrence sample when a span occurs more than docs_per_span times
     workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
+    ray_address: str = ""  # trace on a Ray cluster: "local", "auto" or host:port (docs/scale.md); "" = this machine
 
     def __post_init__(self):
         check_fields(self)
@@ -285,6 +287,7 @@ class ExperimentConfig:
         require(bool(self.settings), "ExperimentConfig.settings must hold one or more settings")
         names = [s.name for s in self.settings]
         require(len(set(names)) == len(names), f"setting names must be unique, got {names}")
+        check_products(self)  # what drives memory across fields: bootstrap draws, generations, batch tokens
         require(max(self.metrics.k_values) < self.trace.eidetic_cap,
                  f"k_values {list(self.metrics.k_values)} need trace.eidetic_cap > {max(self.metrics.k_values)} "
                  f"(it is {self.trace.eidetic_cap}): raise eidetic_cap or lower k_values")
