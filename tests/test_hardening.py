@@ -232,6 +232,7 @@ def test_report_of_a_folder_that_is_not_a_results_folder(exp, capsys):
 
 
 # -- real processes: no traceback, warnings and skips visible --------------------------------------------
+@pytest.mark.slow  # real `python -m core` processes
 def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     """A run that completes: bad prompt rows skipped and counted, an over-long prompt cut to the context
     (logged), trust_remote_code warned about; then two user errors from real processes."""

@@ -25,6 +25,7 @@ from core.config.schema import (
 )
 from core.config.tables import check_table, check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError
+from core.generation import backends
 from core.paths import check_exists, safe_name
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,12 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: setting names must be unique, got {names}")
     model_dir = base / Path(cfg.model.name_or_path).expanduser()
+    local_model = backends.spec(cfg.model).local_model  # a folder or hub id it loads, not a served name
     model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
-        cfg.model.backend == "hf" and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
+        local_model and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
     index_tok = cfg.index_tokenizer
     try:
-        if model.backend == "hf":  # a path that is not there: said now, before anything loads
+        if local_model:  # a path that is not there: said now, before anything loads
             check_exists(model.name_or_path, what="[model] name_or_path", base=base)
         if index_tok and (base / Path(index_tok).expanduser()).exists():
             index_tok = str(base / Path(index_tok).expanduser())
