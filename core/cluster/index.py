@@ -49,6 +49,10 @@ class ShardGroup:
             self.manifests.append(manifest)
             self.dir_shards.append(len(opened))
             self.shards.extend(opened)
+        from core.index.verify import check_on_open
+
+        known = next((m["vocab_size"] for m in self.manifests if m is not None), None)
+        check_on_open(self.dirs, self.manifests, self.shards, known)  # a damaged shard is refused, as locally
         self.searchers = [ShardSearcher(s) for s in self.shards]
         self.base: list[int] = [0] * len(self.shards)  # global index of each shard's first document
 
