@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.paths import work_dir
+from app.paths import confine, work_dir
 from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
 from core.errors import ConfigError
 from core.index.ensure import ensure_index
-from core.paths import confine, model_source, safe_name
+from core.paths import model_source, no_link, safe_name
 from core.progress import ProgressEvent
 from core.runs.demo import demo_floor_path, demo_index_dir, demo_model_dir, demo_prompt_paths
 
@@ -51,8 +51,12 @@ def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[
         model = replace(model, name_or_path=model_source(model.name_or_path, root, what="model"))
     settings = tuple(replace(s, prompts_path=inside(s.prompts_path, f"prompt set for {s.name}"))
                      if s.prompts_path else s for s in c.settings)
+    cache_dir = c.cache_dir
+    if root is not None:  # the result cache the run writes lives inside the root too (not ~/.cache/propme)
+        cache_dir = str(confine(cache_dir, root, what="cache folder")) if cache_dir else str(work_dir(root, "cache"))
     return replace(c, name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
-                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")))
+                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")),
+                   cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     holdout = HoldoutConfig() if holdout is None else holdout
     key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)
                           + f"holdout:{holdout.docs}:{holdout.seed}:{holdout.max_tokens}").encode()).hexdigest()[:16]
-    out = root / key
+    out = no_link(root / key, what="app index folder")
     ensure_index(load.documents, tok, out, progress, load=load, holdout=holdout)
     return out, load
 
@@ -179,6 +183,7 @@ class CorpusChoice:
 
     kind: str  # demo | index | file
     path: str | None = None  # index folder or corpus file, already confined to the data root
+    upload_name: str | None = None  # an uploaded file: the name the user gave it (``path`` is where it is stored)
 
 
 def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, upload: tuple[str, bytes] | None,
@@ -192,12 +197,29 @@ def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, up
         folder = str(confine(index_path or "", root, what="index folder"))
         return CorpusChoice("index", folder), (folder,)
     if upload is not None:
-        source = save_upload(upload[0], upload[1], work_dir(root) / "uploads")
+        source = save_upload(upload[0], upload[1], work_dir(root, "uploads"))
     elif corpus_path:
         source = confine(corpus_path, root, what="corpus file")
     else:
         return None
-    return CorpusChoice("file", str(source)), (str(work_dir(root) / "app-indexes"),)
+    return (CorpusChoice("file", str(source), upload[0] if upload is not None else None),
+            (str(work_dir(root) / "app-indexes"),))
+
+
+def corpus_index(corpus: CorpusChoice, tokenizer_name: str, progress, root: Path | None):
+    """The index of a corpus file (built or reused, see :func:`index_for_corpus`) in the app's folder.
+
+    A corpus that cannot be used is refused naming the file as the user named it (an upload's own name,
+    not where it is stored), and a refused upload is removed."""
+    from core.errors import PropMeError
+
+    try:
+        return index_for_corpus(corpus.path, tokenizer_name, progress, work_dir(root, "app-indexes"))
+    except PropMeError as e:
+        if corpus.upload_name is None:
+            raise
+        Path(corpus.path).unlink(missing_ok=True)  # a rejected upload is not kept
+        raise type(e)(str(e).replace(corpus.path, f"the uploaded file {corpus.upload_name!a}")) from None
 
 
 def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt: tuple[str, ...] = ()):
@@ -216,6 +238,7 @@ def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt:
 def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
+    from core.reports.text import skipped_notes
     from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
 
@@ -223,11 +246,10 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
     if corpus.kind == "demo":
         ensure_demo_index(progress)
     elif corpus.kind == "file":
-        folder, load = index_for_corpus(corpus.path, cfg.model.name_or_path, progress, work_dir(root) / "app-indexes")
+        folder, load = corpus_index(corpus, cfg.model.name_or_path, progress, root)
         if load.problems or load.renamed:
             warnings.append(corpus_report_text(load, folder))
         cfg = replace(cfg, index_dirs=(str(folder),))
     result = run_experiment(cfg, progress=progress)
-    warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
-                 for s, skip in result.manifest.skipped_rows.items()]
+    warnings += skipped_notes(result.manifest)  # count and the first reasons, in full
     return JobResult(str(result.path), len(result.generations), tuple(warnings))

@@ -26,9 +26,19 @@ RETRACED = "propme_retraced"
 THRESHOLDS = "propme_thresholds"
 OPENED = "propme_opened"
 FOLDER, FOLDER_INPUT, FOLDER_BOX = "propme_folder", "results_dir", "sb_open_folder"
-# the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, key "thr"):
-# reset with them
-THRESHOLD_WIDGETS = tuple(f"thr_{k}" for k in ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2"))
+# the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, prefix "thr"):
+# their keys are made here only, and "Reset to the run's values" drops them
+THRESHOLD_FIELDS = ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2")
+
+
+def threshold_key(name: str, prefix: str = "thr") -> str:
+    """The widget key of one scoring threshold control (``thr_span_n``: the span threshold N)."""
+    if name not in THRESHOLD_FIELDS:
+        raise KeyError(f"no threshold widget {name!r}; known: {', '.join(THRESHOLD_FIELDS)}")
+    return f"{prefix}_{name}"
+
+
+THRESHOLD_WIDGETS = tuple(threshold_key(k) for k in THRESHOLD_FIELDS)
 
 
 def current_run():

@@ -19,7 +19,6 @@ from app import charts
 from app.views import reading
 from app.views.manifest import manifest_rows
 from app.views.manifest import run_label as run_label_of
-from app.views.tables import metric_label
 from core.config import CAPABILITY, MetricsConfig
 from core.config.tables import to_dict
 from core.jsonio import json_problem
@@ -27,8 +26,10 @@ from core.records import TraceResult
 from core.reports import na
 from core.reports.html import ReportInput
 from core.reports.story import GLOSSARY, floor_settings, model_badge, natural_settings, telling
+from core.reports.text import skipped_notes
 from core.reports.verdicts import RunNumbers, Story, decide
 from core.runs.manifest import Manifest
+from core.scoring import registry
 from core.scoring.registry import HEADLINE
 
 
@@ -108,7 +109,7 @@ def story_view(values: Mapping[str, Mapping[str, Any]], threshold: int, floors: 
     """The decided story (:func:`core.reports.verdicts.decide`) from metric values (``{setting: compute_metrics}``)
     and the run's PM of ``metric`` (``{setting: PMResult}``, :func:`core.scoring.propensity.run_pm`);
     ``floor_als_hi``: the upper end of the chance floor's ALS interval, when known."""
-    return decide(RunNumbers(values, threshold, tuple(floors), pm, metric_label(metric), floor_als_hi))
+    return decide(RunNumbers(values, threshold, tuple(floors), pm, metric, floor_als_hi))
 
 
 def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cfg: MetricsConfig) -> pd.DataFrame:
@@ -118,9 +119,9 @@ def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cf
     for m in metrics:
         cells = [(s, v.get(m)) for s, v in values.items()]
         if any(na.is_na(x, m, s) for s, x in cells):  # text column: numbers formatted, n/a spelled out
-            cols[metric_label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
+            cols[registry.label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
         else:  # numbers stay numbers (sortable)
-            cols[metric_label(m, cfg)] = [x for _, x in cells]
+            cols[registry.label(m, cfg)] = [x for _, x in cells]
     return pd.DataFrame({"setting": list(values), **cols})
 
 
@@ -131,7 +132,7 @@ def interval_table(intervals: Mapping[str, Mapping[str, Any]], metrics: Sequence
     for s, ivs in intervals.items():
         row: dict[str, Any] = {"setting": s}
         for m in metrics:
-            iv, label = ivs.get(m), metric_label(m, cfg)
+            iv, label = ivs.get(m), registry.label(m, cfg)
             row[label] = na.fmt(iv.value if iv else None, m, s)
             row[f"{label} 95% interval"] = (f"[{na.fmt(iv.lo)}, {na.fmt(iv.hi)}]"
                                             if iv and not na.is_na(iv.lo, m, s) else na.NA)
@@ -145,7 +146,7 @@ def pm_table(pm: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     for s, by_metric in pm.items():
         row: dict[str, Any] = {"setting": s}
         for m, r in by_metric.items():
-            label = f"PM of {metric_label(m)}"
+            label = registry.pm_label(m)
             if r.undefined:
                 row[label], row[f"{label} 95% interval"] = na.PM_NA, na.NA
             else:
@@ -178,7 +179,7 @@ def remaining_counts(curves: Mapping[str, Sequence[float]], values: Mapping[str,
 def figures(run_label: str, values: Mapping[str, Mapping[str, Any]], intervals: Mapping[str, Mapping[str, Any]],
             pm: Mapping[str, Any], metric: str, floors: Sequence[str]) -> list:
     """The story's charts: metric per setting (floor as a baseline), PM per natural setting, the plane."""
-    label = metric_label(metric)
+    label = registry.label(metric)
     floor = next((intervals[f][metric] for f in floors if f in intervals), None)
     shown = {s: intervals[s][metric] for s in intervals if s not in floors}
     out = [charts.metric_bars(shown, label, floor=floor, na=[s for s in shown if not na.applies(metric, s)])]
@@ -214,4 +215,4 @@ def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cf
     return ReportInput(f"PropMe report: {run_label_of(run.manifest)}", readings[0], manifest_rows(run.manifest),
                        tuple(tables), tuple(figs), examples, badge=badge(run.manifest, run_path),
                        questions=view.questions(), sentences=readings[1:], glossary=GLOSSARY,
-                       thresholds=thresholds)
+                       thresholds=thresholds, method_notes=tuple(skipped_notes(run.manifest)))

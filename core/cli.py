@@ -104,8 +104,12 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     cfg = CorpusConfig(path=args.corpus, format=args.format, text_field=args.text_field,
                        id_field=None if args.id_field == "" else args.id_field, sample_size=args.sample,
                        seed=args.seed, on_bad_rows=args.on_bad_rows)
+    from core.corpus.limits import InputLimits
+
+    limits = InputLimits.from_env(**{k: getattr(args, k) for k in ("max_unpacked_bytes", "max_line_bytes",
+                                                                   "max_doc_bytes", "max_csv_columns")})
     progress = TextProgress()
-    load = load_corpus(cfg, progress)
+    load = load_corpus(cfg, progress, limits)
     if load.problems or load.renamed:
         say(describe_load(load, args.out), file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
@@ -286,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "every run on this index traces (experiment key [floor] holdout); 0: none (default: 20; not with "
                    "--sharded)")
     b.add_argument("--holdout-seed", type=int, default=42, help="seed of the held-out sample (default: 42)")
+    for flag, default, what in (("--max-unpacked-bytes", "1 GiB", "bytes read from a corpus file after unpacking"),
+                                ("--max-line-bytes", "16 MiB", "bytes of one JSONL line or CSV header"),
+                                ("--max-doc-bytes", "16 MiB", "UTF-8 bytes of one document"),
+                                ("--max-csv-columns", "10000", "columns of a CSV file")):
+        b.add_argument(flag, type=int, default=None, metavar="N", help=f"stop reading past this many {what} "
+                       f"(default {default}, or its PROPME_ environment variable; see core/corpus/limits.py)")
     b.add_argument("--ray", default=None, metavar="ADDRESS", help="build the shards as Ray tasks (implies --sharded): "
                    "'local' starts Ray on this machine (127.0.0.1), 'auto' joins this machine's cluster, or a cluster "
                    "address; --memory-mb is then each shard task's budget (needs requirements-cluster.txt)")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import cached, charts, paths, render, state
 from app.views import manifest, reading, tables
+from core.scoring import registry
 
 st.title("Compare runs")
 with render.page_boundary():
@@ -57,17 +58,17 @@ with render.page_boundary():
         for d in c.notes:
             st.caption(render.md_literal(f"{label}: {d.text}"))
 
-    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=tables.metric_label, key="cmp_metric")
+    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=registry.label, key="cmp_metric")
     values = {label: {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
                       for s in run.settings()} for label, (ident, run) in runs.items()}
-    st.plotly_chart(charts.compare_bars(values, tables.metric_label(metric)), key="cmp_bars")
+    st.plotly_chart(charts.compare_bars(values, registry.label(metric)), key="cmp_bars")
     st.dataframe(tables.compare_frame(values), hide_index=True, key="cmp_table")
     points = []
     for label, (ident, run) in runs.items():
         ivs = {s: cached.setting_intervals(ident, s, run.manifest.metrics, (metric,), run) for s in run.settings()}
         points += reading.plane_points(label, ivs, metric)
     if points:
-        st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric)), key="cmp_plane")
+        st.plotly_chart(charts.capability_propensity(points, registry.label(metric)), key="cmp_plane")
 
     st.subheader("Model-vs-model PM")
     st.caption("PM = f(run) / (f(run) + f(reference)); 0.5: the run leaks as much as the reference. Only runs that "

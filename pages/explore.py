@@ -1,10 +1,10 @@
 """Explore: completions with their verbatim spans highlighted; click a span to see the training documents it came from."""
 import streamlit as st
 
-from app import cached, leak_render, leak_views, render, retrace, span_view, state, widgets
+from app import cached, leak_render, leak_views, render, retrace, session, span_view, state, widgets
 from app.views import explore
 from core.errors import PropMeError
-from core.scoring.metrics import scored_traces
+from core.scoring import registry
 
 PICK, SPAN, SPAN_FOR, VIEW, LINKED = "ex_pick", "ex_span", "ex_span_for", "ex_completion_view", "ex_linked"
 
@@ -29,10 +29,9 @@ def _explore(ident: str, run) -> None:
         filt = widgets.explore_filters(run.settings(), domains, max(r.longest_span for r in rows),
                                        initial_setting=linked.setting if linked else None)
         shown = explore.filter_examples(rows, filt)
-        cfg = state.metrics_config(ident, run)  # this session's thresholds (tuned on the Thresholds page)
-        keys = {r.key for r in shown}
-        reach = sum(t.longest_span >= cfg.span_threshold
-                    for t in scored_traces(cached.rescored_traces(ident, cfg, run), cfg) if t.key in keys)
+        view = session.of(ident, run)  # the run under this session's thresholds (tuned on the Thresholds page)
+        cfg, keys = view.cfg, {r.key for r in shown}
+        reach = sum(registry.holds("r_n", t, cfg) for t in view.scored if t.key in keys)
         st.caption(render.md_literal(f"{len(shown)} of {len(rows)} completions match the filters, longest verbatim "
                                      f"span first; {reach} of them hold a verbatim span of at least N = {cfg.span_threshold} tokens "
                                      "(R_N's threshold, set on the Thresholds page)."))

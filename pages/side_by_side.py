@@ -2,7 +2,8 @@
 import streamlit as st
 
 from app import cached, leak_render, leak_views, render, retrace, state, widgets
-from core.reports.leaks import CAPABILITY, best_completion, pair_by_document
+from core.config import CAPABILITY
+from core.reports.leaks import best_completion, pair_by_document
 
 VIEWS = {"document": "By leaked document", "pair": "Free pairing"}
 VIEW, DOC, WRITTEN = "sbs_view", "sbs_doc", "sbs_written"

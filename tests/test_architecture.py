@@ -126,7 +126,8 @@ def test_no_silent_broad_excepts():
 
 
 STAGES = ("corpus", "index", "prompts", "generation", "tracing", "cluster", "scoring", "runs", "reports")
-SHARED = ("core.config", "core.config.schema", "core.config.checks", "core.config.tables", "core.records", "core.errors", "core.paths", "core.progress")
+SHARED = ("core.config", "core.config.schema", "core.config.checks", "core.config.tables", "core.records", "core.errors",
+          "core.paths", "core.progress", "core.jsonio")
 
 
 def _rank(module: str) -> int:

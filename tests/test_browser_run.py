@@ -18,11 +18,11 @@ from core.config.file import load_experiment
 from core.runs.cache import ResultCache
 from core.runs.demo import demo_experiment_path, demo_results_dir
 from core.runs.results import load_results, save_results
+from tests.fixtures_browser import idle, serve_app
 from tests.fixtures_browser import settle as _settle
 from tests.fixtures_browser import shot as _shot
-from tests.test_browser import _serve
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CLOCK_JS = """(watch) => {
   const c = window.__clock = {clicks: []};
   document.addEventListener('click', () => c.clicks.push(performance.now()), true);
@@ -38,7 +38,7 @@ def server(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("PROPME_CACHE_DIR", str(cache))  # read by the server when it starts; undone right after
-    cm = _serve(None, tmp_path_factory.mktemp("log") / "streamlit-run.log")
+    cm = serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-run.log")
     url = cm.__enter__()
     mp.undo()
     try:
@@ -49,9 +49,11 @@ def server(tmp_path_factory):
 
 def _type(page, key: str, value: str) -> None:
     box = page.locator(f".st-key-{key} input")
+    if box.input_value() == value:  # already so: Enter would start no rerun to wait for
+        return
     box.fill(value)
     box.press("Enter")
-    _settle(page, 300)
+    _settle(page)
 
 
 def _value(page, key: str) -> str:
@@ -80,6 +82,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.evaluate(CLOCK_JS, [["rerun", "Index folder"], ["toast", "Starting the run"], ["panel", "Running ..."]])
     page.get_by_text("existing index folder").click()
     page.locator(".st-key-run_index_path").wait_for(timeout=30_000)
+    _settle(page)
     page.get_by_text("demo corpus").click()
     _settle(page)
     for key, value in (("run_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
@@ -169,7 +172,7 @@ def test_compare_flags_a_trace_mode_mismatch_of_one_model(server, browser, tmp_p
     page.keyboard.press("Escape")
     page.get_by_text("NOT comparable with the reference").first.wait_for(timeout=30_000)
     page.get_by_text("No run is comparable with the reference").first.wait_for(timeout=60_000)  # drawn below the charts
-    _settle(page)
+    idle(page)
     _shot(page, "compare-trace-mismatch.png")
     body = page.locator("body").inner_text()
     verdict = next(line for line in body.splitlines() if "NOT comparable" in line)

@@ -107,11 +107,11 @@ BAD_CONFIGS = {
     "not TOML": ({"[model]": "[model"}, {}, r"not valid TOML"),
     "non-UTF-8 TOML": ({'name = "tiny"': 'name = "tiny\udcff"'}, {}, r"cannot read experiment config .*utf-8"),
     "missing model folder": ({MODEL: 'name_or_path = "./no-such-model"'}, {},
-                             r"\[model\] name_or_path: the model folder .*no-such-model does not exist"),
+                             r"\[model\] name_or_path: no such file or folder .*no-such-model"),
     "model folder with config only": ({MODEL: 'name_or_path = "cfgonly"'}, {"cfgonly/config.json": "model"},
                                       r"No tokenizer files in .*cfgonly"),
     "missing index_tokenizer folder": ({INDEX: INDEX + '\nindex_tokenizer = "./no-tok"'}, {},
-                                       r"index_tokenizer: the tokenizer folder .*no-tok does not exist"),
+                                       r"index_tokenizer: no such file or folder .*no-tok"),
     "missing index folder": ({INDEX: 'index_dirs = ["nope"]'}, {}, r"No index at .*nope: the folder does not exist"),
     "interrupted index build": ({INDEX: 'index_dirs = ["index_cut"]'}, {},
                                 r"No finished index at .*index_cut \(manifest\.json is missing\); build it with"),
@@ -159,7 +159,7 @@ def test_index_tokenizer_is_resolved_next_to_the_toml(exp):
     assert cfg.index_tokenizer == str(exp / "other_tok")
     assert load_experiment(_variant(exp, "hub", **{MODEL: 'name_or_path = "org/some-model"'})).model.name_or_path == \
         "org/some-model"  # a hub id is not mistaken for a missing folder
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such file or folder"):
         load_experiment(_variant(exp, "abs", **{MODEL: f'name_or_path = "{exp / "nowhere" / "m"}"'}))
 
 
@@ -232,6 +232,7 @@ def test_report_of_a_folder_that_is_not_a_results_folder(exp, capsys):
 
 
 # -- real processes: no traceback, warnings and skips visible --------------------------------------------
+@pytest.mark.slow  # real `python -m core` processes
 def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     """A run that completes: bad prompt rows skipped and counted, an over-long prompt cut to the context
     (logged), trust_remote_code warned about; then two user errors from real processes."""
@@ -252,8 +253,10 @@ def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     run = load_results(exp / "results" / "messy")
     assert [g.key.prompt_id for g in run.generations] == ["generic-0001", "long"]
     assert len(run.traces) == 2
-    assert run.manifest.skipped_rows == {"generic": SkippedRows(
-        3, str(exp / "messy.jsonl"), "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes")}
+    first = "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes"
+    skipped = run.manifest.skipped_rows["generic"]
+    assert skipped == SkippedRows(3, str(exp / "messy.jsonl"), first, skipped.reasons)
+    assert skipped.reasons[0] == first and len(skipped.reasons) == 3  # the first reasons, in full (issue 21)
 
     out = _cli("index", "build", "--corpus", exp / "ok.jsonl", "--tokenizer", exp / "model", "--out",
                exp / "tiny.toml", "--trust-remote-code")

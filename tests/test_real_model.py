@@ -20,6 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the real model (SmolLM2-135M) on CPU
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LICENCES = Path("/usr/share/common-licenses")
 QUESTIONS = ("What does the GNU General Public License allow me to do with software?",

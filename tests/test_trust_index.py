@@ -134,7 +134,7 @@ def test_structural_checks_pass_whole_indexes(demo_index, small_index, tmp_path)
     for folder in (demo_index, small_index):
         shard = Shard(*shard_paths(folder)[0], "u16")
         for seed in range(5):
-            verify.structural_problem(shard, fmt.read_manifest(folder)["vocab_size"], pairs=1 << 14, seed=seed)
+            verify.check_structure(shard, fmt.read_manifest(folder)["vocab_size"], pairs=1 << 14, seed=seed)
 
 
 def test_swapped_suffix_array_entries_are_found(small_index, tmp_path):
@@ -217,6 +217,7 @@ def test_warm_open_is_instant_and_a_changed_file_is_checked_again(demo_index, tm
 
 def test_a_file_changed_within_the_clock_tick_of_its_check_is_checked_again(demo_index, tmp_path, monkeypatch):
     """Racy files (modified just before they were checked) are never trusted from the record."""
+    monkeypatch.setattr(verify, "RACY_NS", 600 * 10**9)  # "just before": however loaded the machine is
     folder = _copy(demo_index, tmp_path / "ix")
     for p in folder.iterdir():
         os.utime(p, None)  # just written
@@ -394,3 +395,30 @@ def test_an_unfinished_build_is_not_damage(tmp_path):
     (folder / fmt.BUILDING).write_text("x")
     with pytest.raises(IndexNotBuilt):
         CorpusIndex.open(folder)
+
+
+def test_large_offset_tables_are_sampled_and_still_checked_at_both_ends(cache_root, tmp_path, monkeypatch):
+    """Past FULL_OFFSETS entries the offsets are checked at both ends and in windows, separators in a
+    sample: a whole index passes at every seed, damage at the tail is always found."""
+    from core.index.shards import Shard, shard_paths
+    from tests.fixtures_index import build_ids_index
+
+    monkeypatch.setattr(verify, "FULL_OFFSETS", 2048)
+    rng = np.random.default_rng(5)
+    lists = [rng.integers(1, 40, size=int(rng.integers(1, 5))).tolist() for _ in range(12000)]
+    folder = tmp_path / "many"
+    build_ids_index(lists, folder, vocab_size=40)
+    _copy(folder, tmp_path / "pre", prebuilt=True)
+    shard = Shard(*shard_paths(tmp_path / "pre")[0], "u16")
+    for seed in range(5):
+        verify.check_structure(shard, 40, seed=seed)
+    offsets = np.fromfile(tmp_path / "pre" / "offset.0", dtype="<u8")
+    tokens = np.fromfile(tmp_path / "pre" / "tokenized.0", dtype="<u2")
+    tokens[int(offsets[-7]) // 2] = 3  # the separator of the 7th-last document
+    tokens.tofile(tmp_path / "pre" / "tokenized.0")
+    with pytest.raises(IndexDamaged, match=r"tokenized\.0 holds no document separator .* document 11993 starts"):
+        verify.check_structure(Shard(*shard_paths(tmp_path / "pre")[0], "u16"), 40)
+    offsets[-3] = offsets[-4]  # offsets that stop rising near the end
+    offsets.tofile(tmp_path / "pre" / "offset.0")
+    with pytest.raises(IndexDamaged, match=r"offset\.0 does not rise at entry 11997"):
+        verify.check_structure(Shard(*shard_paths(tmp_path / "pre")[0], "u16"), 40)

@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from core.config.checks import at_least, check_fields, non_empty, one_of, require
+from core.config.limits import check_products
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
@@ -286,6 +287,7 @@ class ExperimentConfig:
         require(bool(self.settings), "ExperimentConfig.settings must hold one or more settings")
         names = [s.name for s in self.settings]
         require(len(set(names)) == len(names), f"setting names must be unique, got {names}")
+        check_products(self)  # what drives memory across fields: bootstrap draws, generations, batch tokens
         require(max(self.metrics.k_values) < self.trace.eidetic_cap,
                  f"k_values {list(self.metrics.k_values)} need trace.eidetic_cap > {max(self.metrics.k_values)} "
                  f"(it is {self.trace.eidetic_cap}): raise eidetic_cap or lower k_values")

@@ -11,7 +11,7 @@ in infini-gram's engine and traces to "nothing memorized". So:
   (:func:`core.paths.cache_root`, ``verified-indexes.json``), so a later open of unchanged files hashes
   nothing (a file changed less than :data:`RACY_NS` before it was checked is checked again, as git does
   with "racy" index entries: a write within the same clock tick would not change its mtime);
-- every open also runs cheap structural checks (:func:`structural_problem`, also for prebuilt
+- every open also runs cheap structural checks (:func:`check_structure`, also for prebuilt
   infini-gram indexes, which have no checksums): document offsets start at 0, rise and point at
   separators ("documents end where the offsets say"), token ids lie in the vocabulary, and a seeded
   sample of adjacent suffix-array entries really is in order;
@@ -43,13 +43,16 @@ log = logging.getLogger(__name__)
 CHECKSUMS = "checksums"  # manifest key
 RECORD = "verified-indexes.json"  # under core.paths.cache_root()
 RECORD_MAX = 4096  # files remembered (the oldest are forgotten first)
-RACY_NS = 2_000_000_000  # a file modified this close before its check is checked again next time
+RACY_NS = 1_000_000_000  # a file modified this close before its check is checked again next time (1 s: the
+# coarsest mtime granularity of common file systems, as git assumes)
 BUFFER = 1 << 24  # bytes read per hash update
 FULL_OFFSETS = 1 << 20  # offset tables up to this many entries are checked whole on every open
 SA_PAIRS = 1024  # adjacent suffix-array pairs compared on every open (plus the first and last)
 SA_PAIRS_FULL = 1 << 16  # ... and by verify_full on an index without checksums
 COMPARE_TOKENS = 16  # tokens of two suffixes compared per pair
 TOKEN_SAMPLE = 4096  # token ids checked against the vocabulary on every open
+SEP_SAMPLE = 4096  # document starts checked for their separator on every open (random reads) ...
+SEP_ENDS = 1024  # ... plus the first and last this many
 
 
 def _algo() -> str:
@@ -142,11 +145,17 @@ def _stat_key(st: os.stat_result) -> list[int]:
 
 
 def _load_record() -> dict:
+    """The record (empty when missing, unreadable or damaged: then files are simply hashed again)."""
+    from core.jsonio import json_problem
+
     try:
-        data = json.loads(_record_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        path = _record_path()
+        if path.stat().st_size > 64 << 20:
+            return {}
+        data, problem = json_problem(path.read_bytes())
+    except OSError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return data if problem is None and isinstance(data, dict) else {}
 
 
 def _remember(files: dict[Path, tuple[str, os.stat_result]]) -> None:
@@ -220,11 +229,12 @@ def check_checksums(folder: Path, manifest: dict | None, *, use_record: bool = T
     return [p.name for p in hashed]
 
 
-def structural_problem(shard, vocab_size: int | None = None, *, pairs: int = SA_PAIRS, seed: int = 0) -> None:
+def check_structure(shard, vocab_size: int | None = None, *, pairs: int = SA_PAIRS, seed: int = 0) -> None:
     """Cheap checks of one shard (:class:`core.index.shards.Shard`); raises IndexDamaged naming the file.
 
     Offsets (``offset.N``): the first is 0, they rise, stay inside the token file, are multiples of the
-    token width and each points at a separator; the metadata offsets rise inside ``metadata.N``; a
+    token width and point at separators (a sample: the first and last :data:`SEP_ENDS` and
+    :data:`SEP_SAMPLE` more); the metadata offsets rise inside ``metadata.N``; a
     sample of token ids lies below ``vocab_size`` (when known); a seeded sample of ``pairs`` adjacent
     suffix-array entries (and the first and last) points at tokens and is in byte order over the first
     :data:`COMPARE_TOKENS` tokens. Offset tables up to :data:`FULL_OFFSETS` entries are checked whole,
@@ -250,8 +260,14 @@ def structural_problem(shard, vocab_size: int | None = None, *, pairs: int = SA_
         i = int(ix[rising[0]])
         raise damaged(off_path, f"does not rise at entry {i + 1} ({int(vals[rising[0]])} then "
                                 f"{int(vals[rising[0] + 1])})")
-    at = shard.tokens[(vals // width).astype(np.int64)]
-    nosep = np.flatnonzero(at != sep)
+    # a separator where each document starts: sampled (each is a random read of the token file), ends included
+    pick = np.flatnonzero((ix < SEP_ENDS) | (ix >= n - SEP_ENDS))
+    if len(ix) > len(pick) + SEP_SAMPLE:
+        pick = np.union1d(pick, rng.choice(len(ix), size=SEP_SAMPLE, replace=False))
+    else:
+        pick = np.arange(len(ix))
+    at = shard.tokens[(vals[pick] // width).astype(np.int64)]
+    nosep = pick[np.flatnonzero(at != sep)]
     if nosep.size:
         i = int(ix[nosep[0]])
         raise damaged(tok_path, f"holds no document separator at byte {int(vals[nosep[0]])}, where {off_path.name} "
@@ -327,7 +343,7 @@ def check_on_open(dirs: Sequence[Path], manifests: Sequence[dict | None], shards
         check_checksums(Path(d), m)
     known = vocab_size if any(m is not None for m in manifests) else None
     for s in shards:
-        structural_problem(s, known)
+        check_structure(s, known)
 
 
 @dataclass(frozen=True)
@@ -353,7 +369,7 @@ def verify_full(index_dirs, *, pairs: int = SA_PAIRS_FULL) -> list[VerifyReport]
         dtype = manifest["token_dtype"] if manifest else fmt.infer_token_dtype(d)
         vocab = manifest.get("vocab_size") if manifest else None
         for paths in shard_paths(d):
-            structural_problem(Shard(*paths, dtype), vocab, pairs=pairs)
+            check_structure(Shard(*paths, dtype), vocab, pairs=pairs)
         out.append(VerifyReport(d, len(hashed), sum((d / n).stat().st_size for n in hashed),
                                 time.perf_counter() - t0, bool((manifest or {}).get(CHECKSUMS))))
     return out

@@ -17,7 +17,6 @@ from core.records import Prompt
 log = logging.getLogger(__name__)
 
 CONTINUATION_TOKENS = 256  # prefix prompts record up to this many true next tokens (model tokenizer)
-BUILT_IN = ("prefix", "unconditional", "minimal-cue")  # settings whose prompts build_prompts makes, not a file
 
 
 def start_token_id(tokenizer) -> int:

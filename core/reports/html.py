@@ -83,6 +83,7 @@ class ReportInput:
     sentences: tuple[str, ...] = ()  # more plain sentences (the chance floor)
     glossary: tuple[tuple[str, str], ...] = ()
     thresholds: pd.DataFrame | None = None  # the thresholds used, and where they came from
+    method_notes: tuple[str, ...] = ()  # what the methods must say about this run (e.g. skipped prompt rows)
 
 
 _NAV = ('<nav aria-label="Sections"><ul>' + "".join(
@@ -142,6 +143,7 @@ def build_report(inp: ReportInput) -> str:
                                                    for t, m in inp.glossary) + "</dl>") if inp.glossary else ""
     thresholds = f"<h3>Thresholds used</h3>{_table(inp.thresholds)}" if inp.thresholds is not None else ""
     rows = inp.run_rows.map(portable) if len(inp.run_rows) else inp.run_rows
+    notes = "".join(f'<p class="method-note">{html.escape(n)}</p>' for n in inp.method_notes)
     badge = f'<p><span class="badge">Model: {html.escape(inp.badge)}</span></p>' if inp.badge else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -155,5 +157,5 @@ def build_report(inp: ReportInput) -> str:
         f"<h2 id=\"examples\">The most telling examples</h2>{highlight.legend_html('length')}{examples}{glossary}"
         f"<section class=\"appendix\" aria-labelledby=\"appendix\"><h2 id=\"appendix\">Appendix: methods and "
         f"configuration</h2><p>{html.escape(METHODS)}</p>"
-        f"{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"
+        f"{notes}{thresholds}<h3>Configuration of the run</h3>{_table(rows)}</section></main></body></html>\n"
     )

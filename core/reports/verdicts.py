@@ -33,6 +33,7 @@ from typing import Any
 
 from core.config import CAPABILITY
 from core.reports.story import Headline, _plural, _share, headline, leakiest, natural_settings
+from core.scoring import registry
 
 FLOOR_MULTIPLE = 1.5  # a setting whose ALS is at most this multiple of the floor's is at chance level
 VERDICT_ORDER = ("No completions", "No", "Rarely", "Sometimes", "Yes, mostly")
@@ -58,7 +59,7 @@ class RunNumbers:
     threshold: int  # N of R_N
     floors: tuple[str, ...] = ()  # chance-floor settings
     pm: Mapping[str, Any] = field(default_factory=dict)  # {natural setting: PMResult/PMNumbers of ``metric``}
-    metric_label: str = "ALS"  # the label of the PM metric
+    metric: str = "als"  # the PM metric (a registry name: its label comes from core.scoring.registry)
     floor_als_hi: float | None = None  # upper end of the floor's ALS interval, when known
 
 
@@ -135,8 +136,8 @@ def at_floor(h: Headline, floor: Headline | None, floor_als_hi: float | None = N
     return h.als <= bound and h.share <= floor.share and h.full <= floor.full
 
 
-def _interval(p: Any) -> str:
-    return f"PM of {{label}} = {p.value:.2f}, 95% interval {p.lo:.2f} to {p.hi:.2f}"
+def _interval(p: Any, pm_label: str) -> str:
+    return f"{pm_label} = {p.value:.2f}, 95% interval {p.lo:.2f} to {p.hi:.2f}"
 
 
 def pm_words(value: float) -> str:
@@ -181,14 +182,14 @@ def _disagreements(nat: Headline, can: Headline, relation: str, v_nat: str, v_ca
     return tuple(notes)
 
 
-def _reading(nat: Headline, can: Headline | None, p: Any, label: str, floored: frozenset[str],
+def _reading(nat: Headline, can: Headline | None, p: Any, pm_label: str, floored: frozenset[str],
              floor: Headline | None) -> Reading:
     who = f"Ordinary prompts ({nat.setting})"
     if can is None or p is None:
         return Reading(nat.setting, "none", "")
     if p.undefined or (p.f_p == 0 and p.f_c == 0):
-        return Reading(nat.setting, "na", f"{who} against the attack, PM of {label}: n/a — no leakage in either setting.")
-    pm_text = _interval(p).format(label=label)
+        return Reading(nat.setting, "na", f"{who} against the attack, {pm_label}: n/a — no leakage in either setting.")
+    pm_text = _interval(p, pm_label)
     v_nat, v_can = verdict_word(nat, nat.setting in floored), verdict_word(can, can.setting in floored)
     if nat.setting in floored and can.setting in floored:
         relation = "chance"
@@ -255,7 +256,7 @@ def decide(nums: RunNumbers) -> Story:
     can = headline(CAPABILITY, values[CAPABILITY], nums.threshold) if CAPABILITY in values else None
     floor = headline(floors[0], values[floors[0]], nums.threshold) if floors else None
     floored = frozenset(h.setting for h in (can, *does) if h is not None and at_floor(h, floor, nums.floor_als_hi))
-    readings = tuple(_reading(h, can, nums.pm.get(h.setting), nums.metric_label, floored, floor) for h in does)
+    readings = tuple(_reading(h, can, nums.pm.get(h.setting), registry.pm_label(nums.metric), floored, floor) for h in does)
     return Story(
         can, does, floor, floored,
         answer_text(can, True, can.setting in floored, floor) if can is not None else None,

@@ -24,6 +24,7 @@ from typing import Any
 from core.config import DecodingConfig, TraceConfig
 from core.config.tables import to_dict
 from core.errors import CacheError
+from core.jsonio import json_problem
 from core.paths import cache_root
 from core.records import Generation, Prompt, TraceResult
 from core.runs import codec
@@ -195,8 +196,11 @@ class ResultCache:
                 try:
                     if not isinstance(value, str) or _sha(value) != checksum:
                         raise ValueError("checksum mismatch")
-                    found[key] = json.loads(value)
-                except ValueError as e:  # JSONDecodeError is a ValueError
+                    decoded, problem = json_problem(value)  # the one JSON reader
+                    if problem:
+                        raise ValueError(problem)
+                    found[key] = decoded
+                except ValueError as e:
                     log.warning("cache %s: damaged %s entry %s (%s); deleted, will recompute",
                                 self.path, table, key[:12], e)
                     bad.append(key)
