@@ -240,7 +240,11 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
                 nxt += 1
             a, (lengths_ref, payload) = queue.popleft()
             collect(block=False)
-            yield a, ray.get(lengths_ref), payload
+            lengths = ray.get(lengths_ref)
+            if progress is not None:
+                progress(ProgressEvent("tokenize", a + len(lengths), len(docs), unit="documents",
+                                       message=f"{len(state['complete'])} shards done"))
+            yield a, lengths, payload
 
     n_chunk = 0
     # 1) shards planned before a restart: rebuilt from their recorded documents unless complete
