@@ -199,7 +199,8 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
 
     tok_ref = ray.put(tokenizer)
     tokenize = _remote(ray, tokenize_chunk, num_cpus=1, num_returns=2)
-    shard_task = _remote(ray, build_shard, num_cpus=1, memory=task_memory, max_retries=2)
+    # SPREAD: shards go to every node (by default Ray would keep them where their tokens are, often one node)
+    shard_task = _remote(ray, build_shard, num_cpus=1, memory=task_memory, max_retries=2, scheduling_strategy="SPREAD")
     common = {"identity": {k: ids_kw[k] for k in ("vocab_size", "eos_token_id", "tokenizer_name", "tokenizer_fingerprint")},
               "sort_budget": sort_budget}
     chunks: dict[int, tuple] = {}  # chunk number -> (lengths, ref)
