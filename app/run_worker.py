@@ -9,11 +9,19 @@ URL carries it too, so a reload of that page finds the job again) and polls :fun
 and raises :class:`core.progress.Cancelled` once :func:`cancel` was called, so the run stops at its next
 event with its finished work in the result cache; :func:`kept_text` says how much that is. No Streamlit
 here: the work never touches a session.
+
+A run's process never outlives the server nor a Cancel (see :mod:`app.process_guard`): it asks the kernel
+for SIGKILL when the server dies (Linux ``PR_SET_PDEATHSIG``) and a watchdog thread ends it and the
+trace workers it started when its parent is gone; a run that has not stopped :data:`CANCEL_GRACE_S`
+after Cancel (a model still loading, a long generation batch, tracing) is ended from here, with its
+whole process group, and reported as cancelled: what it finished is already in the result cache
+(generations batch by batch, traces chunk by chunk, each committed before its progress event).
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -21,15 +29,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from app import process_guard
 from core.errors import PropMeError
 from core.progress import Cancelled, ProgressEvent, ProgressFn
 from core.runs.experiment import CACHE_STAGE
+from core.runs.process_exit import describe_exit
 
 log = logging.getLogger(__name__)
 
 JOB_KEY = "propme_run_job"  # session state: the id of this session's latest job
 SHOW_WAIT_S = 2.0  # a new job waits this long at most for its page to draw its status before it starts working
 MAX_FINISHED = 64  # finished jobs kept for their sessions to read; older ones are forgotten
+CANCEL_GRACE_S = 2.0  # after Cancel, a run's process has this long to stop at an event before it is ended
 RUNNING, CANCELLING, DONE, CANCELLED, FAILED = "running", "cancelling", "done", "cancelled", "failed"
 
 
@@ -114,19 +125,26 @@ class _Job:
         self.shown.wait(SHOW_WAIT_S)
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(work.target, work.args, events, self.cancel), daemon=True,
-                           name=f"propme-run-{self.id[:8]}")
+        proc = ctx.Process(target=_child, args=(work.target, work.args, events, self.cancel, os.getpid()),
+                           daemon=True, name=f"propme-run-{self.id[:8]}")
         proc.start()
+        cancelled_at = None
         while True:
+            if self.cancel.is_set() and proc.is_alive():
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at >= CANCEL_GRACE_S:  # not stopped at an event: end it
+                    process_guard.end_process_group(proc)
+                    self.finish(CANCELLED, f"cancelled during {self._stage_text()}")
+                    return
             try:
-                kind, value = events.get(timeout=0.5)
+                kind, value = events.get(timeout=0.2 if cancelled_at else 0.5)
             except queue.Empty:
                 if proc.is_alive():
                     continue
                 try:  # the process ended: whatever it sent last may still be in the pipe
                     kind, value = events.get(timeout=2)
                 except queue.Empty:
-                    self.finish(FAILED, f"the run's process ended without a result (exit code {proc.exitcode})")
+                    self.finish(FAILED, describe_exit(proc.exitcode))  # -9: out of memory, said so
                     return
             if kind == "event":
                 self.record(value)
@@ -134,6 +152,11 @@ class _Job:
             self.finish(kind, *(value if kind == DONE else (value,)))
             break
         proc.join(timeout=30)
+
+    def _stage_text(self) -> str:
+        with self.lock:
+            e = next(reversed(self.stages.values()), None)
+        return f"{e.stage} at {e.done}/{e.total} {e.unit}" if e else "its start"
 
     def status(self) -> JobStatus:
         with self.lock:
@@ -156,8 +179,11 @@ def _outcome(work, progress) -> tuple:
     return DONE, "", result
 
 
-def _child(target, args, events, cancel) -> None:
-    """A run's process: ``target(*args, progress)``; every event, then the outcome, goes to ``events``."""
+def _child(target, args, events, cancel, parent_pid: int | None = None) -> None:
+    """A run's process: ``target(*args, progress)``; every event, then the outcome, goes to ``events``.
+    It ends when ``parent_pid`` (the server) is gone (:func:`app.process_guard.die_with_parent`)."""
+    if parent_pid is not None:
+        process_guard.die_with_parent(parent_pid)
     def progress(e: ProgressEvent) -> None:
         events.put(("event", e))
         if cancel.is_set():

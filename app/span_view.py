@@ -32,6 +32,14 @@ export default function (component) {
   }
   box.className = "propme-text propme-span-view";
   box.setAttribute("style", data.style);
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", String(data.label));
+  if (data.clickable) box.removeAttribute("tabindex"); else box.tabIndex = 0;  // marks or the box: reachable
+  // Keep the keyboard focus on the span it was on (or the one just picked) across the redraw a pick causes.
+  const active = document.activeElement;
+  const held = active && box.contains(active) && active.dataset ? active.dataset.spanIx : undefined;
+  const picked = box.dataset.picked;  // set by a pick, kept until the redraw with that span selected
+  const refocus = picked !== undefined ? picked : held;
   box.replaceChildren();
   const markClass = allowed.includes(data.mark_class) ? data.mark_class : "propme-span";
   let focus = null;
@@ -63,7 +71,7 @@ export default function (component) {
           mark.style.textDecorationThickness = "3px";
           mark.style.textUnderlineOffset = "3px";
         }
-        const pick = () => setTriggerValue("select", piece.ix);
+        const pick = () => { box.dataset.picked = String(piece.ix); setTriggerValue("select", piece.ix); };
         mark.addEventListener("click", pick);
         mark.addEventListener("keydown", (e) => {
           if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(); }
@@ -83,6 +91,11 @@ export default function (component) {
         holder.appendChild(document.createTextNode(String(run[0])));
       }
     }
+  }
+  if (refocus !== undefined) {
+    const again = box.querySelector('mark[data-span-ix="' + Number(refocus) + '"]');
+    if (again) again.focus({ preventScroll: true });
+    if (picked !== undefined && Number(picked) === data.selected) delete box.dataset.picked;  // its redraw came
   }
   if (focus !== null && data.scroll) {
     const place = () => {
@@ -144,12 +157,13 @@ def span_pieces(text: str, spans: Sequence[Span], color_by: str = "length") -> l
 
 
 def completion(text: str, spans: Sequence[Span], selected: int, key: str, color_by: str = "length",
-               on_select: Callable[[], None] | None = None) -> None:
+               on_select: Callable[[], None] | None = None,
+               label: str = "completion: Tab to a highlighted span, Enter selects it") -> None:
     """The completion with clickable spans; ``selected`` is outlined and scrolled into view in its box.
     A click calls ``on_select`` (before the rerun); read the clicked index with :func:`clicked`."""
     _COMPONENT(key=key, data={"pieces": span_pieces(text, spans, color_by), "selected": int(selected),
                               "clickable": True, "scroll": True, "style": TEXT_STYLE,
-                              "color": highlight.MARK_COLOR, "mark_class": highlight.SPAN_CLASS},
+                              "color": highlight.MARK_COLOR, "mark_class": highlight.SPAN_CLASS, "label": label},
                on_select_change=on_select or (lambda: None))
 
 
@@ -161,11 +175,11 @@ def clicked(key: str) -> int | None:
 
 
 def marked_text(text: str, ranges: Sequence[tuple[int, int]], key: str, title: str = "",
-                max_height: str = "32rem") -> None:
+                max_height: str = "32rem", label: str = "document") -> None:
     """A document with ``ranges`` marked like a matched region (not clickable); the first mark is
     scrolled into view inside its box."""
     ordered = [(i, s, e) for i, (s, e) in enumerate(sorted(ranges))]
     style = TEXT_STYLE.replace("max-height: 32rem", f"max-height: {max_height}")
     _COMPONENT(key=key, data={"pieces": pieces(text, ordered, lambda ix: 0.45, lambda ix: title),
                               "selected": -1, "clickable": False, "scroll": True, "style": style,
-                              "color": "80, 160, 255", "mark_class": highlight.DOC_MATCH_CLASS})
+                              "color": "80, 160, 255", "mark_class": highlight.DOC_MATCH_CLASS, "label": label})

@@ -20,6 +20,7 @@ from core.errors import PropMeError
 PAGES = ROOT / "pages"
 
 st.set_page_config(page_title="PropMe Explorer", layout="wide")
+render.app_style()
 
 try:
     st.session_state[state.RUN_PATH] = widgets.results_picker()

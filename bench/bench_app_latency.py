@@ -35,8 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/...` puts only bench/ on the path
-from app import launch
-from app.launch import BARE_ENTRY, ENTRY
+from tests import launch
+from tests.launch import BARE_ENTRY, ENTRY
 
 CHROMIUM = "/usr/bin/chromium"
 TARGETS = {"drag numbers": 0.300, "drag idle": 0.600, "navigation idle": 0.500,
@@ -96,7 +96,7 @@ STATE_JS = """() => ({pm: window.__pm, now: performance.now(), url: location.hre
 
 @contextmanager
 def serve(results: Path | None, log_path: Path, script: str = ENTRY):
-    """``app.launch.serve``; a server that does not start ends the bench with its log."""
+    """``tests.launch.serve``; a server that does not start ends the bench with its log."""
     try:
         with launch.serve(results, log_path, script) as served:
             yield served

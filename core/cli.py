@@ -1,4 +1,4 @@
-"""Command line: ``python -m core {index build, run, report, cache show|clear, serve, demo}``.
+"""Command line: ``python -m core {index build|verify, run, report, cache show|clear, serve, demo}``.
 
 Every :class:`PropMeError` becomes one line ``error: ...`` on stderr and exit code 2 (never a
 traceback); Ctrl-C exits 130 and keeps what the cache already holds. Progress goes to stderr.
@@ -9,6 +9,7 @@ corpora are shown, not obeyed. A closed output pipe (``report --json | head``) e
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -77,7 +78,7 @@ class TextProgress:
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_index_build(args: argparse.Namespace) -> int:
     from core.config import CorpusConfig
-    from core.config_file import looks_like_local_path
+    from core.config.file import looks_like_local_path
     from core.corpus.load import load_corpus
     from core.corpus.report import describe_load
     from core.index.build import build_index
@@ -88,6 +89,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         raise PropMeError(f"--shard-tokens must be at least 1, got {args.shard_tokens}")
     if args.memory_mb is not None and args.memory_mb < 64:
         raise PropMeError(f"--memory-mb must be at least 64, got {args.memory_mb}")
+    if args.ray:  # before the corpus loads: without Ray installed, say at once how to get it
+        from core.cluster import require_ray
+
+        require_ray()
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
                     args.tokenizer)
@@ -99,19 +104,44 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     cfg = CorpusConfig(path=args.corpus, format=args.format, text_field=args.text_field,
                        id_field=None if args.id_field == "" else args.id_field, sample_size=args.sample,
                        seed=args.seed, on_bad_rows=args.on_bad_rows)
+    from core.corpus.limits import InputLimits
+
+    limits = InputLimits.from_env(**{k: getattr(args, k) for k in ("max_unpacked_bytes", "max_line_bytes",
+                                                                   "max_doc_bytes", "max_csv_columns")})
     progress = TextProgress()
-    load = load_corpus(cfg, progress)
+    load = load_corpus(cfg, progress, limits)
     if load.problems or load.renamed:
         say(describe_load(load, args.out), file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
     memory = {} if args.memory_mb is None else {"max_memory_bytes": args.memory_mb << 20}
+    from core.index.holdout import HoldoutConfig
+
+    holdout = HoldoutConfig(docs=max(0, args.holdout_docs), seed=args.holdout_seed)
+    if args.ray:
+        from core.cluster.build import build_sharded_on_ray
+
+        if args.holdout_docs:
+            log.info("--ray: no documents are held out (a sharded index has no chance floor of its own yet)")
+
+        index = build_sharded_on_ray(load.documents, tok, args.out, address=args.ray, shard_tokens=args.shard_tokens,
+                                     storage=args.ray_storage, progress=progress, load=load, open_index=False,
+                                     **memory)
+        info = json.loads(Path(index).read_text(encoding="utf-8"))
+        nodes = len(info["placement"]["nodes"])
+        say(f"index {args.out}: {info['num_docs']} documents, {info['num_tokens']} tokens in {len(info['shards'])} "
+            f"shards on {nodes} Ray node{'s' * (nodes != 1)} ({args.ray_storage} storage)")
+        return 0
     if args.sharded or args.shard_tokens:
+        if args.holdout_docs:
+            log.info("--sharded: no documents are held out (a sharded index has no chance floor of its own yet)")
         index = build_sharded_index(load.documents, tok, args.out, shard_tokens=args.shard_tokens, parallel=args.cpus,
                                     progress=progress, load=load, **memory)
         layout = f" in {len(index.dirs)} shards"
     else:
-        index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load, **memory)
-        layout = ""
+        index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load,
+                            holdout=holdout, **memory)
+        held = index.manifest.get("holdout") or {}
+        layout = f", {held.get('docs', 0)} held out as the chance floor" if held else ""
     say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens{layout}, "
         f"fingerprint {index.fingerprint[:16]}")
     return 0
@@ -120,7 +150,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.reports.text import format_report
     from core.runs.cache import ResultCache
     from core.runs.demo import ensure_demo_index_for
@@ -199,8 +229,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_verify(args: argparse.Namespace) -> int:
+    """Every index file against its checksum, and the structural checks (core/index/verify.py)."""
+    from core.index.verify import verify_full
+
+    for r in verify_full(args.path):
+        how = (f"{r.files} files ({r.bytes / 1e6:.1f} MB) match their checksums" if r.checksums else
+               "no checksums recorded (a prebuilt index, or built before checksums were recorded): structural "
+               "checks only; rebuild it to add them")
+        say(f"ok {r.folder}: {how}; structure checked ({r.seconds:.2f} s)")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
-    from core.config_reference import example_toml
+    from core.config.reference import example_toml
 
     print(example_toml(), end="")
     return 0
@@ -215,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level) to stderr")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    idx = sub.add_parser("index", help="build corpus indexes", description="Build infini-gram corpus indexes.")
+    idx = sub.add_parser("index", help="build or verify corpus indexes",
+                         description="Build infini-gram corpus indexes, or verify one.")
     isub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="tokenize a corpus and build its suffix-array index",
                         description="Tokenize a corpus with a tokenizer and build its suffix-array index.")
@@ -242,8 +285,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: what keeps --cpus concurrent sorts within --memory-mb)")
     b.add_argument("--memory-mb", type=int, default=None, metavar="MB", help="RAM budget of suffix-array sorting "
                    "(default: 2048 for one index, 4096 for all shards sorted at once)")
+    b.add_argument("--holdout-docs", type=int, default=20, metavar="N", help="hold N corpus documents (a seeded "
+                   "sample, at most 20%% of the corpus) out of the index and write them beside it as the chance floor "
+                   "every run on this index traces (experiment key [floor] holdout); 0: none (default: 20; not with "
+                   "--sharded)")
+    b.add_argument("--holdout-seed", type=int, default=42, help="seed of the held-out sample (default: 42)")
+    for flag, default, what in (("--max-unpacked-bytes", "1 GiB", "bytes read from a corpus file after unpacking"),
+                                ("--max-line-bytes", "16 MiB", "bytes of one JSONL line or CSV header"),
+                                ("--max-doc-bytes", "16 MiB", "UTF-8 bytes of one document"),
+                                ("--max-csv-columns", "10000", "columns of a CSV file")):
+        b.add_argument(flag, type=int, default=None, metavar="N", help=f"stop reading past this many {what} "
+                       f"(default {default}, or its PROPME_ environment variable; see core/corpus/limits.py)")
+    b.add_argument("--ray", default=None, metavar="ADDRESS", help="build the shards as Ray tasks (implies --sharded): "
+                   "'local' starts Ray on this machine (127.0.0.1), 'auto' joins this machine's cluster, or a cluster "
+                   "address; --memory-mb is then each shard task's budget (needs requirements-cluster.txt)")
+    b.add_argument("--ray-storage", default="shared", choices=["shared", "node-local"],
+                   help="with --ray: --out is on a filesystem every node sees (shared), or on each node's own disk")
     b.add_argument("--out", required=True, help="output index folder")
     b.set_defaults(func=cmd_index_build)
+    v = isub.add_parser("verify", help="check every file of an index against its checksum (and its structure)",
+                        description="Hash every index file again and compare it with the checksum its build "
+                        "recorded; check document offsets and a sample of the suffix array. Exit 2 on damage.")
+    v.add_argument("path", metavar="PATH", help="index folder (or a folder of shard folders)")
+    v.set_defaults(func=cmd_index_verify)
 
     r = sub.add_parser("run", help="run an experiment: generate, trace, score, write a results folder",
                        description="Run an experiment TOML: generate what the cache misses, trace, score, and "

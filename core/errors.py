@@ -42,6 +42,15 @@ class IndexNotBuilt(PropMeError):
     """No (finished) index at the given folder."""
 
 
+class IndexDamaged(PropMeError):
+    """An index file does not match its checksum or breaks the index's structure (core/index/verify.py):
+    refused before anything is traced from it (not an IndexNotBuilt: nothing rebuilds over it unasked)."""
+
+    def __init__(self, message: str, *, path=None):
+        super().__init__(message)
+        self.path = path
+
+
 class IndexMismatch(PropMeError):
     """The index was built with another tokenizer than the one in use, or is inconsistent."""
 
@@ -72,3 +81,12 @@ class ResultsError(PropMeError):
 
 class GenerationError(PropMeError):
     """Generation cannot proceed (e.g. out of GPU memory even at batch size 1)."""
+
+
+class DamagedFile(PropMeError):
+    """A file the project reads (a JSON manifest, summary, prompt file, upload) cannot be parsed: one line
+    ``damaged FILE: why`` (core/jsonio.py)."""
+
+
+class DamagedResults(ResultsError, DamagedFile):
+    """A JSON file of a results folder cannot be parsed (both a ResultsError and a DamagedFile)."""

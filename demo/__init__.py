@@ -1,1 +1,1 @@
-"""The shipped toy demo: corpus, tokenizer, model and prompt sets (see README.md, section "Demo bundle")."""
+"""The shipped toy demo: corpus, tokenizer, model and prompt sets (see docs/demo.md)."""

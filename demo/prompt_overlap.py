@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.index.tokenizer import load_tokenizer
     from core.runs.demo import demo_experiment_path, demo_model_dir, demo_prompt_paths, ensure_demo_index
 

@@ -15,6 +15,7 @@ from app.views import manifest, planted_records, tables
 from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
 from core.records import GenKey
+from core.reports import na
 from core.runs.results import load_results
 from core.scoring.propensity import pm
 from core.scoring.registry import compute_metrics
@@ -97,7 +98,7 @@ def test_span_threshold_slider_drives_r_n(monkeypatch, results):
         assert not at.exception
         r = {s: compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=n))["r_n"] for s in run.settings()}
         for s in run.settings():
-            assert metric_value(at, f"R_{n} ({s})") == tables.fmt(r[s])
+            assert metric_value(at, f"R_{n} ({s})") == na.fmt(r[s])
         assert metric_value(at, f"PM of R_{n} (generic)") == f"{pm(r['generic'], r['prefix']):.3f}"
         shown[n] = r
     assert shown[10] != shown[40]  # the fixture's spans make the two thresholds differ
@@ -277,8 +278,7 @@ def _demo_results() -> Path:
     from core.runs.demo import demo_results_dir
 
     folder = demo_results_dir()
-    if not (folder / "manifest.json").is_file():
-        pytest.skip(f"the shipped demo results are not in this checkout yet ({folder})")
+    assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
     return folder
 
 
@@ -341,7 +341,7 @@ def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_pa
                         tcfg)
     for s in run.settings():
         mine = [t for t in traces if t.key.setting == s]
-        assert metric_value(at, f"R_3 ({s})") == tables.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
+        assert metric_value(at, f"R_3 ({s})") == na.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
 
 
 def test_uploads_are_stored_by_content(tmp_path):

@@ -156,11 +156,21 @@ def _check_all(path, workers, n):
 
 def test_two_threads_write_at_once(tmp_path):
     path = str(tmp_path / "c.sqlite")
-    threads = [threading.Thread(target=_writer, args=(path, w, 200)) for w in range(2)]
+    errors: list[BaseException] = []
+
+    def writer(w):  # an assert failing inside a thread only prints: collect it and re-raise here
+        try:
+            _writer(path, w, 200)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise errors[0]
     _check_all(path, 2, 200)
 
 

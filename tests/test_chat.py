@@ -78,7 +78,7 @@ def test_file_prompts_carry_the_template_and_keep_the_users_text(chat_tok, tmp_p
 
 
 def test_experiment_records_the_resolved_format(tmp_path):
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.runs.experiment import run_experiment
     from tests.fixtures_runs import make_tiny_experiment
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core import config, config_tables
-from core.config_reference import PLACEHOLDERS, example_toml, field_comments
+from core import config
+from core.config import tables as config_tables
+from core.config.reference import PLACEHOLDERS, example_toml, field_comments
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

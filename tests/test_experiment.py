@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.config import AdaptiveParam, DecodingConfig, MetricsConfig, NVBlocksConfig
-from core.config_file import load_experiment
+from core.config.file import load_experiment
 from core.errors import ConfigError
 from core.runs.cache import ResultCache
 from core.runs.experiment import run_experiment
@@ -137,7 +137,7 @@ def test_changed_decoding_generates_again(tiny, tmp_path):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from core.runs.cache import ResultCache
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from core.runs.experiment import run_experiment
     import dataclasses
     cfg = load_experiment(sys.argv[1])
@@ -147,6 +147,7 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)  # after on_batch persisted about half
     run_experiment(cfg, progress=progress, cache=ResultCache(sys.argv[3]))
 """)
+@pytest.mark.slow  # a real run process, killed and resumed
 
 
 def test_killed_run_resumes_with_identical_results(tiny, tmp_path):

@@ -1,9 +1,13 @@
 """libsais (core/index/sais.py) writes the same suffix-array table as infini-gram's rust_indexing,
 byte for byte, on token files with tricky ids (byte-order ties, long repeats, separators), and an
-index sorted by it answers like a brute-force count."""
+index sorted by it answers like a brute-force count. The library is built on first use (the fixture below),
+never while pytest collects, into the cache root of core/paths.py."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,11 +17,28 @@ from hypothesis import strategies as st
 from core.index import layout as fmt
 from core.index import sais
 from core.index.build import build_index_from_ids, build_suffix_array
+from core.paths import cache_root
 from tests.fixtures_index import brute_count
 
-pytestmark = pytest.mark.skipif(sais.library() is None, reason="no C compiler here: libsais is not built")
-
 TRICKY = [0, 1, 0x00FF, 0x0100, 0x0101, 0xFF00, 0xFFFE, 0x7F80, 0x807F]  # ties between byte and value order
+
+
+@pytest.fixture(scope="module")
+def libsais():
+    """The compiled library: built here on first use (not at collection); skip without a C compiler."""
+    if sais.library() is None:
+        pytest.skip("no C compiler here: libsais is not built")
+
+
+def test_importing_builds_nothing_and_the_library_lives_under_the_cache_root(tmp_path):
+    env = {**os.environ, "PROPME_CACHE_DIR": str(tmp_path / "cache")}
+    code = "import core.index.sais as s, core.index.build; print(s.library_path())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=sais.SOURCE.parents[1]).stdout.strip()
+    assert not (tmp_path / "cache").exists()  # no compiler ran on import
+    assert os.path.dirname(out) == str(tmp_path / "cache" / "native")
+    assert sais.library_path().parent == cache_root() / "native"
+    assert {"libsais16.c", "libsais16.h", "LICENSE", "README.md"} <= {p.name for p in sais.SOURCE.iterdir()}
 
 
 def _token_file(folder, docs) -> tuple:
@@ -42,13 +63,13 @@ def _both_tables(tmp_path, docs) -> tuple[bytes, bytes]:
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(TRICKY), min_size=0, max_size=40), min_size=1, max_size=12))
-def test_same_table_as_rust_indexing(tmp_path_factory, docs):
+def test_same_table_as_rust_indexing(libsais, tmp_path_factory, docs):
     docs = [np.array(d, dtype=np.int64) for d in docs]
     rust, ours = _both_tables(tmp_path_factory.mktemp("sa"), docs)
     assert rust == ours
 
 
-def test_same_table_on_a_larger_file_with_long_repeats(tmp_path):
+def test_same_table_on_a_larger_file_with_long_repeats(libsais, tmp_path):
     rng = np.random.default_rng(4)
     base = rng.integers(0, 3000, size=20_000)
     docs = [base[a:a + n] for a, n in zip(rng.integers(0, 15_000, 300), rng.integers(50, 4000, 300))]
@@ -57,7 +78,7 @@ def test_same_table_on_a_larger_file_with_long_repeats(tmp_path):
     assert len(ours) > 1_000_000 and rust == ours
 
 
-def test_an_index_sorted_by_libsais_counts_like_brute_force(tmp_path, monkeypatch):
+def test_an_index_sorted_by_libsais_counts_like_brute_force(libsais, tmp_path, monkeypatch):
     monkeypatch.setattr(sais, "MIN_TOKENS", 0)  # this small file is sorted by libsais too
     rng = np.random.default_rng(9)
     lists = [rng.integers(0, 300, size=int(rng.integers(1, 80))).tolist() for _ in range(60)]

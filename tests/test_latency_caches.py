@@ -48,9 +48,9 @@ def reference_decode(tp: Any, data: Any) -> Any:
 @pytest.fixture(scope="module")
 def demo_run():
     folder = demo_results_dir()
-    if not (folder / "manifest.json").is_file():
-        pytest.skip(f"the shipped demo results are not in this checkout ({folder})")
+    assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
     return load_results(folder)
+@pytest.mark.slow  # every record of the shipped demo run
 
 
 def test_codec_decodes_every_demo_record_as_the_reflective_decoder(demo_run):
@@ -77,6 +77,7 @@ def _same(a: dict, b: dict) -> bool:
     return list(a) == list(b) and all(x == y or (nan(x) and nan(y)) for x, y in zip(a.values(), b.values()))
 
 
+@pytest.mark.slow  # every record of the shipped demo run
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 120), nv=st.sampled_from([0.1, 0.3, 0.5, 0.8]), loops=st.booleans(),
        l1=st.sampled_from([0.05, 0.15, 0.3]), disc=st.sampled_from([10, 50]))

@@ -153,7 +153,7 @@ def test_the_app_shows_the_stored_scores_and_recomputes_for_other_thresholds(mon
 
 
 def test_an_experiment_toml_with_the_old_nvr_table_loads_with_a_deprecation_warning(tmp_path, caplog):
-    from core.config_file import load_experiment
+    from core.config.file import load_experiment
     from tests.test_experiment import GOOD
 
     old, new = tmp_path / "old.toml", tmp_path / "new.toml"

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.config import ModelConfig, SettingConfig
-from core.config_file import load_experiment
+from core.config.file import load_experiment
 from core.index.corpus_index import CorpusIndex
 from core.records import Generation, GenKey, Prompt
 from core.runs.cache import ResultCache

@@ -16,7 +16,7 @@ from core.reports import highlight
 from tests.fixtures_app import HOSTILE
 
 ALLOWED_TAGS = {"div", "mark", "span"}
-ALLOWED_ATTRS = {"class", "style", "title", "data-span-ix"}
+ALLOWED_ATTRS = {"tabindex", "role", "aria-label", "class", "style", "title", "data-span-ix"}
 HOSTILE_STRINGS = [
     "<script>window.__pwned=1</script>",
     '<img src=x onerror="window.__pwned=1">',

@@ -16,8 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import TraceConfig
+from core.corpus.load import Document
 from core.errors import IndexMismatch
+from core.index.build import build_index
+from core.index.corpus_index import CorpusIndex
 from core.records import GenKey
+from core.scoring import metrics
 from core.tracing.admissibility import crosses_sentence_end, word_boundaries
 from core.tracing.trace import occurrence_seed, trace_completion, trace_many
 from tests.fixtures_trace import (
@@ -135,12 +139,9 @@ def make_case(seed: int, n_completions: int = 24):
 
 
 def _real_index(texts, tok, tmp_path):
-    index_mod = pytest.importorskip("core.index.corpus_index")
-    build = pytest.importorskip("core.index.build")
-    corpus = pytest.importorskip("core.corpus.load")
-    docs = [corpus.Document(f"d{i}", t, {}) for i, t in enumerate(texts)]
-    idx = build.build_index(docs, tok, tmp_path / "idx", cpus=1)
-    assert isinstance(idx, index_mod.CorpusIndex)
+    docs = [Document(f"d{i}", t, {}) for i, t in enumerate(texts)]
+    idx = build_index(docs, tok, tmp_path / "idx", cpus=1)
+    assert isinstance(idx, CorpusIndex)
     return idx
 
 
@@ -222,7 +223,6 @@ def test_als_fmr_equal_brute_force(setup):
     assert sum(t.longest_span for t in traces) / len(traces) == pytest.approx(als)
     assert sum(t.full_match for t in traces) / len(traces) == pytest.approx(fmr)
     assert 0 < fmr < 1 and als > 3
-    metrics = pytest.importorskip("core.scoring.metrics")
     assert metrics.als(traces) == pytest.approx(als) and metrics.fmr(traces) == pytest.approx(fmr)
 
 

@@ -4,7 +4,6 @@ No Streamlit here.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import PropMeError
+from core.jsonio import read_json
 
 PLANTED_FILE = "planted_extraction.json"  # written by ``python -m demo.planted_extraction`` beside a run folder
 
@@ -52,9 +52,9 @@ def planted_path(run_path: str) -> Path | None:
 def read_planted(path: str) -> dict:
     """The JSON object in ``path``; PropMeError naming the file when it is unreadable or not an object."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise PropMeError(f"{path} is not readable JSON ({e}); rerun python -m demo.planted_extraction") from e
+        data = read_json(path, hint="rerun python -m demo.planted_extraction")
+    except OSError as e:
+        raise PropMeError(f"{path} cannot be read ({e.strerror or e}); rerun python -m demo.planted_extraction") from None
     if not isinstance(data, dict):
         raise PropMeError(f"{path} is not a JSON object; rerun python -m demo.planted_extraction")
     return data

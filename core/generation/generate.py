@@ -35,7 +35,8 @@ from transformers import DynamicCache
 from core.config import DecodingConfig
 from core.errors import ConfigError, GenerationError, PromptSetError
 from core.generation.model import LoadedModel, context_length
-from core.generation.sampling import choose_tokens, row_seed
+from core.generation.sampling import choose_tokens
+from core.generation.seeds import row_seed
 from core.progress import ProgressEvent, ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
 

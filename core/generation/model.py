@@ -1,6 +1,6 @@
 """Loading a causal language model + tokenizer from a local folder, a GGUF file or a hub id, safely.
 
-What ``ModelConfig.name_or_path`` may name (the model-folder contract, also in the README):
+What ``ModelConfig.name_or_path`` may name (the model-folder contract, also in docs/experiment.md):
 
 * a Hugging Face folder: ``config.json``, weights (``model.safetensors``, sharded ``model-*.safetensors``
   with ``model.safetensors.index.json``, or ``pytorch_model*.bin``) and tokenizer files
@@ -87,11 +87,12 @@ def _check_local_folder(folder: Path) -> bool:
     index = folder / "model.safetensors.index.json"
     shards = sorted(folder.glob("*.safetensors"))
     if index.is_file():
-        import json
+        from core.errors import DamagedFile
+        from core.jsonio import read_json
 
         try:
-            wanted = set(json.loads(index.read_text())["weight_map"].values())
-        except (ValueError, KeyError) as e:
+            wanted = set(read_json(index)["weight_map"].values())
+        except (DamagedFile, OSError, KeyError, TypeError, AttributeError) as e:
             raise ModelLoadError(f"{index}: unreadable shard index ({e}); re-save the model") from None
         missing = sorted(w for w in wanted if not (folder / w).is_file())
         if missing:
@@ -131,8 +132,6 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     """Load ``cfg.name_or_path`` (local folder or hub id) for generation; raises ModelLoadError."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if cfg.backend != "hf":
-        raise ModelLoadError(f"load_model loads in-process (backend 'hf'); backend {cfg.backend!r} uses its own client")
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.trust_remote_code:

@@ -1,7 +1,7 @@
 """Generation through an OpenAI-compatible ``/v1/completions`` endpoint (vLLM, llama.cpp, our own
 ``core.generation.server``), standard library only: ``urllib`` + a thread pool.
 
-One request per (prompt, sample) with ``n = 1`` and that row's own seed (``core.generation.sampling.row_seed``),
+One request per (prompt, sample) with ``n = 1`` and that row's own seed (``core.generation.seeds.row_seed``),
 so a sample does not depend on which other requests run with it, and results land in the same
 :class:`Generation` records (and the same cache) as in-process generation. Whether a server honours
 ``seed`` is up to the server; greedy decoding (temperature 0) does not need it. ``top_k`` and
@@ -38,16 +38,16 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from core.config import DecodingConfig, ModelConfig
+from core.config import SERVER_APIS, DecodingConfig, ModelConfig
 from core.errors import BackendError, ConfigError
-from core.generation.sampling import row_seed
+from core.generation.seeds import row_seed
+from core.jsonio import json_problem
 from core.progress import ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})  # transient: retried with backoff
-SERVER_APIS = ("openai", "llama.cpp")
 
 
 def replica_urls(base_url: str) -> list[str]:
@@ -165,8 +165,8 @@ class OpenAIBackend:
                 req = urllib.request.Request(url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
-                reply = json.loads(raw)
-                problem = _reply_problem(reply)
+                reply, bad = json_problem(raw)  # the one JSON reader: a hostile reply is a retry, not a crash
+                problem = f"not JSON ({bad})" if bad else _reply_problem(reply)
                 if problem is None:
                     ok = True
                     return reply
@@ -236,3 +236,14 @@ class OpenAIBackend:
         if on_batch is not None and pending:
             on_batch(pending)
         return [results[i] for i in range(len(rows))]
+
+
+# -- the backend interface (core.generation.backends) ---------------------------------------------------
+def identity(cfg: ModelConfig) -> str:
+    """The served model's identity for cache keys: the server and the name it serves."""
+    return f"openai:{cfg.base_url}:{cfg.name_or_path}"
+
+
+def start(cfg: ModelConfig, tokenizer=None, progress: ProgressFn | None = None) -> OpenAIBackend:
+    """A client of ``cfg.base_url`` (nothing to load)."""
+    return OpenAIBackend(cfg, tokenizer=tokenizer)

@@ -20,13 +20,21 @@ Hostile or careless clients (see :class:`ServerLimits`):
   ``Retry-After`` at once. The model is taken for one batch of ``batch_size`` (prompt, sample) rows at
   a time, so requests interleave; a request past ``request_timeout_s`` stops between batches with a 503.
 * Sockets time out after ``socket_timeout_s``; the listen backlog is 128.
+* The request line and headers must all arrive within ``header_timeout_s`` (a slowloris client sending a
+  byte now and then is cut there; an idle keep-alive connection too), and one client address holds at
+  most ``max_connections_per_client`` connections, so one client cannot fill ``max_connections``.
+* A client that hung up is noticed between batches (and while its request waits for the model): its
+  remaining work is dropped, so it holds up nobody (:func:`peer_open`).
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -46,6 +54,29 @@ from core.generation.server_requests import (
 from core.records import GenKey
 
 log = logging.getLogger(__name__)
+
+ALIVE_CHECK_S = 0.25  # a request waiting for the model looks this often whether its client is still there
+CLIENT_GONE = "client_closed"  # RequestError code: the client hung up; nothing is answered
+
+
+def client_gone() -> RequestError:
+    return RequestError("the client closed its connection: its remaining work is dropped", 499, CLIENT_GONE,
+                        close=True)
+
+
+def peer_open(sock: socket.socket) -> bool:
+    """Whether the client at the other end of ``sock`` has not hung up (never blocks: a pending byte of a
+    pipelined request counts as there; an orderly close or a reset as gone)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return True
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return True
+    except (OSError, ValueError):
+        return False
+
 
 # -- generation ----------------------------------------------------------------------------------------
 class ModelGate:
@@ -68,21 +99,24 @@ class ModelGate:
     def leave(self) -> None:
         self._admitted.release()
 
-    def run(self, fn, deadline: float):
-        """``fn()`` while holding the model; 503 when the model does not come free before ``deadline``."""
+    def run(self, fn, deadline: float, alive=None):
+        """``fn()`` while holding the model; 503 when the model does not come free before ``deadline``;
+        :data:`CLIENT_GONE` as soon as ``alive()`` is False (checked while waiting too)."""
         me = object()
         with self._turns:
             self._waiting.append(me)
             try:
-                while True:  # the deadline is checked before every batch, waiting or not
+                while True:  # the deadline and the client are checked before every batch, waiting or not
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise RequestError(f"request stopped: not finished within the server's limit of "
                                            f"{self.limits.request_timeout_s:g} s; send fewer prompts or tokens, "
                                            "or retry", 503, "timeout")
+                    if alive is not None and not alive():
+                        raise client_gone()
                     if not self._busy and self._waiting[0] is me:
                         break
-                    self._turns.wait(remaining)
+                    self._turns.wait(min(remaining, ALIVE_CHECK_S) if alive is not None else remaining)
             except BaseException:
                 self._waiting.remove(me)
                 self._turns.notify_all()
@@ -98,8 +132,9 @@ class ModelGate:
 
 
 def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size: int,
-                        limits: ServerLimits = ServerLimits(), gate: ModelGate | None = None) -> dict:
-    """Run one /v1/completions request body through core.generation.generate and build the OpenAI reply."""
+                        limits: ServerLimits = ServerLimits(), gate: ModelGate | None = None, alive=None) -> dict:
+    """Run one /v1/completions request body through core.generation.generate and build the OpenAI reply.
+    ``alive()`` False (the client hung up) drops the rest of the work before the next batch."""
     from core.generation.generate import generate, prompt_token_ids
 
     model = body.get("model")
@@ -122,7 +157,7 @@ def completion_response(lm: LoadedModel, body: dict, model_name: str, batch_size
             todo = [prompts[j] for j in sorted({j for j, _ in rows[start:start + batch_size]})]
             try:
                 gens = gate.run(lambda todo=todo, chunk=chunk: generate(
-                    lm, todo, cfg, skip=lambda k: k not in chunk), deadline)
+                    lm, todo, cfg, skip=lambda k: k not in chunk), deadline, alive)
             except PropMeError as e:
                 raise RequestError(str(e)) from None
             by_key.update((g.key, g) for g in gens)
@@ -153,11 +188,35 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, handler, limits: ServerLimits):
         self.limits, self.request_queue_size = limits, limits.backlog
         self._connections = threading.BoundedSemaphore(limits.max_connections)
+        self._per_client: dict[str, int] = {}
+        self._per_client_lock = threading.Lock()
         super().__init__(address, handler)
 
+    def _take(self, client_address) -> str | None:
+        """Take a connection slot for this client; the reason it is refused, or None."""
+        host = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+        with self._per_client_lock:
+            if self._per_client.get(host, 0) >= self.limits.max_connections_per_client:
+                return f"too many open connections from {host} (at most {self.limits.max_connections_per_client})"
+            if not self._connections.acquire(blocking=False):
+                return "too many open connections"
+            self._per_client[host] = self._per_client.get(host, 0) + 1
+        return None
+
+    def _give(self, client_address) -> None:
+        host = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+        with self._per_client_lock:
+            left = self._per_client.get(host, 1) - 1
+            if left > 0:
+                self._per_client[host] = left
+            else:
+                self._per_client.pop(host, None)
+            self._connections.release()
+
     def process_request(self, request, client_address):
-        if not self._connections.acquire(blocking=False):  # too many open connections: a short 503, then close
-            body = _error_body(503, "server busy: too many open connections; retry shortly", "server_busy")
+        refused = self._take(client_address)
+        if refused:  # a short 503, then close
+            body = _error_body(503, f"server busy: {refused}; retry shortly", "server_busy")
             try:
                 request.settimeout(1.0)
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -173,7 +232,30 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._connections.release()
+            self._give(client_address)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The handler's socket reads, each given at most what is left of the header deadline (then
+    ``socket_timeout_s``): a header byte every few seconds no longer keeps a connection open for ever."""
+
+    def __init__(self, handler):
+        self.handler, self.sock = handler, handler.connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        limit = self.handler.timeout
+        deadline = self.handler.header_deadline
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request line and headers not received within the server's "
+                                   f"{self.handler.server.limits.header_timeout_s:g} s")
+            limit = min(limit, left)
+        self.sock.settimeout(limit)
+        return self.sock.recv_into(buf)
 
 
 def make_server(lm: LoadedModel, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
@@ -185,6 +267,21 @@ def make_server(lm: LoadedModel, host: str = "127.0.0.1", port: int = 0, model_n
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = limits.socket_timeout_s  # applied to the socket: a stalled client cannot hold a thread forever
+        header_deadline: float | None = None  # monotonic time by which the request line and headers must be in
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile = io.BufferedReader(_DeadlineReader(self), 65536)
+
+        def handle_one_request(self) -> None:
+            self.header_deadline = time.monotonic() + limits.header_timeout_s
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()  # reads the headers
+            self.header_deadline = None  # the body has socket_timeout_s per read (and a bounded size)
+            self.connection.settimeout(self.timeout)  # and so has writing the answer
+            return ok
 
         def _send(self, status: int, data: bytes, close: bool = False, retry_after: bool = False) -> None:
             try:
@@ -241,8 +338,12 @@ def make_server(lm: LoadedModel, host: str = "127.0.0.1", port: int = 0, model_n
             try:
                 if self.path.rstrip("/") != "/v1/completions":
                     raise RequestError(f"no route POST {self.path[:200]}", 404, "not_found", close=True)
-                reply = completion_response(lm, self._body(), name, batch_size, limits, gate)
+                reply = completion_response(lm, self._body(), name, batch_size, limits, gate,
+                                            alive=lambda: peer_open(self.connection))
             except RequestError as e:
+                if e.code == CLIENT_GONE:  # nobody to answer
+                    self.close_connection = True
+                    return None
                 return self._error(e)
             except Exception:  # a bug, not the client's fault: answer 500 and keep serving
                 log.exception("request failed")

@@ -34,13 +34,16 @@ class ServerLimits:
     request_timeout_s: float = 300.0  # a request still generating after this is stopped (503)
     socket_timeout_s: float = 30.0  # a client silent this long mid-request is dropped
     max_connections: int = 256  # open connections; more get a 503 and are closed
+    max_connections_per_client: int = 32  # open connections from one client address; more get a 503
+    header_timeout_s: float = 15.0  # request line + headers must arrive within this (slowloris), idle keep-alive too
     backlog: int = 128  # listen backlog (the socketserver default of 5 resets bursts of clients)
 
     def __post_init__(self):
-        for name in ("max_body_bytes", "max_request_tokens", "max_pending", "max_connections", "backlog"):
+        for name in ("max_body_bytes", "max_request_tokens", "max_pending", "max_connections",
+                     "max_connections_per_client", "backlog"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise PropMeError(f"server limit {name} must be an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("request_timeout_s", "socket_timeout_s"):
+        for name in ("request_timeout_s", "socket_timeout_s", "header_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise PropMeError(f"server limit {name} must be a number of seconds > 0, got {value!r}")

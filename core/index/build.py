@@ -38,7 +38,7 @@ def _rust_indexing() -> Path:
 
 def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress: ProgressFn | None = None,
                 cpus: int | None = None, batch_size: int = 8192, max_memory_bytes: int = SA_MEMORY_BUDGET,
-                load=None, encoder=None):
+                load=None, holdout=None, encoder=None):
     """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
 
     No special tokens are added. ``load``: the :class:`core.corpus.load.CorpusLoad` they came from; its
@@ -49,12 +49,32 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     :class:`core.index.encode.TextEncoder` to tokenize with (default: one for ``tokenizer``; the
     manifest's ``tokenize`` says which engine gave the ids). Returns the opened
     :class:`core.index.corpus_index.CorpusIndex`.
+
+    ``holdout`` (a :class:`core.index.holdout.HoldoutConfig`): a seeded sample of the documents is left out
+    of the index and written beside it as its chance floor (recorded under ``holdout`` in the manifest).
     """
+    held, source_fp = [], None
+    if holdout is not None and holdout.docs > 0:
+        from core.corpus.load import corpus_fingerprint
+        from core.index.holdout import split_holdout
+
+        docs = documents if isinstance(documents, (list, tuple)) else list(documents)
+        source_fp = corpus_fingerprint(docs)
+        documents, held = split_holdout(docs, holdout)
     stream, ids_kw = tokenized_corpus(documents, tokenizer, out_dir, load=load, progress=progress, batch_size=batch_size,
                                       encoder=encoder)
     extra = {"corpus_report": ids_kw.pop("corpus_report"), "tokenize": ids_kw.pop("tokenize")}
-    return build_index_from_ids(stream, out_dir, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
-                                manifest_extra=extra, **ids_kw)
+    index = build_index_from_ids(stream, out_dir, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
+                                 manifest_extra=extra, **ids_kw)
+    if source_fp is None:
+        return index
+    from core.index.corpus_index import CorpusIndex
+    from core.index.holdout import write_holdout
+
+    record = write_holdout(held, index, tokenizer, out_dir, holdout, source_fp)
+    fmt.write_json_atomic(Path(out_dir) / fmt.MANIFEST, {**index.manifest, "holdout": record})
+    log.info("held %d documents out of the index as its chance floor (seed %d)", record["docs"], holdout.seed)
+    return CorpusIndex.open(out_dir)
 
 
 BATCH_CHARS = 4_000_000  # characters tokenized per call (the engines spread a batch over their threads)
@@ -154,15 +174,23 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
         raise CorpusError(f"No documents to index into {out}: the corpus is empty")
     t_write = time.perf_counter()
     from core.index import sa_search
+    from core.index.verify import Checksums
 
-    sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
-                                  max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
-    from core.index.shards import Shard, shard_paths
+    sums = Checksums(out)  # the written files are hashed while the suffix array is sorted
+    sums.start((fmt.TOKENS, fmt.OFFSETS, fmt.META, fmt.METAOFF))
+    try:
+        sa_steps = build_suffix_array(out / fmt.TOKENS, fmt.WIDTHS[dtype_name], cpus=cpus, progress=progress,
+                                      max_memory_bytes=max_memory_bytes, sample_step=sa_search.SAMPLE_STEP)
+        from core.index.shards import Shard, shard_paths
 
-    sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
-    sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
-    t_sa = time.perf_counter()
-    np.save(out / fmt.COUNTS, stats["counts"])
+        sample = sa_steps.pop("sample", None)  # narrows every span search (core.index.sa_search)
+        sa_search.write_sample(Shard(*shard_paths(out)[0], dtype_name), sa_search.SAMPLE_STEP, sample)
+        t_sa = time.perf_counter()
+        np.save(out / fmt.COUNTS, stats["counts"])
+        checksums = sums.result()  # every index file (core.index.verify), checked when the index is opened
+    except BaseException:
+        sums.cancel()
+        raise
     manifest = {
         "format_version": fmt.FORMAT_VERSION,
         "tokenizer_name": tokenizer_name,
@@ -178,6 +206,7 @@ def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]
                           "total": round(time.perf_counter() - t0, 3), "suffix_array_steps": sa_steps},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {name: (out / name).stat().st_size for name in (*fmt.SHARD_FILES, fmt.COUNTS)},
+        "checksums": checksums,
         **dict(manifest_extra or {}),
     }
     fmt.write_json_atomic(out / fmt.MANIFEST, manifest)

@@ -46,6 +46,9 @@ class CorpusIndex:
         self.token_dtype, self.vocab_size, self.eos_token_id = token_dtype, vocab_size, eos_token_id
         self._manifests = manifests
         self._shards = [Shard(*paths, token_dtype) for d in dirs for paths in shard_paths(d)]
+        from core.index.verify import check_on_open
+
+        check_on_open(dirs, manifests, self._shards, vocab_size)  # a damaged index never reaches the engine
         self._doc_base = np.cumsum([0] + [s.doc_cnt for s in self._shards])
         self.num_docs = int(self._doc_base[-1])
         self.num_tokens = sum(s.tok_cnt - s.doc_cnt for s in self._shards)  # separators excluded

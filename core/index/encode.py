@@ -27,7 +27,8 @@ Engines:
   through the transformers call itself.
 
 An encoder pickles as its tokenizer JSON, so process pools and Ray tasks rebuild it on their side
-(:func:`encode_texts` is the one function they call).
+(:func:`encode_texts` is the one function they call; :func:`encode_batch` takes a tokenizer or an
+encoder and returns one array per text, for the Ray build's tasks in core/cluster/build.py).
 """
 from __future__ import annotations
 
@@ -310,3 +311,33 @@ def _added_token_probes(spec: dict) -> list[str]:
 def encode_texts(encoder: TextEncoder, texts: Sequence[str]) -> EncodedTexts:
     """Token ids of ``texts`` through ``encoder``: the one tokenizing call of every index build."""
     return encoder.encode(texts)
+
+
+_ENCODERS: dict[int, tuple[object, TextEncoder]] = {}  # id(tokenizer) -> (tokenizer kept alive, its encoder)
+_ENCODERS_LOCK = __import__("threading").Lock()
+
+
+def encoder_for(tokenizer) -> TextEncoder:
+    """The process's :class:`TextEncoder` for ``tokenizer`` (built once per tokenizer object: building
+    one parses the tokenizer JSON and runs the probe check, tenths of a second)."""
+    if isinstance(tokenizer, TextEncoder):
+        return tokenizer
+    with _ENCODERS_LOCK:
+        hit = _ENCODERS.get(id(tokenizer))
+        if hit is not None and hit[0] is tokenizer:
+            return hit[1]
+        if len(_ENCODERS) >= 4:
+            _ENCODERS.pop(next(iter(_ENCODERS)))
+        enc = TextEncoder(tokenizer)
+        _ENCODERS[id(tokenizer)] = (tokenizer, enc)
+        return enc
+
+
+def encode_batch(tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
+    """Token ids (no special tokens) of each text, as uint32 views of one flat array: the same ids as
+    ``tokenizer(texts, add_special_tokens=False)``, through :func:`encoder_for` (``tokenizer`` may be a
+    :class:`TextEncoder`, which pickles small: what a Ray task should receive)."""
+    if not texts:
+        return []
+    enc = encode_texts(encoder_for(tokenizer), texts)
+    return [enc.doc(i) for i in range(len(enc))]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import IndexNotBuilt
+from core.errors import DamagedFile, IndexNotBuilt
+from core.jsonio import read_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -85,11 +86,13 @@ def read_manifest(folder: Path) -> dict:
     if (folder / BUILDING).exists():
         raise not_built(folder, "a build was started here and did not finish")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        manifest = read_json(mpath)
     except FileNotFoundError:
         raise not_built(folder, f"{MANIFEST} is missing") from None
-    except json.JSONDecodeError as e:
-        raise not_built(folder, f"{MANIFEST} is not valid JSON: line {e.lineno}: {e.msg}") from e
+    except DamagedFile as e:
+        raise not_built(folder, f"{MANIFEST} is damaged ({str(e).split(': ', 1)[-1]})") from None
+    if not isinstance(manifest, dict):
+        raise not_built(folder, f"{MANIFEST} is damaged (not a JSON object)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise not_built(folder, f"{MANIFEST} has format_version {manifest.get('format_version')!r}, "
                                 f"this version reads {FORMAT_VERSION}")

@@ -7,11 +7,12 @@ are compared as the bytes of the little-endian file, which for u16 tokens is the
 byte-swapped values with a suffix that runs out first sorting first, which is libsais's order of the
 byte-swapped tokens (tests/test_index_sais.py checks the tables byte for byte against rust_indexing).
 
-The C source (``core/index/native``, Apache 2.0) is compiled once per source version into
-``$PROPME_CACHE_DIR/native`` (default ``~/.cache/propme/native``) with the system C compiler; without
-one, :func:`library` returns None and builds use rust_indexing. Files under :data:`MIN_TOKENS` tokens
-(the demo, the app's small indexes, most tests) are sorted by rust_indexing, so they never wait for the
-compiler.
+The C source is vendored in ``vendor/libsais`` (Apache 2.0; its README names the upstream version).
+:func:`build` compiles it once per source version with the system C compiler into ``native/`` under
+:func:`core.paths.cache_root`; :func:`library` runs that build on first use (never at import) and
+returns None without a compiler, and builds then use rust_indexing. ``python -m core.index.sais``
+builds it ahead of time. Files under :data:`MIN_TOKENS` tokens (the demo, the app's small indexes,
+most tests) are sorted by rust_indexing, so they never wait for the compiler.
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ import numpy as np
 
 from core.errors import IndexNotBuilt
 from core.index import layout as fmt
+from core.paths import cache_root
 
 log = logging.getLogger(__name__)
 
-NATIVE = Path(__file__).resolve().parent / "native"
+SOURCE = Path(__file__).resolve().parents[2] / "vendor" / "libsais"  # the vendored C source
 RAM_PER_TOKEN = 8  # peak RAM of one sort per token: the byte-swapped tokens (2), the int32 suffix array (4), slack
 MAX_TOKENS = 2**31 - 1  # libsais16 indexes with int32
 MIN_TOKENS = 1 << 20  # smaller files sort in well under a second with rust_indexing: no compiler needed for them
@@ -40,9 +42,21 @@ _LOCK = threading.Lock()
 _LIB: list = []  # [CDLL or None] once tried
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("PROPME_CACHE_DIR") or str(Path.home() / ".cache" / "propme")
-    return Path(root).expanduser() / "native"
+def library_path() -> Path:
+    """Where the compiled library of this source version lives: ``native/`` under the cache root."""
+    digest = hashlib.sha256((SOURCE / "libsais16.c").read_bytes() + (SOURCE / "libsais16.h").read_bytes())
+    return cache_root() / "native" / f"libsais16-{digest.hexdigest()[:16]}.so"
+
+
+def build() -> Path | None:
+    """Compile libsais16 into :func:`library_path` unless it is there; its path, or None without a
+    working C compiler."""
+    path = library_path()
+    try:
+        return path if path.exists() or _compile(path) else None
+    except OSError as e:  # an unwritable cache folder
+        log.warning("cannot build libsais in %s (%s); index builds sort with rust_indexing", path.parent, e)
+        return None
 
 
 def _compile(out: Path) -> bool:
@@ -51,7 +65,7 @@ def _compile(out: Path) -> bool:
         log.info("no C compiler: index builds sort with rust_indexing")
         return False
     out.parent.mkdir(parents=True, exist_ok=True)
-    base = [cc, "-O2", "-shared", "-fPIC", f"-I{NATIVE}", str(NATIVE / "libsais16.c")]
+    base = [cc, "-O2", "-shared", "-fPIC", f"-I{SOURCE}", str(SOURCE / "libsais16.c")]
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part = Path(tmp) / out.name
         for extra in (["-fopenmp", "-DLIBSAIS_OPENMP"], []):  # OpenMP when the compiler has it
@@ -65,20 +79,18 @@ def _compile(out: Path) -> bool:
 
 
 def library():
-    """The compiled libsais16 (a ctypes CDLL), or None when it cannot be built here."""
+    """The compiled libsais16 (a ctypes CDLL; :func:`build` on first use), or None when it cannot be built here."""
     with _LOCK:
         if _LIB:
             return _LIB[0]
         lib = None
-        digest = hashlib.sha256((NATIVE / "libsais16.c").read_bytes() + (NATIVE / "libsais16.h").read_bytes())
-        path = _cache_dir() / f"libsais16-{digest.hexdigest()[:16]}.so"
         try:
-            if path.exists() or _compile(path):
+            if (path := build()) is not None:
                 lib = ctypes.CDLL(str(path))
                 lib.libsais16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32,
                                           ctypes.c_void_p]
                 lib.libsais16.restype = ctypes.c_int32
-        except OSError as e:  # an unwritable cache folder or a library that does not load: rust_indexing sorts
+        except OSError as e:  # a library that does not load: rust_indexing sorts
             log.warning("libsais unavailable (%s); index builds sort with rust_indexing", e)
             lib = None
         _LIB.append(lib)
@@ -118,3 +130,9 @@ def suffix_array(token_file: Path, table_file: Path, chunk: int = 1 << 24, sampl
             ptrs = sa[lo:lo + chunk].astype("<u8") * 2
             out.write(np.ascontiguousarray(ptrs.view(np.uint8).reshape(-1, 8)[:, :ptr_size]).tobytes())
     return sample
+
+
+if __name__ == "__main__":  # python -m core.index.sais: build the library ahead of its first use
+    built = build()
+    print(built if built is not None else "no C compiler here: index builds sort with rust_indexing")
+    raise SystemExit(0 if built is not None else 1)

@@ -16,7 +16,8 @@ class Shard:
     def __init__(self, tokens: Path, table: Path, offsets: Path, meta: Path | None, metaoff: Path | None,
                  token_dtype: str):
         self.width = fmt.WIDTHS[token_dtype]
-        self.token_path = tokens
+        self.token_path, self.table_path, self.offset_path = tokens, table, offsets
+        self.meta_path, self.metaoff_path = meta, metaoff
         self.ds_size = tokens.stat().st_size
         self.tok_cnt = self.ds_size // self.width
         self.ptr_size = fmt.ptr_size_for(self.ds_size)

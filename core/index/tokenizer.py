@@ -11,7 +11,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import ModelLoadError
+from core.errors import ModelLoadError, PropMeError
+from core.jsonio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def _plain_fast_tokenizer(folder: Path) -> bool:
     if not (folder / "tokenizer.json").is_file() or not config.is_file():
         return False
     try:
-        tokenizer_class = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
-    except (OSError, ValueError, AttributeError):
+        tokenizer_class = read_json(config).get("tokenizer_class")
+    except (OSError, PropMeError, AttributeError):
         return False
     return tokenizer_class in ("PreTrainedTokenizerFast", "TokenizersBackend")
 

@@ -20,6 +20,8 @@ SPAN_CLASS = "propme-span"  # every highlighted verbatim span: <mark class="prop
 DOC_MATCH_CLASS = "propme-doc-match"  # the matched region inside a document window
 ECHO_CLASS = "propme-echo"  # a span that also occurs in the completion's own prompt (Span.echo): grey, dashed
 ECHO_STYLE = "background-color: rgba(150, 150, 150, 0.35); border-bottom: 2px dashed rgba(110, 110, 110, 0.9);"
+OTHER_CLASS = "propme-other-doc"  # a span traced to other documents than the one in view (Side by side): outlined
+OTHER_STYLE = "background-color: transparent; outline: 1px dashed rgba(90, 90, 90, 0.9); outline-offset: -1px;"
 COLOR_BY = ("length", "count")
 
 # Bidi embeddings/overrides/isolates and marks, C0/C1 controls except \n and \t, zero-width chars:
@@ -32,6 +34,8 @@ TEXT_STYLE = (
     "max-width: 100%; max-height: 32rem; overflow-y: auto; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.9rem; "
     "line-height: 1.5; padding: 0.5rem; border: 1px solid rgba(128,128,128,0.35); border-radius: 0.3rem;"
 )
+# Every text box scrolls (max-height): the keyboard reaches it (tabindex 0) and a screen reader names it.
+BOX_ATTRS = 'class="propme-text" tabindex="0" role="region" aria-label="{label}" style="{style}"'
 MARK_COLOR = "255, 165, 0"  # orange; intensity is the alpha channel
 DOC_MARK_STYLE = "background-color: rgba(80, 160, 255, 0.45); padding: 0 1px;"
 
@@ -126,28 +130,37 @@ def clipped_ranges(text_len: int, spans: Sequence[Span]) -> list[tuple[int, int,
     return out
 
 
-def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -> str:
+def _box(label: str) -> str:
+    """The opening tag of a text box named ``label`` (for screen readers) that the keyboard can scroll."""
+    return f"<div {BOX_ATTRS.format(label=escape_attr(label), style=TEXT_STYLE)}>"
+
+
+def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length",
+                   label: str = "completion with verbatim spans highlighted", other: frozenset[int] = frozenset()) -> str:
     """The completion as an HTML block with each verbatim span in ``<mark class="propme-span">``.
 
     Each mark carries ``data-span-ix`` (index into ``spans``), a ``title`` with length, count and
     source document ids, and an opacity from :data:`LEVELS`. A prompt-echo span (``Span.echo``) is
-    grey with a dashed underline and also has class ``propme-echo``.
+    grey with a dashed underline and also has class ``propme-echo``. A span whose index is in ``other`` (it
+    traces to other documents than the one in view) is only outlined, with class ``propme-other-doc``.
 
     >>> highlight_html("a <b> c", [Span(0, 1, "<b>", 2, 5, 3)]).count('<mark class="propme-span"')
     1
     """
-    parts = [f'<div class="propme-text" style="{TEXT_STYLE}">']
+    parts = [_box(label)]
     pos = 0
     for ix, start, end in clipped_ranges(len(text), spans):
         span = spans[ix]
         level = level_for(span.length if color_by == "length" else span.count, color_by)
         parts.append(escape_text(text[pos:start]))
         cls, look = ((f"{SPAN_CLASS} {ECHO_CLASS}", ECHO_STYLE) if span.echo else
+                     (f"{SPAN_CLASS} {OTHER_CLASS}", OTHER_STYLE) if ix in other else
                      (SPAN_CLASS, f"background-color: rgba({MARK_COLOR}, {level.alpha});"))
         parts.append(
             f'<mark class="{cls}" data-span-ix="{ix}" '
             f'style="{look} color: inherit; padding: 0 1px;" '
-            f'title="{escape_attr(span_title(span))}">{escape_text(text[start:end])}</mark>'
+            f'title="{escape_attr(span_title(span) + ("; traced to other documents" if ix in other else ""))}">'
+            f'{escape_text(text[start:end])}</mark>'
         )
         pos = end
     parts.append(escape_text(text[pos:]))
@@ -155,21 +168,21 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length") -
     return "".join(parts)
 
 
-def window_html(doc: DocMatch) -> str:
+def window_html(doc: DocMatch, label: str | None = None) -> str:
     """A retrieved document window with the matched region in ``<mark class="propme-doc-match">``."""
     text = doc.window_text
     start = max(0, min(doc.match_char_start, len(text)))
     end = max(start, min(doc.match_char_end, len(text)))
     return (
-        f'<div class="propme-text" style="{TEXT_STYLE}">{escape_text(text[:start])}'
+        f"{_box(label or f'training document {doc.doc_id}')}{escape_text(text[:start])}"
         f'<mark class="{DOC_MATCH_CLASS}" style="{DOC_MARK_STYLE}">{escape_text(text[start:end])}</mark>'
         f"{escape_text(text[end:])}</div>"
     )
 
 
-def plain_html(text: str) -> str:
+def plain_html(text: str, label: str = "text") -> str:
     """Untrusted text as an escaped, wrapping HTML block (prefixes, true continuations)."""
-    return f'<div class="propme-text" style="{TEXT_STYLE}">{escape_text(text)}</div>'
+    return f"{_box(label)}{escape_text(text)}</div>"
 
 
 def legend_html(color_by: str = "length") -> str:

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import DecodingConfig, TraceConfig
-from core.config_tables import to_dict
+from core.config.tables import to_dict
 from core.errors import CacheError
+from core.jsonio import json_problem
+from core.paths import cache_root
 from core.records import Generation, Prompt, TraceResult
 from core.runs import codec
 
@@ -41,9 +43,8 @@ def _sha(obj: Any) -> str:
 
 
 def default_cache_path() -> Path:
-    """``$PROPME_CACHE_DIR/cache.sqlite``, else ``~/.cache/propme/cache.sqlite``."""
-    base = os.environ.get("PROPME_CACHE_DIR") or Path.home() / ".cache" / "propme"
-    return Path(base) / "cache.sqlite"
+    """``cache.sqlite`` in :func:`core.paths.cache_root` (``$PROPME_CACHE_DIR``, else ``~/.cache/propme``)."""
+    return cache_root() / "cache.sqlite"
 
 
 def generation_key(model_identity: str, tokenizer_id: str, prompt: Prompt, decoding: DecodingConfig,
@@ -66,6 +67,7 @@ def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str,
     """
     tr = to_dict(trace)
     tr.pop("workers")  # how many processes trace does not change the result
+    tr.pop("ray_address", None)  # nor where (core.cluster.index: results identical to a local trace)
     return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, tr])
 
 
@@ -194,8 +196,11 @@ class ResultCache:
                 try:
                     if not isinstance(value, str) or _sha(value) != checksum:
                         raise ValueError("checksum mismatch")
-                    found[key] = json.loads(value)
-                except ValueError as e:  # JSONDecodeError is a ValueError
+                    decoded, problem = json_problem(value)  # the one JSON reader
+                    if problem:
+                        raise ValueError(problem)
+                    found[key] = decoded
+                except ValueError as e:
                     log.warning("cache %s: damaged %s entry %s (%s); deleted, will recompute",
                                 self.path, table, key[:12], e)
                     bad.append(key)

@@ -9,13 +9,13 @@ Only ``manifest.json`` and the setting/prompt columns of ``generations.parquet``
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import PropMeError, ResultsError
+from core.errors import DamagedFile, DamagedResults, PropMeError, ResultsError
+from core.jsonio import read_json
 from core.paths import confine
 from core.runs import manifest_paths
 from core.runs.folders import REQUIRED_FILES, is_results_folder
@@ -64,9 +64,9 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
     """The typed manifest of results folder ``folder`` (paths made absolute), without reading its rows."""
     folder = Path(folder)
     try:
-        raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ResultsError(f"{folder}/manifest.json cannot be read ({e})") from None
+        raw = read_json(folder / "manifest.json", error=DamagedResults)
+    except OSError as e:
+        raise ResultsError(f"{folder}/manifest.json cannot be read ({e.strerror or e})") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version != FORMAT_VERSION:
         raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version reads {FORMAT_VERSION}")
@@ -87,6 +87,17 @@ def prompt_counts(folder: str | os.PathLike) -> dict[str, int]:
     return {s: len(ids) for s, ids in seen.items()}
 
 
+def _damaged_manifest(folder: Path) -> str | None:
+    """Why ``folder/manifest.json`` cannot be parsed (one line), or None when it parses or is absent."""
+    try:
+        read_json(folder / "manifest.json")
+    except DamagedFile as e:
+        return str(e)
+    except OSError:
+        return None
+    return None
+
+
 def _looks_like_run(filenames: list[str]) -> bool:
     return any(f in filenames for f in REQUIRED_FILES)
 
@@ -105,12 +116,19 @@ def list_runs(root: str | os.PathLike, data_root: Path | None = None, *, max_dep
     runs: list[RunEntry] = []
     problems: list[str] = []
     truncated = False
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+    def unreadable(e: OSError) -> None:  # a folder the walk cannot enter: listed, never raised
+        problems.append(f"{e.filename}: cannot be read ({e.strerror or e})")
+
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False, onerror=unreadable):
         here = Path(dirpath)
         depth = len(here.relative_to(top).parts)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink()
                              and depth < max_depth)
-        if "manifest.json" in filenames and is_results_folder(here):
+        damaged = _damaged_manifest(here) if "manifest.json" in filenames else None
+        if damaged:
+            problems.append(f"{here}: {damaged}")
+            dirnames[:] = []
+        elif "manifest.json" in filenames and is_results_folder(here):
             dirnames[:] = []  # a run's own folder holds no runs
             if len(runs) >= max_runs:
                 truncated = True
@@ -125,3 +143,26 @@ def list_runs(root: str | os.PathLike, data_root: Path | None = None, *, max_dep
                             f"{here}: manifest.json was not written by PropMe (no format marker)")
     runs.sort(key=lambda r: (r.manifest.created or "", r.path), reverse=True)
     return Catalog(str(top), tuple(runs), tuple(problems), truncated)
+
+
+def list_runs_in(folders: list[str], data_root: Path | None = None, *, max_runs: int = MAX_RUNS) -> Catalog:
+    """The runs under several folders (each a root holding runs, or a results folder itself), each run once,
+    newest first; a folder that is missing, outside the data root or unreadable is a problem, not an error."""
+    runs: dict[str, RunEntry] = {}
+    problems: list[str] = []
+    truncated = False
+    for folder in (f.strip() for f in folders):
+        if not folder:
+            continue
+        try:
+            found = list_runs(folder, data_root, max_runs=max_runs)
+        except (PropMeError, OSError) as e:
+            problems.append(f"{folder}: {e}")
+            continue
+        problems += found.problems
+        truncated = truncated or found.truncated
+        for r in found.runs:
+            runs.setdefault(r.path, r)
+    ordered = sorted(runs.values(), key=lambda r: (r.manifest.created or "", r.path), reverse=True)
+    return Catalog("; ".join(f.strip() for f in folders if f.strip()), tuple(ordered[:max_runs]),
+                   tuple(dict.fromkeys(problems)), truncated or len(ordered) > max_runs)

@@ -14,67 +14,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ExperimentConfig, ModelConfig
-from core.config_tables import to_dict
+from core.config import BUILT_IN_SETTINGS, ExperimentConfig, ModelConfig, SettingConfig
+from core.config.tables import to_dict
 from core.errors import ConfigError
+from core.generation import backends
 from core.progress import ChunkedStage, ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
 from core.runs.cache import ResultCache, generation_key, summary_key, trace_key
 from core.runs.folders import check_replaceable, results_folder
+from core.runs.lock import results_lock
 from core.runs.manifest import Counts, IndexInfo, Manifest, ModelInfo, SkippedRows, assemble
 from core.runs.results import RunResults, load_results, save_results
 
 log = logging.getLogger(__name__)
 
 TRACE_CHUNK = 32  # completions traced (and cached) per chunk: the unit of resumption for tracing
+SKIPPED_LISTED = 5  # skipped prompt rows whose reasons the manifest keeps in full
 CACHE_STAGE = "cache"  # progress events of this stage say how many generations / traces the result cache holds
 
 
 # -- running ---------------------------------------------------------------------------------------
 class _Generator:
-    """Loads the model (or the OpenAI client) on first use only: a fully cached run never loads it."""
+    """Starts the backend (loads the model, opens the client) on first use only: a fully cached run never does."""
 
     def __init__(self, cfg: ModelConfig, tokenizer):
         self.cfg, self.tokenizer, self._backend = cfg, tokenizer, None
 
     def __call__(self, prompts, decoding, **kw) -> list[Generation]:
         if self._backend is None:
-            if self.cfg.backend == "openai":
-                from core.generation.openai_backend import OpenAIBackend
-                self._backend = OpenAIBackend(self.cfg, tokenizer=self.tokenizer).generate
-            else:
-                from core.generation.generate import generate
-                from core.generation.model import load_model
-                if kw.get("progress") is not None:  # loading a big model takes a while: say so first
-                    kw["progress"](ProgressEvent("load-model", 0, 1, "models", message=self.cfg.name_or_path))
-                lm = load_model(self.cfg)
-                self._backend = lambda p, d, **k: generate(lm, p, d, **k)
-        return self._backend(prompts, decoding, **kw)
+            self._backend = backends.start(self.cfg, self.tokenizer, kw.get("progress"))
+        return self._backend.generate(prompts, decoding, **kw)
 
 
 def _skipped_prompt_rows(settings) -> dict[str, SkippedRows]:
     """Bad prompt-set rows skipped per setting (recorded in the manifest so the app and report can show
     them; the CLI also logs them while building prompts)."""
-    from core.prompts.build import BUILT_IN
     from core.prompts.sets import load_prompt_set
 
     out = {}
     for s in settings:
-        if s.prompts_path and s.name not in BUILT_IN:
+        if s.prompts_path and s.name not in BUILT_IN_SETTINGS:
             problems = load_prompt_set(s.prompts_path, s.name).problems
             if problems:
-                out[s.name] = SkippedRows(len(problems), s.prompts_path,
-                                          f"line {problems[0].line}: {problems[0].reason}")
+                reasons = tuple(f"line {p.line}: {p.reason}" for p in problems[:SKIPPED_LISTED])
+                out[s.name] = SkippedRows(len(problems), s.prompts_path, reasons[0], reasons)
     return out
-
-
-def model_identity_for(cfg: ModelConfig) -> str:
-    """Identity of the generating model: file hashes for hf, server + model name for openai."""
-    if cfg.backend == "openai":
-        return f"openai:{cfg.base_url}:{cfg.name_or_path}"
-    from core.generation.model_identity import model_identity
-    return model_identity(cfg.name_or_path, cfg.revision)
 
 
 @dataclass
@@ -98,6 +83,7 @@ class _Run:
     tkeys: dict[GenKey, str] = field(default_factory=dict)  # generation -> its trace cache key
     traces: tuple[TraceResult, ...] = ()
     scored: dict = field(default_factory=dict)  # {"summary": ..., "pm": ...}
+    floor_info: dict = field(default_factory=dict)  # how the chance floor was made (recorded in the manifest)
 
 
 def _open(r: _Run) -> None:
@@ -106,29 +92,69 @@ def _open(r: _Run) -> None:
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint, tokenizer_identity
 
     cfg = r.cfg
-    if cfg.model.trust_remote_code and cfg.model.backend == "hf":
+    local_model = backends.spec(cfg.model).local_model
+    if cfg.model.trust_remote_code and local_model:
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
     if r.progress is not None:
         r.progress(ProgressEvent("open", 0, 1, "steps", message=f"loading tokenizer and index ({cfg.model.name_or_path})"))
-    if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
+    if not local_model and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
         r.model_tok = r.index_tok = load_tokenizer(cfg.index_tokenizer)
     else:
         r.model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
         r.index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else r.model_tok
         r.separate_index_tok = bool(cfg.index_tokenizer)
-    r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
-    r.model = ModelInfo(model_identity_for(cfg.model), cfg.model, tokenizer_identity(r.model_tok),
+    from core.cluster import configured_address
+
+    if address := configured_address(cfg.trace):  # the shards served by actors on a Ray cluster (same results)
+        from core.cluster.index import open_cluster_index
+
+        r.index = open_cluster_index(cfg.index_dirs, address, tokenizer=r.index_tok)
+    else:
+        r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
+    r.model = ModelInfo(backends.identity(cfg.model), cfg.model, tokenizer_identity(r.model_tok),
                         tokenizer_fingerprint(r.model_tok))
 
 
+def _holdout_floor(r: _Run) -> None:
+    """Add the index's held-out documents as the run's chance floor (``[floor] holdout``) when the run
+    has no floor of its own; their texts are cut to the completion budget (``max_new_tokens``)."""
+    from core.index.holdout import HOLDOUT_FILE, holdout_of
+    from core.prompts.floor import floor_names
+
+    cfg = r.cfg
+    if floor_names(cfg.settings, [s.name for s in cfg.settings]):
+        r.floor_info = {"kind": "texts", "settings": {s.name: {"file": s.prompts_path, "n_prompts": s.n_prompts}
+                                                      for s in cfg.settings if s.kind == "floor"}}
+        return
+    if not cfg.floor.holdout:
+        return
+    found = [(d, rec) for d in cfg.index_dirs if (rec := holdout_of(d)) is not None]
+    if not found:
+        return
+    folder, rec = found[0]
+    setting = SettingConfig(cfg.floor.name, n_prompts=int(rec["docs"]), prompts_path=str(Path(folder) / HOLDOUT_FILE),
+                            kind="floor")
+    r.cfg = dataclasses.replace(cfg, settings=(*cfg.settings, setting))
+    r.floor_info = {"kind": "holdout", "setting": setting.name, "index_dir": str(folder),
+                    "max_tokens": min(int(rec.get("max_tokens", cfg.decoding.max_new_tokens)),
+                                      cfg.decoding.max_new_tokens),
+                    **{k: rec.get(k) for k in ("requested", "docs", "seed", "ids", "found_in_index")}}
+
+
 def _build_prompts(r: _Run) -> None:
+    from core.index.holdout import cut_text
     from core.prompts.build import build_prompts
     from core.prompts.floor import floor_generations
 
+    _holdout_floor(r)
     for setting in r.cfg.settings:
         if setting.kind == "floor":  # held-out texts stand in for completions: nothing to generate
-            r.floor += floor_generations(setting)
+            gens = floor_generations(setting)
+            if r.floor_info.get("kind") == "holdout" and setting.name == r.floor_info["setting"]:
+                cut = r.floor_info["max_tokens"]  # as long as a completion may be
+                gens = [dataclasses.replace(g, completion=cut_text(g.completion, r.index_tok, cut)[0]) for g in gens]
+            r.floor += gens
             continue
         r.prompts += build_prompts(setting, r.model_tok, r.index,
                                    index_tokenizer=r.index_tok if r.separate_index_tok else None)
@@ -225,7 +251,8 @@ def _manifest(r: _Run) -> Manifest:
                     r.counts["traced"], r.counts["traces_from_cache"])
     return assemble(r.cfg, r.model, index, counts, timings_s=r.timings, cache_path=str(r.cache.path),
                     skipped_rows=_skipped_prompt_rows(r.cfg.settings),
-                    prompt_formats={s.name: resolve_format(s, r.model_tok) for s in r.cfg.settings})  # auto resolved
+                    prompt_formats={s.name: resolve_format(s, r.model_tok) for s in r.cfg.settings},  # auto resolved
+                    floor=r.floor_info)
 
 
 def _write(r: _Run, config_text: str | None) -> Path:
@@ -244,7 +271,14 @@ def run_experiment(cfg: ExperimentConfig, *, progress: ProgressFn | None = None,
     ``manifest.counts`` says how many generations the model produced (``generated``) and how many
     came from the cache; a repeated run of the same config generates 0 and traces 0.
     """
-    check_replaceable(results_folder(cfg.output_dir, cfg.name))  # a bad name or a foreign folder fails before any work
+    folder = results_folder(cfg.output_dir, cfg.name)
+    check_replaceable(folder)  # a bad name or a foreign folder fails before any work
+    with results_lock(folder, cfg.name):  # one writer per results folder, for the whole run
+        return _run_locked(cfg, progress, cache, config_text)
+
+
+def _run_locked(cfg: ExperimentConfig, progress: ProgressFn | None, cache: ResultCache | None,
+                config_text: str | None) -> RunResults:
     r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
     t_start = time.perf_counter()
     for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),

@@ -3,12 +3,13 @@ folders an interrupted write left behind.
 
 A write replaces only a results folder this tool wrote (:func:`is_results_folder`: its manifest
 carries ``format = "propme-results"``): any other folder of that name is refused, untouched
-(:func:`check_replaceable`). Temporary folders left by a killed write are removed by the next write
+(:func:`check_replaceable`). Files the user added to a results folder are moved into its replacement,
+never deleted (:func:`keep_user_files`). Temporary folders left by a killed write are removed by the next write
 into the same output folder (:func:`clean_stale_temp_folders`).
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import re
@@ -16,7 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
-from core.errors import ResultsError
+from core.errors import PropMeError, ResultsError
+from core.jsonio import read_json
 from core.paths import child
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,8 @@ def is_results_folder(folder: str | os.PathLike) -> bool:
     """True when ``folder`` holds a manifest this tool wrote (``format`` marker, or the format 1 layout
     written before the marker existed: ``format_version``, ``run_name`` and ``n_generations``)."""
     try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        manifest = read_json(Path(folder) / "manifest.json")
+    except (OSError, PropMeError):
         return False
     if not isinstance(manifest, dict):
         return False
@@ -70,6 +72,42 @@ def check_replaceable(folder: str | os.PathLike) -> None:
         raise ResultsError(f"{folder} already exists and is not a results folder written by PropMe (no manifest.json "
                            f"with format {RESULTS_FORMAT!r}): it was left untouched; choose another run name or "
                            "output folder, or move that folder away")
+
+
+def keep_user_files(old: Path, new: Path) -> list[str]:
+    """Move everything in the replaced results folder ``old`` that this tool did not write (not in
+    ``OUR_FILES``) into the new folder ``new``, then remove ``old`` if only our files were left in it.
+
+    Nothing of the user's is ever deleted: an entry whose name is taken in ``new`` stays in ``old``, and
+    ``old`` (named ``.NAME.old-...``) then stays too, with a warning naming it. Returns the moved names."""
+    moved, left = [], []
+    for entry in sorted(old.iterdir()):
+        if entry.name in OUR_FILES and entry.is_file() and not entry.is_symlink():
+            continue
+        target = new / entry.name
+        if os.path.lexists(target):
+            left.append(entry.name)
+            continue
+        try:
+            os.rename(entry, target)
+            moved.append(entry.name)
+        except OSError as e:
+            log.warning("could not move %s into %s (%s)", entry, new, e.strerror or e)
+            left.append(entry.name)
+    if left:
+        log.warning("kept %s in %s: they were in the earlier results folder and could not be moved into %s",
+                    ", ".join(left), old, new)
+        return moved
+    for name in OUR_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (old / name).unlink()
+    try:
+        old.rmdir()
+    except OSError as e:  # something appeared meanwhile: keep it
+        log.warning("kept %s (%s)", old, e.strerror or e)
+    if moved:
+        log.info("kept the user's %s in %s", ", ".join(moved), new)
+    return moved
 
 
 def _pid_alive(pid: int) -> bool:

@@ -27,7 +27,7 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
-from core.config_tables import check_types, from_dict, upgrade_metrics_table
+from core.config.tables import check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError, ResultsError
 from core.runs import codec
 
@@ -69,6 +69,7 @@ class SkippedRows:
     count: int  # bad rows of a prompt file that were skipped
     file: str
     first: str  # "line N: reason" of the first one
+    reasons: tuple[str, ...] = ()  # "line N: reason" of the first few (SKIPPED_LISTED), in full
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Manifest:
     cache: Mapping[str, Any] = field(default_factory=dict)  # informational: where this run's cache was
     skipped_rows: Mapping[str, SkippedRows] = field(default_factory=dict)
     prompt_formats: Mapping[str, str] = field(default_factory=dict)  # per setting, as resolved (raw | chat)
+    floor: Mapping[str, Any] = field(default_factory=dict)  # how the chance floor was made (held-out docs or given texts)
     format: str | None = None  # "propme-results": marks a folder this tool wrote (and may replace); set on save
     format_version: int = FORMAT_VERSION
     scores_sha256: Mapping[str, str] = field(default_factory=dict)  # summary.json, pm.json as written; set on save
@@ -120,7 +122,7 @@ def assemble(cfg: ExperimentConfig, model: ModelInfo, index: IndexInfo, counts: 
              timings_s: Mapping[str, float] | None = None, cache_path: str | None = None,
              skipped_rows: Mapping[str, SkippedRows] | None = None, created: str | None = None,
              versions: Mapping[str, str | None] | None = None,
-             prompt_formats: Mapping[str, str] | None = None) -> Manifest:
+             prompt_formats: Mapping[str, str] | None = None, floor: Mapping[str, Any] | None = None) -> Manifest:
     """The manifest of a run of ``cfg`` (row counts are filled in by ``save_results``)."""
     return Manifest(
         run_name=cfg.name, created=created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -132,7 +134,7 @@ def assemble(cfg: ExperimentConfig, model: ModelInfo, index: IndexInfo, counts: 
         cache={"path": cache_path, "informational": True,
                "note": "the result cache on the machine that ran this; not needed to open or re-trace the results"}
         if cache_path else {},
-        skipped_rows=dict(skipped_rows or {}), prompt_formats=dict(prompt_formats or {}))
+        skipped_rows=dict(skipped_rows or {}), prompt_formats=dict(prompt_formats or {}), floor=dict(floor or {}))
 
 
 def to_json(manifest: Manifest) -> dict[str, Any]:
@@ -216,7 +218,7 @@ def parse(data: Any, where: str = "manifest.json") -> Manifest:
             kw[key] = _record({"model": ModelInfo, "index": IndexInfo, "counts": Counts}[key], value, key, notes)
         elif key == "skipped_rows":
             kw[key] = {s: _record(SkippedRows, v, f"skipped_rows.{s}", notes) for s, v in _table(value, key).items()}
-        elif key in ("seeds", "package_versions", "timings_s", "cache", "scores_sha256", "prompt_formats"):
+        elif key in ("seeds", "package_versions", "timings_s", "cache", "scores_sha256", "prompt_formats", "floor"):
             kw[key] = _table(value, key)
         elif key in ("settings_present", "relative_paths"):
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):

@@ -15,7 +15,8 @@ Layout (``FORMAT_VERSION`` 1)::
                          in the manifest (``scores_sha256``): an edited score file is refused on load
 
 Writes go to a temporary sibling folder (``.NAME.tmp-PID-HEX``) that is renamed into place, so a
-half-written folder is never loaded; which folders may be replaced, and the clean-up of temporary
+half-written folder is never loaded; files and folders the user added to a results folder (notes, their
+own analyses) are kept: they move into the new folder, never deleted; which folders may be replaced, and the clean-up of temporary
 folders left by a killed write, live in :mod:`core.runs.folders`. :func:`load_results`
 validates every file (schema and types of each parquet file, row counts of each against the
 generations and the manifest) and raises :class:`ResultsError` naming the file and what to do.
@@ -38,10 +39,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.errors import ResultsError
+from core.errors import DamagedResults, ResultsError
+from core.jsonio import parse_json, read_json
 from core.records import Generation, GenKey, Prompt, Span, TraceResult
 from core.runs import codec, manifest_paths
-from core.runs.folders import REQUIRED_FILES, RESULTS_FORMAT, check_replaceable, clean_stale_temp_folders
+from core.runs.folders import (
+    REQUIRED_FILES,
+    RESULTS_FORMAT,
+    check_replaceable,
+    clean_stale_temp_folders,
+    keep_user_files,
+)
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
 from core.runs.schema import DOCS_SCHEMA, GENERATIONS_SCHEMA, SPANS_SCHEMA
 
@@ -203,37 +211,56 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
     folder.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temp_folders(folder.parent)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    current = tmp
     try:
-        pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), tmp / "generations.parquet")
-        pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), tmp / "spans.parquet")
-        pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), tmp / "docs.parquet")
-        for name, text in scores.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+        tmp.mkdir()
+        steps = [("generations.parquet", lambda p: pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), p)),
+                 ("spans.parquet", lambda p: pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), p)),
+                 ("docs.parquet", lambda p: pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), p))]
+        steps += [(name, lambda p, t=text: p.write_text(t, encoding="utf-8")) for name, text in scores.items()]
         if config_text is not None:
-            (tmp / "config.toml").write_text(config_text, encoding="utf-8")
-        _write_json(tmp / "manifest.json", manifest)  # last: marks the folder complete
+            steps.append(("config.toml", lambda p: p.write_text(config_text, encoding="utf-8")))
+        steps.append(("manifest.json", lambda p: _write_json(p, manifest)))  # last: marks the folder complete
+        for name, write in steps:
+            current = tmp / name
+            write(current)
         old = None
         if folder.exists():
             check_replaceable(folder)  # again: another process may have put something there meanwhile
             old = folder.parent / f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
         os.replace(tmp, folder)
+    except OSError as e:  # a full disk, a read-only folder: name the file that could not be written
+        shutil.rmtree(tmp, ignore_errors=True)  # holds only files this function wrote
+        raise ResultsError(f"cannot write {current} ({_os_reason(e)}): the results folder {folder} was not written; "
+                           "free disk space or choose another output folder, then run again (the cache keeps the "
+                           "work done)") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # holds only files this function wrote
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        keep_user_files(old, folder)  # the user's own notes and folders move into the new results folder
     log.info("wrote results folder %s (%d generations, %d traces)", folder, len(gen_rows), len(run.traces))
     return folder
 
 
+def _os_reason(e: OSError) -> str:
+    """An OSError's reason without its file name (the message names the file itself)."""
+    import errno
+
+    text = (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):  # pyarrow words these inside its own message
+        if os.strerror(code).lower() in text.lower():
+            return os.strerror(code)
+    return text
+
+
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ResultsError(f"{path} is unreadable ({e}); the results folder is damaged: run the experiment "
-                           "again to rewrite it") from None
+        return read_json(path, error=DamagedResults, hint="the results folder is damaged: run the experiment "
+                         "again to rewrite it")
+    except FileNotFoundError:
+        raise ResultsError(f"{path} is missing; run the experiment again to rewrite it") from None
 
 
 def _read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> list[dict]:
@@ -316,8 +343,10 @@ def _rebuild(row: dict, path: Path) -> tuple[Generation, TraceResult | None]:
 
 
 def _rebuild_row(row: dict, key: GenKey, path: Path) -> tuple[Generation, TraceResult | None]:
-    extra = json.loads(row["extra_json"] or "{}")
-    spans = codec.from_jsonable(tuple[Span, ...], json.loads(row["spans_json"])) if row["traced"] else None
+    where, hint = f"{path} (row {key})", "the file is damaged or was edited: run the experiment again"
+    extra = parse_json(row["extra_json"] or "{}", name=where, hint=hint, error=DamagedResults)
+    spans = codec.from_jsonable(tuple[Span, ...], parse_json(row["spans_json"], name=where, hint=hint,
+                                                             error=DamagedResults)) if row["traced"] else None
     if not isinstance(extra, dict):
         raise TypeError("extra_json is not a JSON object")
     pkw = {name: row[col] for name, col in _PROMPT_COLS.items()}

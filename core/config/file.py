@@ -1,7 +1,7 @@
 """Reading an experiment TOML file into an :class:`core.config.ExperimentConfig`.
 
 The file is read as UTF-8 (a leading byte-order mark is accepted); every table is type-checked by key
-(:func:`core.config_tables.check_table`) before its config is built, and every value is then range-checked
+(:func:`core.config.tables.check_table`) before its config is built, and every value is then range-checked
 where the config dataclass is built, so a bad value is one :class:`ConfigError` naming the file and key.
 Relative paths are resolved against the TOML file's folder.
 """
@@ -13,20 +13,25 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from core.config import (
+from core.config.limits import check_model_context
+from core.config.schema import (
     DecodingConfig,
     ExperimentConfig,
+    FloorConfig,
     MetricsConfig,
     ModelConfig,
     SettingConfig,
     TraceConfig,
 )
-from core.config_tables import check_table, check_types, from_dict, upgrade_metrics_table
+from core.config.tables import check_table, check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError
+from core.generation import backends
+from core.paths import check_exists, safe_name
 
 log = logging.getLogger(__name__)
 
-_SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceConfig, "metrics": MetricsConfig}
+_SECTIONS = {"model": ModelConfig, "decoding": DecodingConfig, "trace": TraceConfig, "metrics": MetricsConfig,
+             "floor": FloorConfig}
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -96,18 +101,24 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: setting names must be unique, got {names}")
     model_dir = base / Path(cfg.model.name_or_path).expanduser()
+    local_model = backends.spec(cfg.model).local_model  # a folder or hub id it loads, not a served name
     model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
-        cfg.model.backend == "hf" and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
-    if model.backend == "hf" and not Path(model.name_or_path).expanduser().exists() and looks_like_local_path(
-            model.name_or_path):
-        raise ConfigError(f"{path}: [model] name_or_path: the model folder {model_dir} does not exist; fix the "
-                          "path (relative paths are read from the TOML file's folder) or give a hub id (org/name)")
+        local_model and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
     index_tok = cfg.index_tokenizer
-    if index_tok and (base / Path(index_tok).expanduser()).exists():
-        index_tok = str(base / Path(index_tok).expanduser())
-    elif index_tok and looks_like_local_path(index_tok):
-        raise ConfigError(f"{path}: index_tokenizer: the tokenizer folder {base / index_tok} does not exist; fix "
-                          "the path (relative paths are read from the TOML file's folder) or give a hub id")
+    try:
+        if local_model:  # a path that is not there: said now, before anything loads
+            check_exists(model.name_or_path, what="[model] name_or_path", base=base)
+        if index_tok and (base / Path(index_tok).expanduser()).exists():
+            index_tok = str(base / Path(index_tok).expanduser())
+        elif index_tok:
+            check_exists(index_tok, what="index_tokenizer", base=base)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    try:
+        safe_name(cfg.name)  # an overlong or unsafe run name: refused now, before any work
+        check_model_context(dataclasses.replace(cfg, model=model))  # max_new_tokens vs the model's context
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     settings = tuple(dataclasses.replace(s, prompts_path=rel(s.prompts_path)) if s.prompts_path else s
                      for s in cfg.settings)
     return dataclasses.replace(cfg, model=model, settings=settings, output_dir=rel(cfg.output_dir),

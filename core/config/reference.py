@@ -18,7 +18,7 @@ from core import config
 
 HEADER = """\
 # PropMe experiment file: every key, its default and its allowed values.
-# Generated from core/config.py by `python -m core config --example`; run with `python -m core run FILE`.
+# Generated from core/config/schema.py by `python -m core config --example`; run with `python -m core run FILE`.
 # Relative paths (index folders, prompt files, output and cache folders, a local model) are read
 # from this file's folder. Keys left out take the default shown here.
 """

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from core.config_checks import at_least, check_fields, non_empty, one_of, require
+from core.config.checks import at_least, check_fields, non_empty, one_of, require
+from core.config.limits import check_products
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
@@ -105,6 +106,7 @@ class TraceConfig:
     eidetic_cap: int = 11  # distinct documents counted for k-eidetic (enough for k <= 10)
     seed: int = 42  # seed of the occurrence sample when a span occurs more than docs_per_span times
     workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
+    ray_address: str = ""  # trace on a Ray cluster: "local", "auto" or host:port (docs/scale.md); "" = this machine
 
     def __post_init__(self):
         check_fields(self)
@@ -247,6 +249,19 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FloorConfig:
+    """The run's chance floor (SPEC 2, ``floor``) when it has no setting of kind floor."""
+
+    holdout: bool = True  # trace the documents the index held out at build time (`index build --holdout-docs`) as a setting "floor"
+    name: str = "floor"  # name of that setting
+
+    def __post_init__(self):
+        check_fields(self)
+        non_empty(self, "name")
+        require(self.name not in BUILT_IN_SETTINGS, f"[floor] name must not be a built-in setting, got {self.name!r}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One run: model x corpus index x settings, decoded, traced and scored."""
 
@@ -260,6 +275,7 @@ class ExperimentConfig:
     output_dir: str = "results"  # the results folder is output_dir/name
     cache_dir: str | None = None  # None: $PROPME_CACHE_DIR or ~/.cache/propme
     index_tokenizer: str | None = None  # None: the model's own tokenizer
+    floor: FloorConfig = FloorConfig()  # the chance floor made from the index's held-out documents
 
     def __post_init__(self):
         check_fields(self)
@@ -271,6 +287,7 @@ class ExperimentConfig:
         require(bool(self.settings), "ExperimentConfig.settings must hold one or more settings")
         names = [s.name for s in self.settings]
         require(len(set(names)) == len(names), f"setting names must be unique, got {names}")
+        check_products(self)  # what drives memory across fields: bootstrap draws, generations, batch tokens
         require(max(self.metrics.k_values) < self.trace.eidetic_cap,
                  f"k_values {list(self.metrics.k_values)} need trace.eidetic_cap > {max(self.metrics.k_values)} "
                  f"(it is {self.trace.eidetic_cap}): raise eidetic_cap or lower k_values")

@@ -68,7 +68,7 @@ def from_dict(cls: type, data: dict) -> Any:
         raise ConfigError(f"{cls.__name__}: {e}") from None
 
 
-# -- type checks of a TOML table (core.config_file.load_experiment) --------------------------------
+# -- type checks of a TOML table (core.config.file.load_experiment) --------------------------------
 def _check_value(value: Any, tp: Any, where: str) -> None:
     """Raise ConfigError when ``value`` is not of the basic type (str/int/float/bool/None) ``tp`` names; a
     list for a ``tuple[T, ...]`` field is checked item by item."""

@@ -1,5 +1,6 @@
-"""Start the app's server on a free local port and wait until it answers: one launcher for the
-real-browser tests and the latency bench (no Streamlit import here: it runs ``streamlit run`` as a child)."""
+"""Start the app's server on a free local port and wait until it answers: test and bench tooling (not part of
+the app), the one launcher of the real-browser tests and the latency bench (no Streamlit import here: it
+runs ``streamlit run`` as a child)."""
 from __future__ import annotations
 
 import os
