@@ -63,6 +63,12 @@ def tokenizers_under_test() -> dict:
             "tiny": make_tiny_tokenizer(), "llama3-style": llama3_style_tokenizer()}
 
 
+@pytest.fixture(scope="module")
+def fast_encoders(tokenizers_under_test) -> dict:
+    """One fast encoder per tokenizer (building one parses its JSON and runs the probes)."""
+    return {name: fast_encoder(tok) for name, tok in tokenizers_under_test.items()}
+
+
 def reference(tok, texts: list[str]) -> list[list[int]]:
     return [list(x) for x in tok(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]]
 
@@ -94,10 +100,9 @@ TEXTS = st.lists(PIECES, max_size=12).map("".join)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(TEXTS, min_size=1, max_size=6))
-def test_random_unicode_code_and_whitespace_give_the_tokenizers_ids(tokenizers_under_test, batch):
+def test_random_unicode_code_and_whitespace_give_the_tokenizers_ids(tokenizers_under_test, fast_encoders, batch):
     for name, tok in tokenizers_under_test.items():
-        enc = fast_encoder(tok)
-        assert enc.encode(batch).lists() == reference(tok, batch), name
+        assert fast_encoders[name].encode(batch).lists() == reference(tok, batch), name
 
 
 # -- every test corpus ------------------------------------------------------------------------------
