@@ -26,7 +26,7 @@ from core.records import TraceResult
 from core.reports.html import build_report
 from core.reports.leaks import doc_text_key
 from core.reports.leaks import leaked_documents as rank_leaked
-from core.runs.catalog import list_runs
+from core.runs.catalog import list_runs_in
 from core.runs.compare import comparability, prompt_sets
 from core.runs.demo import ensure_demo_index
 from core.runs.results import load_results
@@ -259,8 +259,9 @@ def phrase_search_all(fingerprint: str, tokenizer_name: str, phrase: str, max_do
 
 @st.cache_data(max_entries=16, ttl=10, show_spinner="Listing results folders ...")
 def run_catalog(root: str, data_root: str | None):
-    """``core.runs.catalog.list_runs(root)`` confined to ``data_root``; kept 10 s (new runs appear on their own)."""
-    return list_runs(root, Path(data_root) if data_root else None)
+    """``core.runs.catalog.list_runs_in`` of the folders in ``root`` (one per line) confined to ``data_root``;
+    kept 10 s (new runs appear on their own)."""
+    return list_runs_in(root.splitlines(), Path(data_root) if data_root else None)
 
 
 @st.cache_data(max_entries=256)

@@ -97,8 +97,9 @@ def page_boundary() -> Iterator[None]:
 
 
 def completion(text: str, spans: Sequence[Span], color_by: str = "length",
-               label: str = "completion with verbatim spans highlighted") -> None:
-    st.html(highlight.highlight_html(text, spans, color_by, label))
+               label: str = "completion with verbatim spans highlighted", other: frozenset[int] = frozenset()) -> None:
+    """A completion with its spans marked; spans in ``other`` (traced to other documents) only outlined."""
+    st.html(highlight.highlight_html(text, spans, color_by, label, other))
 
 
 def legend(color_by: str = "length") -> None:

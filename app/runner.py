@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,6 @@ from core.runs.demo import demo_floor_path, demo_index_dir, demo_model_dir, demo
 
 UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
 APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
-FILE_SETTINGS = ("generic", "specific")  # settings whose prompts the Run form reads from a file
 
 
 def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[str, ...] = ()) -> ExperimentConfig:
@@ -87,17 +88,14 @@ def demo_defaults() -> Defaults:
 
 
 def form_values(d: Defaults) -> dict[str, Any]:
-    """The Run form's widget values (by widget key) for defaults ``d``; one number of prompts and one prompt
-    seed for every setting (the first setting's), a prompt file box per setting that reads a file."""
-    first = d.settings[0]
+    """The Run form's widget values (by widget key) for defaults ``d``: decoding, tracing, and each setting's
+    own prompt count, format, system prompt and prompt file (:func:`app.setting_form.form_values`)."""
+    from app.setting_form import form_values as settings_values
+
     dec, tr = d.decoding, d.trace
-    out = {"run_settings": [s.name for s in d.settings], "run_n_prompts": first.n_prompts,
-           "run_prompt_seed": first.seed, "run_temp": dec.temperature, "run_top_p": dec.top_p,
-           "run_samples": dec.num_samples, "run_max_new": dec.max_new_tokens, "run_seed": dec.seed,
-           "run_trace_mode": tr.mode, "run_trace_rarity": tr.rarity_fraction, "run_trace_docs": tr.docs_per_span}
-    for s in (*FILE_SETTINGS, *(x.name for x in d.settings if x.kind == "floor")):
-        out[f"run_prompts_{s}"] = next((x.prompts_path for x in d.settings if x.name == s and x.prompts_path), "")
-    return out
+    return {**settings_values(d.settings), "run_temp": dec.temperature, "run_top_p": dec.top_p,
+            "run_samples": dec.num_samples, "run_max_new": dec.max_new_tokens, "run_seed": dec.seed,
+            "run_trace_mode": tr.mode, "run_trace_rarity": tr.rarity_fraction, "run_trace_docs": tr.docs_per_span}
 
 
 def demo_info() -> dict:
@@ -238,10 +236,10 @@ def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt:
 def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
-    from core.reports.text import skipped_notes
-    from core.runs.demo import ensure_demo_index
     from core.config.dump import experiment_toml
     from core.prompts.floor import with_floor
+    from core.reports.text import skipped_notes
+    from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
 
     warnings = []
@@ -257,3 +255,67 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
     result = run_experiment(cfg, progress=progress, config_text=experiment_toml(cfg))  # config.toml, as the CLI's
     warnings += skipped_notes(result.manifest)  # count and the first reasons, in full
     return JobResult(str(result.path), len(result.generations), tuple(warnings))
+
+
+# -- the Jobs view: this server's runs, from any tab or session ----------------------------------------
+@dataclass(frozen=True)
+class JobEntry:
+    """A run the Run page started on this server: its job id, run name, results folder and start time."""
+
+    job_id: str
+    name: str
+    folder: str
+    started: float  # time.time() at the start
+
+
+_ENTRIES: dict[str, JobEntry] = {}
+_STAGE_SEEN: dict[tuple[str, str], float] = {}  # (job id, stage) -> time.monotonic() when a page first saw it
+_ENTRIES_LOCK = threading.Lock()
+
+
+def start_job(cfg: ExperimentConfig, work, first: ProgressEvent) -> str:
+    """Start ``work`` (see :func:`plan`) in the background and list it in the Jobs view; returns the job id."""
+    from app import run_worker
+    from core.runs.folders import results_folder
+
+    job_id = run_worker.start(work, first)
+    with _ENTRIES_LOCK:
+        _ENTRIES[job_id] = JobEntry(job_id, cfg.name, str(results_folder(Path(cfg.output_dir), cfg.name)),
+                                    time.time())
+    return job_id
+
+
+def jobs() -> list[tuple[JobEntry, Any]]:
+    """[(entry, JobStatus)] of this server's runs, newest first (those the worker still remembers)."""
+    from app import run_worker
+
+    with _ENTRIES_LOCK:
+        entries = sorted(_ENTRIES.values(), key=lambda e: e.started, reverse=True)
+    out = []
+    for e in entries:
+        status = run_worker.job_status(e.job_id)
+        if status is not None:
+            out.append((e, status))
+    return out
+
+
+def stage_lines(job_id: str, stages: tuple[ProgressEvent, ...], active: bool) -> list[tuple[float, str]]:
+    """(fraction, text) per stage, told truthfully: a stage that a later one followed (or a finished job's
+    stages) shows done; the running stage its progress, and while it has no count yet (loading the model)
+    how long it has been at it and what it is doing."""
+    now = time.monotonic()
+    out = []
+    for i, e in enumerate(stages):
+        with _ENTRIES_LOCK:
+            seen = _STAGE_SEEN.setdefault((job_id, e.stage), now)
+        later = i < len(stages) - 1
+        name = STAGE_NAMES.get(e.stage, e.stage)
+        if later or (not active and e.total and e.done >= e.total):
+            out.append((1.0, f"{name}: done" + (f" ({e.done} {e.unit})" if e.total > 1 else "")))
+        elif active and (e.total <= 1 and e.done == 0):
+            doing = f": {e.message}" if e.message else ""
+            out.append((0.0, f"{name}: {now - seen:.0f} s so far{doing}" if e.stage != "load-model" else
+                        f"{name}: {now - seen:.0f} s so far, reading the weights into memory{doing}"))
+        else:
+            out.append((e.fraction, describe(e)))
+    return out

@@ -91,11 +91,15 @@ def thresholds_tuned(ident: str) -> bool:
     return ident in st.session_state.get(THRESHOLDS, {})
 
 
-def reset_thresholds(ident: str) -> None:
-    """Button callback: back to the run's thresholds, the Thresholds page's widgets included."""
+def reset_thresholds(ident: str, widget_values: dict | None = None) -> None:
+    """Button callback: back to the run's thresholds, the Thresholds page's widgets included: set to
+    ``widget_values`` (the run's values, by widget key; the sliders move at once), else forgotten."""
     st.session_state.get(THRESHOLDS, {}).pop(ident, None)
     for key in THRESHOLD_WIDGETS:
-        st.session_state.pop(key, None)
+        if widget_values and key in widget_values:
+            st.session_state[key] = widget_values[key]
+        else:
+            st.session_state.pop(key, None)
 
 
 def keep_open(key: str, default):

@@ -21,10 +21,9 @@ from core.config import CAPABILITY, MetricsConfig
 from core.config.tables import to_dict
 from core.generation.parameters import model_parameters
 from core.records import TraceResult
-from core.reports import na
-from core.reports.html import ReportInput
-from core.reports import tested
+from core.reports import na, tested
 from core.reports.floor_text import floor_description
+from core.reports.html import ReportInput
 from core.reports.story import GLOSSARY, floor_settings, legend, model_badge, natural_settings, telling
 from core.reports.text import skipped_notes
 from core.reports.verdicts import RunNumbers, Story, decide

@@ -72,6 +72,18 @@ def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> Me
                    loop_zlib_ratio=float(zlib), bootstrap_samples=int(boot))
 
 
+def metrics_widget_values(base: MetricsConfig, max_span: int, key: str = "thr") -> dict:
+    """The values :func:`metrics_controls` and :func:`nv_blocks_controls` show for ``base`` (by widget key):
+    what "Reset to the run's values" puts back into the sliders."""
+    top = max(200, max_span + 1)
+    nv = base.nv_blocks
+    return {f"{key}_span_n": min(base.span_threshold, top), f"{key}_nv": float(base.nv_threshold),
+            f"{key}_loops": base.exclude_degenerate, f"{key}_zlib": float(base.loop_zlib_ratio),
+            f"{key}_boot": min(BOOTSTRAP_CHOICES, key=lambda b: abs(b - base.bootstrap_samples)),
+            f"{key}_l1": float(nv.l1.frac), f"{key}_gap1": float(nv.gap1.frac), f"{key}_l2": float(nv.l2.frac),
+            f"{key}_gap2": float(nv.gap2.frac)}
+
+
 def _adaptive(label: str, p: AdaptiveParam, key: str) -> AdaptiveParam:
     frac = st.slider(render.md_literal(f"{label}: fraction of the completion's words"), 0.0, 0.5, float(p.frac), 0.01, key=key,
                      help=render.md_literal(f"threshold = clamp(round(fraction x n), {p.lo}, {p.hi})"))

@@ -9,6 +9,7 @@ corpora are shown, not obeyed. A closed output pipe (``report --json | head``) e
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -88,6 +89,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         raise PropMeError(f"--shard-tokens must be at least 1, got {args.shard_tokens}")
     if args.memory_mb is not None and args.memory_mb < 64:
         raise PropMeError(f"--memory-mb must be at least 64, got {args.memory_mb}")
+    if args.ray:  # before the corpus loads: without Ray installed, say at once how to get it
+        from core.cluster import require_ray
+
+        require_ray()
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
                     args.tokenizer)
@@ -112,6 +117,20 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from core.index.holdout import HoldoutConfig
 
     holdout = HoldoutConfig(docs=max(0, args.holdout_docs), seed=args.holdout_seed)
+    if args.ray:
+        from core.cluster.build import build_sharded_on_ray
+
+        if args.holdout_docs:
+            log.info("--ray: no documents are held out (a sharded index has no chance floor of its own yet)")
+
+        index = build_sharded_on_ray(load.documents, tok, args.out, address=args.ray, shard_tokens=args.shard_tokens,
+                                     storage=args.ray_storage, progress=progress, load=load, open_index=False,
+                                     **memory)
+        info = json.loads(Path(index).read_text(encoding="utf-8"))
+        nodes = len(info["placement"]["nodes"])
+        say(f"index {args.out}: {info['num_docs']} documents, {info['num_tokens']} tokens in {len(info['shards'])} "
+            f"shards on {nodes} Ray node{'s' * (nodes != 1)} ({args.ray_storage} storage)")
+        return 0
     if args.sharded or args.shard_tokens:
         if args.holdout_docs:
             log.info("--sharded: no documents are held out (a sharded index has no chance floor of its own yet)")
@@ -277,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("--max-csv-columns", "10000", "columns of a CSV file")):
         b.add_argument(flag, type=int, default=None, metavar="N", help=f"stop reading past this many {what} "
                        f"(default {default}, or its PROPME_ environment variable; see core/corpus/limits.py)")
+    b.add_argument("--ray", default=None, metavar="ADDRESS", help="build the shards as Ray tasks (implies --sharded): "
+                   "'local' starts Ray on this machine (127.0.0.1), 'auto' joins this machine's cluster, or a cluster "
+                   "address; --memory-mb is then each shard task's budget (needs requirements-cluster.txt)")
+    b.add_argument("--ray-storage", default="shared", choices=["shared", "node-local"],
+                   help="with --ray: --out is on a filesystem every node sees (shared), or on each node's own disk")
     b.add_argument("--out", required=True, help="output index folder")
     b.set_defaults(func=cmd_index_build)
     v = isub.add_parser("verify", help="check every file of an index against its checksum (and its structure)",

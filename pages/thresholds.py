@@ -32,7 +32,8 @@ def _live(ident: str, run, run_ident: str, top_span: int) -> None:
                 cfg = replace(cfg, nv_blocks=widgets.nv_blocks_controls(base.nv_blocks))
             state.set_metrics_config(run_ident, run, cfg)
             st.button("Reset to the run's values", key="thr_reset", on_click=state.reset_thresholds,
-                      args=(run_ident,), disabled=not state.thresholds_tuned(run_ident))
+                      args=(run_ident, widgets.metrics_widget_values(state.run_metrics_config(run), top_span)),
+                      disabled=not state.thresholds_tuned(run_ident))
         _numbers(ident, run, cfg)
 
 

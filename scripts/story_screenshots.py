@@ -14,9 +14,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tests.launch import serve
 from app.story import report_of_run
 from core.runs.results import load_results
+from tests.launch import serve
 
 CHROMIUM = "/usr/bin/chromium"
 VIEW = {"width": 1440, "height": 900}

@@ -125,7 +125,7 @@ def test_no_silent_broad_excepts():
     assert offenders == []
 
 
-STAGES = ("corpus", "index", "prompts", "generation", "tracing", "scoring", "runs", "reports")
+STAGES = ("corpus", "index", "prompts", "generation", "tracing", "cluster", "scoring", "runs", "reports")
 SHARED = ("core.config", "core.config.schema", "core.config.checks", "core.config.tables", "core.records", "core.errors",
           "core.paths", "core.progress", "core.jsonio")
 

@@ -6,6 +6,7 @@ Screenshots of every view land in test-artifacts/.
 """
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import pytest
@@ -119,7 +120,7 @@ def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo,
     assert page.get_by_text(f"source: {meta['source']}").count() >= 1 and f"licence: {meta['licence']}" in \
         page.inner_text("body")
     # the link under the first window opens that document on the Corpus page, in the same session
-    page.get_by_text("Open the whole document on the Corpus page").first.click()
+    page.get_by_text(re.compile(r"Open the whole document \(.*\) on the Corpus page")).first.click()
     page.wait_for_url("**/corpus?**", timeout=60_000)
     page.wait_for_selector(".propme-span-view mark.propme-doc-match", timeout=60_000)
     _settle(page)

@@ -85,7 +85,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     _settle(page)
     page.get_by_text("demo corpus").click()
     _settle(page)
-    for key, value in (("run_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
+    for key, value in (("run_s_prefix_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
         _type(page, key, value)
     page.locator(".st-key-run_start button").click()
     page.get_by_text("Starting the run: checking the form").first.wait_for(timeout=10_000)  # a toast, at once
@@ -102,7 +102,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.get_by_role("heading", name="Compare runs").wait_for(timeout=30_000)
     _nav(page, "Run")
     # back on the Run page: the form kept its values and the run is still there (running or finished)
-    assert (_value(page, "run_n_prompts"), _value(page, "run_max_new"), _value(page, "run_name")) == ("8", "32", "nav-run")
+    assert (_value(page, "run_s_prefix_n_prompts"), _value(page, "run_max_new"), _value(page, "run_name")) == ("8", "32", "nav-run")
     page.get_by_text(re.compile(r"Running \.\.\.|Done: ")).first.wait_for(timeout=10_000)
     job = dict(re.findall(r"[?&](\w+)=(\w+)", page.url))["job"]  # the page's URL names the job in view
     page.reload()  # a new browser session: the form starts afresh, the job is found again from the URL
@@ -131,7 +131,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
 def test_cancel_asks_then_says_what_the_cache_kept(server, browser):
     url, cache_dir, out = server
     page = _open_run_page(browser, url)
-    for key, value in (("run_n_prompts", "100"), ("run_max_new", "128"), ("run_name", "cancel-run"),
+    for key, value in (("run_s_prefix_n_prompts", "100"), ("run_max_new", "128"), ("run_name", "cancel-run"),
                        ("run_out", str(out))):
         _type(page, key, value)
     page.locator(".st-key-run_start button").click()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from app import paths, run_worker
+from app import paths, run_worker, setting_form
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
 from core.config.file import load_experiment
@@ -369,7 +369,7 @@ def _run_page(monkeypatch, exp, tmp_path) -> AppTest:
     at.radio(key="run_model_kind").set_value("local folder").run()
     at.text_input(key="run_model_path").input(str(exp / "model")).run()
     at.multiselect(key="run_settings").set_value(["generic"]).run()
-    at.text_input(key="run_prompts_generic").input(str(exp / "generic.jsonl")).run()
+    at.text_input(key=setting_form.key("generic", "prompts_path")).input(str(exp / "generic.jsonl")).run()
     at.text_input(key="run_out").input(str(tmp_path / "out")).run()
     return at
 
@@ -390,7 +390,7 @@ def test_run_page_shows_bad_input_as_an_error(monkeypatch, exp, tmp_path, what):
         at.text_input(key="run_index_path").input(str(exp / "index")).run()
         if what == "empty prompt set":
             (tmp_path / "empty.jsonl").write_bytes(b"")
-            at.text_input(key="run_prompts_generic").input(str(tmp_path / "empty.jsonl")).run()
+            at.text_input(key=setting_form.key("generic", "prompts_path")).input(str(tmp_path / "empty.jsonl")).run()
         else:
             monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
     at.button(key="run_start").click().run(timeout=300)

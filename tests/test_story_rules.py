@@ -147,7 +147,7 @@ def test_zero_against_zero_is_na():
 @pytest.mark.parametrize("seed", range(25))
 def test_random_runs_never_contradict(seed):
     rng = random.Random(seed)
-    shape = lambda: noise(rng.choice([0, 2, 5]), rng.choice([6, 20, 120, 250]), rng.randint(3, 15), rng.random())  # noqa: E731
+    shape = lambda: noise(rng.choice([0, 2, 5]), rng.choice([6, 20, 120, 250]), rng.randint(3, 15), rng.random())
     st = make({"prefix": shape(), "generic": shape(), "specific": shape(), "floor": noise(2, 6, 10, seed)},
               full={"prefix": rng.randint(0, 2)}, floor=bool(seed % 2))
     assert contradictions(st) == []

@@ -12,7 +12,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from core.config.reference import toml_value
-from core.config.schema import AdaptiveParam, ExperimentConfig, SettingConfig
+from core.config.schema import AdaptiveParam, ExperimentConfig
 
 HEADER = "# Written by PropMe Explorer for this run: `python -m core run config.toml` runs it again.\n"
 

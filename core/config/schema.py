@@ -106,6 +106,7 @@ class TraceConfig:
     eidetic_cap: int = 11  # distinct documents counted for k-eidetic (enough for k <= 10)
     seed: int = 42  # seed of the occurrence sample when a span occurs more than docs_per_span times
     workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
+    ray_address: str = ""  # trace on a Ray cluster: "local", "auto" or host:port (docs/scale.md); "" = this machine
 
     def __post_init__(self):
         check_fields(self)

@@ -80,6 +80,7 @@ def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, loa
     the load skipped, written beside the index)."""
     from core.corpus.load import corpus_fingerprint
     from core.corpus.report import write_load_report
+    from core.index.encode import encode_batch
     from core.index.tokenizer import (
         tokenizer_eos_id,
         tokenizer_fingerprint,
@@ -98,9 +99,8 @@ def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, loa
     def tokenized() -> Iterator[tuple[str, np.ndarray, Mapping[str, Any]]]:
         for i in range(0, len(docs), batch_size):
             batch = docs[i:i + batch_size]
-            enc = tokenizer([d.text for d in batch], add_special_tokens=False, return_attention_mask=False)
-            for d, ids in zip(batch, enc["input_ids"]):
-                yield str(d.doc_id), np.asarray(ids, dtype=np.int64), dict(d.metadata or {})
+            for d, ids in zip(batch, encode_batch(tokenizer, [d.text for d in batch])):
+                yield str(d.doc_id), ids, dict(d.metadata or {})
             tracker.advance(len(batch))
 
     return tokenized(), {"vocab_size": tokenizer_vocab_size(tokenizer), "eos_token_id": tokenizer_eos_id(tokenizer),

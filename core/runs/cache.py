@@ -67,6 +67,7 @@ def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str,
     """
     tr = to_dict(trace)
     tr.pop("workers")  # how many processes trace does not change the result
+    tr.pop("ray_address", None)  # nor where (core.cluster.index: results identical to a local trace)
     return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, tr])
 
 

@@ -104,7 +104,14 @@ def _open(r: _Run) -> None:
         r.model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
         r.index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else r.model_tok
         r.separate_index_tok = bool(cfg.index_tokenizer)
-    r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
+    from core.cluster import configured_address
+
+    if address := configured_address(cfg.trace):  # the shards served by actors on a Ray cluster (same results)
+        from core.cluster.index import open_cluster_index
+
+        r.index = open_cluster_index(cfg.index_dirs, address, tokenizer=r.index_tok)
+    else:
+        r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
     r.model = ModelInfo(backends.identity(cfg.model), cfg.model, tokenizer_identity(r.model_tok),
                         tokenizer_fingerprint(r.model_tok))
 
