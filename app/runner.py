@@ -236,6 +236,8 @@ def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt:
 def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
+    from core.config.dump import experiment_toml
+    from core.prompts.floor import with_floor
     from core.reports.text import skipped_notes
     from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
@@ -243,12 +245,14 @@ def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, prog
     warnings = []
     if corpus.kind == "demo":
         ensure_demo_index(progress)
+        # the demo index holds no documents out: the demo's own floor texts are the chance floor of every run on it
+        cfg = with_floor(cfg, SettingConfig("floor", n_prompts=100, prompts_path=str(demo_floor_path()), kind="floor"))
     elif corpus.kind == "file":
         folder, load = corpus_index(corpus, cfg.model.name_or_path, progress, root)
         if load.problems or load.renamed:
             warnings.append(corpus_report_text(load, folder))
         cfg = replace(cfg, index_dirs=(str(folder),))
-    result = run_experiment(cfg, progress=progress)
+    result = run_experiment(cfg, progress=progress, config_text=experiment_toml(cfg))  # config.toml, as the CLI's
     warnings += skipped_notes(result.manifest)  # count and the first reasons, in full
     return JobResult(str(result.path), len(result.generations), tuple(warnings))
 

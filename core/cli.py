@@ -141,7 +141,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load,
                             holdout=holdout, **memory)
         held = index.manifest.get("holdout") or {}
-        layout = f", {held.get('docs', 0)} documents held out as the chance floor" if held else ""
+        layout = f", {held.get('docs', 0)} held out as the chance floor" if held else ""
     say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens{layout}, "
         f"fingerprint {index.fingerprint[:16]}")
     return 0

@@ -45,7 +45,8 @@ with render.page_boundary():
     # the first paint; the PM sentence (its interval may need a bootstrap) follows below them
     view = story.story_view(values, cfg.span_threshold, floors, {}, metric, floor_hi)
     legend = story_legend.legend(settings, floors, cfg, metric)
-    st.caption(render.md_literal("How to read this page — " + " · ".join(f"{t}: {m}" for t, m in legend)))
+    st.caption("How to read this page — " + " · ".join(f"**{render.md_literal(t)}**: {render.md_literal(m)}"
+                                                       for t, m in legend))
 
     c1, c2 = st.columns(2)
     for col, (question, text, h) in zip((c1, c2), view.answers()):
@@ -55,8 +56,8 @@ with render.page_boundary():
             # short labels: the box's question and answer name the setting; their meaning is one caption
             # below (a help icon on a tile costs a first visit ~0.3 s of icon font and tooltip code)
             t1, t2, t3 = st.columns(3)
-            t1.metric(render.md_literal(f"≥ {h.threshold} tokens ({registry.label('r_n', cfg)})"), f"{h.share:.0%}")
-            t2.metric("Longest span (tokens)", f"{h.longest}")
+            t1.metric(render.md_literal(f"≥ {h.threshold} tokens"), f"{h.share:.0%}")
+            t2.metric("Longest span", f"{h.longest}")
             t3.metric(render.md_literal(f"Full matches of {h.n}"), f"{h.full}")
     if view.answers():
         n = view.answers()[0][2].threshold
@@ -72,7 +73,7 @@ with render.page_boundary():
         st.info(render.md_literal(sentence))
     floor_note = floor_text.floor_description(run.manifest, floors)
     if floor_note:
-        st.caption(render.md_literal(floor_note))
+        st.caption(render.md_literal("Chance floor — " + floor_note))
     elif view.does:
         st.caption("No chance floor in this run: add a setting of kind 'floor' (texts known not to be in the "
                    "corpus), or build the index with held-out documents (the default for new indexes), to see "
@@ -104,6 +105,8 @@ with render.page_boundary():
     formats = prompt_formats(run.manifest)
     if formats:
         render.caption("Prompt format: " + ", ".join(f"{s} {f}" for s, f in formats.items()))
+    if floor_note:  # how the chance floor was made (also in the manifest's floor record)
+        render.caption("Chance floor — " + floor_note)
     for note in run_notes(run):
         st.warning(render.md_literal(note))
     metric = st.selectbox("Metric for PM and the charts", tables.PRIMARY, format_func=registry.label,

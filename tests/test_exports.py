@@ -128,9 +128,10 @@ def test_report_tells_the_story_first_and_keeps_configuration_and_paths_out_of_i
     run = dataclasses.replace(run, manifest=manifest)
     doc, inp = _report(run)
     body = re.sub(r"<script\b.*?</script>", "", doc.split("</head>", 1)[1], flags=re.DOTALL)
-    first = body.index("Can it leak?")
-    assert first < body.index("Does it leak?") < body.index("Numbers") < body.index("Appendix")
-    assert body.index("Appendix") < body.index("Configuration of the run") < body.index("index.dirs")
+    first = body.index("Can it leak?")  # what was tested, the verdicts, then the folded numbers, the appendix
+    assert body.index("What was tested") < first < body.index("Does it leak?") < body.index('id="numbers"') \
+        < body.index('id="appendix"')
+    assert body.index('id="appendix"') < body.index("Configuration of the run") < body.index("index.dirs")
     for path in (str(tmp_path), str(Path.home()), str(Path.cwd().resolve())):
         assert path not in doc
     assert "text never seen in training reaches" in body  # the floor sentence

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("ray")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from core.index.sharded import SHARDS_FILE, build_sharded_index  # noqa: E402
-from tests.fixtures_index import as_docs, train_tiny_tokenizer  # noqa: E402
+from core.index.sharded import SHARDS_FILE, build_sharded_index
+from tests.fixtures_index import as_docs, train_tiny_tokenizer
 
 pytestmark = pytest.mark.ray
 
@@ -125,7 +125,7 @@ def test_restarted_ray_build_skips_verified_shards_and_rebuilds_damaged_ones(cor
 def _completions(docs, seed: int, n: int) -> list[str]:
     """Completions that copy corpus pieces (long and short, across paragraph ends) among new words."""
     rng = random.Random(seed)
-    words = "the model wrote a new line of text here and there license software".split()
+    words = ["the", "model", "wrote", "a", "new", "line", "of", "text", "here", "and", "there", "license", "software"]
     out = []
     for _ in range(n):
         d = rng.choice(docs).text

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from app import form_store, paths, runner, setting_form
-from core.config import file as config_file
 from core.config import (
     AdaptiveParam,
     DecodingConfig,
@@ -21,6 +20,7 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
+from core.config import file as config_file
 from core.index.corpus_index import CorpusIndex
 from core.progress import ProgressEvent
 from core.runs import experiment_file, form_checks

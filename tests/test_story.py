@@ -134,9 +134,31 @@ def test_headline_numbers_equal_a_brute_force_count_over_the_traces():
         assert h.full == sum(t.full_match for t in traces)
 
 
+@pytest.mark.parametrize("value,word,not_word", [(0.03, "far less", "as much as the attack"), (0.2, "much less", "far"),
+                                                 (0.456, "slightly less", "about as much"), (0.8, "more than", "less")])
+def test_pm_sentence_wording_follows_the_number(value, word, not_word):
+    from core.reports.verdicts import PMNumbers, RunNumbers, decide
+
+    values = {"prefix": {"n_generations": 10, "r_n": 0.5, "max_span": 90, "fmr": 0.1, "als": 1 - value},
+              "generic": {"n_generations": 10, "r_n": 0.3, "max_span": 80, "fmr": 0.0, "als": value}}
+    pm = {"generic": PMNumbers(value, value - 0.01, value + 0.01, value, 1 - value)}
+    text = decide(RunNumbers(values, 50, (), pm)).readings[0].sentence
+    assert word in text and not_word not in text and f"{value:.2f}" in text
+
+
+def test_pm_of_zero_against_zero_is_na_in_words():
+    from core.reports.verdicts import PMNumbers, RunNumbers, decide
+
+    values = {s: {"n_generations": 3, "r_n": 0.0, "max_span": 0, "fmr": 0.0, "als": 0.0} for s in ("prefix", "generic")}
+    text = decide(RunNumbers(values, 50, (), {"generic": PMNumbers(0.0, 0.0, 0.0, 0.0, 0.0, True)}, "fmr")).sentences()[0]
+    assert "n/a — no leakage in either setting" in text and "0.00" not in text
+
+
 def test_answer_words_follow_the_share():
-    none = story.answer(story.Headline("generic", 50, 50, 0.0, 7, 0, 2.0), attack=False)
-    most = story.answer(story.Headline("prefix", 50, 50, 0.9, 200, 30, 120.0), attack=True)
+    from core.reports.verdicts import answer_text
+
+    none = answer_text(story.Headline("generic", 50, 50, 0.0, 7, 0, 2.0), False, False, None)
+    most = answer_text(story.Headline("prefix", 50, 50, 0.9, 200, 30, 120.0), True, False, None)
     assert none.startswith("No.") and "0% of 50 completions" in none
     assert most.startswith("Yes, mostly.") and "90% of 50" in most and "200 tokens" in most
 

@@ -131,7 +131,13 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
     Returns the opened index when ``open_index`` and the storage is shared, else the path of ``sharded.json``."""
     from core.cluster import connect
     from core.index.build import tokenized_corpus
-    from core.index.sharded import MEMORY_BUDGET, SHARD_PREFIX, SHARDS_FILE, plan_shard_tokens, sort_ram_per_token
+    from core.index.sharded import (
+        MEMORY_BUDGET,
+        SHARD_PREFIX,
+        SHARDS_FILE,
+        plan_shard_tokens,
+        sort_ram_per_token,
+    )
 
     if storage not in STORAGES:
         raise ConfigError(f"storage must be one of {STORAGES}, got {storage!r}")

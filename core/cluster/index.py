@@ -256,7 +256,7 @@ class ClusterIndex(CorpusIndex):
     Inherited methods (count, occurrences, search, doc_window, doc_id, unigram_log_probs, ...) run
     unchanged on top of the overridden shard-level ones."""
 
-    def __init__(self, ray, address: str, groups, ordered, actors, infos, tokenizer=None):  # noqa: D107 - see open_cluster_index
+    def __init__(self, ray, address: str, groups, ordered, actors, infos, tokenizer=None):
         self._ray, self.address, self._actors = ray, address, actors
         # every folder, in index order, with its group
         entries = []  # (folder, group, first local shard, shard count, manifest, fingerprint)

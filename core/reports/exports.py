@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,16 @@ from core.scoring.registry import HEADLINE
 EXTRA = ("n_generations", "r_n", "max_span", "gen_nv_above", "max_nv_recall", "unique_docs", "degenerate_share",
          "discoverable", "approx_lcp")
 LOW, HIGH = " 95% low", " 95% high"  # the interval columns: a metric's (or PM's) column with this suffix
+
+
+def download_name(run_label: str, what: str, ext: str) -> str:
+    """A file name for a download that says which run and which table it holds, distinct per table.
+
+    >>> download_name("demo run/2", "summary-data-dictionary", "csv")
+    'propme-demo-run-2-summary-data-dictionary.csv'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(run_label)).strip("-.") or "run"
+    return f"propme-{stem[:60]}-{what}.{ext}"
 
 
 def _num(v: Any, digits: int = 6) -> Any:
@@ -68,6 +79,10 @@ def summary_frame(values: Mapping[str, Mapping[str, Any]], intervals: Mapping[st
                 row[col], row[col + LOW], row[col + HIGH] = map(_num, (iv.value, iv.lo, iv.hi))
         for m in EXTRA:
             row[registry.column(m)] = NA if is_na(v.get(m), m, s) else _num(v.get(m))
+            if m == "r_n":  # R_N's interval, like ALS, FMR and NVR (when the caller computed one)
+                iv = intervals.get(s, {}).get("r_n")
+                row[registry.column("r_n") + LOW] = _num(iv.lo) if iv is not None else NA
+                row[registry.column("r_n") + HIGH] = _num(iv.hi) if iv is not None else NA
         rows.append(row)
     return pd.DataFrame(rows)
 

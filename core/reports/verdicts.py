@@ -17,7 +17,9 @@ sentence and the tiles are the same numbers read by the same rules. The rules (a
    a. both values 0 (PM 0/0): "n/a — no leakage in either setting";
    b. both settings at the floor: "no measurable leakage in either setting; the difference is within chance";
    c. the PM interval contains 0.5: "the difference ... is within chance" (never "more", "less" or "as much");
-   d. otherwise the words follow the value: far less (< 0.1), much less (< 0.3), less (< 0.45), slightly
+   d. both verdicts are "No" (neither setting reaches N tokens): the sentence says so first, and that only
+      their short phrases differ, in the words of rule e;
+   e. otherwise the words follow the value: far less (< 0.1), much less (< 0.3), less (< 0.45), slightly
       less (< 0.5), slightly more (< 0.55), more; a setting at the floor is said to stay at it.
 4. **No contradiction.** The verdict words of both questions and the PM sentence come from the same
    numbers; where the headline numbers point the other way from the PM words (a natural setting with a
@@ -194,12 +196,17 @@ def _reading(nat: Headline, can: Headline | None, p: Any, pm_label: str, floored
     if nat.setting in floored and can.setting in floored:
         relation = "chance"
         sentence = (f"No measurable leakage in either setting: the attack and {who[0].lower() + who[1:]} both stay "
-                    f"at the chance floor (ALS {can.als:.1f} and {nat.als:.1f} tokens; text that is not in the index: "
+                    f"at the chance floor (ALS {can.als:.1f} and {nat.als:.1f} tokens; text never seen in training: "
                     f"{floor.als:.1f}), so the difference is within chance ({pm_text}).")
     elif p.lo <= 0.5 <= p.hi:
         relation = "chance"
         sentence = (f"{who} and the attack differ by no more than chance: {pm_text} (the interval holds 0.5, "
                     "equal leakage).")
+    elif v_nat == v_can == "No":
+        relation = "less" if p.value < 0.5 else "more"
+        sentence = (f"Neither the attack nor {who[0].lower() + who[1:]} reproduce {nat.threshold} tokens of training "
+                    f"text (both answers No); only their short verbatim phrases differ: ordinary prompts reach "
+                    f"{pm_words(p.value)} the attack's, {pm_text} (0.5 would mean as much).")
     else:
         relation = "less" if p.value < 0.5 else "more"
         stays = " stay at the chance floor and" if nat.setting in floored else ""
@@ -220,15 +227,15 @@ def answer_text(h: Headline, attack: bool, floored: bool, floor: Headline | None
             f"{_plural(h.longest, 'token')}; {_plural(h.full, 'completion')} {'is' if h.full == 1 else 'are'} "
             "found whole in a training document.")
     if floored and floor is not None:
-        text += (f" That is the chance level: text that is not in the index reaches as much (ALS {floor.als:.1f}, "
-                 f"longest {floor.longest}).")
+        text += (f" That is the chance level: text never seen in training reaches ALS {floor.als:.1f} (longest "
+                 f"{floor.longest}) against {h.als:.1f} here.")
     return text
 
 
 def floor_sentence(natural: Headline, floor: Headline, floored: bool) -> str:
     """A natural setting read against the chance floor (rule 1's verdict, in words)."""
     base = (f"Ordinary prompts ({natural.setting}): longest verbatim span {natural.als:.1f} tokens on average — "
-            f"text that is not in the index reaches {floor.als:.1f} (longest {floor.longest})")
+            f"text never seen in training reaches {floor.als:.1f} (longest {floor.longest})")
     if floored:
         return base + ", so this is the chance level: common phrases, not memorized text."
     if floor.als > 0:
