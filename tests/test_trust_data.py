@@ -188,7 +188,7 @@ def test_compare_lists_a_damaged_manifest_under_cannot_be_read(exp, tmp_path, mo
     assert all("damaged" in p for p in catalog.problems)
     at = open_app(monkeypatch, root / "good")
     at.switch_page("../pages/compare.py").run()
-    at.text_input(key="cmp_root").input(str(root)).run()
+    at.text_area(key="cmp_root").input(str(root)).run()
     assert not at.exception, at.exception
     labels = [render.shown(e.label) for e in at.expander]
     assert any("2 folder(s) that look like a run but cannot be read" in label for label in labels), labels
