@@ -41,9 +41,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from core.index.build import BATCH_CHARS  # noqa: E402
-from core.index.encode import TextEncoder  # noqa: E402
-from core.index.tokenizer import load_tokenizer  # noqa: E402
+from core.index.build import BATCH_CHARS
+from core.index.encode import TextEncoder
+from core.index.tokenizer import load_tokenizer
 
 
 def site_packages_texts(max_chars: float) -> list[str]:
@@ -66,8 +66,7 @@ def site_packages_texts(max_chars: float) -> list[str]:
 
 def write_corpus(texts: list[str], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        for i, t in enumerate(texts):
-            f.write(json.dumps({"id": f"f{i}", "text": t}, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps({"id": f"f{i}", "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts))
 
 
 def smollm2_gguf() -> Path:

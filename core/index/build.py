@@ -105,9 +105,9 @@ def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, loa
     one (the engines release the GIL); ``ids`` are uint32 views of the batch's flat array."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.index.encode import TextEncoder, encode_texts
     from core.corpus.load import corpus_fingerprint
     from core.corpus.report import write_load_report
+    from core.index.encode import TextEncoder, encode_texts
     from core.index.tokenizer import (
         tokenizer_eos_id,
         tokenizer_fingerprint,
