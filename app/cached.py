@@ -4,13 +4,13 @@ Rules (STYLE.md 4.3): wrappers read only their arguments; heavy objects are pass
 underscore AND an identity argument beside them (``run_id`` = path + manifest stamp,
 ``index.fingerprint``). Loaded runs and re-scored traces are immutable tuples of frozen dataclasses,
 so they live in ``st.cache_resource`` (shared, never copied); small per-query values (metric dicts,
-intervals) in ``st.cache_data`` (a copy per caller).
+intervals) in ``st.cache_data`` (a copy per caller). Which thresholds a value depends on (its cache
+key) is core's answer (:func:`core.scoring.registry.only_relevant`); the pages read these through one
+view of the run under the session's thresholds (:mod:`app.session`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,14 @@ from core.records import TraceResult
 from core.reports.html import build_report
 from core.reports.leaks import doc_text_key
 from core.reports.leaks import leaked_documents as rank_leaked
-from core.runs.catalog import list_runs
+from core.runs import form_checks
+from core.runs.catalog import list_runs_in
 from core.runs.compare import comparability, prompt_sets
 from core.runs.demo import ensure_demo_index
 from core.runs.results import load_results
 from core.scoring import loops, registry, summary
 from core.scoring.bootstrap import bootstrap_intervals
-from core.scoring.metrics import score_traces, span_share_curve
+from core.scoring.metrics import score_traces, scored_traces, span_share_curve
 from core.scoring.propensity import pm_interval, run_pm
 
 # A MetricsConfig is hashed by its repr (every field, nested configs included): Streamlit's generic
@@ -71,18 +72,9 @@ def setting_metrics(ident: str, setting: str, cfg: MetricsConfig, _run) -> dict[
     if stored is not None:
         return stored
     out: dict[str, float | None] = {}
-    for group in _metric_groups(cfg):
-        out.update(_metric_group(ident, setting, only_relevant(cfg, group), group, _run))
+    for group in registry.metric_groups(cfg):
+        out.update(_metric_group(ident, setting, registry.only_relevant(cfg, group), group, _run))
     return {spec.name: out[spec.name] for spec in registry.metrics_for(cfg) if spec.name in out}
-
-
-@lru_cache(maxsize=64)
-def _metric_groups(cfg: MetricsConfig) -> tuple[tuple[str, ...], ...]:
-    """Registry names grouped by the thresholds they read (one group per set of thresholds)."""
-    groups: dict[frozenset, list[str]] = {}
-    for spec in registry.metrics_for(cfg):
-        groups.setdefault(frozenset(registry.thresholds_read((spec.name,))), []).append(spec.name)
-    return tuple(tuple(g) for g in groups.values())
 
 
 @st.cache_resource(max_entries=2048, hash_funcs=_CFG, show_spinner=False)
@@ -98,21 +90,9 @@ def example_rows(ident: str, _run) -> tuple:
     return tuple(explore_view.example_rows(_run.generations, _run.traces))
 
 
-def only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...] = ()) -> MetricsConfig:
-    """``cfg`` with the thresholds ``metrics`` do not read (registry) reset to defaults, so moving the R_N
-    or nv threshold does not invalidate cached intervals, curves and distributions that ignore them."""
-    return _only_relevant(cfg, tuple(metrics))
-
-
-@lru_cache(maxsize=4096)
-def _only_relevant(cfg: MetricsConfig, metrics: tuple[str, ...]) -> MetricsConfig:
-    default, read = MetricsConfig(), registry.thresholds_read(metrics)
-    return replace(cfg, **{t: getattr(default, t) for t in registry.THRESHOLDS if t not in read})
-
-
 def setting_intervals(ident: str, setting: str, cfg: MetricsConfig, metrics: tuple[str, ...], _run) -> dict:
     """``bootstrap_intervals`` of one setting for ``metrics`` (cached under the thresholds they read)."""
-    return _setting_intervals(ident, setting, only_relevant(cfg, metrics), tuple(metrics), _run)
+    return _setting_intervals(ident, setting, registry.only_relevant(cfg, metrics), tuple(metrics), _run)
 
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping intervals ...", hash_funcs=_CFG)
@@ -131,7 +111,7 @@ def pm_intervals(ident: str, settings: tuple[str, ...], metric: str, cfg: Metric
     stored = summary.stored_pm(_run, cfg, metric)
     if stored is not None:
         return {s: r for s, r in stored.items() if s in settings}
-    return _pm(ident, settings, metric, only_relevant(cfg, (metric,)), True, _run)
+    return _pm(ident, settings, metric, registry.only_relevant(cfg, (metric,)), True, _run)
 
 
 def pm_values(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, _run) -> dict:
@@ -139,7 +119,7 @@ def pm_values(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsCo
     stored = summary.stored_pm(_run, cfg, metric)
     if stored is not None:
         return {s: r for s, r in stored.items() if s in settings}
-    return _pm(ident, settings, metric, only_relevant(cfg, (metric,)), False, _run)
+    return _pm(ident, settings, metric, registry.only_relevant(cfg, (metric,)), False, _run)
 
 
 @st.cache_data(max_entries=256, show_spinner="Bootstrapping PM ...", hash_funcs=_CFG)
@@ -152,7 +132,7 @@ def _pm(ident: str, settings: tuple[str, ...], metric: str, cfg: MetricsConfig, 
 
 def span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: MetricsConfig, _run) -> dict:
     """``span_share_curve`` per setting for n = 1..max_n (after the loop filter)."""
-    return _span_curves(ident, settings, max_n, only_relevant(cfg), _run)
+    return _span_curves(ident, settings, max_n, registry.only_relevant(cfg), _run)
 
 
 @st.cache_data(max_entries=256, hash_funcs=_CFG)
@@ -163,7 +143,7 @@ def _span_curves(ident: str, settings: tuple[str, ...], max_n: int, cfg: Metrics
 
 def distributions(ident: str, settings: tuple[str, ...], cfg: MetricsConfig, _run) -> dict:
     """Per setting: final span lengths and per-document nv_recall values (after the loop filter)."""
-    return _distributions(ident, settings, only_relevant(cfg, ("max_span", "max_nv_recall")), _run)
+    return _distributions(ident, settings, registry.only_relevant(cfg, ("max_span", "max_nv_recall")), _run)
 
 
 @st.cache_data(max_entries=256, hash_funcs=_CFG)
@@ -186,12 +166,23 @@ def figure(name: str, key: tuple, _build: Callable[[], Any]) -> Any:
 
 def rescored_traces(ident: str, cfg: MetricsConfig, _run) -> tuple[TraceResult, ...]:
     """Every trace of the run with ``cfg.nv_blocks`` applied (``score_traces``): nv_recall as scored."""
-    return _rescored_traces(ident, only_relevant(cfg, ("max_nv_recall",)).nv_blocks, _run)
+    return _rescored_traces(ident, registry.only_relevant(cfg, ("max_nv_recall",)).nv_blocks, _run)
 
 
 @st.cache_resource(max_entries=16)
 def _rescored_traces(ident: str, nv_blocks, _run) -> tuple[TraceResult, ...]:
     return tuple(score_traces(_run.traces, MetricsConfig(nv_blocks=nv_blocks)))
+
+
+def kept_traces(ident: str, cfg: MetricsConfig, _run) -> tuple[TraceResult, ...]:
+    """The traces the metrics score (``core.scoring.metrics.scored_traces`` of :func:`rescored_traces`:
+    degenerate loops and prompt-echo spans out as ``cfg`` says)."""
+    return _kept_traces(ident, registry.only_relevant(cfg, ("max_nv_recall",)), _run)
+
+
+@st.cache_resource(max_entries=16, hash_funcs=_CFG)
+def _kept_traces(ident: str, cfg: MetricsConfig, _run) -> tuple[TraceResult, ...]:
+    return tuple(scored_traces(rescored_traces(ident, cfg, _run), cfg))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the corpus index ...")
@@ -208,13 +199,6 @@ def demo_index():
 @st.cache_resource(max_entries=4, show_spinner="Loading tokenizer ...")
 def tokenizer(name_or_path: str):
     return load_tokenizer(name_or_path)
-
-
-@st.cache_data(max_entries=128)
-def phrase_search(fingerprint: str, tokenizer_name: str, phrase: str, max_docs: int, _index, _tok) -> tuple:
-    """(count, occurrences) of ``phrase`` in the index."""
-    count, occs = _index.search(phrase, tokenizer=_tok, max_docs=max_docs)
-    return count, list(occs)
 
 
 @st.cache_data(max_entries=8, show_spinner="Building the HTML report ...", hash_funcs=_CFG)
@@ -276,8 +260,9 @@ def phrase_search_all(fingerprint: str, tokenizer_name: str, phrase: str, max_do
 
 @st.cache_data(max_entries=16, ttl=10, show_spinner="Listing results folders ...")
 def run_catalog(root: str, data_root: str | None):
-    """``core.runs.catalog.list_runs(root)`` confined to ``data_root``; kept 10 s (new runs appear on their own)."""
-    return list_runs(root, Path(data_root) if data_root else None)
+    """``core.runs.catalog.list_runs_in`` of the folders in ``root`` (one per line) confined to ``data_root``;
+    kept 10 s (new runs appear on their own)."""
+    return list_runs_in(root.splitlines(), Path(data_root) if data_root else None)
 
 
 @st.cache_data(max_entries=256)
@@ -285,3 +270,9 @@ def run_comparability(ident: str, ref_ident: str, labels: tuple[str, str], _run,
     """``core.runs.compare.comparability`` of a run against the reference run, with the prompts each used."""
     return comparability(_run.manifest, _ref.manifest, labels=labels,
                          prompts=(prompt_sets(_run.generations), prompt_sets(_ref.generations)))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def index_doc_lengths(index_dirs: tuple[str, ...], stamp: tuple):
+    """``core.runs.form_checks.index_doc_lengths`` of an index; ``stamp`` (its folders' mtimes) invalidates on rebuild."""
+    return form_checks.index_doc_lengths(index_dirs)

@@ -54,12 +54,14 @@ def _safe(label: str) -> str:
     return html.escape(visible_controls(str(label)), quote=True)
 
 
-def _hlines(fig: go.Figure, lines: Sequence[tuple[float, str, str, str]]) -> None:
-    """Horizontal reference lines: (y, text, colour, dash)."""
+def _hlines(fig: go.Figure, lines: Sequence[tuple[float, str, str, str]], x_range: tuple[float, float] | None = None) -> None:
+    """Horizontal reference lines: (y, text, colour, dash); across the plot area, or from ``x_range[0]`` to
+    ``x_range[1]`` in data coordinates (a chart whose axes do not fill the paper, e.g. equal-scale axes)."""
+    x0, x1, ref = (0, 1, "paper") if x_range is None else (*x_range, "x")
     fig.update_layout(
-        shapes=[{"type": "line", "x0": 0, "x1": 1, "xref": "paper", "y0": y, "y1": y,
+        shapes=[{"type": "line", "x0": x0, "x1": x1, "xref": ref, "y0": y, "y1": y,
                  "line": {"dash": dash, "color": c, "width": 2}} for y, _, c, dash in lines],
-        annotations=[{"x": 1, "xref": "paper", "y": y, "text": t, "showarrow": False, "xanchor": "right",
+        annotations=[{"x": x1, "xref": ref, "y": y, "text": t, "showarrow": False, "xanchor": "right",
                       "yanchor": "bottom", "font": {"color": c}} for y, t, c, _ in lines if t])
 
 
@@ -135,7 +137,7 @@ def capability_propensity(points: Sequence[PlanePoint], metric_label: str,
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="propensity = capability",
                              line={"dash": "dot", "color": "gray"}))
     top *= 1.05  # both axes: the same range and scale, so the diagonal is at 45 degrees
-    _hlines(fig, _floor_line(floor))
+    _hlines(fig, _floor_line(floor), x_range=(0, top))  # inside the axes (their domain is narrower than the paper)
     fig.update_layout(title=f"Capability vs propensity ({metric_label})", **LAYOUT)
     fig.update_layout(xaxis={"title": f"capability: {metric_label} under prefix prompts", "range": [0, top],
                              "constrain": "domain"},

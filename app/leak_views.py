@@ -5,7 +5,7 @@ the Side by side page's query parameters and the picker labels.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -127,3 +127,16 @@ def variant_label(phrase: str, spelling: str) -> str:
     if spelling == phrase:
         return "as typed"
     return "with a leading space" if spelling.startswith(" ") else "without the leading space"
+
+
+def spans_of_doc(spans: Sequence[Span], of_doc: Callable[[int], bool]) -> list[int]:
+    """Indexes of ``spans`` that trace to the document ``of_doc`` accepts (one of its retrieved documents is it,
+    or a copy): the spans the Leaked documents table counts for it (core.reports.leaks.leaked_documents).
+
+    >>> from core.records import DocMatch, NVResult
+    >>> d = lambda ix: DocMatch(ix, str(ix), "partial", "w", 0, 1, NVResult(0, 0, 0, 0))
+    >>> spans = [Span(0, 4, "a", 4, 1, 1, (d(1),)), Span(5, 9, "b", 4, 1, 1, (d(2), d(3)))]
+    >>> spans_of_doc(spans, lambda ix: ix == 3)
+    [1]
+    """
+    return [i for i, s in enumerate(spans) if any(of_doc(d.doc_ix) for d in s.docs)]

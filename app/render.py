@@ -77,7 +77,7 @@ APP_CSS = """<style>
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { color: #55555a; opacity: 1; }
 [data-testid="stWidgetLabel"] [data-testid="stCaptionContainer"] { color: #55555a; }
 .propme-text:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 2px; }
-mark.propme-span:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 1px; }
+mark[data-span-ix]:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 1px; }
 </style>"""
 
 
@@ -97,8 +97,9 @@ def page_boundary() -> Iterator[None]:
 
 
 def completion(text: str, spans: Sequence[Span], color_by: str = "length",
-               label: str = "completion with verbatim spans highlighted") -> None:
-    st.html(highlight.highlight_html(text, spans, color_by, label))
+               label: str = "completion with verbatim spans highlighted", other: frozenset[int] = frozenset()) -> None:
+    """A completion with its spans marked; spans in ``other`` (traced to other documents) only outlined."""
+    st.html(highlight.highlight_html(text, spans, color_by, label, other))
 
 
 def legend(color_by: str = "length") -> None:

@@ -33,6 +33,7 @@ from app import process_guard
 from core.errors import PropMeError
 from core.progress import Cancelled, ProgressEvent, ProgressFn
 from core.runs.experiment import CACHE_STAGE
+from core.runs.process_exit import describe_exit
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class _Job:
                 try:  # the process ended: whatever it sent last may still be in the pipe
                     kind, value = events.get(timeout=2)
                 except queue.Empty:
-                    self.finish(FAILED, f"the run's process ended without a result (exit code {proc.exitcode})")
+                    self.finish(FAILED, describe_exit(proc.exitcode))  # -9: out of memory, said so
                     return
             if kind == "event":
                 self.record(value)

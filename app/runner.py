@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.paths import work_dir
+from app.paths import confine, work_dir
 from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
+from core.config.limits import check_model_context
 from core.errors import ConfigError
 from core.index.ensure import ensure_index
-from core.paths import confine, model_source, safe_name
+from core.paths import model_source, no_link, safe_name
 from core.progress import ProgressEvent
 from core.runs.demo import demo_floor_path, demo_index_dir, demo_model_dir, demo_prompt_paths
 
 UPLOAD_DIR = work_dir(None) / "uploads"  # uploaded corpora, content-addressed (work_dir(root) with a data root)
 APP_INDEX_DIR = work_dir(None) / "app-indexes"  # indexes the Run page built, keyed by corpus + tokenizer
-FILE_SETTINGS = ("generic", "specific")  # settings whose prompts the Run form reads from a file
 
 
 def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[str, ...] = ()) -> ExperimentConfig:
@@ -51,8 +53,13 @@ def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[
         model = replace(model, name_or_path=model_source(model.name_or_path, root, what="model"))
     settings = tuple(replace(s, prompts_path=inside(s.prompts_path, f"prompt set for {s.name}"))
                      if s.prompts_path else s for s in c.settings)
+    check_model_context(replace(c, model=model))  # max_new_tokens vs the model's context, before anything loads
+    cache_dir = c.cache_dir
+    if root is not None:  # the result cache the run writes lives inside the root too (not ~/.cache/propme)
+        cache_dir = str(confine(cache_dir, root, what="cache folder")) if cache_dir else str(work_dir(root, "cache"))
     return replace(c, name=name, model=model, index_dirs=tuple(inside(d, "index folder") for d in c.index_dirs),
-                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")))
+                   settings=settings, output_dir=str(confine(c.output_dir, root, what="output folder")),
+                   cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)
@@ -83,17 +90,14 @@ def demo_defaults() -> Defaults:
 
 
 def form_values(d: Defaults) -> dict[str, Any]:
-    """The Run form's widget values (by widget key) for defaults ``d``; one number of prompts and one prompt
-    seed for every setting (the first setting's), a prompt file box per setting that reads a file."""
-    first = d.settings[0]
+    """The Run form's widget values (by widget key) for defaults ``d``: decoding, tracing, and each setting's
+    own prompt count, format, system prompt and prompt file (:func:`app.setting_form.form_values`)."""
+    from app.setting_form import form_values as settings_values
+
     dec, tr = d.decoding, d.trace
-    out = {"run_settings": [s.name for s in d.settings], "run_n_prompts": first.n_prompts,
-           "run_prompt_seed": first.seed, "run_temp": dec.temperature, "run_top_p": dec.top_p,
-           "run_samples": dec.num_samples, "run_max_new": dec.max_new_tokens, "run_seed": dec.seed,
-           "run_trace_mode": tr.mode, "run_trace_rarity": tr.rarity_fraction, "run_trace_docs": tr.docs_per_span}
-    for s in (*FILE_SETTINGS, *(x.name for x in d.settings if x.kind == "floor")):
-        out[f"run_prompts_{s}"] = next((x.prompts_path for x in d.settings if x.name == s and x.prompts_path), "")
-    return out
+    return {**settings_values(d.settings), "run_temp": dec.temperature, "run_top_p": dec.top_p,
+            "run_samples": dec.num_samples, "run_max_new": dec.max_new_tokens, "run_seed": dec.seed,
+            "run_trace_mode": tr.mode, "run_trace_rarity": tr.rarity_fraction, "run_trace_docs": tr.docs_per_span}
 
 
 def demo_info() -> dict:
@@ -127,7 +131,7 @@ def index_for_corpus(corpus_path: str, tokenizer_name: str, progress=None, root:
     holdout = HoldoutConfig() if holdout is None else holdout
     key = hashlib.sha256((corpus_fingerprint(load.documents) + tokenizer_fingerprint(tok)
                           + f"holdout:{holdout.docs}:{holdout.seed}:{holdout.max_tokens}").encode()).hexdigest()[:16]
-    out = root / key
+    out = no_link(root / key, what="app index folder")
     ensure_index(load.documents, tok, out, progress, load=load, holdout=holdout)
     return out, load
 
@@ -179,6 +183,7 @@ class CorpusChoice:
 
     kind: str  # demo | index | file
     path: str | None = None  # index folder or corpus file, already confined to the data root
+    upload_name: str | None = None  # an uploaded file: the name the user gave it (``path`` is where it is stored)
 
 
 def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, upload: tuple[str, bytes] | None,
@@ -192,12 +197,29 @@ def corpus_choice(kind: str, index_path: str | None, corpus_path: str | None, up
         folder = str(confine(index_path or "", root, what="index folder"))
         return CorpusChoice("index", folder), (folder,)
     if upload is not None:
-        source = save_upload(upload[0], upload[1], work_dir(root) / "uploads")
+        source = save_upload(upload[0], upload[1], work_dir(root, "uploads"))
     elif corpus_path:
         source = confine(corpus_path, root, what="corpus file")
     else:
         return None
-    return CorpusChoice("file", str(source)), (str(work_dir(root) / "app-indexes"),)
+    return (CorpusChoice("file", str(source), upload[0] if upload is not None else None),
+            (str(work_dir(root) / "app-indexes"),))
+
+
+def corpus_index(corpus: CorpusChoice, tokenizer_name: str, progress, root: Path | None):
+    """The index of a corpus file (built or reused, see :func:`index_for_corpus`) in the app's folder.
+
+    A corpus that cannot be used is refused naming the file as the user named it (an upload's own name,
+    not where it is stored), and a refused upload is removed."""
+    from core.errors import PropMeError
+
+    try:
+        return index_for_corpus(corpus.path, tokenizer_name, progress, work_dir(root, "app-indexes"))
+    except PropMeError as e:
+        if corpus.upload_name is None:
+            raise
+        Path(corpus.path).unlink(missing_ok=True)  # a rejected upload is not kept
+        raise type(e)(str(e).replace(corpus.path, f"the uploaded file {corpus.upload_name!a}")) from None
 
 
 def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt: tuple[str, ...] = ()):
@@ -216,18 +238,86 @@ def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt:
 def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
+    from core.config.dump import experiment_toml
+    from core.prompts.floor import with_floor
+    from core.reports.text import skipped_notes
     from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
 
     warnings = []
     if corpus.kind == "demo":
         ensure_demo_index(progress)
+        # the demo index holds no documents out: the demo's own floor texts are the chance floor of every run on it
+        cfg = with_floor(cfg, SettingConfig("floor", n_prompts=100, prompts_path=str(demo_floor_path()), kind="floor"))
     elif corpus.kind == "file":
-        folder, load = index_for_corpus(corpus.path, cfg.model.name_or_path, progress, work_dir(root) / "app-indexes")
+        folder, load = corpus_index(corpus, cfg.model.name_or_path, progress, root)
         if load.problems or load.renamed:
             warnings.append(corpus_report_text(load, folder))
         cfg = replace(cfg, index_dirs=(str(folder),))
-    result = run_experiment(cfg, progress=progress)
-    warnings += [f"{s}: {skip.count} prompt row(s) skipped in {skip.file}; first: {skip.first}"
-                 for s, skip in result.manifest.skipped_rows.items()]
+    result = run_experiment(cfg, progress=progress, config_text=experiment_toml(cfg))  # config.toml, as the CLI's
+    warnings += skipped_notes(result.manifest)  # count and the first reasons, in full
     return JobResult(str(result.path), len(result.generations), tuple(warnings))
+
+
+# -- the Jobs view: this server's runs, from any tab or session ----------------------------------------
+@dataclass(frozen=True)
+class JobEntry:
+    """A run the Run page started on this server: its job id, run name, results folder and start time."""
+
+    job_id: str
+    name: str
+    folder: str
+    started: float  # time.time() at the start
+
+
+_ENTRIES: dict[str, JobEntry] = {}
+_STAGE_SEEN: dict[tuple[str, str], float] = {}  # (job id, stage) -> time.monotonic() when a page first saw it
+_ENTRIES_LOCK = threading.Lock()
+
+
+def start_job(cfg: ExperimentConfig, work, first: ProgressEvent) -> str:
+    """Start ``work`` (see :func:`plan`) in the background and list it in the Jobs view; returns the job id."""
+    from app import run_worker
+    from core.runs.folders import results_folder
+
+    job_id = run_worker.start(work, first)
+    with _ENTRIES_LOCK:
+        _ENTRIES[job_id] = JobEntry(job_id, cfg.name, str(results_folder(Path(cfg.output_dir), cfg.name)),
+                                    time.time())
+    return job_id
+
+
+def jobs() -> list[tuple[JobEntry, Any]]:
+    """[(entry, JobStatus)] of this server's runs, newest first (those the worker still remembers)."""
+    from app import run_worker
+
+    with _ENTRIES_LOCK:
+        entries = sorted(_ENTRIES.values(), key=lambda e: e.started, reverse=True)
+    out = []
+    for e in entries:
+        status = run_worker.job_status(e.job_id)
+        if status is not None:
+            out.append((e, status))
+    return out
+
+
+def stage_lines(job_id: str, stages: tuple[ProgressEvent, ...], active: bool) -> list[tuple[float, str]]:
+    """(fraction, text) per stage, told truthfully: a stage that a later one followed (or a finished job's
+    stages) shows done; the running stage its progress, and while it has no count yet (loading the model)
+    how long it has been at it and what it is doing."""
+    now = time.monotonic()
+    out = []
+    for i, e in enumerate(stages):
+        with _ENTRIES_LOCK:
+            seen = _STAGE_SEEN.setdefault((job_id, e.stage), now)
+        later = i < len(stages) - 1
+        name = STAGE_NAMES.get(e.stage, e.stage)
+        if later or (not active and e.total and e.done >= e.total):
+            out.append((1.0, f"{name}: done" + (f" ({e.done} {e.unit})" if e.total > 1 else "")))
+        elif active and (e.total <= 1 and e.done == 0):
+            doing = f": {e.message}" if e.message else ""
+            out.append((0.0, f"{name}: {now - seen:.0f} s so far{doing}" if e.stage != "load-model" else
+                        f"{name}: {now - seen:.0f} s so far, reading the weights into memory{doing}"))
+        else:
+            out.append((e.fraction, describe(e)))
+    return out

@@ -26,9 +26,19 @@ RETRACED = "propme_retraced"
 THRESHOLDS = "propme_thresholds"
 OPENED = "propme_opened"
 FOLDER, FOLDER_INPUT, FOLDER_BOX = "propme_folder", "results_dir", "sb_open_folder"
-# the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, key "thr"):
-# reset with them
-THRESHOLD_WIDGETS = tuple(f"thr_{k}" for k in ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2"))
+# the Thresholds page's scoring widgets (app/widgets.py metrics_controls and nv_blocks_controls, prefix "thr"):
+# their keys are made here only, and "Reset to the run's values" drops them
+THRESHOLD_FIELDS = ("span_n", "nv", "loops", "zlib", "boot", "l1", "gap1", "l2", "gap2")
+
+
+def threshold_key(name: str, prefix: str = "thr") -> str:
+    """The widget key of one scoring threshold control (``thr_span_n``: the span threshold N)."""
+    if name not in THRESHOLD_FIELDS:
+        raise KeyError(f"no threshold widget {name!r}; known: {', '.join(THRESHOLD_FIELDS)}")
+    return f"{prefix}_{name}"
+
+
+THRESHOLD_WIDGETS = tuple(threshold_key(k) for k in THRESHOLD_FIELDS)
 
 
 def current_run():
@@ -81,11 +91,15 @@ def thresholds_tuned(ident: str) -> bool:
     return ident in st.session_state.get(THRESHOLDS, {})
 
 
-def reset_thresholds(ident: str) -> None:
-    """Button callback: back to the run's thresholds, the Thresholds page's widgets included."""
+def reset_thresholds(ident: str, widget_values: dict | None = None) -> None:
+    """Button callback: back to the run's thresholds, the Thresholds page's widgets included: set to
+    ``widget_values`` (the run's values, by widget key; the sliders move at once), else forgotten."""
     st.session_state.get(THRESHOLDS, {}).pop(ident, None)
     for key in THRESHOLD_WIDGETS:
-        st.session_state.pop(key, None)
+        if widget_values and key in widget_values:
+            st.session_state[key] = widget_values[key]
+        else:
+            st.session_state.pop(key, None)
 
 
 def keep_open(key: str, default):

@@ -7,8 +7,6 @@ stakeholder report's input. No Streamlit here: the Overview and Export pages dra
 """
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,43 +17,19 @@ from app import charts
 from app.views import reading
 from app.views.manifest import manifest_rows
 from app.views.manifest import run_label as run_label_of
-from app.views.tables import metric_label
 from core.config import CAPABILITY, MetricsConfig
 from core.config.tables import to_dict
-from core.jsonio import json_problem
+from core.generation.parameters import model_parameters
 from core.records import TraceResult
-from core.reports import na
+from core.reports import na, tested
+from core.reports.floor_text import floor_description
 from core.reports.html import ReportInput
-from core.reports.story import GLOSSARY, floor_settings, model_badge, natural_settings, telling
+from core.reports.story import GLOSSARY, floor_settings, legend, model_badge, natural_settings, telling
+from core.reports.text import skipped_notes
 from core.reports.verdicts import RunNumbers, Story, decide
 from core.runs.manifest import Manifest
+from core.scoring import registry
 from core.scoring.registry import HEADLINE
-
-
-def safetensors_parameters(folder: str | Path) -> int | None:
-    """Parameters of the ``*.safetensors`` weights in ``folder`` from their headers (no tensor is read);
-    None when there are none or a header is unreadable."""
-    total, found = 0, False
-    try:
-        files = sorted(Path(folder).glob("*.safetensors"))
-    except OSError:
-        return None
-    for f in files:
-        try:
-            with open(f, "rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                if size > 100_000_000:
-                    return None
-                header, problem = json_problem(fh.read(size))
-                if problem or not isinstance(header, dict):
-                    return None
-        except (OSError, ValueError, struct.error):
-            return None
-        for name, meta in header.items():
-            if name != "__metadata__" and isinstance(meta, dict) and isinstance(meta.get("shape"), list):
-                total += math.prod(int(x) for x in meta["shape"])
-                found = True
-    return total if found else None
 
 
 def model_name(manifest: Manifest) -> str:
@@ -76,12 +50,6 @@ def model_name(manifest: Manifest) -> str:
     return str(model.identity) if model is not None and model.identity else "model"
 
 
-def model_folder(manifest: Manifest) -> str | None:
-    model = manifest.model
-    path = model.config.name_or_path if model is not None and model.config is not None else None
-    return str(path) if path and Path(str(path)).is_dir() else None
-
-
 def is_demo_run(run_path: str | Path | None) -> bool:
     """Whether ``run_path`` is the shipped toy demo's results folder."""
     if not run_path:
@@ -96,9 +64,9 @@ def is_demo_run(run_path: str | Path | None) -> bool:
 
 def badge(manifest: Manifest, run_path: str | Path | None) -> str:
     """'model · 1.3M parameters · toy demo' for the run in view."""
-    folder = model_folder(manifest)
-    return model_badge(model_name(manifest), safetensors_parameters(folder) if folder else None,
-                       is_demo_run(run_path))
+    model = manifest.model
+    path = model.config.name_or_path if model is not None and model.config is not None else None
+    return model_badge(model_name(manifest), model_parameters(path), is_demo_run(run_path))
 
 
 # -- the story of a run, shared by the Overview and the HTML report ------------------------------------
@@ -108,7 +76,7 @@ def story_view(values: Mapping[str, Mapping[str, Any]], threshold: int, floors: 
     """The decided story (:func:`core.reports.verdicts.decide`) from metric values (``{setting: compute_metrics}``)
     and the run's PM of ``metric`` (``{setting: PMResult}``, :func:`core.scoring.propensity.run_pm`);
     ``floor_als_hi``: the upper end of the chance floor's ALS interval, when known."""
-    return decide(RunNumbers(values, threshold, tuple(floors), pm, metric_label(metric), floor_als_hi))
+    return decide(RunNumbers(values, threshold, tuple(floors), pm, metric, floor_als_hi))
 
 
 def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cfg: MetricsConfig) -> pd.DataFrame:
@@ -118,9 +86,9 @@ def na_table(values: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], cf
     for m in metrics:
         cells = [(s, v.get(m)) for s, v in values.items()]
         if any(na.is_na(x, m, s) for s, x in cells):  # text column: numbers formatted, n/a spelled out
-            cols[metric_label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
+            cols[registry.label(m, cfg)] = [na.fmt(x, m, s) for s, x in cells]
         else:  # numbers stay numbers (sortable)
-            cols[metric_label(m, cfg)] = [x for _, x in cells]
+            cols[registry.label(m, cfg)] = [x for _, x in cells]
     return pd.DataFrame({"setting": list(values), **cols})
 
 
@@ -131,7 +99,7 @@ def interval_table(intervals: Mapping[str, Mapping[str, Any]], metrics: Sequence
     for s, ivs in intervals.items():
         row: dict[str, Any] = {"setting": s}
         for m in metrics:
-            iv, label = ivs.get(m), metric_label(m, cfg)
+            iv, label = ivs.get(m), registry.label(m, cfg)
             row[label] = na.fmt(iv.value if iv else None, m, s)
             row[f"{label} 95% interval"] = (f"[{na.fmt(iv.lo)}, {na.fmt(iv.hi)}]"
                                             if iv and not na.is_na(iv.lo, m, s) else na.NA)
@@ -145,7 +113,7 @@ def pm_table(pm: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     for s, by_metric in pm.items():
         row: dict[str, Any] = {"setting": s}
         for m, r in by_metric.items():
-            label = f"PM of {metric_label(m)}"
+            label = registry.pm_label(m)
             if r.undefined:
                 row[label], row[f"{label} 95% interval"] = na.PM_NA, na.NA
             else:
@@ -178,7 +146,7 @@ def remaining_counts(curves: Mapping[str, Sequence[float]], values: Mapping[str,
 def figures(run_label: str, values: Mapping[str, Mapping[str, Any]], intervals: Mapping[str, Mapping[str, Any]],
             pm: Mapping[str, Any], metric: str, floors: Sequence[str]) -> list:
     """The story's charts: metric per setting (floor as a baseline), PM per natural setting, the plane."""
-    label = metric_label(metric)
+    label = registry.label(metric)
     floor = next((intervals[f][metric] for f in floors if f in intervals), None)
     shown = {s: intervals[s][metric] for s in intervals if s not in floors}
     out = [charts.metric_bars(shown, label, floor=floor, na=[s for s in shown if not na.applies(metric, s)])]
@@ -196,7 +164,9 @@ def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cf
     """The stakeholder report: the story first, examples capped at ``cap`` (the most telling of ``traces``,
     the run's scored traces), configuration in the appendix. ``pm_by_metric``: {metric: {setting: PMResult}}."""
     floors = floor_settings(run.manifest, values)
-    view = story_view(values, cfg.span_threshold, floors, pm_by_metric.get(metric, {}), metric)
+    floor_iv = next((intervals[f].get("als") for f in floors if f in intervals), None)
+    view = story_view(values, cfg.span_threshold, floors, pm_by_metric.get(metric, {}), metric,
+                      floor_iv.hi if floor_iv is not None else None)
     natural = [s for s in next(iter(pm_by_metric.values()), {}) if s not in floors]
     pm_rows = {s: {m: by[s] for m, by in pm_by_metric.items() if s in by} for s in natural}
     tables = [("Headline metrics with 95% bootstrap intervals", interval_table(intervals, HEADLINE, cfg))]
@@ -211,7 +181,49 @@ def report_input(run, run_path, values, intervals, pm_by_metric, metric: str, cf
                               [{"threshold": "source", "value": "tuned in the app for this report" if tuned
                                 else "the run's own (as scored)"}])
     readings = view.sentences() or ("PM needs a prefix setting and a natural setting in the run.",)
+    floor_note = floor_description(run.manifest, floors)
+    demo = is_demo_run(run_path)
+    attack = tested.prefix_line(run)
+    tested_rows = (("Model", badge(run.manifest, run_path)), ("Corpus", tested.corpus_line(run, demo)),
+                   *((("Attack prompts", attack),) if attack else ()),
+                   ("Thresholds", tested.thresholds_line(cfg, run.manifest.metrics, tuned)),
+                   ("Chance floor", floor_note or "none in this run: nothing says what ordinary text reaches by chance"))
     return ReportInput(f"PropMe report: {run_label_of(run.manifest)}", readings[0], manifest_rows(run.manifest),
                        tuple(tables), tuple(figs), examples, badge=badge(run.manifest, run_path),
-                       questions=view.questions(), sentences=readings[1:], glossary=GLOSSARY,
-                       thresholds=thresholds)
+                       questions=tuple((q, a) for q, a, _ in view.answers()), sentences=readings[1:],
+                       glossary=GLOSSARY, thresholds=thresholds, tested=tested_rows,
+                       settings=pd.DataFrame(tested.settings_rows(run, floors)),
+                       legend=legend(run.settings(), floors, cfg, metric), methods=(floor_note,) if floor_note else (),
+                       method_notes=tuple(skipped_notes(run.manifest)))
+
+
+def report_of_run(run, metric: str = "als", cfg: MetricsConfig | None = None) -> str:
+    """The HTML report of a results folder at ``cfg`` (the run's own thresholds by default) without the app's
+    caches: what the Export page builds (tests and scripts use it)."""
+    from core.reports.html import build_report
+    from core.scoring.bootstrap import bootstrap_intervals
+    from core.scoring.metrics import scored_traces
+    from core.scoring.propensity import run_pm
+    from core.scoring.registry import compute_metrics
+    from core.scoring.summary import stored_intervals, stored_metrics, stored_pm
+
+    cfg = run.manifest.metrics if cfg is None else cfg
+    settings = list(run.settings())
+    floors = floor_settings(run.manifest, settings)
+    parts = {s: run.by_setting(s) for s in settings}
+    values = {s: stored_metrics(run, s, cfg) or compute_metrics(parts[s][1], cfg, parts[s][0], setting=s)
+              for s in settings}
+    intervals = {s: stored_intervals(run, s, cfg, HEADLINE) or bootstrap_intervals(parts[s][1], cfg, parts[s][0],
+                                                                                   metrics=HEADLINE) for s in settings}
+    natural = [s for s in settings if s not in floors and s != CAPABILITY]
+    pm = {}
+    for m in HEADLINE:
+        stored = stored_pm(run, cfg, m)
+        pm[m] = {s: r for s, r in stored.items() if s in natural} if stored is not None else {
+            s: row[m] for s, row in run_pm({s: parts[s][1] for s in settings}, cfg, (m,), values_by_setting=values,
+                                           settings=natural).items() if m in row}
+    label = run_label_of(run.manifest)
+    figs = figures(label, values, intervals, pm[metric], metric, floors)
+    tuned = cfg != run.manifest.metrics
+    return build_report(report_input(run, run.path, values, intervals, pm, metric, cfg, tuned, figs,
+                                     traces=scored_traces(run.traces, cfg)))

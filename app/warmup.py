@@ -41,7 +41,7 @@ def import_app() -> list[str]:
 
 
 def warm_results(path: str) -> str | None:
-    """Load ``path`` into :func:`app.cached.load_run` and re-score its traces as the pages do; returns its run id."""
+    """Load ``path`` into :func:`app.cached.load_run` and score its traces as the pages do; returns its run id."""
     from app import cached
 
     if not path or not Path(path).is_dir():
@@ -49,7 +49,7 @@ def warm_results(path: str) -> str | None:
     ident = cached.run_id(path)
     run = cached.load_run(path, ident)
     cfg = run.manifest.metrics
-    cached.rescored_traces(ident, cfg, run)
+    cached.kept_traces(ident, cfg, run)  # and the rescored traces it is drawn from
     for setting in run.settings():
         cached.setting_metrics(ident, setting, cfg, run)
     cached.example_rows(ident, run)

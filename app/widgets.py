@@ -23,6 +23,7 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
+from core.scoring import registry
 
 BOOTSTRAP_CHOICES = (200, 1000, 10_000)
 
@@ -56,17 +57,31 @@ def results_picker() -> str:
 def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> MetricsConfig:
     """Scoring thresholds that need no re-tracing: R_N span threshold, nv threshold, loop filter."""
     top = max(200, max_span + 1)
-    n = st.slider("Span threshold N of R_N (tokens)", 1, top, min(base.span_threshold, top), key=f"{key}_span_n",
-                  help="R_N: share of completions with a final verbatim span of at least N tokens.")
-    nv = st.slider("nv_recall threshold", 0.0, 1.0, float(base.nv_threshold), 0.01, key=f"{key}_nv",
-                   help="Completions whose best retrieved document has nv_recall above this.")
-    loops = st.checkbox("Exclude degenerate repetition loops", base.exclude_degenerate, key=f"{key}_loops")
+    n = st.slider("Span threshold N of R_N (tokens)", 1, top, min(base.span_threshold, top),
+                  key=state.threshold_key("span_n", key),
+                  help=registry.help("r_n") + ".")
+    nv = st.slider("nv_recall threshold", 0.0, 1.0, float(base.nv_threshold), 0.01, key=state.threshold_key("nv", key),
+                   help=registry.help("gen_nv_above") + ".")
+    loops = st.checkbox("Exclude degenerate repetition loops", base.exclude_degenerate,
+                        key=state.threshold_key("loops", key))
     zlib = st.slider("Loop filter: zlib ratio below", 0.01, 0.5, float(base.loop_zlib_ratio), 0.01,
-                     key=f"{key}_zlib", disabled=not loops)
+                     key=state.threshold_key("zlib", key), disabled=not loops)
     boot = st.select_slider("Bootstrap resamples", BOOTSTRAP_CHOICES, value=min(
-        BOOTSTRAP_CHOICES, key=lambda b: abs(b - base.bootstrap_samples)), key=f"{key}_boot")
+        BOOTSTRAP_CHOICES, key=lambda b: abs(b - base.bootstrap_samples)), key=state.threshold_key("boot", key))
     return replace(base, span_threshold=int(n), nv_threshold=float(nv), exclude_degenerate=loops,
                    loop_zlib_ratio=float(zlib), bootstrap_samples=int(boot))
+
+
+def metrics_widget_values(base: MetricsConfig, max_span: int, key: str = "thr") -> dict:
+    """The values :func:`metrics_controls` and :func:`nv_blocks_controls` show for ``base`` (by widget key):
+    what "Reset to the run's values" puts back into the sliders."""
+    top = max(200, max_span + 1)
+    nv = base.nv_blocks
+    return {f"{key}_span_n": min(base.span_threshold, top), f"{key}_nv": float(base.nv_threshold),
+            f"{key}_loops": base.exclude_degenerate, f"{key}_zlib": float(base.loop_zlib_ratio),
+            f"{key}_boot": min(BOOTSTRAP_CHOICES, key=lambda b: abs(b - base.bootstrap_samples)),
+            f"{key}_l1": float(nv.l1.frac), f"{key}_gap1": float(nv.gap1.frac), f"{key}_l2": float(nv.l2.frac),
+            f"{key}_gap2": float(nv.gap2.frac)}
 
 
 def _adaptive(label: str, p: AdaptiveParam, key: str) -> AdaptiveParam:
@@ -79,11 +94,11 @@ def nv_blocks_controls(base: NVBlocksConfig, key: str = "thr") -> NVBlocksConfig
     """NV block thresholds (SPEC 5, MetricsConfig.nv_blocks): minimum matched words l1/l2 and merge gaps of both passes."""
     c1, c2 = st.columns(2)
     with c1:
-        l1 = _adaptive("l1 (min words, pass 1)", base.l1, f"{key}_l1")
-        gap1 = _adaptive("gap1 (max gap, pass 1)", base.gap1, f"{key}_gap1")
+        l1 = _adaptive("l1 (min words, pass 1)", base.l1, state.threshold_key("l1", key))
+        gap1 = _adaptive("gap1 (max gap, pass 1)", base.gap1, state.threshold_key("gap1", key))
     with c2:
-        l2 = _adaptive("l2 (min words, pass 2)", base.l2, f"{key}_l2")
-        gap2 = _adaptive("gap2 (max gap, pass 2)", base.gap2, f"{key}_gap2")
+        l2 = _adaptive("l2 (min words, pass 2)", base.l2, state.threshold_key("l2", key))
+        gap2 = _adaptive("gap2 (max gap, pass 2)", base.gap2, state.threshold_key("gap2", key))
     return replace(base, l1=l1, l2=l2, gap1=gap1, gap2=gap2)
 
 

@@ -9,6 +9,7 @@ corpora are shown, not obeyed. A closed output pipe (``report --json | head``) e
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -88,6 +89,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         raise PropMeError(f"--shard-tokens must be at least 1, got {args.shard_tokens}")
     if args.memory_mb is not None and args.memory_mb < 64:
         raise PropMeError(f"--memory-mb must be at least 64, got {args.memory_mb}")
+    if args.ray:  # before the corpus loads: without Ray installed, say at once how to get it
+        from core.cluster import require_ray
+
+        require_ray()
     if args.trust_remote_code:
         log.warning("--trust-remote-code is on: the tokenizer %s may run its own Python code on this machine",
                     args.tokenizer)
@@ -99,8 +104,12 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     cfg = CorpusConfig(path=args.corpus, format=args.format, text_field=args.text_field,
                        id_field=None if args.id_field == "" else args.id_field, sample_size=args.sample,
                        seed=args.seed, on_bad_rows=args.on_bad_rows)
+    from core.corpus.limits import InputLimits
+
+    limits = InputLimits.from_env(**{k: getattr(args, k) for k in ("max_unpacked_bytes", "max_line_bytes",
+                                                                   "max_doc_bytes", "max_csv_columns")})
     progress = TextProgress()
-    load = load_corpus(cfg, progress)
+    load = load_corpus(cfg, progress, limits)
     if load.problems or load.renamed:
         say(describe_load(load, args.out), file=sys.stderr)
     tok = load_tokenizer(args.tokenizer, trust_remote_code=args.trust_remote_code)
@@ -108,6 +117,20 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from core.index.holdout import HoldoutConfig
 
     holdout = HoldoutConfig(docs=max(0, args.holdout_docs), seed=args.holdout_seed)
+    if args.ray:
+        from core.cluster.build import build_sharded_on_ray
+
+        if args.holdout_docs:
+            log.info("--ray: no documents are held out (a sharded index has no chance floor of its own yet)")
+
+        index = build_sharded_on_ray(load.documents, tok, args.out, address=args.ray, shard_tokens=args.shard_tokens,
+                                     storage=args.ray_storage, progress=progress, load=load, open_index=False,
+                                     **memory)
+        info = json.loads(Path(index).read_text(encoding="utf-8"))
+        nodes = len(info["placement"]["nodes"])
+        say(f"index {args.out}: {info['num_docs']} documents, {info['num_tokens']} tokens in {len(info['shards'])} "
+            f"shards on {nodes} Ray node{'s' * (nodes != 1)} ({args.ray_storage} storage)")
+        return 0
     if args.sharded or args.shard_tokens:
         if args.holdout_docs:
             log.info("--sharded: no documents are held out (a sharded index has no chance floor of its own yet)")
@@ -118,7 +141,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         index = build_index(load.documents, tok, args.out, progress=progress, cpus=args.cpus, load=load,
                             holdout=holdout, **memory)
         held = index.manifest.get("holdout") or {}
-        layout = f", {held.get('docs', 0)} documents held out as the chance floor" if held else ""
+        layout = f", {held.get('docs', 0)} held out as the chance floor" if held else ""
     say(f"index {args.out}: {index.num_docs} documents, {index.num_tokens} tokens{layout}, "
         f"fingerprint {index.fingerprint[:16]}")
     return 0
@@ -267,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "every run on this index traces (experiment key [floor] holdout); 0: none (default: 20; not with "
                    "--sharded)")
     b.add_argument("--holdout-seed", type=int, default=42, help="seed of the held-out sample (default: 42)")
+    for flag, default, what in (("--max-unpacked-bytes", "1 GiB", "bytes read from a corpus file after unpacking"),
+                                ("--max-line-bytes", "16 MiB", "bytes of one JSONL line or CSV header"),
+                                ("--max-doc-bytes", "16 MiB", "UTF-8 bytes of one document"),
+                                ("--max-csv-columns", "10000", "columns of a CSV file")):
+        b.add_argument(flag, type=int, default=None, metavar="N", help=f"stop reading past this many {what} "
+                       f"(default {default}, or its PROPME_ environment variable; see core/corpus/limits.py)")
+    b.add_argument("--ray", default=None, metavar="ADDRESS", help="build the shards as Ray tasks (implies --sharded): "
+                   "'local' starts Ray on this machine (127.0.0.1), 'auto' joins this machine's cluster, or a cluster "
+                   "address; --memory-mb is then each shard task's budget (needs requirements-cluster.txt)")
+    b.add_argument("--ray-storage", default="shared", choices=["shared", "node-local"],
+                   help="with --ray: --out is on a filesystem every node sees (shared), or on each node's own disk")
     b.add_argument("--out", required=True, help="output index folder")
     b.set_defaults(func=cmd_index_build)
     v = isub.add_parser("verify", help="check every file of an index against its checksum (and its structure)",

@@ -73,15 +73,36 @@ def resolve(path: str | os.PathLike, *, what: str = "path") -> Path:
         raise ConfigError(f"{what} {text!r} cannot be resolved ({e}): check the path") from None
 
 
+def anchored(path: str | os.PathLike, root: Path | None) -> str | os.PathLike:
+    """``path`` read inside ``root`` when it is relative (no leading ``/`` or ``~``) and a root is set:
+    what a relative path typed into the app means on a server with a data root.
+
+    >>> anchored("escape/res", Path("/srv/data")).as_posix()
+    '/srv/data/escape/res'
+    """
+    if root is None or not isinstance(path, str | os.PathLike):
+        return path
+    text = os.fspath(path)
+    if isinstance(text, bytes) or not text.strip() or "\0" in text:
+        return path  # resolve() words the problem
+    text = text.strip()
+    if text.startswith("~") or Path(text).is_absolute():
+        return path
+    return Path(root) / text
+
+
 def confine(path: str | os.PathLike, root: Path | None, *, what: str = "path",
-            root_name: str = "the data root") -> Path:
+            root_name: str = "the data root", anchor: bool = False) -> Path:
     """``path`` resolved (see :func:`resolve`); :class:`OutsideRoot` when it lies outside ``root``.
 
-    ``root`` None confines nothing. The root itself counts as inside.
+    ``root`` None confines nothing. The root itself counts as inside. ``anchor``: a relative path is read
+    inside ``root`` (:func:`anchored`; the app's boxes), not against the working folder.
 
     >>> confine("/srv/data/run1", Path("/srv/data")).as_posix()
     '/srv/data/run1'
     """
+    if anchor:
+        path = anchored(path, root)
     resolved = resolve(path, what=what)
     if root is None:
         return resolved
@@ -91,6 +112,80 @@ def confine(path: str | os.PathLike, root: Path | None, *, what: str = "path",
         raise OutsideRoot(f"{what} {resolved} is outside {root_name} {real_root}{note}: choose a path inside it",
                           path=resolved, root=real_root)
     return resolved
+
+
+def app_folder(root: Path, *parts: str, what: str = "the app's folder") -> Path:
+    """``root/parts...``, a folder the app creates and writes inside the data root, created if missing.
+
+    Every component below ``root`` is checked as it is made: a symbolic link (``.propme-app`` linked
+    elsewhere, say) or a file is refused with :class:`OutsideRoot` naming it, so nothing the app writes
+    can land outside the root. The result is resolved and confined once more.
+    """
+    real_root = resolve(root, what="root")
+    try:
+        real_root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"the data root {real_root} cannot be created ({e.strerror or e})") from None
+    here = real_root
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\0" in part:
+            raise ConfigError(f"{what}: {part!r} is not a folder name")
+        here = here / part
+        try:
+            here.mkdir(mode=0o755)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise ConfigError(f"{what} {here} cannot be created ({e.strerror or e}); check the data root's "
+                              "permissions and free space") from None
+        if here.is_symlink() or not here.is_dir():
+            kind = "a symbolic link" if here.is_symlink() else "not a folder"
+            raise OutsideRoot(f"{what} {here} is {kind}: the app writes only into real folders inside the data root "
+                              f"{real_root}; remove it (the app makes the folder again)", path=here, root=real_root)
+    return confine(here, real_root, what=what)
+
+
+def no_link(path: Path, *, what: str = "folder") -> Path:
+    """``path`` when it is not a symbolic link; :class:`ConfigError` naming it otherwise (a folder the app is
+    about to write into must be the real one)."""
+    if path.is_symlink():
+        raise ConfigError(f"{what} {path} is a symbolic link: the app never writes through a link; remove it")
+    return path
+
+
+def missing_local_path(value: str, base: Path | None = None) -> Path | None:
+    """The local path ``value`` names when it looks like a path (see :func:`looks_like_local_path`, or ends
+    in ``.gguf``) and nothing exists there; None otherwise (it exists, or it is a hub id).
+    Relative paths are read against ``base`` (default: the working folder)."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or "\0" in text or not (looks_like_local_path(text) or text.lower().endswith(".gguf")):
+        return None
+    path = Path(text).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return None if os.path.lexists(path) else path
+
+
+def check_exists(value: str, *, what: str = "model", base: Path | None = None) -> None:
+    """ConfigError ``no such file or folder PATH`` when ``value`` looks like a local path that does not exist:
+    the check the CLI runs before anything loads and the Run form runs as the user types."""
+    missing = missing_local_path(value, base)
+    if missing is not None:
+        raise ConfigError(f"{what}: no such file or folder {missing}; fix the path"
+                          + (" (relative paths are read from the config file's folder)" if base else "")
+                          + " or give a hub id (org/name)")
+
+
+def check_corpus_path(value: str, root: Path | None = None) -> Path | None:
+    """The corpus file or folder the Run form names (confined to ``root``, relative paths read inside it),
+    or None for a hub dataset (``hf:NAME``); ConfigError ``no such file or folder PATH`` when it is not there."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.startswith("hf:"):
+        return None
+    path = confine(text, root, what="corpus file", anchor=True)
+    if not path.exists():
+        raise ConfigError(f"corpus: no such file or folder {path}; check the path")
+    return path
 
 
 def safe_name(name: object, *, what: str = "run name") -> str:
@@ -104,6 +199,9 @@ def safe_name(name: object, *, what: str = "run name") -> str:
     """
     if not isinstance(name, str):
         raise ConfigError(f"{what} must be a string, got {type(name).__name__}; {NAME_RULE}")
+    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8")) > MAX_NAME_BYTES:  # one short line
+        raise ConfigError(f"{what} is too long ({len(name)} characters, {len(name.encode('utf-8'))} bytes): at most "
+                          f"{MAX_NAME_CHARS} characters and {MAX_NAME_BYTES} bytes, as it names a folder")
     problem = _name_problem(name)
     if problem:
         raise ConfigError(f"{what} {name[:120]!a} is refused: {problem}; {NAME_RULE}")
@@ -166,8 +264,11 @@ def model_source(value: str, root: Path | None, *, what: str = "model") -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise ConfigError(f"no {what} given: type a folder or a hub id (org/name)")
-    if names_local_path(text):
-        return str(confine(text, root, what=what))
+    if names_local_path(text) or text.lower().endswith(".gguf"):
+        path = confine(text, root, what=what)
+        if not os.path.lexists(path):
+            raise ConfigError(f"{what}: no such file or folder {path}; fix the path or give a hub id (org/name)")
+        return str(path)
     if root is not None and (not HUB_ID.fullmatch(text) or ".." in text):
         raise ConfigError(f"{what} {text!a} is neither a folder inside the data root nor a hub id (org/name)")
     return text

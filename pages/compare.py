@@ -6,16 +6,22 @@ import streamlit as st
 
 from app import cached, charts, paths, render, state
 from app.views import manifest, reading, tables
+from core.runs.compare import difference_rows
+from core.scoring import registry
 
 st.title("Compare runs")
 with render.page_boundary():
     current = st.session_state.get(state.RUN_PATH, "")
     root = paths.data_root()
     st.session_state.setdefault("cmp_root", str(root) if root else str(Path(current).parent) if current else "results")
-    typed = st.text_input("Results root (every results folder under it is listed)", key="cmp_root")
-    catalog = cached.run_catalog(str(paths.confine(typed, root, what="results root")), str(root) if root else None)
+    typed = st.text_area("Results folders, one per line: a folder holding runs (every results folder under it is "
+                         "listed) or a results folder itself", key="cmp_root", height=100)
+    catalog = cached.run_catalog("\n".join(str(paths.confine(line, root, what="results folder"))
+                                           for line in typed.splitlines() if line.strip()),
+                                 str(root) if root else None)
     if catalog.problems:
-        with st.expander(render.md_literal(f"{len(catalog.problems)} folder(s) that look like a run but cannot be read")):
+        with st.expander(render.md_literal(f"{len(catalog.problems)} folder(s) that cannot be read, or look like a "
+                                           "run but are not one"), expanded=True):
             for p in catalog.problems:
                 st.caption(render.md_literal(p))
     if not catalog.runs:
@@ -34,11 +40,12 @@ with render.page_boundary():
     if len(chosen) < 2:
         st.info("Pick at least two runs to compare them.")
         st.stop()
-    runs = {}
+    runs, folder_of = {}, {}
     for folder in chosen:
         ident = cached.run_id(folder)
         run = cached.load_run(folder, ident)
-        runs[f"{manifest.run_label(run.manifest, folder)} ({folder})"] = (ident, run)
+        label = f"{manifest.run_label(run.manifest, folder)} ({folder})"
+        runs[label], folder_of[label] = (ident, run), folder
 
     ref_label = st.selectbox("Reference run (takes the prefix slot of model-vs-model PM)", list(runs), key="cmp_ref",
                              format_func=render.option)
@@ -46,28 +53,38 @@ with render.page_boundary():
     checks = {label: cached.run_comparability(ident, ref_ident, (label, ref_label), run, ref)
               for label, (ident, run) in runs.items() if label != ref_label}
     st.subheader("Can these runs be compared?")
+    names = {label: f"run {chr(65 + i)}" if i < 26 else f"run {i + 1}" for i, label in enumerate(runs)}
+    st.dataframe(tables.rows_frame([{"run": names[label], "name": manifest.run_label(run.manifest, ""),
+                                     "folder": folder_of[label]} for label, (_, run) in runs.items()]),
+                 hide_index=True, key="cmp_names")  # each folder named once; below, runs go by their letter
     for label, c in checks.items():
         same = " (the same model)" if c.same_model else ""
+        pair = f"{names[label]}{same} against the reference ({names[ref_label]})"
         if c.comparable:
-            st.success(render.md_literal(f"{label}{same}: comparable with the reference: same index, trace "
-                                         "parameters, prompts and decoding."))
+            st.success(render.md_literal(f"{pair}: comparable: same index, trace parameters, prompts and decoding."))
         else:
-            st.warning(render.md_literal(f"{label}{same}: NOT comparable with the reference: "
-                                         + "; ".join(d.text for d in c.blocking)))
-        for d in c.notes:
-            st.caption(render.md_literal(f"{label}: {d.text}"))
+            st.warning(render.md_literal(f"{pair}: NOT comparable: its charts below are marked."))
+        rows = difference_rows(c)
+        if rows:
+            frame = tables.rows_frame(rows).rename(columns={"a": names[label], "b": names[ref_label]})
+            st.dataframe(frame, hide_index=True, key=f"cmp_diff_{names[label].replace(' ', '_')}")
 
-    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=tables.metric_label, key="cmp_metric")
-    values = {label: {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
-                      for s in run.settings()} for label, (ident, run) in runs.items()}
-    st.plotly_chart(charts.compare_bars(values, tables.metric_label(metric)), key="cmp_bars")
+    metric = st.selectbox("Metric", tables.PRIMARY + ("r_n",), format_func=registry.label, key="cmp_metric")
+
+    def chart_name(label: str) -> str:  # a run not comparable with the reference is marked in every chart
+        ok = label == ref_label or checks[label].comparable
+        return f"{names[label]}{' (reference)' if label == ref_label else ''}" + ("" if ok else " (NOT comparable)")
+
+    values = {chart_name(label): {s: cached.setting_metrics(ident, s, run.manifest.metrics, run)[metric]
+                                  for s in run.settings()} for label, (ident, run) in runs.items()}
+    st.plotly_chart(charts.compare_bars(values, registry.label(metric)), key="cmp_bars")
     st.dataframe(tables.compare_frame(values), hide_index=True, key="cmp_table")
     points = []
     for label, (ident, run) in runs.items():
         ivs = {s: cached.setting_intervals(ident, s, run.manifest.metrics, (metric,), run) for s in run.settings()}
-        points += reading.plane_points(label, ivs, metric)
+        points += reading.plane_points(chart_name(label), ivs, metric)
     if points:
-        st.plotly_chart(charts.capability_propensity(points, tables.metric_label(metric)), key="cmp_plane")
+        st.plotly_chart(charts.capability_propensity(points, registry.label(metric)), key="cmp_plane")
 
     st.subheader("Model-vs-model PM")
     st.caption("PM = f(run) / (f(run) + f(reference)); 0.5: the run leaks as much as the reference. Only runs that "
@@ -81,7 +98,7 @@ with render.page_boundary():
         for s in run.settings():
             if s in ref.settings():
                 iv = cached.cross_pm(ident, ref_ident, s, metric, cfg, run, ref)
-                rows.append({"run": label, "setting": s, "PM": iv.value, "lo": iv.lo, "hi": iv.hi,
+                rows.append({"run": names[label], "setting": s, "PM": iv.value, "lo": iv.lo, "hi": iv.hi,
                              "comparable": "yes" if checks[label].comparable else checks[label].summary()})
     if rows:
         st.dataframe(tables.rows_frame(rows), hide_index=True, key="cmp_pm")

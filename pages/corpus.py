@@ -16,16 +16,9 @@ def _browse_row(doc_ixs: list[int]) -> None:
         st.session_state[DOC] = int(doc_ixs[rows[0]])
 
 
-st.title("Corpus")
-with render.page_boundary():
-    ident, run = state.current_run()
-    try:
-        index, tok = retrace.run_index(run)
-    except IndexNotBuilt as e:  # nothing here works without the index
-        st.info(render.md_literal(e))
-        st.stop()
+def _tables(run, index, tok, leaks) -> None:
+    """The documents behind the spans, the index's size and the phrase search."""
     st.subheader("Training documents behind the verbatim spans")
-    leaks = tables.leaks_by_doc(run.traces)
     st.caption(render.md_literal(f"{len(leaks)} distinct training documents were retrieved for verbatim spans; most reproduced "
                "first (max nv_recall: how much of the document window a completion recalls near-verbatim). "
                "Click a row to browse the document below."))
@@ -53,16 +46,15 @@ with render.page_boundary():
             text, start, end = explore.decoded_window(tok, ids, off, n_ids)
             render.window(explore.window_match(occ, text, start, end))
 
+
+
+def _browse(ident, run, index, tok, top: int) -> None:
+    """The document in view (``DOC``): its text with every traced span found in it highlighted, and the completions
+    that reproduced it."""
     st.subheader("Browse a document")
-    top = index.num_docs - 1
-    linked = leak_views.int_param(st.query_params.to_dict(), "doc")
-    if linked is not None and linked != st.session_state.get(DOC_LINKED) and linked <= top:
-        st.session_state[DOC] = linked  # a link from another page names this document
-    elif DOC not in st.session_state:
-        st.session_state[DOC] = min(int(leaks["doc_ix"].iloc[0]) if len(leaks) else 0, max(0, top))
     doc_ix = int(st.number_input("Document index", 0, max(0, top), key=DOC))
     st.query_params["doc"] = str(doc_ix)
-    st.session_state[DOC_LINKED] = doc_ix
+    st.session_state[DOC_LINKED] = str(doc_ix)  # the link this page wrote (a fresh one differs)
     meta = index.doc_metadata(doc_ix)
     doc_id = index.doc_id(doc_ix)
     render.caption(f"document id: {doc_id}; {leak_views.metadata_text(meta)}")
@@ -96,3 +88,32 @@ with render.page_boundary():
                      query_params={"view": "document", "doc": str(doc_ix)})
     with st.expander("Metadata"):
         st.json(meta)
+
+
+st.title("Corpus")
+with render.page_boundary():
+    ident, run = state.current_run()
+    try:
+        index, tok = retrace.run_index(run)
+    except IndexNotBuilt as e:  # nothing here works without the index
+        st.info(render.md_literal(e))
+        st.stop()
+    leaks = tables.leaks_by_doc(run.traces)
+    top = index.num_docs - 1
+    raw = st.query_params.get("doc")
+    linked = leak_views.int_param(st.query_params.to_dict(), "doc")
+    fresh = raw is not None and raw != st.session_state.get(DOC_LINKED)
+    if fresh and (linked is None or linked > top):  # a deep link that names no document of this index
+        st.warning(render.md_literal(f"document {raw!r} not found (the index has documents 0 to {top}): "
+                                     "showing the first"))
+        st.session_state[DOC] = min(int(leaks["doc_ix"].iloc[0]) if len(leaks) else 0, max(0, top))
+    elif fresh:
+        st.session_state[DOC] = linked  # a link from another page names this document
+    elif DOC not in st.session_state:
+        st.session_state[DOC] = min(int(leaks["doc_ix"].iloc[0]) if len(leaks) else 0, max(0, top))
+    if fresh:  # a link lands on its document: first on the page, the tables after it
+        _browse(ident, run, index, tok, top)
+        _tables(run, index, tok, leaks)
+    else:
+        _tables(run, index, tok, leaks)
+        _browse(ident, run, index, tok, top)

@@ -1,10 +1,10 @@
 """Explore: completions with their verbatim spans highlighted; click a span to see the training documents it came from."""
 import streamlit as st
 
-from app import cached, leak_render, leak_views, render, retrace, span_view, state, widgets
+from app import cached, leak_render, leak_views, render, retrace, session, span_view, state, widgets
 from app.views import explore
 from core.errors import PropMeError
-from core.scoring.metrics import scored_traces
+from core.scoring import registry
 
 PICK, SPAN, SPAN_FOR, VIEW, LINKED = "ex_pick", "ex_span", "ex_span_for", "ex_completion_view", "ex_linked"
 
@@ -29,10 +29,9 @@ def _explore(ident: str, run) -> None:
         filt = widgets.explore_filters(run.settings(), domains, max(r.longest_span for r in rows),
                                        initial_setting=linked.setting if linked else None)
         shown = explore.filter_examples(rows, filt)
-        cfg = state.metrics_config(ident, run)  # this session's thresholds (tuned on the Thresholds page)
-        keys = {r.key for r in shown}
-        reach = sum(t.longest_span >= cfg.span_threshold
-                    for t in scored_traces(cached.rescored_traces(ident, cfg, run), cfg) if t.key in keys)
+        view = session.of(ident, run)  # the run under this session's thresholds (tuned on the Thresholds page)
+        cfg, keys = view.cfg, {r.key for r in shown}
+        reach = sum(registry.holds("r_n", t, cfg) for t in view.scored if t.key in keys)
         st.caption(render.md_literal(f"{len(shown)} of {len(rows)} completions match the filters, longest verbatim "
                                      f"span first; {reach} of them hold a verbatim span of at least N = {cfg.span_threshold} tokens "
                                      "(R_N's threshold, set on the Thresholds page)."))
@@ -44,6 +43,11 @@ def _explore(ident: str, run) -> None:
         labels = {explore.example_label(r): r.key for r in shown}
         by_key = {k: lb for lb, k in labels.items()}
         fresh_link = linked is not None and linked != st.session_state.get(LINKED)  # not the one this page wrote
+        if fresh_link and linked not in by_key:  # say so, never show a default silently
+            missing = ("not found in this run" if linked not in {r.key for r in rows}
+                       else "hidden by the filters")
+            st.warning(render.md_literal(f"completion {linked.setting} / {linked.prompt_id} / sample "
+                                         f"{linked.sample_index} {missing}: showing the first"))
         if fresh_link and linked in by_key:
             st.session_state[PICK] = by_key[linked]
         elif st.session_state.get(PICK) not in labels:
@@ -52,8 +56,7 @@ def _explore(ident: str, run) -> None:
         gen, trace = run.lookup(labels[choice])
         st.query_params.from_dict(explore.params_for(gen.key))
         st.session_state[LINKED] = gen.key
-        color_by = widgets.color_by_picker()
-        render.legend(color_by)
+        color_by = "count" if st.session_state.get("ex_color_by") == "corpus count" else "length"  # drawn below
 
         left, right = st.columns([3, 2], gap="medium")
         if trace.spans and (st.session_state.get(SPAN_FOR) != gen.key
@@ -79,22 +82,27 @@ def _explore(ident: str, run) -> None:
                 ix = -1
                 st.caption("This completion holds no verbatim span.")
         with left:
-            if gen.prompt.true_continuation is not None:
-                c1, c2 = st.columns(2)
-                with c1:
-                    st.markdown("**Prefix (prompt)**")
-                    render.plain(gen.prompt.text, "prefix (prompt)")
-                with c2:
-                    st.markdown("**The document's true continuation**")
-                    render.plain(gen.prompt.true_continuation, "the document's true continuation")
-                    if gen.prompt.source_doc_id is not None:
-                        render.caption(f"source document: {gen.prompt.source_doc_id}")
-            else:
-                st.markdown("**Prompt**")
-                render.plain(gen.prompt.text, "prompt")
+            # the completion first (its spans on the first screen); the prompt folds above it
+            prefix = gen.prompt.true_continuation is not None
+            with st.expander("Prefix (prompt) and the document's true continuation" if prefix else "Prompt",
+                             key="ex_prompt_box"):
+                if prefix:
+                    c1, c2 = st.columns(2)
+                    with c1:
+                        st.markdown("**Prefix (prompt)**")
+                        render.plain(gen.prompt.text, "prefix (prompt)")
+                    with c2:
+                        st.markdown("**The document's true continuation**")
+                        render.plain(gen.prompt.true_continuation, "the document's true continuation")
+                        if gen.prompt.source_doc_id is not None:
+                            render.caption(f"source document: {gen.prompt.source_doc_id}")
+                else:
+                    render.plain(gen.prompt.text, "prompt")
             st.markdown("**The model's completion**: click a highlighted span (or Tab to it and press Enter) "
                         "to see its documents")
             span_view.completion(gen.completion, trace.spans, ix, VIEW, color_by, on_select=_on_span_click)
+            widgets.color_by_picker()
+            render.legend(color_by)
 
         table = widgets.lazy_expander("All matching completions", "ex_open_table")  # a table only when opened
         if table.open:

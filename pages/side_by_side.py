@@ -2,7 +2,8 @@
 import streamlit as st
 
 from app import cached, leak_render, leak_views, render, retrace, state, widgets
-from core.reports.leaks import CAPABILITY, best_completion, pair_by_document
+from core.config import CAPABILITY
+from core.reports.leaks import best_completion, pair_by_document
 
 VIEWS = {"document": "By leaked document", "pair": "Free pairing"}
 VIEW, DOC, WRITTEN = "sbs_view", "sbs_doc", "sbs_written"
@@ -52,30 +53,45 @@ with render.page_boundary():
             st.page_link(leak_render.CORPUS_PAGE, label="Open the whole document on the Corpus page",
                          query_params={"doc": str(doc.doc_ix)})
         same = (lambda ix: keys.get(ix) is not None and keys.get(ix) == keys.get(doc.doc_ix)) if keys else None
+
+        def of_doc(ix: int) -> bool:  # this document or an identical copy: what the Leaked documents table counts
+            return ix in doc.doc_ixs or (same is not None and same(ix))
+
         pairing = pair_by_document(doc, run.generations, run.traces, same)
+        render.caption("Spans that trace to this document are highlighted; spans that trace only to other documents "
+                       "are outlined (dashed).")
         left, right = st.columns(2, gap="medium")
         with left:
             st.subheader("Prefix attack (capability)")
+            leak = doc.leak(CAPABILITY)  # the Leaked documents table's numbers for this document
+            render.caption(f"Leaked documents table: {leak.completions} completion(s), longest span {leak.longest_span} "
+                           f"tokens, nv_recall {leak.max_nv_recall:.2f}" if leak else
+                           "The Leaked documents table counts no prefix completion for this document.")
             if not pairing.attacks:
                 st.caption("No prefix prompt of this run was cut from this document or reproduced it.")
             for i, k in enumerate(pairing.attacks[:3]):
                 gen, trace = run.lookup(k)
                 src = gen.prompt.source_doc_ix
                 with st.container(border=True, key=f"sbs_attack_{i}"):
-                    if src is not None and (src in doc.doc_ixs or (same is not None and same(src))):
+                    if src is not None and of_doc(src):
                         st.caption("The prefix was cut from this document (or an identical copy).")
                     else:
                         render.caption(f"The prefix was cut from another document ({gen.prompt.source_doc_id}); "
                                        "its completion reproduced text from this one.")
-                    leak_render.completion_pane(gen, trace, color_by)
+                    leak_render.completion_pane(gen, trace, color_by, of_doc=of_doc, fold_prompt=True)
         with right:
             st.subheader("Natural use (propensity)")
-            st.caption(render.md_literal(f"{len(pairing.natural)} natural completion{'s' if len(pairing.natural) != 1 else ''} "
-                       "reproduced text from this document, longest span first"
-                       + (f" (the first {MAX_NATURAL} shown)" if len(pairing.natural) > MAX_NATURAL else "") + "."))
+            natural = [(s, lk) for s, lk in doc.per_setting if s != CAPABILITY]
+            render.caption("Leaked documents table: " + ("; ".join(
+                f"{s}: {lk.completions} completion(s), longest span {lk.longest_span} tokens" for s, lk in natural)
+                or "no natural completion"))
             for i, h in enumerate(pairing.natural[:MAX_NATURAL]):
                 with st.container(border=True, key=f"sbs_natural_{i}"):
-                    leak_render.completion_pane(*run.lookup(h.key), color_by)
+                    render.caption(f"{h.key.setting}: a natural prompt reproduced text from this document")
+                    leak_render.completion_pane(*run.lookup(h.key), color_by, of_doc=of_doc, fold_prompt=True)
+            if len(pairing.natural) > MAX_NATURAL:
+                st.caption(render.md_literal(f"The first {MAX_NATURAL} of {len(pairing.natural)} natural completions "
+                                             "are shown, longest span first."))
     else:
         by_setting = {s: sorted(run.by_setting(s)[1], key=lambda t: (-t.longest_span, -t.max_nv_recall, t.key))
                       for s in run.settings()}

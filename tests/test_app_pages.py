@@ -15,6 +15,7 @@ from app.views import manifest, planted_records, tables
 from core.config import AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.errors import ConfigError
 from core.records import GenKey
+from core.reports import na
 from core.runs.results import load_results
 from core.scoring.propensity import pm
 from core.scoring.registry import compute_metrics
@@ -97,7 +98,7 @@ def test_span_threshold_slider_drives_r_n(monkeypatch, results):
         assert not at.exception
         r = {s: compute_metrics(run.by_setting(s)[1], MetricsConfig(span_threshold=n))["r_n"] for s in run.settings()}
         for s in run.settings():
-            assert metric_value(at, f"R_{n} ({s})") == tables.fmt(r[s])
+            assert metric_value(at, f"R_{n} ({s})") == na.fmt(r[s])
         assert metric_value(at, f"PM of R_{n} (generic)") == f"{pm(r['generic'], r['prefix']):.3f}"
         shown[n] = r
     assert shown[10] != shown[40]  # the fixture's spans make the two thresholds differ
@@ -171,8 +172,8 @@ def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_
     other_model = save_results(dataclasses.replace(base, manifest=dataclasses.replace(
         base.manifest, run_name="other-model", model=ModelInfo("another-model"))), tmp_path / "runs" / "other-model")
     at = app(monkeypatch, results, "compare")
-    assert at.text_input(key="cmp_root").value == str(results.parent)  # the folder holding the run in view
-    at.text_input(key="cmp_root").input(str(results.parent.parent)).run()  # holds run-a's and run-b's parents
+    assert at.text_area(key="cmp_root").value == str(results.parent)  # the folder holding the run in view
+    at.text_area(key="cmp_root").input(str(results.parent.parent)).run()  # holds run-a's and run-b's parents
     listed = at.multiselect(key="cmp_runs").options
     assert {str(results), str(results_b)} <= {o.rsplit(" | ", 1)[1] for o in listed}
     at.multiselect(key="cmp_runs").set_value([str(results), str(results_b)]).run()
@@ -189,7 +190,7 @@ def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_
     # a comparable pair (same prompts, index, trace, decoding; another model): PM shown at once, marked comparable
     same = save_results(base, tmp_path / "runs" / "a")
     at.checkbox(key="cmp_show_all").uncheck().run()
-    at.text_input(key="cmp_root").input(str(tmp_path / "runs")).run()
+    at.text_area(key="cmp_root").input(str(tmp_path / "runs")).run()
     at.multiselect(key="cmp_runs").set_value([str(same), str(other_model)]).run()
     assert not at.exception, at.exception
     assert any("comparable with the reference: same index" in render.shown(s.value) for s in at.success)
@@ -340,7 +341,7 @@ def test_retrace_button_traces_again_with_the_new_parameters(monkeypatch, tmp_pa
                         tcfg)
     for s in run.settings():
         mine = [t for t in traces if t.key.setting == s]
-        assert metric_value(at, f"R_3 ({s})") == tables.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
+        assert metric_value(at, f"R_3 ({s})") == na.fmt(compute_metrics(mine, MetricsConfig(span_threshold=3))["r_n"])
 
 
 def test_uploads_are_stored_by_content(tmp_path):

@@ -17,7 +17,7 @@ from core.config import DecodingConfig, ModelConfig
 from core.errors import BackendError
 from core.generation.generate import generate
 from core.generation.openai_backend import OpenAIBackend
-from core.generation.sampling import row_seed
+from core.generation.seeds import row_seed
 from core.generation.server import make_server
 from core.records import GenKey, Prompt
 from tests import fixtures_model

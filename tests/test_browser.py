@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,11 @@ from playwright.sync_api import expect
 from app.views import explore
 from core.records import GenKey
 from core.runs.results import load_results
-from tests import launch
 from tests.fixtures_app import HOSTILE_SPAN_TEXT, write_run
-from tests.fixtures_browser import ARTIFACTS, CHROMIUM
-from tests.launch import ENTRY
+from tests.fixtures_browser import ARTIFACTS, CHROMIUM, idle, serve_app, settle
 from tests.test_render import expected_marks, visible
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[1]
 MARKS_JS = "() => Array.from(document.querySelectorAll('mark.propme-span')).map(m => m.textContent)"
 INDEXED_MARKS_JS = ("() => Array.from(document.querySelectorAll('mark.propme-span'))"
@@ -39,35 +36,15 @@ if not Path(CHROMIUM).exists():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = write_run(tmp_path_factory.mktemp("browser") / "run")
-    with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
+    with serve_app(folder, tmp_path_factory.mktemp("log") / "streamlit.log") as url:
         yield url, folder
-
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    from core.runs.demo import demo_results_dir
-
-    folder = demo_results_dir()
-    assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
-    with _serve(None, tmp_path_factory.mktemp("log") / "streamlit-demo.log") as url:
-        yield url, folder
-
-
-@contextmanager
-def _serve(folder: Path | None, log_path: Path, entry: str = ENTRY):
-    """``tests.launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
-    try:
-        with launch.serve(folder, log_path, entry) as (url, _):
-            yield url
-    except RuntimeError as e:
-        pytest.fail(str(e))
 
 
 def _open(browser, url: str):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.goto(url)
     page.wait_for_selector("mark.propme-span", timeout=60_000)
-    page.wait_for_timeout(500)  # let the rest of the page settle before reading it
+    settle(page)  # the run that drew the spans is over: the rest of the page is drawn too
     return page
 
 
@@ -97,8 +74,7 @@ def test_demo_results_open_in_explore_with_core_spans(demo_server, browser):
     page.locator('[data-testid="stSidebarNav"] a', has_text="Explore").click()  # the page list, not a story link
     page.wait_for_selector("mark.propme-span", timeout=60_000)
     page.wait_for_function("() => location.search.includes('setting=')", timeout=60_000)  # Explore named it
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)  # rerun done
-    page.wait_for_timeout(500)
+    idle(page)  # the rerun that named it is over
     query = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)  # Explore names the example it shows
     assert urllib.parse.urlparse(page.url).path.rstrip("/").endswith("explore")
     gen, trace = run.lookup(GenKey(query["setting"][0], query["prompt"][0], int(query["sample"][0])))

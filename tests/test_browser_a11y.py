@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import launch
 from tests.fixtures_browser import ARTIFACTS, CHROMIUM, IDLE, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -28,16 +27,9 @@ if not AXE.is_file():
 
 
 @pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    from core.runs.demo import demo_results_dir
-
-    if not (demo_results_dir() / "manifest.json").is_file():
-        pytest.skip("the shipped demo results are not in this checkout")
-    try:
-        with launch.serve(None, tmp_path_factory.mktemp("log") / "streamlit-a11y.log") as (url, _):
-            yield url
-    except RuntimeError as e:
-        pytest.fail(str(e))
+def demo_url(demo_server):
+    """The session's demo app server (tests/conftest.py)."""
+    return demo_server[0]
 
 
 def axe_violations(page) -> list[dict]:
@@ -58,9 +50,9 @@ def _settled(page) -> None:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_no_serious_axe_violations_on_page(demo_server, browser, path):
+def test_no_serious_axe_violations_on_page(demo_url, browser, path):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{demo_server}/{path}")
+    page.goto(f"{demo_url}/{path}")
     _settled(page)
     bad = axe_violations(page)
     shot(page, f"a11y-{path or 'overview'}.png")
@@ -68,9 +60,9 @@ def test_no_serious_axe_violations_on_page(demo_server, browser, path):
     assert not bad, json.dumps(bad, indent=1)
 
 
-def test_no_serious_axe_violations_in_the_exported_report(demo_server, browser, tmp_path):
+def test_no_serious_axe_violations_in_the_exported_report(demo_url, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    page.goto(f"{demo_server}/export")
+    page.goto(f"{demo_url}/export")
     _settled(page)
     page.get_by_role("button", name="Build the summary and the HTML report").click()
     button = page.get_by_role("button", name="Download the HTML report")
@@ -103,9 +95,9 @@ def _tab_to(page, test_js: str, limit: int = 150) -> dict:
     raise AssertionError(f"{limit} Tabs never reached {test_js}; focus on {page.evaluate(ACTIVE_JS)}")
 
 
-def test_keyboard_alone_selects_a_span_keeps_focus_and_follows_a_document_link(demo_server, browser):
+def test_keyboard_alone_selects_a_span_keeps_focus_and_follows_a_document_link(demo_url, browser):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(f"{demo_server}/explore")
+    page.goto(f"{demo_url}/explore")
     page.wait_for_selector("mark.propme-span[role=button]", timeout=60_000)
     _settled(page)
     n_marks = page.locator("mark.propme-span[role=button]").count()

@@ -23,10 +23,9 @@ from core.records import GenKey
 from core.reports.highlight import visible_controls
 from core.runs.results import RunResults, save_results
 from tests.fixtures_app import THRESHOLD_TABS, make_run
-from tests.fixtures_browser import ARTIFACTS
-from tests.test_browser import _serve
+from tests.fixtures_browser import ARTIFACTS, serve_app, settle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PAGES = ["", "explore", "thresholds", "compare", "corpus", "export", "run"]
 
 
@@ -87,15 +86,14 @@ def hostile_run(port: int) -> RunResults:
 def hostile_server(tmp_path_factory, logger):
     port, _ = logger
     folder = save_results(hostile_run(port), tmp_path_factory.mktemp("inject") / "run")
-    with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit-inject.log") as url:
+    with serve_app(folder, tmp_path_factory.mktemp("log") / "streamlit-inject.log") as url:
         yield url, folder
 
 
 def _settle(page) -> None:
+    """The rerun that the last action (or ``goto``) started is over, and the page has its title."""
+    settle(page)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)  # every page has a title
-    page.wait_for_timeout(1500)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
-    page.wait_for_timeout(1000)
 
 
 def _no_rendered_payload(page, port: int) -> None:
@@ -135,7 +133,7 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
 
     expected = {  # page -> texts it must show literally (each waited for, then asserted)
         "": [f"· run {shown('run')}",  # the model badge (st.markdown)
-             f"ALS ({shown('setgen')})", f"PM ALS ({shown('setspec')})",  # metric labels
+             f"ALS ({shown('setgen')})", f"PM of ALS ({shown('setspec')})",  # metric labels
              f"Ordinary prompts ({shown('setspec')}) leak"],  # st.info naming a setting (the PM sentence)
         "explore": [f"source document: {shown('doc')} doc-", f"document: {shown('doc')} doc-"],  # captions
         "thresholds": [f"R_50 ({shown('setgen')})", f"PM of R_50 ({shown('setspec')})"],

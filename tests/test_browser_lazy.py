@@ -15,10 +15,9 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.fixtures_app import write_run
-from tests.fixtures_browser import CHROMIUM, colours_by_setting, settle, shot
-from tests.test_browser import _serve
+from tests.fixtures_browser import CHROMIUM, colours_by_setting, serve_app, settle, shot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install -y chromium`", allow_module_level=True)
@@ -35,7 +34,7 @@ TABLES = '[data-testid="stDataFrame"], [data-testid="stTable"]'
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     folder = write_run(tmp_path_factory.mktemp("browser-lazy") / "run", hostile=False)
-    with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit-lazy.log") as url:
+    with serve_app(folder, tmp_path_factory.mktemp("log") / "streamlit-lazy.log") as url:
         yield url
 
 
@@ -56,7 +55,7 @@ def test_overview_opens_on_the_story_and_draws_the_charts_in_one_click(served, b
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(served)
     page.get_by_text("Can it leak?").wait_for(timeout=90_000)
-    settle(page, 1500)
+    settle(page)
     assert page.locator(".js-plotly-plot").count() == 0 and page.locator(TABLES).count() == 0
     assert page.locator('[data-testid="stMain"] [data-testid="stExpander"]').count() == 4  # glossary + 3 closed
     shot(page, "lazy-overview-first.png")
@@ -106,7 +105,7 @@ def test_thresholds_tab_stays_open_when_the_slider_moves_and_reruns_only_the_fra
     page.goto(f"{served}/thresholds")
     page.get_by_role("tab", name="Numbers").wait_for(timeout=90_000)
     page.locator(TABLES).first.wait_for(timeout=90_000)
-    settle(page, 1500)
+    settle(page)
     assert page.locator(".js-plotly-plot").count() == 0 and page.locator(TABLES).count() == 1
     assert [t.inner_text().strip() for t in page.get_by_role("tab").all()] == [
         "Numbers", "Span-share curves", "PM vs N", "Distributions", "Plane"]
@@ -126,7 +125,7 @@ def test_thresholds_tab_stays_open_when_the_slider_moves_and_reruns_only_the_fra
     thumb.focus()
     for _ in range(5):
         thumb.press("ArrowLeft")
-    settle(page, 1500)
+    settle(page)
     page.wait_for_function("() => { const d = document.querySelector('.js-plotly-plot');"
                            " return d && d.layout.annotations[0].text === 'N = 45'; }", timeout=60_000)
     (chart,) = _charts(page, 1)

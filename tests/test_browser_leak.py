@@ -6,6 +6,7 @@ Screenshots of every view land in test-artifacts/.
 """
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import pytest
@@ -16,12 +17,12 @@ from app.views import explore, tables
 from core.records import GenKey
 from core.reports import leaks
 from core.runs.results import load_results
+from tests.fixtures_browser import grid_ready, idle
 from tests.fixtures_browser import settle as _settle
 from tests.fixtures_browser import shot as _shot
-from tests.test_browser import demo_server  # noqa: F401 - fixtures
 from tests.test_render import expected_marks, visible
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 MARKS_IN = "(root) => Array.from(document.querySelectorAll(root + ' mark.propme-span'))" \
            ".map(m => [Number(m.dataset.spanIx), m.textContent])"
 
@@ -37,15 +38,15 @@ def _wait_selected(page, ix: int) -> None:
     _settle(page)
 
 
-def _eventually(read, want, page, seconds: float = 20.0):
-    """``read()`` once it equals ``want``, or its last value after ``seconds`` (a slow machine's rerun)."""
-    got = read()
-    for _ in range(int(seconds * 4)):
-        if got == want:
-            break
-        page.wait_for_timeout(250)
-        got = read()
-    return got
+def _marks_once(page, want, timeout: int = 20_000):
+    """The page's marks once they equal ``want``, or as they are after ``timeout`` ms (the assert says what
+    differs)."""
+    try:
+        page.wait_for_function(f"want => JSON.stringify(({MARKS_IN})('')) === JSON.stringify(want)", arg=want,
+                               timeout=timeout)
+    except PlaywrightTimeout:
+        pass
+    return page.evaluate(MARKS_IN, "")
 
 
 def _combo(page, key: str) -> str:
@@ -59,7 +60,7 @@ def _selected(page) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def demo(demo_server):  # noqa: F811
+def demo(demo_server):
     url, folder = demo_server
     from core.index.tokenizer import load_tokenizer
     from core.runs.demo import demo_model_dir, ensure_demo_index
@@ -119,7 +120,7 @@ def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo,
     assert page.get_by_text(f"source: {meta['source']}").count() >= 1 and f"licence: {meta['licence']}" in \
         page.inner_text("body")
     # the link under the first window opens that document on the Corpus page, in the same session
-    page.get_by_text("Open the whole document on the Corpus page").first.click()
+    page.get_by_text(re.compile(r"Open the whole document \(.*\) on the Corpus page")).first.click()
     page.wait_for_url("**/corpus?**", timeout=60_000)
     page.wait_for_selector(".propme-span-view mark.propme-doc-match", timeout=60_000)
     _settle(page)
@@ -142,14 +143,15 @@ def test_a_leaked_document_opens_its_attack_beside_natural_use(demo, browser):
     page.goto(f"{url}/leaked")
     grid = page.locator('[data-testid="stDataFrame"]')
     grid.wait_for(timeout=60_000)
-    _settle(page, 1500)
+    _settle(page)
+    grid_ready(page, '[data-testid="stDataFrame"]')
     _shot(page, "leak-leaked-documents.png")
     # click the first row's selection cell (the grid is a canvas: header row, then 35 px rows)
     b = grid.bounding_box()
     page.mouse.click(b["x"] + 16, b["y"] + 35 + 17)
     page.wait_for_url("**/side_by_side**", timeout=60_000)
     page.wait_for_selector("[class*='st-key-sbs_natural_0'] mark.propme-span", timeout=60_000)
-    _settle(page, 1500)
+    _settle(page)
     doc = docs[0]
     assert _query(page) == {"view": "document", "doc": str(doc.doc_ix)}
     same = lambda ix: keys.get(ix) == keys[doc.doc_ix]
@@ -223,7 +225,7 @@ def test_completion_label_matches_the_shown_completion_after_every_filter_change
                                    arg=setting, timeout=60_000)
         except PlaywrightTimeout:
             pass  # the assertions below say what differs
-        _settle(page)
+        idle(page)
         q = _query(page)
         key = GenKey(q["setting"], q["prompt"], int(q["sample"]))
         assert setting == "all" or key.setting == setting
@@ -231,7 +233,7 @@ def test_completion_label_matches_the_shown_completion_after_every_filter_change
         assert f"{key.setting} / {key.prompt_id} / sample {key.sample_index}:" in shown, (setting, shown, q)
         gen, trace = run.lookup(key)
         want = [[ix, visible(t)] for ix, t in expected_marks(gen.completion, trace.spans)]
-        assert _eventually(lambda: page.evaluate(MARKS_IN, ""), want, page) == want
+        assert _marks_once(page, want) == want
         if setting != "all":  # the top completion of the filtered list
             rows = explore.filter_examples(explore.example_rows(run.generations, run.traces),
                                          explore.ExploreFilter(setting=setting))
@@ -282,7 +284,6 @@ def test_corpus_document_shows_every_traced_span_and_the_completions(demo, brows
     assert shown == [visible(text[s:e]) for s, e in ranges] and shown
     assert f"Reproduced by {len(hits)} completions" in page.inner_text("body")
     page.locator(".propme-span-view").scroll_into_view_if_needed()
-    _settle(page, 300)
     _shot(page, "leak-corpus-document.png")
     page.close()
 
@@ -294,7 +295,8 @@ def test_corpus_tables_are_clickable(demo, browser):
     page.goto(f"{url}/corpus?doc=0")
     grid = page.locator(".st-key-corpus_leaks [data-testid=stDataFrame]")
     grid.wait_for(timeout=60_000)
-    _settle(page, 1500)
+    _settle(page)
+    grid_ready(page, ".st-key-corpus_leaks [data-testid=stDataFrame]")
     b = grid.bounding_box()
     page.mouse.click(b["x"] + 16, b["y"] + 35 + 35 + 17)  # the second row: browse that document below
     page.wait_for_function("v => document.querySelector('.st-key-corpus_doc_ix input')?.value === v",
@@ -302,7 +304,7 @@ def test_corpus_tables_are_clickable(demo, browser):
     _settle(page)
     hits = page.locator(".st-key-corpus_hits [data-testid=stDataFrame]")
     hits.scroll_into_view_if_needed()
-    _settle(page, 500)
+    grid_ready(page, ".st-key-corpus_hits [data-testid=stDataFrame]")
     b = hits.bounding_box()
     page.mouse.click(b["x"] + 16, b["y"] + 35 + 17)  # the first completion: open it in Explore
     page.wait_for_url("**/explore?**", timeout=60_000)

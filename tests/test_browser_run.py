@@ -18,11 +18,11 @@ from core.config.file import load_experiment
 from core.runs.cache import ResultCache
 from core.runs.demo import demo_experiment_path, demo_results_dir
 from core.runs.results import load_results, save_results
+from tests.fixtures_browser import idle, serve_app
 from tests.fixtures_browser import settle as _settle
 from tests.fixtures_browser import shot as _shot
-from tests.test_browser import _serve
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CLOCK_JS = """(watch) => {
   const c = window.__clock = {clicks: []};
   document.addEventListener('click', () => c.clicks.push(performance.now()), true);
@@ -38,7 +38,7 @@ def server(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("PROPME_CACHE_DIR", str(cache))  # read by the server when it starts; undone right after
-    cm = _serve(None, tmp_path_factory.mktemp("log") / "streamlit-run.log")
+    cm = serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-run.log")
     url = cm.__enter__()
     mp.undo()
     try:
@@ -49,9 +49,11 @@ def server(tmp_path_factory):
 
 def _type(page, key: str, value: str) -> None:
     box = page.locator(f".st-key-{key} input")
+    if box.input_value() == value:  # already so: Enter would start no rerun to wait for
+        return
     box.fill(value)
     box.press("Enter")
-    _settle(page, 300)
+    _settle(page)
 
 
 def _value(page, key: str) -> str:
@@ -80,9 +82,10 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.evaluate(CLOCK_JS, [["rerun", "Index folder"], ["toast", "Starting the run"], ["panel", "Running ..."]])
     page.get_by_text("existing index folder").click()
     page.locator(".st-key-run_index_path").wait_for(timeout=30_000)
+    _settle(page)
     page.get_by_text("demo corpus").click()
     _settle(page)
-    for key, value in (("run_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
+    for key, value in (("run_s_prefix_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
         _type(page, key, value)
     page.locator(".st-key-run_start button").click()
     page.get_by_text("Starting the run: checking the form").first.wait_for(timeout=10_000)  # a toast, at once
@@ -99,7 +102,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     page.get_by_role("heading", name="Compare runs").wait_for(timeout=30_000)
     _nav(page, "Run")
     # back on the Run page: the form kept its values and the run is still there (running or finished)
-    assert (_value(page, "run_n_prompts"), _value(page, "run_max_new"), _value(page, "run_name")) == ("8", "32", "nav-run")
+    assert (_value(page, "run_s_prefix_n_prompts"), _value(page, "run_max_new"), _value(page, "run_name")) == ("8", "32", "nav-run")
     page.get_by_text(re.compile(r"Running \.\.\.|Done: ")).first.wait_for(timeout=10_000)
     job = dict(re.findall(r"[?&](\w+)=(\w+)", page.url))["job"]  # the page's URL names the job in view
     page.reload()  # a new browser session: the form starts afresh, the job is found again from the URL
@@ -128,7 +131,7 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
 def test_cancel_asks_then_says_what_the_cache_kept(server, browser):
     url, cache_dir, out = server
     page = _open_run_page(browser, url)
-    for key, value in (("run_n_prompts", "100"), ("run_max_new", "128"), ("run_name", "cancel-run"),
+    for key, value in (("run_s_prefix_n_prompts", "100"), ("run_max_new", "128"), ("run_name", "cancel-run"),
                        ("run_out", str(out))):
         _type(page, key, value)
     page.locator(".st-key-run_start button").click()
@@ -159,23 +162,24 @@ def test_compare_flags_a_trace_mode_mismatch_of_one_model(server, browser, tmp_p
     assert TraceConfig().mode == demo.manifest.trace.mode == "mixed"
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/compare")
-    page.wait_for_selector(".st-key-cmp_root input", timeout=60_000)
+    page.wait_for_selector(".st-key-cmp_root textarea", timeout=60_000)
     _settle(page)
-    _type(page, "cmp_root", str(tmp_path / "runs"))
+    area = page.locator(".st-key-cmp_root textarea")  # one folder per line; Ctrl+Enter commits it
+    area.fill(str(tmp_path / "runs"))
+    area.press("Control+Enter")
+    _settle(page)
     for name in ("demo-mixed", "demo-text"):
         page.locator(".st-key-cmp_runs input").click()
         page.get_by_role("option", name=re.compile(name)).click()
         _settle(page)
     page.keyboard.press("Escape")
-    page.get_by_text("NOT comparable with the reference").first.wait_for(timeout=30_000)
+    page.get_by_text("NOT comparable: its charts below are marked").first.wait_for(timeout=30_000)
     page.get_by_text("No run is comparable with the reference").first.wait_for(timeout=60_000)  # drawn below the charts
-    _settle(page)
+    idle(page)
     _shot(page, "compare-trace-mismatch.png")
     body = page.locator("body").inner_text()
     verdict = next(line for line in body.splitlines() if "NOT comparable" in line)
-    runs = tmp_path / "runs"
-    # the one difference, named with both runs (the reference is the first picked: the demo run, copied)
-    assert verdict == (f"demo-text ({runs / 'demo-text'}) (the same model): NOT comparable with the reference: "
-                       f"trace mode: text in demo-text ({runs / 'demo-text'}), mixed in demo ({runs / 'demo-mixed'})")
+    # runs go by their letter (each folder named once, in the runs table); the differences are a table below
+    assert verdict == "run B (the same model) against the reference (run A): NOT comparable: its charts below are marked."
     assert "No run is comparable with the reference" in body
     page.close()

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from core.runs.results import load_results, save_results
-from tests.fixtures_browser import ARTIFACTS, CHROMIUM, colours_by_setting
-from tests.test_browser import _serve
+from tests.fixtures_browser import ARTIFACTS, CHROMIUM, colours_by_setting, serve_app, settle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE_COLOURS_JS = """sel => Array.from(document.querySelectorAll(sel)).map(d => (d.data || []).map(t => [
     t.meta === undefined ? null : t.meta, t.marker ? t.marker.color : null, t.line ? t.line.color : null]))"""
@@ -33,7 +32,7 @@ def floored(tmp_path_factory):
     from tests.test_story import floor_run
 
     folder = save_results(floor_run(), tmp_path_factory.mktemp("browser-story") / "floored")
-    with _serve(folder, tmp_path_factory.mktemp("log") / "streamlit-story.log") as url:
+    with serve_app(folder, tmp_path_factory.mktemp("log") / "streamlit-story.log") as url:
         yield url, folder
 
 
@@ -42,12 +41,11 @@ def _overview(browser, url: str, n_figures: int):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.get_by_text("Can it leak?").wait_for(timeout=90_000)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
+    settle(page)
     page.get_by_text("Charts: ALS per setting").click()
-    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {n_figures}",
-                           timeout=90_000)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
-    page.wait_for_timeout(800)
+    settle(page)
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}",
+                           timeout=90_000)  # every chart drawn
     page.evaluate("() => document.querySelector('h1').scrollIntoView()")  # back to the first screen
     return page
 
@@ -75,19 +73,15 @@ def test_overview_tells_the_story_with_cores_numbers_and_colours(floored, browse
     page.close()
 
 
-def test_demo_overview_first_screen(browser, tmp_path_factory):
-    from core.runs.demo import demo_results_dir
-
-    folder = demo_results_dir()
-    assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
-    with _serve(None, tmp_path_factory.mktemp("log") / "streamlit-demo-story.log") as url:
-        page = _overview(browser, url, 3)
-        text = page.inner_text("body")
-        assert "toy demo" in text and "Can it leak?" in text and "Does it leak?" in text
-        colours_by_setting(page.evaluate(FIGURE_COLOURS_JS, ".js-plotly-plot"))
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "overview-demo.png"), full_page=False)
-        page.close()
+def test_demo_overview_first_screen(browser, demo_server):
+    url, _ = demo_server
+    page = _overview(browser, url, 3)
+    text = page.inner_text("body")
+    assert "toy demo" in text and "Can it leak?" in text and "Does it leak?" in text
+    colours_by_setting(page.evaluate(FIGURE_COLOURS_JS, ".js-plotly-plot"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "overview-demo.png"), full_page=False)
+    page.close()
 
 
 def test_report_first_screen_holds_the_story_and_no_configuration(browser, tmp_path):

@@ -139,3 +139,38 @@ def test_every_run_on_a_holdout_index_has_a_floor(tmp_path):
 
 def load_results_settings(run) -> list[str]:
     return list(run.settings())
+
+
+def test_floor_texts_given_on_the_run_page_become_a_floor_setting(tmp_path):
+    from core.errors import PromptSetError
+    from core.prompts.floor import floor_generations, floor_setting_from_texts
+
+    s = floor_setting_from_texts(["  Written after the cut-off.  ", "", "Another new text."], tmp_path)
+    again = floor_setting_from_texts(["Written after the cut-off.", "Another new text."], tmp_path)
+    assert s == again and s.kind == "floor" and s.n_prompts == 2 and Path(s.prompts_path).parent == tmp_path
+    assert [g.completion for g in floor_generations(s)] == ["Written after the cut-off.", "Another new text."]
+    with pytest.raises(PromptSetError, match="at least one non-empty text"):
+        floor_setting_from_texts(["  ", ""], tmp_path)
+
+
+def test_with_floor_adds_the_fallback_only_when_the_run_has_none(tok, tmp_path):
+    from core.config import ExperimentConfig, ModelConfig, SettingConfig
+    from core.prompts.floor import with_floor
+
+    plain, held = tmp_path / "plain", tmp_path / "held"
+    build_index(corpus(), tok, plain, cpus=1)
+    build_index(corpus(), tok, held, cpus=1, holdout=HoldoutConfig(docs=3))
+    fallback = SettingConfig("floor", prompts_path=str(tmp_path / "f.jsonl"), kind="floor")
+    cfg = ExperimentConfig("r", ModelConfig("m"), (str(plain),), (SettingConfig("prefix"),))
+    assert with_floor(cfg, fallback).settings[-1] == fallback  # no floor anywhere: the fallback
+    assert with_floor(dataclasses_replace(cfg, index_dirs=(str(held),)), fallback).settings == cfg.settings  # held out
+    own = dataclasses_replace(cfg, settings=(*cfg.settings, SettingConfig("mine", prompts_path="x.jsonl", kind="floor")))
+    assert with_floor(own, fallback) == own
+    off = dataclasses_replace(cfg, index_dirs=(str(held),), floor=FloorConfig(holdout=False))
+    assert with_floor(off, fallback).settings[-1] == fallback
+
+
+def dataclasses_replace(obj, **kw):
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)

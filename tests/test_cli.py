@@ -136,14 +136,17 @@ def test_end_to_end_index_build_run_report(tmp_path):
     out = _cli("index", "build", "--corpus", str(corpus), "--tokenizer", str(tmp_path / "model"),
                "--out", str(tmp_path / "index"), "--cpus", "1")
     assert out.returncode == 0, out.stderr
-    assert "8 documents" in out.stdout and "skipped 1 bad row(s)" in out.stderr
+    # 8 documents read; by default a seeded sample (at most 20%: here 1) is held out as the chance floor
+    assert "7 documents" in out.stdout and "1 held out as the chance floor" in out.stdout
+    assert "skipped 1 bad row(s)" in out.stderr
     out = _cli("run", str(toml), "--cache-dir", str(tmp_path / "cache"))
     assert out.returncode == 0, out.stderr
     assert "generate     [" in out.stderr and "trace        [" in out.stderr  # the progress bar
     assert "10 generated, 0 from cache" in out.stdout
     run = load_results(tmp_path / "results" / "tiny")
-    assert len(run.generations) == 10 and len(run.traces) == 10
-    assert run.manifest.index.num_docs == 8
+    assert len(run.generations) == 11 and len(run.traces) == 11  # 10 generated + the held-out floor text
+    assert run.manifest.index.num_docs == 7 and run.manifest.floor["kind"] == "holdout"
+    assert "floor" in run.summary and "floor" not in run.pm
     assert (tmp_path / "results" / "tiny" / "config.toml").read_text() == toml.read_text()
     out = _cli("run", str(toml), "--cache-dir", str(tmp_path / "cache"))
     assert out.returncode == 0 and "0 generated, 10 from cache" in out.stdout

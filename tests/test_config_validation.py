@@ -105,7 +105,10 @@ CHECKS = {
     and all(_text(d) for d in c.index_dirs) and type(c.settings) is tuple and len(c.settings) >= 1
     and all(valid(s) for s in c.settings) and len({s.name for s in c.settings}) == len(c.settings)
     and valid(c.decoding) and valid(c.trace) and valid(c.metrics) and _text(c.output_dir)
-    and _opt_text(c.cache_dir) and _opt_text(c.index_tokenizer) and max(c.metrics.k_values) < c.trace.eidetic_cap,
+    and _opt_text(c.cache_dir) and _opt_text(c.index_tokenizer) and max(c.metrics.k_values) < c.trace.eidetic_cap
+    and valid(c.floor),
+    "FloorConfig": lambda c: type(c.holdout) is bool and _text(c.name)
+    and c.name not in ("prefix", "unconditional", "minimal-cue"),
 }
 
 

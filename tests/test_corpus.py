@@ -258,9 +258,12 @@ def test_a_50mb_line_loads_with_bounded_memory(tmp_path):
         f.write('{"id": "big", "text": "' + big + '"}\n')
         f.write('{"id": "broken", "text": "' + big + "\n")  # 50 MB of invalid JSON
         f.write('{"id": "after", "text": "after"}\n')
+    from core.corpus.limits import InputLimits
+
     tracemalloc.start()
-    try:
-        out = _load(path)
+    try:  # over the default 16 MiB line and document caps (issue 21): raised for this file
+        out = load_corpus(CorpusConfig(path=str(path)), limits=InputLimits(max_line_bytes=64 << 20,
+                                                                           max_doc_bytes=64 << 20))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

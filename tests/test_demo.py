@@ -154,6 +154,7 @@ def test_demo_paths_point_into_the_bundle():
 
 def _by_dup(values: dict[int, list[float]]) -> list[float]:
     return [sum(v) / len(v) for _, v in sorted(values.items())]
+@pytest.mark.slow  # the demo model on all 36 planted records
 
 
 def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_tokenizer):
@@ -173,6 +174,7 @@ def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_
     counts = [extracted[d] for d in DUP_COUNTS]
     assert all(a <= b for a, b in itertools.pairwise(counts)), counts
     assert counts[0] == 0 and counts[-2:] == [RECORDS_PER_COUNT] * 2, counts
+@pytest.mark.slow  # the demo model on all 36 planted records
 
 
 def test_planted_extraction_probability_rises_with_duplication(rows, model_and_tokenizer):
@@ -205,6 +207,7 @@ def test_planted_extraction_probability_rises_with_duplication(rows, model_and_t
             logits = model(torch.tensor([ids + rest_ids[:i]])).logits[0, -1].double()
             p *= torch.softmax(logits, -1)[t].item()
     assert p == pytest.approx(probs[rec.dup_count][0], rel=1e-4)  # float32 logits, other batch shapes
+@pytest.mark.slow  # the demo model on all 36 planted records
 
 
 def test_planted_sampled_extraction_rate_rises_with_duplication(rows):

@@ -147,6 +147,7 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)  # after on_batch persisted about half
     run_experiment(cfg, progress=progress, cache=ResultCache(sys.argv[3]))
 """)
+@pytest.mark.slow  # a real run process, killed and resumed
 
 
 def test_killed_run_resumes_with_identical_results(tiny, tmp_path):

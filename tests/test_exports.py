@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from app import story as app_story
-from app.views import tables
 from core.config import CAPABILITY, MetricsConfig, ModelConfig
-from core.reports import exports
+from core.reports import exports, na
 from core.reports.html import build_report, portable
 from core.reports.na import NA, PM_NA
 from core.runs.manifest import IndexInfo, ModelInfo
+from core.scoring import registry
 from core.scoring.bootstrap import bootstrap_intervals
 from core.scoring.propensity import run_pm
 from core.scoring.registry import HEADLINE, METRICS, compute_metrics
@@ -77,8 +77,8 @@ def test_summary_export_has_intervals_and_pm_with_readable_columns_and_a_diction
     assert frame.loc["generic", "NVR (0-1) 95% low"] == round(intervals["generic"]["nvr"].lo, 6)
     assert frame.loc["specific", "PM of FMR"] == round(by_setting["specific"]["fmr"].value, 6)
     assert frame.loc["prefix", "PM of ALS"] == NA  # the attack has no PM against itself
-    assert frame.loc["generic", "Discoverable extraction (first 50 tokens, prefix only)"] == NA
-    assert frame.loc["prefix", "Discoverable extraction (first 50 tokens, prefix only)"] != NA
+    assert frame.loc["generic", registry.column("discoverable")] == NA
+    assert frame.loc["prefix", registry.column("discoverable")] != NA
     summary = frame.reset_index()
     assert not [c for c in summary.columns if SNAKE.match(c)]  # no code names
     dictionary = exports.data_dictionary(summary)
@@ -128,9 +128,10 @@ def test_report_tells_the_story_first_and_keeps_configuration_and_paths_out_of_i
     run = dataclasses.replace(run, manifest=manifest)
     doc, inp = _report(run)
     body = re.sub(r"<script\b.*?</script>", "", doc.split("</head>", 1)[1], flags=re.DOTALL)
-    first = body.index("Can it leak?")
-    assert first < body.index("Does it leak?") < body.index("Numbers") < body.index("Appendix")
-    assert body.index("Appendix") < body.index("Configuration of the run") < body.index("index.dirs")
+    first = body.index("Can it leak?")  # what was tested, the verdicts, then the folded numbers, the appendix
+    assert body.index("What was tested") < first < body.index("Does it leak?") < body.index('id="numbers"') \
+        < body.index('id="appendix"')
+    assert body.index('id="appendix"') < body.index("Configuration of the run") < body.index("index.dirs")
     for path in (str(tmp_path), str(Path.home()), str(Path.cwd().resolve())):
         assert path not in doc
     assert "text never seen in training reaches" in body  # the floor sentence
@@ -153,6 +154,6 @@ def test_report_numbers_table_equals_core_intervals():
     table = dict(inp.tables)["Headline metrics with 95% bootstrap intervals"].set_index("setting")
     for s in run.settings():
         iv = intervals[s]["als"]
-        assert table.loc[s, "ALS"] == tables.fmt(iv.value)
-        assert table.loc[s, "ALS 95% interval"] == f"[{tables.fmt(iv.lo)}, {tables.fmt(iv.hi)}]"
+        assert table.loc[s, "ALS"] == na.fmt(iv.value)
+        assert table.loc[s, "ALS 95% interval"] == f"[{na.fmt(iv.lo)}, {na.fmt(iv.hi)}]"
     assert not math.isnan(values["prefix"]["als"]) and isinstance(inp.thresholds, pd.DataFrame)

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from app import paths, run_worker
+from app import paths, run_worker, setting_form
 from core.cli import main
 from core.config import NVBlocksConfig, TraceConfig
 from core.config.file import load_experiment
@@ -107,11 +107,11 @@ BAD_CONFIGS = {
     "not TOML": ({"[model]": "[model"}, {}, r"not valid TOML"),
     "non-UTF-8 TOML": ({'name = "tiny"': 'name = "tiny\udcff"'}, {}, r"cannot read experiment config .*utf-8"),
     "missing model folder": ({MODEL: 'name_or_path = "./no-such-model"'}, {},
-                             r"\[model\] name_or_path: the model folder .*no-such-model does not exist"),
+                             r"\[model\] name_or_path: no such file or folder .*no-such-model"),
     "model folder with config only": ({MODEL: 'name_or_path = "cfgonly"'}, {"cfgonly/config.json": "model"},
                                       r"No tokenizer files in .*cfgonly"),
     "missing index_tokenizer folder": ({INDEX: INDEX + '\nindex_tokenizer = "./no-tok"'}, {},
-                                       r"index_tokenizer: the tokenizer folder .*no-tok does not exist"),
+                                       r"index_tokenizer: no such file or folder .*no-tok"),
     "missing index folder": ({INDEX: 'index_dirs = ["nope"]'}, {}, r"No index at .*nope: the folder does not exist"),
     "interrupted index build": ({INDEX: 'index_dirs = ["index_cut"]'}, {},
                                 r"No finished index at .*index_cut \(manifest\.json is missing\); build it with"),
@@ -159,7 +159,7 @@ def test_index_tokenizer_is_resolved_next_to_the_toml(exp):
     assert cfg.index_tokenizer == str(exp / "other_tok")
     assert load_experiment(_variant(exp, "hub", **{MODEL: 'name_or_path = "org/some-model"'})).model.name_or_path == \
         "org/some-model"  # a hub id is not mistaken for a missing folder
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="no such file or folder"):
         load_experiment(_variant(exp, "abs", **{MODEL: f'name_or_path = "{exp / "nowhere" / "m"}"'}))
 
 
@@ -232,6 +232,7 @@ def test_report_of_a_folder_that_is_not_a_results_folder(exp, capsys):
 
 
 # -- real processes: no traceback, warnings and skips visible --------------------------------------------
+@pytest.mark.slow  # real `python -m core` processes
 def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     """A run that completes: bad prompt rows skipped and counted, an over-long prompt cut to the context
     (logged), trust_remote_code warned about; then two user errors from real processes."""
@@ -252,8 +253,10 @@ def test_real_cli_run_with_bad_rows_long_prompt_and_trust_remote_code(exp):
     run = load_results(exp / "results" / "messy")
     assert [g.key.prompt_id for g in run.generations] == ["generic-0001", "long"]
     assert len(run.traces) == 2
-    assert run.manifest.skipped_rows == {"generic": SkippedRows(
-        3, str(exp / "messy.jsonl"), "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes")}
+    first = "line 2: invalid JSON at column 2: Expecting property name enclosed in double quotes"
+    skipped = run.manifest.skipped_rows["generic"]
+    assert skipped == SkippedRows(3, str(exp / "messy.jsonl"), first, skipped.reasons)
+    assert skipped.reasons[0] == first and len(skipped.reasons) == 3  # the first reasons, in full (issue 21)
 
     out = _cli("index", "build", "--corpus", exp / "ok.jsonl", "--tokenizer", exp / "model", "--out",
                exp / "tiny.toml", "--trust-remote-code")
@@ -366,7 +369,7 @@ def _run_page(monkeypatch, exp, tmp_path) -> AppTest:
     at.radio(key="run_model_kind").set_value("local folder").run()
     at.text_input(key="run_model_path").input(str(exp / "model")).run()
     at.multiselect(key="run_settings").set_value(["generic"]).run()
-    at.text_input(key="run_prompts_generic").input(str(exp / "generic.jsonl")).run()
+    at.text_input(key=setting_form.key("generic", "prompts_path")).input(str(exp / "generic.jsonl")).run()
     at.text_input(key="run_out").input(str(tmp_path / "out")).run()
     return at
 
@@ -387,7 +390,7 @@ def test_run_page_shows_bad_input_as_an_error(monkeypatch, exp, tmp_path, what):
         at.text_input(key="run_index_path").input(str(exp / "index")).run()
         if what == "empty prompt set":
             (tmp_path / "empty.jsonl").write_bytes(b"")
-            at.text_input(key="run_prompts_generic").input(str(tmp_path / "empty.jsonl")).run()
+            at.text_input(key=setting_form.key("generic", "prompts_path")).input(str(tmp_path / "empty.jsonl")).run()
         else:
             monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
     at.button(key="run_start").click().run(timeout=300)

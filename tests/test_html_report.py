@@ -50,7 +50,8 @@ def test_report_shows_hostile_text_literally_and_marks_every_span():
     c = parse(no_scripts)
     assert {t for t, _ in c.tags} <= {"body", "h1", "h2", "h3", "p", "b", "div", "mark", "span", "table", "thead",
                                        "tbody", "tr", "th", "td", "html", "dl", "dt", "dd",
-                                       "header", "main", "nav", "section", "ul", "li", "a"}  # landmarks, section links
+                                       "header", "main", "nav", "section", "ul", "li", "a",
+                                       "details", "summary"}  # landmarks, section links, folded tables and examples
     assert all(a.get("href", "").startswith("#") for t, a in c.tags if t == "a")  # links only within the report
     assert "<script>document" not in no_scripts and "<img" not in no_scripts
     assert visible(HOSTILE_SPAN_TEXT) in c.marks

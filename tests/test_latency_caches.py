@@ -50,6 +50,7 @@ def demo_run():
     folder = demo_results_dir()
     assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
     return load_results(folder)
+@pytest.mark.slow  # every record of the shipped demo run
 
 
 def test_codec_decodes_every_demo_record_as_the_reflective_decoder(demo_run):
@@ -76,6 +77,7 @@ def _same(a: dict, b: dict) -> bool:
     return list(a) == list(b) and all(x == y or (nan(x) and nan(y)) for x, y in zip(a.values(), b.values()))
 
 
+@pytest.mark.slow  # every record of the shipped demo run
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 120), nv=st.sampled_from([0.1, 0.3, 0.5, 0.8]), loops=st.booleans(),
        l1=st.sampled_from([0.05, 0.15, 0.3]), disc=st.sampled_from([10, 50]))

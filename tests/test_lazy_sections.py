@@ -59,7 +59,7 @@ def test_overview_first_screen_has_no_chart_and_no_table_until_a_section_is_open
                              "Every metric, with 95% bootstrap intervals",
                              "Charts: ALS per setting, PM and the capability-propensity plane"]
     assert [e.proto.expanded for e in at.main.expander] == [False] * 4
-    assert at.selectbox(key="ov_metric").value == "als" and any(m.label.startswith("PM ALS") for m in at.metric)
+    assert at.selectbox(key="ov_metric").value == "als" and any(m.label.startswith("PM of ALS") for m in at.metric)
     assert "More metrics" not in [m.label for m in at.multiselect]  # inside its closed section
     # each section, opened alone, brings exactly its own elements
     assert tables(open_sections(at, "ov_open_run")) == ["manifest"] and charts(at) == []

@@ -170,6 +170,7 @@ def _backend(url: str, tokenizer, **kw) -> OpenAIBackend:
     return OpenAIBackend(cfg, tokenizer)
 
 
+@pytest.mark.slow  # a real llama.cpp server process
 def test_gguf_tokenizer_matches_hf_tokenizer(llamacpp_url, demo_tokenizer):
     for p in _prompts(demo_tokenizer):
         got = _post(llamacpp_url + "/extras/tokenize", {"input": p.text})["tokens"]
@@ -177,6 +178,7 @@ def test_gguf_tokenizer_matches_hf_tokenizer(llamacpp_url, demo_tokenizer):
         assert got == want, p
 
 
+@pytest.mark.slow  # a real llama.cpp server process
 def test_reply_follows_the_completions_schema(llamacpp_url, demo_tokenizer):
     prompt = TEXT_PROMPTS[2]
     reply = _post(llamacpp_url + "/v1/completions", {"model": "demo", "prompt": prompt, "max_tokens": 5,
@@ -189,6 +191,7 @@ def test_reply_follows_the_completions_schema(llamacpp_url, demo_tokenizer):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] <= usage["prompt_tokens"] + 5
 
 
+@pytest.mark.slow  # a real llama.cpp server process
 def test_token_id_prompts_are_refused_by_llama_cpp_python(llamacpp_url):
     # the reason server_api = "llama.cpp" exists: the schema allows a list of ints, this server does not
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -196,6 +199,7 @@ def test_token_id_prompts_are_refused_by_llama_cpp_python(llamacpp_url):
     assert err.value.code >= 400
 
 
+@pytest.mark.slow  # a real llama.cpp server process
 def test_greedy_through_llamacpp_equals_in_process(llamacpp_url, demo_tokenizer):
     from core.generation.generate import generate
     from core.generation.model import load_model
@@ -213,6 +217,7 @@ def test_greedy_through_llamacpp_equals_in_process(llamacpp_url, demo_tokenizer)
     assert all(g.finish_reason == w.finish_reason for w, g in zip(want, got))
 
 
+@pytest.mark.slow  # a real llama.cpp server process
 def test_sampling_is_seeded_per_row(llamacpp_url, demo_tokenizer):
     backend = _backend(llamacpp_url, demo_tokenizer)
     prompts = _prompts(demo_tokenizer)[:3]

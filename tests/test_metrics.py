@@ -156,8 +156,8 @@ def test_r_at_curve_and_span_counts():
 PUBLIC = [metrics.als, metrics.fmr, metrics.nvr, metrics.r_at, metrics.span_share_curve, metrics.max_span,
           metrics.generations_with_spans, metrics.gen_nv_share, metrics.max_nv_recall, metrics.unique_docs,
           metrics.full_match_docs, metrics.k_eidetic, metrics.span_length_counts, metrics.span_length_shares,
-          metrics.label_floor, registry.compute_metrics, loops.is_degenerate, loops.degenerate_share,
-          continuation.continuation_score, continuation.continuation_metrics, bootstrap.bootstrap_intervals,
+          registry.compute_metrics, loops.is_degenerate, loops.degenerate_share,
+          continuation.continuation_score, bootstrap.bootstrap_intervals,
           bootstrap.wilson_interval, bootstrap.bootstrap_replicates]
 
 
@@ -216,12 +216,6 @@ def test_degenerate_excluded_only_when_asked():
     assert not loops.is_degenerate("ab" * 400)  # all letters: not a loop under the default 50% rule
 
 
-def test_label_floor_rekeys_only_setting():
-    ts = build([{"prompt": "p0", "sample": 1, "text": "x", "freq": 0, "spans": [(0, 9, [])]}])
-    (f,) = metrics.label_floor(ts, "post-cutoff")
-    assert f.key == GenKey("post-cutoff", "p0", 1) and f.spans == ts[0].spans
-
-
 # ---- continuation metrics vs DP oracles -------------------------------------------------------
 
 
@@ -261,7 +255,7 @@ def test_continuation_score_matches_dp(comp, truth, n):
 def test_continuation_needs_true_continuation():
     g = Generation(GenKey("generic", "p"), Prompt("generic", "p", "x"), "y", (1, 2))
     assert continuation.continuation_score(g) is None
-    assert continuation.continuation_metrics([g])["n_continuation"] == 0
+    assert compute_metrics([], MetricsConfig(), generations=[g])["n_continuation"] is None  # n/a outside prefix
     m = compute_metrics([], MetricsConfig(), generations=[g])
     assert m["discoverable"] is None and "discoverable" not in compute_metrics([])  # n/a outside prefix
     prefix = Generation(GenKey("prefix", "p"), Prompt("prefix", "p", "x"), "y", (1, 2))

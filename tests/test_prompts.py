@@ -60,7 +60,7 @@ def test_prefix_takes_first_p_tokens_of_long_enough_docs(corpus):
 def test_prefix_with_too_few_documents_says_how_many(corpus):
     docs, tok, index = corpus
     n_long = sum(len(tok(t, add_special_tokens=False)["input_ids"]) >= 60 for _, t in docs)
-    with pytest.raises(PromptSetError, match=f"has {n_long} such document\\(s\\) of 40"):
+    with pytest.raises(PromptSetError, match=f"has {n_long} of 40 document\\(s\\) of at least"):
         build_prompts(SettingConfig("prefix", n_prompts=n_long + 1, prefix_tokens=10, min_doc_tokens=60), tok, index)
     with pytest.raises(PromptSetError, match="needs a corpus index"):
         build_prompts(SettingConfig("prefix"), tok, None)

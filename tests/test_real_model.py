@@ -20,6 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the real model (SmolLM2-135M) on CPU
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LICENCES = Path("/usr/share/common-licenses")
 QUESTIONS = ("What does the GNU General Public License allow me to do with software?",
@@ -73,6 +75,7 @@ def _real_run(tmp_path_factory) -> SimpleNamespace:
     from core.generation import model as model_mod
     from core.generation.model import load_model
     from core.index.build import build_index
+    from core.index.holdout import HoldoutConfig
     from core.index.tokenizer import load_tokenizer
     from core.runs.experiment import run_experiment
 
@@ -85,7 +88,9 @@ def _real_run(tmp_path_factory) -> SimpleNamespace:
         (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
     tok = load_tokenizer(str(gguf))
     docs = load_corpus(CorpusConfig(path=str(corpus), format="txt", id_field=None)).documents
-    index = build_index(docs, tok, folder / "index", cpus=1)
+    index = build_index(docs, tok, folder / "index", cpus=1, holdout=HoldoutConfig())  # the CLI's default floor
+    held = set(index.manifest["holdout"]["ids"]) | set(index.manifest["holdout"]["found_in_index"])
+    docs = [d for d in docs if d.doc_id not in held]  # what the index holds (the brute-force search's corpus)
     (folder / "questions.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "text": q}) + "\n"
                                                     for i, q in enumerate(QUESTIONS)))
     (folder / "real.toml").write_text(f"""name = "smollm2-licences"
@@ -144,7 +149,7 @@ def test_greedy_generation_equals_transformers_generate(real):
     import torch
 
     eos = _eos_ids(real.lm)
-    gens = real.run.generations
+    gens = [g for g in real.run.generations if g.key.setting != "floor"]  # the floor's texts are not generated
     assert len(gens) == 6 and {g.key.setting for g in gens} == {"prefix", "generic"}
     for g in gens:
         ids = list(g.prompt.token_ids)
@@ -161,8 +166,11 @@ def test_greedy_generation_equals_transformers_generate(real):
 
 def test_chat_prompts_are_the_tokenizers_own_template(real):
     tok = real.tok
-    assert dict(real.run.manifest.prompt_formats) == {"prefix": "raw", "generic": "chat"}
+    formats = dict(real.run.manifest.prompt_formats)
+    assert {k: formats[k] for k in ("prefix", "generic")} == {"prefix": "raw", "generic": "chat"}
     for g in real.run.generations:
+        if g.key.setting == "floor":
+            continue
         if g.key.setting == "generic":
             want = tok.apply_chat_template([{"role": "user", "content": g.prompt.text}], tokenize=True,
                                            add_generation_prompt=True)
@@ -288,3 +296,50 @@ def test_gguf_and_folder_errors_name_what_is_missing(tmp_path):
     broken.write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelLoadError, match=r"broken\.gguf: cannot read a tokenizer from this GGUF file"):
         load_tokenizer(str(broken))
+
+
+@pytest.mark.slow
+def test_real_run_tells_a_story_without_contradiction(real, monkeypatch):
+    """Issue 22 on a real model: the run has a chance floor (licence texts held out of the index), the
+    verdicts, tiles and PM sentence of Overview and of the HTML report agree (test_story_rules.contradictions),
+    and every term of Overview's first screen is defined on it."""
+    from streamlit.testing.v1 import AppTest
+
+    from app import paths
+    from app.render import shown
+    from app.story import report_of_run, story_view
+    from core.reports.story import floor_settings
+    from tests.test_story_rules import contradictions
+
+    run = real.run
+    floors = floor_settings(run.manifest, run.settings())
+    assert floors == ("floor",) and run.manifest.floor["kind"] == "holdout" and run.manifest.floor["ids"]
+    values = {s: v["metrics"] for s, v in run.summary.items()}
+    pm = {s: SimpleNamespace(**row["als"]) for s, row in run.pm.items()}
+    view = story_view(values, run.manifest.metrics.span_threshold, floors, pm, "als",
+                      run.summary["floor"]["intervals"]["als"]["hi"])
+    assert contradictions(view) == [], view.sentences()
+
+    monkeypatch.setenv(paths.RESULTS_ENV, str(run.path))
+    monkeypatch.delenv(paths.DATA_ROOT_ENV, raising=False)
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    legend = next(shown(c.value) for c in at.caption if shown(c.value).startswith("How to read this page"))
+    for term in (*run.settings(), "tokens", "ALS", "PM of ALS", "R_50"):
+        assert f"**{term}**:" in legend, term
+    infos = [shown(i.value) for i in at.info]
+    for sentence in view.sentences():  # the page prints the decided sentences, nothing else
+        assert shown(sentence) in infos
+    boxes = " ".join(shown(m.value) for m in at.markdown)
+    for _, answer, _ in view.answers():
+        assert shown(answer) in boxes
+    assert any("held out of the index" in shown(c.value) for c in at.caption)
+
+    doc = report_of_run(run)
+    story_part = doc[doc.index("<h2>What was tested</h2>"):doc.index('id="appendix"')]
+    assert "134.5M parameters" in story_part and "documents" in story_part and "Chance floor" in story_part
+    import html as html_mod
+    for sentence in view.sentences():
+        assert html_mod.escape(sentence) in story_part
+    for term in ("prefix", "generic", "floor", "tokens", "ALS", "PM of ALS", "R_50"):
+        assert f"<b>{term}</b>:" in story_part, term

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import cached
 from app.views import tables as views
 from core.config import CAPABILITY, AdaptiveParam, MetricsConfig, NVBlocksConfig
 from core.records import Generation, GenKey, Prompt
@@ -87,17 +86,16 @@ def test_prefix_only_metrics_are_none_elsewhere_and_their_intervals_na():
             assert (values[name] is None) == (s != CAPABILITY), (s, name)
         assert (ivs["discoverable"] == bootstrap.NOT_APPLICABLE) == (s != CAPABILITY)
         assert ivs["als"].method == "percentile-bootstrap"
-    assert views.fmt(None) == "n/a"
 
 
 def test_labels_come_from_the_registry_with_thresholds_spelled_out():
     cfg = MetricsConfig(span_threshold=30, nv_threshold=0.25)
-    assert views.metric_label("r_n", cfg) == registry.label("r_n", cfg) == "R_30"
-    assert views.metric_label("gen_nv_above", cfg) == "NV > 0.25"
-    for name, spec in METRICS.items():  # one label per metric, the same in the app and the registry
-        assert views.metric_label(name) == spec.label_for(MetricsConfig())
-    table = views.metric_table({"generic": {"r_n": 0.5, "max_span": 3}}, ("r_n", "max_span"), cfg)
-    assert list(table.columns) == ["setting", "R_30", METRICS["max_span"].label]
+    assert registry.label("r_n", cfg) == "R_30" and registry.pm_label("r_n", cfg) == "PM of R_30"
+    assert registry.label("gen_nv_above", cfg) == "NV > 0.25"
+    for name, spec in METRICS.items():  # one label per metric; its export column is the same under any thresholds
+        assert registry.label(name) == spec.label_for(MetricsConfig())
+        assert registry.column(name) == spec.column and registry.metric_of_column(spec.column) == name
+    assert registry.help("r_n", cfg).endswith("span_threshold = 30") and "30" not in registry.column("r_n")
 
 
 def test_app_cache_keys_reset_only_thresholds_the_metrics_do_not_read():
@@ -105,13 +103,13 @@ def test_app_cache_keys_reset_only_thresholds_the_metrics_do_not_read():
                           nv_blocks=NVBlocksConfig(l1=AdaptiveParam(0.4, 2, 20)), seed=7)
     default = MetricsConfig()
     for names in [(), ("als",), ("r_n",), ("gen_nv_above",), ("nvr", "discoverable"), tuple(METRICS)]:
-        got = cached.only_relevant(moved, names)
+        got = registry.only_relevant(moved, names)
         read = registry.thresholds_read(names)
         for t in registry.THRESHOLDS:
             assert getattr(got, t) == getattr(moved if t in read else default, t), (names, t)
         assert got.seed == 7  # not a per-metric threshold: kept
     # a metric reading nv_recall keeps the block thresholds (its intervals depend on them)
-    assert cached.only_relevant(moved, ("max_nv_recall",)).nv_blocks == moved.nv_blocks
+    assert registry.only_relevant(moved, ("max_nv_recall",)).nv_blocks == moved.nv_blocks
 
 
 def test_nv_blocks_are_applied_by_compute_metrics_and_the_bootstrap():

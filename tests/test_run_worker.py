@@ -9,9 +9,10 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import paths, render, run_worker, runner
+from app import paths, render, run_worker, runner, setting_form
 from core.errors import ConfigError
 from core.progress import ProgressEvent
 from core.runs.demo import demo_experiment_path
@@ -98,7 +99,8 @@ def _run_page(monkeypatch, tmp_path) -> AppTest:
 
 
 def _form(at: AppTest) -> dict:
-    return {"settings": at.multiselect(key="run_settings").value, "n_prompts": at.number_input(key="run_n_prompts").value,
+    return {"settings": at.multiselect(key="run_settings").value, "n_prompts": [at.number_input(key=setting_form.key(n, "n_prompts")).value
+                                                                       for n in at.multiselect(key="run_settings").value],
             "prompt_seed": at.number_input(key="run_prompt_seed").value,
             "temperature": at.number_input(key="run_temp").value, "top_p": at.number_input(key="run_top_p").value,
             "num_samples": at.number_input(key="run_samples").value,
@@ -108,7 +110,7 @@ def _form(at: AppTest) -> dict:
 
 
 def _expected(settings: list[dict], decoding: dict, trace: dict) -> dict:
-    return {"settings": [s["name"] for s in settings], "n_prompts": settings[0]["n_prompts"],
+    return {"settings": [s["name"] for s in settings], "n_prompts": [s.get("n_prompts", 100) for s in settings],
             "prompt_seed": settings[0]["seed"], **{k: decoding[k] for k in (
                 "temperature", "top_p", "num_samples", "max_new_tokens", "seed")},
             **{k: trace[k] for k in ("mode", "rarity_fraction", "docs_per_span")}}
@@ -120,10 +122,10 @@ def test_run_page_defaults_equal_the_demo_experiment_then_the_cli_example(monkey
     cli_defaults = lambda t: {"temperature": 0.0, "top_p": 1.0, "num_samples": 1, "max_new_tokens": 256, "seed": 42,
                                  "mode": "mixed", "rarity_fraction": 0.05, "docs_per_span": 10, **t}
     assert _form(at) == _expected(demo["settings"], cli_defaults(demo["decoding"]), cli_defaults(demo["trace"]))
-    assert at.text_input(key="run_prompts_generic").value == str(demo_experiment_path().parent / "prompts/generic.jsonl")
+    assert at.text_input(key=setting_form.key("generic", "prompts_path")).value == str(demo_experiment_path().parent / "prompts/generic.jsonl")
     floors = [s["name"] for s in demo["settings"] if s.get("kind") == "floor"]
     assert floors and floors[0] in at.multiselect(key="run_settings").options  # the demo's chance floor is offered
-    assert at.text_input(key=f"run_prompts_{floors[0]}").value == str(demo_experiment_path().parent / "prompts/floor.jsonl")
+    assert at.text_input(key=setting_form.key(floors[0], "prompts_path")).value == str(demo_experiment_path().parent / "prompts/floor.jsonl")
     # another corpus: the CLI's defaults, as `python -m core config --example` prints them
     example = subprocess.run([sys.executable, "-m", "core", "config", "--example"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout
@@ -162,6 +164,7 @@ def _tiny_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return model, corpus, prompts
 
 
+@pytest.mark.slow  # a real run in a worker process, driven through the app
 def test_run_page_shows_status_at_once_runs_in_the_background_and_opens_overview(monkeypatch, tmp_path):
     model, corpus, prompts = _tiny_inputs(tmp_path)
     at = _run_page(monkeypatch, tmp_path)
@@ -170,22 +173,26 @@ def test_run_page_shows_status_at_once_runs_in_the_background_and_opens_overview
     at.radio(key="run_corpus_kind").set_value("corpus file path").run()
     at.text_input(key="run_corpus_path").input(str(corpus)).run()
     at.multiselect(key="run_settings").set_value(["prefix", "generic"]).run()
-    at.text_input(key="run_prompts_generic").input(str(prompts)).run()
-    at.number_input(key="run_n_prompts").set_value(2).run()
+    at.text_input(key=setting_form.key("generic", "prompts_path")).input(str(prompts)).run()
+    for setting in ("prefix", "generic"):
+        at.number_input(key=setting_form.key(setting, "n_prompts")).set_value(2).run()
     at.number_input(key="run_max_new").set_value(8).run()
     at.text_input(key="run_out").input(str(tmp_path / "out")).run()
     at.button(key="run_start").click().run()
     assert not at.exception, at.exception
     job = at.session_state[run_worker.JOB_KEY]
     # the same script run that started the job shows its status (the worker thread may be anywhere by now)
-    assert at.get("progress") and "Running" in at.main.markdown[-1].value
+    assert at.get("progress") and any("Running" in m.value for m in at.main.markdown)
     assert at.button(key="run_start").disabled
     done = run_worker.wait(job, 300)
     assert done.state == run_worker.DONE, done.message
     at.run()
-    assert at.success and "Done: 4 completions in" in render.shown(at.success[0].value)
     run = load_results(tmp_path / "out" / "app-run")
-    assert sorted(run.settings()) == ["generic", "prefix"] and len(run.traces) == len(run.generations) == 4
+    counts = {s: len(run.by_setting(s)[0]) for s in run.settings()}
+    # the two settings asked for, 2 prompts each; the chance floor from held-out documents, when the index has one
+    assert {s: n for s, n in counts.items() if s != "floor"} == {"prefix": 2, "generic": 2}, counts
+    assert len(run.traces) == len(run.generations) == sum(counts.values())
+    assert at.success and f"Done: {len(run.generations)} completions in" in render.shown(at.success[0].value)
     at.button(key="run_open_new").click().run()
     assert not at.exception, at.exception
     assert shown_folder(at) == str(tmp_path / "out" / "app-run")

@@ -19,10 +19,11 @@ from app.render import shown
 from core.config import MetricsConfig, SettingConfig
 from core.errors import ConfigError
 from core.records import Generation, GenKey, Prompt, TraceResult
-from core.reports import story
+from core.reports import exports, story
 from core.reports.palette import SETTING_COLORS, setting_color
 from core.runs.manifest import Manifest, ModelInfo
 from core.runs.results import RunResults, load_results, save_results
+from core.scoring import registry
 from core.scoring.registry import compute_metrics
 from tests.fixtures_app import THRESHOLD_TABS, _traced, make_docs, make_run, open_sections, open_tab
 
@@ -133,21 +134,31 @@ def test_headline_numbers_equal_a_brute_force_count_over_the_traces():
         assert h.full == sum(t.full_match for t in traces)
 
 
-@pytest.mark.parametrize("value,word,not_word", [(0.03, "far less", "about as much"), (0.2, "much less", "far"),
-                                                 (0.456, "about as much", "less"), (0.8, "more than", "less")])
+@pytest.mark.parametrize("value,word,not_word", [(0.03, "far less", "as much as the attack"), (0.2, "much less", "far"),
+                                                 (0.456, "slightly less", "about as much"), (0.8, "more than", "less")])
 def test_pm_sentence_wording_follows_the_number(value, word, not_word):
-    text = story.pm_sentence("generic", "ALS", value, value, 1 - value, value - 0.01, value + 0.01)
+    from core.reports.verdicts import PMNumbers, RunNumbers, decide
+
+    values = {"prefix": {"n_generations": 10, "r_n": 0.5, "max_span": 90, "fmr": 0.1, "als": 1 - value},
+              "generic": {"n_generations": 10, "r_n": 0.3, "max_span": 80, "fmr": 0.0, "als": value}}
+    pm = {"generic": PMNumbers(value, value - 0.01, value + 0.01, value, 1 - value)}
+    text = decide(RunNumbers(values, 50, (), pm)).readings[0].sentence
     assert word in text and not_word not in text and f"{value:.2f}" in text
 
 
 def test_pm_of_zero_against_zero_is_na_in_words():
-    text = story.pm_sentence("generic", "FMR", 0.0, 0.0, 0.0)
+    from core.reports.verdicts import PMNumbers, RunNumbers, decide
+
+    values = {s: {"n_generations": 3, "r_n": 0.0, "max_span": 0, "fmr": 0.0, "als": 0.0} for s in ("prefix", "generic")}
+    text = decide(RunNumbers(values, 50, (), {"generic": PMNumbers(0.0, 0.0, 0.0, 0.0, 0.0, True)}, "fmr")).sentences()[0]
     assert "n/a — no leakage in either setting" in text and "0.00" not in text
 
 
 def test_answer_words_follow_the_share():
-    none = story.answer(story.Headline("generic", 50, 50, 0.0, 7, 0, 2.0), attack=False)
-    most = story.answer(story.Headline("prefix", 50, 50, 0.9, 200, 30, 120.0), attack=True)
+    from core.reports.verdicts import answer_text
+
+    none = answer_text(story.Headline("generic", 50, 50, 0.0, 7, 0, 2.0), False, False, None)
+    most = answer_text(story.Headline("prefix", 50, 50, 0.9, 200, 30, 120.0), True, False, None)
     assert none.startswith("No.") and "0% of 50 completions" in none
     assert most.startswith("Yes, mostly.") and "90% of 50" in most and "200 tokens" in most
 
@@ -234,7 +245,7 @@ def test_overview_headline_numbers_equal_cores(monkeypatch, floored):
 def test_overview_shows_na_for_zero_against_zero_and_prefix_only_metrics(monkeypatch, silent):
     at = app(monkeypatch, silent)
     tiles = metrics_shown(at)
-    assert tiles["PM ALS (generic)"] == "n/a — no leakage in either setting"
+    assert tiles["PM of ALS (generic)"] == "n/a — no leakage in either setting"
     assert any("n/a — no leakage in either setting" in shown(i.value) for i in at.info)
     open_sections(at, "ov_open_metrics")
     at.multiselect(key="ov_secondary").set_value(["discoverable", "approx_lcp"]).run()
@@ -296,7 +307,9 @@ def test_tuned_threshold_reaches_overview_and_the_exports_and_resets(monkeypatch
     _, cfg, _, report, summary, document = at.session_state["exp_report"]
     assert cfg.span_threshold == 12 and document["thresholds"]["span_threshold"] == 12
     assert document["thresholds"]["source"] == "tuned in the app"
-    assert "Share with a verbatim span of at least 12 tokens" in summary.columns
+    assert registry.column("r_n") in summary.columns  # the column name is the same under any threshold ...
+    dictionary = exports.data_dictionary(summary, cfg).set_index("column")["meaning"]
+    assert dictionary[registry.column("r_n")].endswith("span_threshold = 12")  # ... the dictionary names it
     assert re.search(r"<td>span_threshold</td>\s*<td>12</td>", report)
     at.switch_page("../pages/thresholds.py").run()
     assert at.slider(key="thr_span_n").value == 12  # kept across pages

@@ -63,15 +63,15 @@ def test_a_failing_warm_start_is_reported_and_harmless(monkeypatch, tmp_path, ca
     assert "warm start skipped" in capsys.readouterr().err
 
 
-@pytest.mark.browser
+@pytest.mark.slow
 def test_streamlit_run_serve_answers_once_warm_and_quietly(tmp_path):
     """The README's command: the server answers only after the warm-up of its results folder (the lifespan
     hook waits for it, up to serve.WARM_WAIT_S), and the warm-up leaves no warnings in the server's log."""
-    from tests.test_browser import _serve
+    from tests.fixtures_browser import serve_app
 
     folder = write_run(tmp_path / "run")
     log = tmp_path / "streamlit.log"
-    with _serve(folder, log) as url:
+    with serve_app(folder, log) as url:
         text = log.read_text()  # read as soon as the server answers its health check
         assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
     assert "PropMe Explorer: warm start done in" in text, text[-2000:]

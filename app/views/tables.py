@@ -9,9 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.config import MetricsConfig
 from core.records import TraceResult
-from core.scoring import registry
 from core.scoring.registry import HEADLINE
 
 PRIMARY = HEADLINE
@@ -22,31 +20,6 @@ def metric_names(values: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Every metric name computed for any setting (for pickers), primary ones excluded."""
     names = dict.fromkeys(m for v in values.values() for m in v)
     return [m for m in names if m not in PRIMARY and m != "n_generations"]
-
-
-def fmt(v: float | None) -> str:
-    """A metric value for a tile or table cell; None (the metric does not apply) is 'n/a'."""
-    if v is None:
-        return "n/a"
-    return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
-
-
-def metric_label(m: str, cfg: MetricsConfig | None = None) -> str:
-    """The registry's one label of a metric, its thresholds spelled out (``R_50``, ``NV > 0.5``).
-
-    >>> metric_label("r_n", MetricsConfig(span_threshold=30)), metric_label("gen_nv_above", MetricsConfig())
-    ('R_30', 'NV > 0.5')
-    >>> metric_label("degenerate_share"), metric_label("no_such_metric")
-    ('Loops', 'no_such_metric')
-    """
-    return registry.label(m, cfg)
-
-
-def metric_table(per_setting: Mapping[str, Mapping[str, float]], metrics: Sequence[str],
-                 cfg: MetricsConfig | None = None) -> pd.DataFrame:
-    """Rows = settings, one column per metric (labels from :func:`metric_label`)."""
-    return pd.DataFrame([{"setting": s, **{metric_label(m, cfg): v.get(m) for m in metrics}}
-                         for s, v in per_setting.items()])
 
 
 def tokens(v: float) -> str:
@@ -86,11 +59,6 @@ def compare_frame(values: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
 
 def rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows))
-
-
-def meaning(m: str) -> str:
-    """The registry's one-sentence meaning of a metric (help texts)."""
-    return registry.metric_spec(m).meaning
 
 
 def pm_text(r) -> str:

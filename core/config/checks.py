@@ -13,6 +13,7 @@ import typing
 from dataclasses import fields
 from typing import Any
 
+from core.config.limits import check_upper
 from core.errors import ConfigError
 
 # C0/C1 control characters (tab and newline too: no config string needs them) and lone surrogates
@@ -75,6 +76,7 @@ def check_fields(obj: Any) -> None:
                 raise ConfigError(f"{where} = {v}: expected a finite number")
             if isinstance(v, str) and _BAD_CHARS.search(v):
                 raise ConfigError(f"{where} = {short(v)}: contains a control character or invalid unicode")
+    check_upper(obj)  # every number has an upper bound, with its reason (core/config/limits.py)
 
 
 def short(value: Any) -> str:

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from core.config.limits import check_model_context
 from core.config.schema import (
     DecodingConfig,
     ExperimentConfig,
@@ -24,6 +25,7 @@ from core.config.schema import (
 )
 from core.config.tables import check_table, check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError
+from core.paths import check_exists, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +100,24 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: setting names must be unique, got {names}")
     model_dir = base / Path(cfg.model.name_or_path).expanduser()
+    local_model = cfg.model.local_model  # a folder or hub id it loads, not a served name
     model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
-        cfg.model.backend == "hf" and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
-    if model.backend == "hf" and not Path(model.name_or_path).expanduser().exists() and looks_like_local_path(
-            model.name_or_path):
-        raise ConfigError(f"{path}: [model] name_or_path: the model folder {model_dir} does not exist; fix the "
-                          "path (relative paths are read from the TOML file's folder) or give a hub id (org/name)")
+        local_model and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
     index_tok = cfg.index_tokenizer
-    if index_tok and (base / Path(index_tok).expanduser()).exists():
-        index_tok = str(base / Path(index_tok).expanduser())
-    elif index_tok and looks_like_local_path(index_tok):
-        raise ConfigError(f"{path}: index_tokenizer: the tokenizer folder {base / index_tok} does not exist; fix "
-                          "the path (relative paths are read from the TOML file's folder) or give a hub id")
+    try:
+        if local_model:  # a path that is not there: said now, before anything loads
+            check_exists(model.name_or_path, what="[model] name_or_path", base=base)
+        if index_tok and (base / Path(index_tok).expanduser()).exists():
+            index_tok = str(base / Path(index_tok).expanduser())
+        elif index_tok:
+            check_exists(index_tok, what="index_tokenizer", base=base)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    try:
+        safe_name(cfg.name)  # an overlong or unsafe run name: refused now, before any work
+        check_model_context(dataclasses.replace(cfg, model=model))  # max_new_tokens vs the model's context
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     settings = tuple(dataclasses.replace(s, prompts_path=rel(s.prompts_path)) if s.prompts_path else s
                      for s in cfg.settings)
     return dataclasses.replace(cfg, model=model, settings=settings, output_dir=rel(cfg.output_dir),

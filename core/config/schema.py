@@ -9,6 +9,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from core.config.checks import at_least, check_fields, non_empty, one_of, require
+from core.config.limits import check_products
 from core.errors import ConfigError
 
 CAPABILITY = "prefix"  # the capability (attack) setting every natural setting is compared against (PM)
@@ -21,7 +22,8 @@ MERGE_POLICIES = ("union", "always", "none")
 BUILT_IN_SETTINGS = ("prefix", "unconditional", "minimal-cue")  # prompts made by the tool: no prompts_path
 CORPUS_FORMATS = ("auto", "jsonl", "parquet", "csv", "txt", "hf")
 BAD_ROW_POLICIES = ("skip", "stop")
-BACKENDS = ("hf", "openai")
+BACKENDS = ("hf", "openai")  # implemented in core/generation/backends.py, one module each
+LOCAL_MODEL_BACKENDS = ("hf",)  # name_or_path is a model folder or hub id it loads (else a served model's name)
 SERVER_APIS = ("openai", "llama.cpp")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -105,6 +107,7 @@ class TraceConfig:
     eidetic_cap: int = 11  # distinct documents counted for k-eidetic (enough for k <= 10)
     seed: int = 42  # seed of the occurrence sample when a span occurs more than docs_per_span times
     workers: int = 0  # tracing processes; 0 = every core this process may use (results do not depend on it)
+    ray_address: str = ""  # trace on a Ray cluster: "local", "auto" or host:port (docs/scale.md); "" = this machine
 
     def __post_init__(self):
         check_fields(self)
@@ -183,6 +186,12 @@ class ModelConfig:
                  "the openai backend needs model.base_url, e.g. http://127.0.0.1:8000/v1")
         require(self.base_url is None or self.base_url.startswith(("http://", "https://")),
                  f"model.base_url must start with http:// or https://, got {self.base_url!r}")
+
+    @property
+    def local_model(self) -> bool:
+        """Whether ``name_or_path`` names a model folder or hub id the backend loads (a tokenizer comes from it,
+        a relative path is read from the experiment file's folder, trust_remote_code applies), not a served name."""
+        return self.backend in LOCAL_MODEL_BACKENDS
 
 
 @dataclass(frozen=True)
@@ -285,6 +294,7 @@ class ExperimentConfig:
         require(bool(self.settings), "ExperimentConfig.settings must hold one or more settings")
         names = [s.name for s in self.settings]
         require(len(set(names)) == len(names), f"setting names must be unique, got {names}")
+        check_products(self)  # what drives memory across fields: bootstrap draws, generations, batch tokens
         require(max(self.metrics.k_values) < self.trace.eidetic_cap,
                  f"k_values {list(self.metrics.k_values)} need trace.eidetic_cap > {max(self.metrics.k_values)} "
                  f"(it is {self.trace.eidetic_cap}): raise eidetic_cap or lower k_values")

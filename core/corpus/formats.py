@@ -18,6 +18,7 @@ from typing import Any
 import zstandard
 
 from core.config import CorpusConfig
+from core.corpus.limits import CappedReader, InputLimits, too_big
 from core.errors import CorpusError
 from core.jsonio import json_problem
 
@@ -38,13 +39,25 @@ def kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _open_bytes(path: Path) -> io.BufferedIOBase:
+def _open_bytes(path: Path, limits: InputLimits | None = None) -> io.BufferedIOBase:
+    """The (unpacked) bytes of ``path``; with ``limits``, reading more than ``max_unpacked_bytes`` stops."""
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")
-    if path.suffix.lower() == ".zst":
-        raw = zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
-        return io.BufferedReader(raw)
-    return path.open("rb")
+        inner = gzip.open(path, "rb")  # noqa: SIM115 (returned open, closed by the caller)
+    elif path.suffix.lower() == ".zst":
+        inner = zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+    else:
+        inner = path.open("rb")
+    if limits is None:
+        return inner if isinstance(inner, io.BufferedIOBase) else io.BufferedReader(inner)
+    return io.BufferedReader(CappedReader(inner, limits.max_unpacked_bytes, str(path)), 1 << 16)
+
+
+def _read_line(f, limits: InputLimits, path: Path, line: int) -> bytes:
+    """The next line of ``f`` (b"" at the end), reading no more than ``max_line_bytes`` of it."""
+    raw = f.readline(limits.max_line_bytes + 1)
+    if len(raw) > limits.max_line_bytes and not (len(raw) == limits.max_line_bytes + 1 and raw.endswith(b"\n")):
+        raise too_big(str(path), f"line {line}", "max_line_bytes", limits.max_line_bytes)
+    return raw
 
 
 def _sniff(path: Path, text: bool = True) -> bytes:
@@ -83,19 +96,22 @@ def _parse_line(raw: bytes) -> tuple[dict | None, str | None]:
     return obj, None
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
+def iter_jsonl(path: str | Path, limits: InputLimits | None = None) -> Iterator[tuple[int, dict | None, str | None]]:
     """``(line, object, None)`` per non-blank line of a JSONL file (plain, .gz or .zst), or
     ``(line, None, reason)`` for a line that is not UTF-8, not JSON, or not a JSON object.
 
-    Lines are read as bytes and decoded one at a time, without a length limit. Raises CorpusError
-    when the file is missing, empty, binary, or cannot be decompressed.
+    Lines are read as bytes and decoded one at a time, each at most ``limits.max_line_bytes`` and the
+    file at most ``limits.max_unpacked_bytes`` (default: :meth:`InputLimits.from_env`). Raises CorpusError
+    when the file is missing, empty, binary, cannot be decompressed, or goes over a limit.
     """
     path = Path(path)
+    limits = limits or InputLimits.from_env()
     _sniff(path)
     line = 0
-    with _open_bytes(path) as f:
+    with _open_bytes(path, limits) as f:
         try:
-            for line, raw in enumerate(f, 1):
+            while raw := _read_line(f, limits, path, line + 1):
+                line += 1
                 if line == 1 and raw.startswith(_BOM):
                     raw = raw[len(_BOM):]
                 if raw and not raw.isspace():
@@ -134,12 +150,12 @@ def _require_column(source: str, columns: Iterable[str], name: str) -> None:
                           "Set the corpus text field to the column holding the documents")
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
-    for line, obj, reason in iter_jsonl(path):
+def _jsonl_rows(path: Path, limits: InputLimits) -> Iterator[Row]:
+    for line, obj, reason in iter_jsonl(path, limits):
         yield str(path), line, obj, reason
 
 
-def _parquet_rows(path: Path, text_field: str) -> tuple[Iterator[Row], int]:
+def _parquet_rows(path: Path, text_field: str, limits: InputLimits) -> tuple[Iterator[Row], int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -149,6 +165,10 @@ def _parquet_rows(path: Path, text_field: str) -> tuple[Iterator[Row], int]:
     except (pa.ArrowException, OSError) as e:
         raise CorpusError(f"{path} is not a readable Parquet file ({e}); check the path and format") from e
     _require_column(str(path), pf.schema_arrow.names, text_field)
+    unpacked = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
+    if unpacked > limits.max_unpacked_bytes:
+        raise too_big(str(path), f"the file once unpacked ({unpacked:,} bytes)", "max_unpacked_bytes",
+                      limits.max_unpacked_bytes)
 
     def rows() -> Iterator[Row]:
         n = 0
@@ -160,17 +180,30 @@ def _parquet_rows(path: Path, text_field: str) -> tuple[Iterator[Row], int]:
     return rows(), pf.metadata.num_rows
 
 
-def _csv_rows(path: Path, text_field: str) -> Iterator[Row]:
+def _csv_columns(path: Path, limits: InputLimits) -> None:
+    """Refuse a CSV whose header line is longer than ``max_line_bytes`` or has more than ``max_csv_columns``
+    columns, before pandas reads it."""
+    import csv
+
+    with _open_bytes(path, limits) as f:
+        head = _read_line(f, limits, path, 1)
+    n = max((len(r) for r in csv.reader(io.StringIO(head.decode("utf-8-sig", "replace")))), default=0)
+    if n > limits.max_csv_columns:
+        raise too_big(str(path), f"the header's {n:,} columns", "max_csv_columns", limits.max_csv_columns, "columns")
+
+
+def _csv_rows(path: Path, text_field: str, limits: InputLimits) -> Iterator[Row]:
     import pandas as pd
 
     _sniff(path)
+    _csv_columns(path, limits)
     opts = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
     try:
-        with _open_bytes(path) as f:
+        with _open_bytes(path, limits) as f:
             columns = list(pd.read_csv(f, nrows=0, **opts).columns)
         _require_column(str(path), columns, text_field)
         n = 0
-        with _open_bytes(path) as f:
+        with _open_bytes(path, limits) as f:
             for chunk in pd.read_csv(f, chunksize=BATCH_ROWS, **opts):
                 for row in chunk.to_dict("records"):
                     n += 1
@@ -192,7 +225,7 @@ def _txt_files(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _txt_rows(path: Path) -> tuple[Iterator[Row], int]:
+def _txt_rows(path: Path, limits: InputLimits) -> tuple[Iterator[Row], int]:
     """One document per .txt file (recursively, sorted by relative path; id = that path).
 
     Symbolic links inside a folder are never followed: each is a skipped row saying so."""
@@ -202,6 +235,7 @@ def _txt_rows(path: Path) -> tuple[Iterator[Row], int]:
                           "file there, or point the corpus path at a JSONL/Parquet/CSV file")
 
     def rows() -> Iterator[Row]:
+        total = 0
         for n, p in enumerate(files, 1):
             if p != path and p.is_symlink():
                 yield str(p), n, None, (f"symbolic link to {os.readlink(p)!a}, not followed: a corpus folder is "
@@ -211,6 +245,13 @@ def _txt_rows(path: Path) -> tuple[Iterator[Row], int]:
                 yield str(p), n, None, "not a regular file"
                 continue
             try:
+                size = p.stat().st_size
+                if size > limits.max_doc_bytes:
+                    raise too_big(str(p), f"the document ({size:,} bytes)", "max_doc_bytes", limits.max_doc_bytes)
+                total += size
+                if total > limits.max_unpacked_bytes:
+                    raise too_big(str(path), "the folder's .txt files together", "max_unpacked_bytes",
+                                  limits.max_unpacked_bytes)
                 data = p.read_bytes()
             except OSError as e:
                 yield str(p), n, None, f"cannot be read ({e.strerror or e})"
@@ -255,8 +296,11 @@ def _hf_rows(cfg: CorpusConfig) -> tuple[Iterator[Row], int]:
     return rows(), len(ds)
 
 
-def open_rows(cfg: CorpusConfig, fmt: str) -> tuple[Iterator[Row], int, tuple[str, str | None]]:
-    """Rows of the corpus, their number when cheap to know (else 0), and (text field, id field)."""
+def open_rows(cfg: CorpusConfig, fmt: str, limits: InputLimits | None = None
+              ) -> tuple[Iterator[Row], int, tuple[str, str | None]]:
+    """Rows of the corpus, their number when cheap to know (else 0), and (text field, id field); reading
+    stops at ``limits`` (default: :meth:`InputLimits.from_env`) with a CorpusError naming the file."""
+    limits = limits or InputLimits.from_env()
     fields = (cfg.text_field, cfg.id_field)
     path = Path(cfg.path)
     if fmt == "hf":
@@ -264,9 +308,9 @@ def open_rows(cfg: CorpusConfig, fmt: str) -> tuple[Iterator[Row], int, tuple[st
     if not path.exists():
         raise CorpusError(f"corpus path {path} does not exist; check the path")
     if fmt == "txt":
-        return (*_txt_rows(path), ("text", "id"))
+        return (*_txt_rows(path, limits), ("text", "id"))
     if fmt == "parquet":
-        return (*_parquet_rows(path, cfg.text_field), fields)
+        return (*_parquet_rows(path, cfg.text_field, limits), fields)
     if fmt == "csv":
-        return _csv_rows(path, cfg.text_field), 0, fields
-    return _jsonl_rows(path), 0, fields
+        return _csv_rows(path, cfg.text_field, limits), 0, fields
+    return _jsonl_rows(path, limits), 0, fields

@@ -21,6 +21,7 @@ from typing import Any
 
 from core.config import CorpusConfig
 from core.corpus.formats import FORMATS, detect_format, iter_jsonl, kind, open_rows  # noqa: F401 (re-exported)
+from core.corpus.limits import InputLimits, too_big
 from core.errors import BadRowsError, ConfigError, CorpusError
 from core.progress import ProgressFn, Tracker
 
@@ -79,9 +80,18 @@ def text_problem(value: Any, name: str) -> str | None:
         return f"{name} is {kind(value)}, expected a string"
     if not value or value.isspace():
         return f"{name} is empty or whitespace-only"
-    if m := _SURROGATE.search(value):
+    if not value.isascii() and _has_surrogate(value) and (m := _SURROGATE.search(value)):
         return f"{name} holds a lone surrogate {m.group()!a} at character {m.start()} (not encodable as UTF-8)"
     return None
+
+
+def _has_surrogate(value: str) -> bool:
+    """Whether ``value`` holds a lone surrogate (UTF-8 encoding in C: many times faster than the regex)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _to_document(row: Mapping[str, Any], line: int, text_field: str, id_field: str | None) -> Document | str:
@@ -103,7 +113,7 @@ def _to_document(row: Mapping[str, Any], line: int, text_field: str, id_field: s
     return Document(doc_id, row[text_field], meta)
 
 
-def load_corpus(cfg: CorpusConfig, progress: ProgressFn | None = None) -> CorpusLoad:
+def load_corpus(cfg: CorpusConfig, progress: ProgressFn | None = None, limits: InputLimits | None = None) -> CorpusLoad:
     """Load (a seeded sample of) the corpus described by ``cfg``, reporting every bad row.
 
     A sample of ``cfg.sample_size`` valid documents is drawn with ``random.Random(cfg.seed)`` by
@@ -115,7 +125,8 @@ def load_corpus(cfg: CorpusConfig, progress: ProgressFn | None = None) -> Corpus
     if cfg.sample_size is not None and cfg.sample_size < 1:
         raise ConfigError(f"sample_size must be at least 1 or None (whole corpus), got {cfg.sample_size}")
     fmt = detect_format(cfg)
-    rows, total, (text_field, id_field) = open_rows(cfg, fmt)
+    limits = limits or InputLimits.from_env()
+    rows, total, (text_field, id_field) = open_rows(cfg, fmt, limits)
     tracker = Tracker("load", total, progress, unit="documents")
     rng = random.Random(cfg.seed)
     kept: list[tuple[int, Document]] = []
@@ -126,6 +137,11 @@ def load_corpus(cfg: CorpusConfig, progress: ProgressFn | None = None) -> Corpus
     for source, line, row, reason in rows:
         rows_read += 1
         doc = _to_document(row, line, text_field, id_field) if reason is None else reason
+        if isinstance(doc, Document) and len(doc.text) * 4 > limits.max_doc_bytes:  # maybe too long: count bytes
+            size = len(doc.text.encode("utf-8", "surrogatepass"))
+            if size > limits.max_doc_bytes:
+                raise too_big(source, f"the document of line {line} ({size:,} bytes)", "max_doc_bytes",
+                              limits.max_doc_bytes)
         if isinstance(doc, Document):
             if doc.doc_id in seen:
                 new_id = _free_id(doc.doc_id, seen)

@@ -132,8 +132,6 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     """Load ``cfg.name_or_path`` (local folder or hub id) for generation; raises ModelLoadError."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if cfg.backend != "hf":
-        raise ModelLoadError(f"load_model loads in-process (backend 'hf'); backend {cfg.backend!r} uses its own client")
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.trust_remote_code:

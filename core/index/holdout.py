@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.config.limits import check_upper
 from core.errors import ConfigError, IndexNotBuilt
 
 HOLDOUT_FILE = "holdout.jsonl"  # beside the index's own files
@@ -44,6 +45,7 @@ class HoldoutConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"HoldoutConfig.{name} must be an integer >= {low}, got {value!r}")
+        check_upper(self)  # and at most its limit (core/config/limits.py)
 
 
 def pick_holdout(documents: Sequence[Any], cfg: HoldoutConfig) -> list[int]:

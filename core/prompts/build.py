@@ -17,7 +17,6 @@ from core.records import Prompt
 log = logging.getLogger(__name__)
 
 CONTINUATION_TOKENS = 256  # prefix prompts record up to this many true next tokens (model tokenizer)
-BUILT_IN = ("prefix", "unconditional", "minimal-cue")  # settings whose prompts build_prompts makes, not a file
 
 
 def start_token_id(tokenizer) -> int:
@@ -105,10 +104,11 @@ def prefix_prompts(setting: SettingConfig, tokenizer, index, *, index_tokenizer=
             true_continuation=tokenizer.decode(cont), true_continuation_ids=cont))
     if len(prompts) < n:
         raise PromptSetError(
-            f"prefix needs {n} documents with at least M={m} tokens, but the index has {len(eligible)} "
-            f"such document(s) of {len(lengths)}" + (f" ({short} fell under M in the model tokenizer)" if short else "")
+            f"setting {setting.name!r} asks for {n} prefix prompts, but the corpus has {len(eligible)} of "
+            f"{len(lengths)} document(s) of at least {m} tokens (min_doc_tokens): at most {len(eligible)} prefix "
+            "prompts" + (f" ({short} fell under {m} tokens in the model tokenizer)" if short else "")
             + (f" ({repeated} repeated an earlier document's first P tokens)" if repeated else "")
-            + "; lower n_prompts or min_doc_tokens, or index a bigger corpus")
+            + "; lower the prompt count (n_prompts) or min_doc_tokens, or index a bigger corpus")
     return prompts
 
 

@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from core.config import SettingConfig
+from core.config import BUILT_IN_SETTINGS, SettingConfig
 from core.errors import PromptSetError
 from core.records import Prompt
-
-RAW_SETTINGS = ("prefix", "unconditional", "minimal-cue")  # built from exact tokens: raw under "auto"
 
 
 def has_chat_template(tokenizer) -> bool:
@@ -42,7 +40,7 @@ def resolve_format(setting: SettingConfig, tokenizer) -> str:
             raise PromptSetError(f"setting {setting.name!r}: prompt_format = \"chat\" but the model tokenizer has no "
                                  "chat template; use prompt_format = \"raw\" (or \"auto\")")
         return "chat"
-    return "chat" if setting.name not in RAW_SETTINGS and has_chat_template(tokenizer) else "raw"
+    return "chat" if setting.name not in BUILT_IN_SETTINGS and has_chat_template(tokenizer) else "raw"
 
 
 def chat_messages(user_text: str, system_prompt: str | None = None) -> list[dict[str, str]]:

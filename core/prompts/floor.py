@@ -7,10 +7,13 @@ level a setting has to exceed before its spans say anything about memorization.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from core.config import SettingConfig
+from core.config import ExperimentConfig, SettingConfig
 from core.errors import PromptSetError
 from core.records import Generation, GenKey, Prompt
 
@@ -44,3 +47,30 @@ def floor_key(gen: Generation) -> str:
     """Cache key of a floor text (it stands where a generation key would): hash of setting, id and text."""
     parts = ("floor", gen.key.setting, gen.key.prompt_id, gen.completion)
     return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
+
+
+def floor_setting_from_texts(texts: Sequence[str], folder: str | Path, name: str = FLOOR_KIND) -> SettingConfig:
+    """A setting of kind floor holding ``texts`` (given by the user as known not to be in the corpus, e.g.
+    written after the training cut-off): written as JSONL under ``folder`` with a name from their content
+    (the same texts give the same file), one text per row. Blank texts are dropped; none left: PromptSetError."""
+    kept = [t.strip() for t in texts if t and t.strip()]
+    if not kept:
+        raise PromptSetError("floor texts: give at least one non-empty text known not to be in the corpus")
+    body = "".join(json.dumps({"id": f"floor-{i}", "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(kept))
+    path = Path(folder) / f"floor-{hashlib.sha256(body.encode('utf-8')).hexdigest()[:16]}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(body, encoding="utf-8")
+    return SettingConfig(name, n_prompts=len(kept), prompts_path=str(path), kind=FLOOR_KIND)
+
+
+def with_floor(cfg: ExperimentConfig, fallback: SettingConfig | None) -> ExperimentConfig:
+    """``cfg`` with ``fallback`` (a floor setting) added when it has no floor of its own and its index holds
+    no documents held out as one (:mod:`core.index.holdout`): every run from the Run page gets a floor."""
+    from core.index.holdout import holdout_of
+
+    if fallback is None or floor_names(cfg.settings, [s.name for s in cfg.settings]):
+        return cfg
+    if cfg.floor.holdout and any(holdout_of(d) is not None for d in cfg.index_dirs):
+        return cfg
+    return dataclasses.replace(cfg, settings=(*cfg.settings, fallback))

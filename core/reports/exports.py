@@ -3,8 +3,10 @@
 Every CSV is written by :func:`core.reports.csv_safe.to_csv` (cells that a spreadsheet would run as a
 formula get a leading ``'``; the data dictionary says so); JSON keeps the exact text.
 
-Columns have readable names (``Longest verbatim span (tokens)``, not ``max_span``); every column of
-every table is explained in :data:`DATA_DICTIONARY`. Where a number means nothing (a metric that does
+Columns have readable names (``ALS (tokens)``, not ``als``); a metric's column name and meaning are its
+registry entry's (:func:`core.scoring.registry.column`, :func:`~core.scoring.registry.help`) and do not
+change with the thresholds, which the data dictionary states. Every column of every table is explained
+by :func:`data_dictionary`. Where a number means nothing (a metric that does
 not apply to the setting, PM of 0 against 0) the tables say ``n/a``; the JSON document keeps the
 number (PM's 0) or null with a flag, and records the thresholds it was computed with.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,23 +24,23 @@ from core.config import CAPABILITY, MetricsConfig
 from core.config.tables import to_dict
 from core.records import Generation, TraceResult
 from core.reports.csv_safe import GUARD_NOTE
-from core.reports.na import NA, PM_NA, applies, is_na, pm_undefined
-from core.scoring.registry import HEADLINE, METRICS
+from core.reports.na import NA, PM_NA, is_na, pm_undefined
+from core.scoring import registry
+from core.scoring.registry import HEADLINE
 
-LABEL = {"als": "ALS (tokens)", "fmr": "FMR (share)", "nvr": "NVR (0-1)"}
 EXTRA = ("n_generations", "r_n", "max_span", "gen_nv_above", "max_nv_recall", "unique_docs", "degenerate_share",
          "discoverable", "approx_lcp")
+LOW, HIGH = " 95% low", " 95% high"  # the interval columns: a metric's (or PM's) column with this suffix
 
 
-def _extra_label(m: str, cfg: MetricsConfig) -> str:
-    return {"n_generations": "Completions scored",
-            "r_n": f"Share with a verbatim span of at least {cfg.span_threshold} tokens",
-            "max_span": "Longest verbatim span (tokens)",
-            "gen_nv_above": f"Share with a document of nv_recall above {cfg.nv_threshold:g}",
-            "max_nv_recall": "Highest nv_recall", "unique_docs": "Training documents retrieved",
-            "degenerate_share": "Share of repetition loops",
-            "discoverable": f"Discoverable extraction (first {cfg.discoverable_tokens} tokens, prefix only)",
-            "approx_lcp": "Common prefix with the true continuation (tokens, prefix only)"}[m]
+def download_name(run_label: str, what: str, ext: str) -> str:
+    """A file name for a download that says which run and which table it holds, distinct per table.
+
+    >>> download_name("demo run/2", "summary-data-dictionary", "csv")
+    'propme-demo-run-2-summary-data-dictionary.csv'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(run_label)).strip("-.") or "run"
+    return f"propme-{stem[:60]}-{what}.{ext}"
 
 
 def _num(v: Any, digits: int = 6) -> Any:
@@ -62,21 +65,24 @@ def summary_frame(values: Mapping[str, Mapping[str, Any]], intervals: Mapping[st
         row: dict[str, Any] = {"Setting": s, "Role": "attack (capability)" if s == CAPABILITY else
                                "chance floor" if s in floors else "ordinary prompts (propensity)"}
         for m in HEADLINE:
-            iv = intervals.get(s, {}).get(m)
-            row[LABEL[m]] = NA if is_na(v.get(m), m, s) else _num(v[m])
-            row[f"{LABEL[m]} 95% low"] = _num(iv.lo) if iv is not None else NA
-            row[f"{LABEL[m]} 95% high"] = _num(iv.hi) if iv is not None else NA
+            iv, col = intervals.get(s, {}).get(m), registry.column(m)
+            row[col] = NA if is_na(v.get(m), m, s) else _num(v[m])
+            row[col + LOW] = _num(iv.lo) if iv is not None else NA
+            row[col + HIGH] = _num(iv.hi) if iv is not None else NA
         for m in HEADLINE:
-            iv = pm.get(s, {}).get(m)
-            label = f"PM of {m.upper()}"
+            iv, col = pm.get(s, {}).get(m), registry.pm_label(m)
             if s == CAPABILITY or s in floors or iv is None:
-                row[label], row[f"{label} 95% low"], row[f"{label} 95% high"] = NA, NA, NA
+                row[col], row[col + LOW], row[col + HIGH] = NA, NA, NA
             elif _undefined(iv, v.get(m), cap.get(m)):
-                row[label], row[f"{label} 95% low"], row[f"{label} 95% high"] = PM_NA, NA, NA
+                row[col], row[col + LOW], row[col + HIGH] = PM_NA, NA, NA
             else:
-                row[label], row[f"{label} 95% low"], row[f"{label} 95% high"] = map(_num, (iv.value, iv.lo, iv.hi))
+                row[col], row[col + LOW], row[col + HIGH] = map(_num, (iv.value, iv.lo, iv.hi))
         for m in EXTRA:
-            row[_extra_label(m, cfg)] = NA if is_na(v.get(m), m, s) else _num(v.get(m))
+            row[registry.column(m)] = NA if is_na(v.get(m), m, s) else _num(v.get(m))
+            if m == "r_n":  # R_N's interval, like ALS, FMR and NVR (when the caller computed one)
+                iv = intervals.get(s, {}).get("r_n")
+                row[registry.column("r_n") + LOW] = _num(iv.lo) if iv is not None else NA
+                row[registry.column("r_n") + HIGH] = _num(iv.hi) if iv is not None else NA
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -172,50 +178,37 @@ def spans_frame(traces: Sequence[TraceResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
 
 
-def data_dictionary(summary: pd.DataFrame | None = None) -> pd.DataFrame:
-    """(table, column, meaning) for every column of the exports; summary columns from ``summary``."""
+def data_dictionary(summary: pd.DataFrame | None = None, cfg: MetricsConfig | None = None) -> pd.DataFrame:
+    """(table, column, meaning) for every column of the exports; summary columns from ``summary``, each
+    metric's meaning from the registry with the thresholds of ``cfg`` (those the summary was scored with)."""
     rows = [{"table": "completions", "column": c, "meaning": m} for c, m in COMPLETION_COLUMNS.items()]
     rows += [{"table": "spans", "column": c, "meaning": m} for c, m in SPAN_COLUMNS.items()]
     for c in (summary.columns if summary is not None else ()):
-        rows.append({"table": "summary", "column": c, "meaning": _summary_meaning(c)})
+        rows.append({"table": "summary", "column": c, "meaning": summary_meaning(c, cfg)})
     rows.append({"table": "every CSV file", "column": "(any text cell)", "meaning": GUARD_NOTE})
     return pd.DataFrame(rows, columns=["table", "column", "meaning"])
 
 
-def _summary_meaning(column: str) -> str:
-    if column == "Setting":
-        return COMPLETION_COLUMNS["Setting"]
-    if column == "Role":
-        return "attack (capability), ordinary prompts (propensity) or chance floor (texts never seen in training)."
-    bound = " (lower end of the 95% bootstrap interval)" if column.endswith("95% low") else \
-        " (upper end of the 95% bootstrap interval)" if column.endswith("95% high") else ""
-    base = column.removesuffix(" 95% low").removesuffix(" 95% high")
-    for m, label in LABEL.items():
-        if base == label:
-            return METRICS[m].description + bound
-    if base.startswith("PM of "):
-        return ("Propensity score of " + base[6:] + ": value under this setting / (this setting + prefix); 0.5 = "
-                f"as much as the attack; '{PM_NA}' when both are 0") + bound
-    return {"Completions scored": METRICS["n_generations"].description,
-            "Longest verbatim span (tokens)": METRICS["max_span"].description,
-            "Highest nv_recall": METRICS["max_nv_recall"].description,
-            "Training documents retrieved": METRICS["unique_docs"].description,
-            "Share of repetition loops": METRICS["degenerate_share"].description,
-            }.get(base, _threshold_meaning(base))
+SUMMARY_COLUMNS = {
+    "Setting": COMPLETION_COLUMNS["Setting"],
+    "Role": "attack (capability), ordinary prompts (propensity) or chance floor (texts never seen in training).",
+}
 
 
-def _threshold_meaning(base: str) -> str:
-    if base.startswith("Share with a verbatim span"):
-        return METRICS["r_n"].description.replace("(N = span_threshold)", "(N in the column name)")
-    if base.startswith("Share with a document"):
-        return METRICS["gen_nv_above"].description
-    if base.startswith("Discoverable"):
-        return METRICS["discoverable"].description + "; n/a for settings without a true continuation"
-    if base.startswith("Common prefix"):
-        return METRICS["approx_lcp"].description + "; n/a for settings without a true continuation"
-    return base
+def summary_meaning(column: str, cfg: MetricsConfig | None = None) -> str:
+    """The meaning of a summary column: its own, or its metric's (registry) or PM's, with the interval bound.
 
-
-def applies_table(values: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Per setting, the metrics that do not apply to it (n/a)."""
-    return {s: sorted(m for m in v if not applies(m, s)) for s, v in values.items()}
+    Raises KeyError for a column that is neither a summary column nor a metric's.
+    """
+    if column in SUMMARY_COLUMNS:
+        return SUMMARY_COLUMNS[column]
+    base = column.removesuffix(LOW).removesuffix(HIGH)
+    bound = "" if base == column else \
+        " (lower end of the 95% bootstrap interval)" if column.endswith(LOW) else " (upper end of the 95% bootstrap interval)"
+    m = registry.metric_of_column(base)
+    if m is None:
+        raise KeyError(f"summary column {column!r} names no metric of the registry")
+    if base == registry.pm_label(m):
+        return (f"Propensity score of {registry.label(m)}: value under this setting / (this setting + prefix); "
+                f"0.5 = as much as the attack; '{PM_NA}' when both are 0") + bound
+    return registry.help(m, cfg) + bound

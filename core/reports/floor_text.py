@@ -18,8 +18,8 @@ def floor_description(manifest: Manifest, floors: Sequence[str]) -> str:
 
     >>> m = Manifest("r", floor={"kind": "holdout", "setting": "floor", "docs": 2, "requested": 20, "seed": 42,
     ...                          "ids": ["GPL-2", "MIT"], "max_tokens": 24, "found_in_index": []})
-    >>> floor_description(m, ["floor"])[:86]
-    'Chance floor (floor): 2 corpus documents held out of the index when it was built (seed'
+    >>> floor_description(m, ["floor"])[:66]
+    'floor: 2 corpus documents held out of the index when it was built'
     """
     if not floors:
         return ""
@@ -33,7 +33,7 @@ def floor_description(manifest: Manifest, floors: Sequence[str]) -> str:
         dropped = rec.get("found_in_index") or []
         dropped_text = (f"; {len(dropped)} held-out text(s) found verbatim in the index were dropped"
                         if dropped else "")
-        return (f"Chance floor ({rec.get('setting', floors[0])}): {len(ids)} corpus documents held out of the index "
+        return (f"{rec.get('setting', floors[0])}: {len(ids)} corpus documents held out of the index "
                 f"when it was built (seeded sample, seed {rec.get('seed')}){fewer}: {named}. Same kind of text as the "
                 f"corpus, by construction not in the index; each cut to its first {rec.get('max_tokens')} tokens (the "
                 f"completion budget) and traced like a completion{dropped_text}.")
@@ -43,5 +43,5 @@ def floor_description(manifest: Manifest, floors: Sequence[str]) -> str:
         s = settings.get(f)
         source = Path(s.prompts_path).name if s is not None and s.prompts_path else "texts"
         parts.append(f"{f} ({source})")
-    return (f"Chance floor: {', '.join(parts)}: texts given as known not to be in the corpus, traced like "
-            "completions.")
+    return (f"{', '.join(parts)}: texts given as known not to be in the corpus, traced like completions "
+            "(the run's own floor setting).")

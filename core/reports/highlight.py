@@ -20,6 +20,8 @@ SPAN_CLASS = "propme-span"  # every highlighted verbatim span: <mark class="prop
 DOC_MATCH_CLASS = "propme-doc-match"  # the matched region inside a document window
 ECHO_CLASS = "propme-echo"  # a span that also occurs in the completion's own prompt (Span.echo): grey, dashed
 ECHO_STYLE = "background-color: rgba(150, 150, 150, 0.35); border-bottom: 2px dashed rgba(110, 110, 110, 0.9);"
+OTHER_CLASS = "propme-other-doc"  # a span traced to other documents than the one in view (Side by side): outlined
+OTHER_STYLE = "background-color: transparent; outline: 1px dashed rgba(90, 90, 90, 0.9); outline-offset: -1px;"
 COLOR_BY = ("length", "count")
 
 # Bidi embeddings/overrides/isolates and marks, C0/C1 controls except \n and \t, zero-width chars:
@@ -134,12 +136,13 @@ def _box(label: str) -> str:
 
 
 def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length",
-                   label: str = "completion with verbatim spans highlighted") -> str:
+                   label: str = "completion with verbatim spans highlighted", other: frozenset[int] = frozenset()) -> str:
     """The completion as an HTML block with each verbatim span in ``<mark class="propme-span">``.
 
     Each mark carries ``data-span-ix`` (index into ``spans``), a ``title`` with length, count and
     source document ids, and an opacity from :data:`LEVELS`. A prompt-echo span (``Span.echo``) is
-    grey with a dashed underline and also has class ``propme-echo``.
+    grey with a dashed underline and also has class ``propme-echo``. A span whose index is in ``other`` (it
+    traces to other documents than the one in view) is only outlined, with class ``propme-other-doc``.
 
     >>> highlight_html("a <b> c", [Span(0, 1, "<b>", 2, 5, 3)]).count('<mark class="propme-span"')
     1
@@ -151,11 +154,13 @@ def highlight_html(text: str, spans: Sequence[Span], color_by: str = "length",
         level = level_for(span.length if color_by == "length" else span.count, color_by)
         parts.append(escape_text(text[pos:start]))
         cls, look = ((f"{SPAN_CLASS} {ECHO_CLASS}", ECHO_STYLE) if span.echo else
+                     (f"{SPAN_CLASS} {OTHER_CLASS}", OTHER_STYLE) if ix in other else
                      (SPAN_CLASS, f"background-color: rgba({MARK_COLOR}, {level.alpha});"))
         parts.append(
             f'<mark class="{cls}" data-span-ix="{ix}" '
             f'style="{look} color: inherit; padding: 0 1px;" '
-            f'title="{escape_attr(span_title(span))}">{escape_text(text[start:end])}</mark>'
+            f'title="{escape_attr(span_title(span) + ("; traced to other documents" if ix in other else ""))}">'
+            f'{escape_text(text[start:end])}</mark>'
         )
         pos = end
     parts.append(escape_text(text[pos:]))

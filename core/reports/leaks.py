@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from core.config import CAPABILITY  # the attack setting; every other setting is natural use
 from core.records import MATCH_TIERS, DocMatch, Generation, GenKey, TraceResult
 
-CAPABILITY = "prefix"  # the attack setting; every other setting is natural use
 TIER_RANK = {t: i for i, t in enumerate(MATCH_TIERS)}  # full raw match first
 
 

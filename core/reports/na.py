@@ -68,7 +68,3 @@ def fmt(value: Any, metric: str | None = None, setting: str | None = None, digit
         return f"{value:d}"
     return f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:.0f}"
 
-
-def cell(value: Any, metric: str | None = None, setting: str | None = None) -> Any:
-    """A table cell: the value, or the string ``n/a`` where it means nothing (tables show it as text)."""
-    return NA if is_na(value, metric, setting) else value

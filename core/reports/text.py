@@ -34,12 +34,24 @@ def prompt_formats(manifest: Manifest) -> dict[str, str]:
     return {s.name: s.prompt_format for s in manifest.settings}
 
 
+def skipped_notes(manifest) -> list[str]:
+    """One line per setting whose prompt file had bad rows: how many were skipped, where, and the first
+    reasons in full (shown by ``report``, the HTML report's methods, Overview and the Run page)."""
+    out = []
+    for setting, skip in (manifest.skipped_rows or {}).items():
+        reasons = skip.reasons or (skip.first,)
+        more = f"; {skip.count - len(reasons)} more" if skip.count > len(reasons) else ""
+        out.append(f"{setting}: {skip.count} prompt row(s) of {skip.file} were skipped (not valid prompts, not "
+                   f"generated): {'; '.join(reasons)}{more}")
+    return out
+
+
 def run_notes(run: RunResults) -> list[str]:
     """Warnings a reader of the scores must see: empty completions, spans the text-mode rule removes
     (or would remove), and prompt echo; computed from the traces, so older results folders get them too."""
     m = run.manifest
     mode, count_echo = m.trace.mode, m.metrics.count_echo
-    notes = []
+    notes = skipped_notes(m)
     for setting in run.settings():
         c = setting_counts(run.by_setting(setting)[1])
         if c["empty_completions"]:
@@ -155,7 +167,9 @@ def report_dict(run: RunResults) -> dict[str, Any]:
             "model": m.model.identity if m.model else None, "index": m.index.fingerprint if m.index else None,
             "n_generations": len(run.generations), "n_traces": len(run.traces),
             "metrics": to_json(m)["metrics"], "prompt_formats": prompt_formats(m),
-            "warnings": list(m.warnings) + run_notes(run), "summary": dict(run.summary), "pm": dict(run.pm)}
+            "warnings": list(m.warnings) + run_notes(run), "summary": dict(run.summary), "pm": dict(run.pm),
+            "skipped_rows": {s: {"count": k.count, "file": k.file, "reasons": list(k.reasons or (k.first,))}
+                             for s, k in (m.skipped_rows or {}).items()}}
 
 
 def format_report(run: RunResults) -> str:

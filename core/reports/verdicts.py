@@ -17,7 +17,9 @@ sentence and the tiles are the same numbers read by the same rules. The rules (a
    a. both values 0 (PM 0/0): "n/a — no leakage in either setting";
    b. both settings at the floor: "no measurable leakage in either setting; the difference is within chance";
    c. the PM interval contains 0.5: "the difference ... is within chance" (never "more", "less" or "as much");
-   d. otherwise the words follow the value: far less (< 0.1), much less (< 0.3), less (< 0.45), slightly
+   d. both verdicts are "No" (neither setting reaches N tokens): the sentence says so first, and that only
+      their short phrases differ, in the words of rule e;
+   e. otherwise the words follow the value: far less (< 0.1), much less (< 0.3), less (< 0.45), slightly
       less (< 0.5), slightly more (< 0.55), more; a setting at the floor is said to stay at it.
 4. **No contradiction.** The verdict words of both questions and the PM sentence come from the same
    numbers; where the headline numbers point the other way from the PM words (a natural setting with a
@@ -33,6 +35,7 @@ from typing import Any
 
 from core.config import CAPABILITY
 from core.reports.story import Headline, _plural, _share, headline, leakiest, natural_settings
+from core.scoring import registry
 
 FLOOR_MULTIPLE = 1.5  # a setting whose ALS is at most this multiple of the floor's is at chance level
 VERDICT_ORDER = ("No completions", "No", "Rarely", "Sometimes", "Yes, mostly")
@@ -58,7 +61,7 @@ class RunNumbers:
     threshold: int  # N of R_N
     floors: tuple[str, ...] = ()  # chance-floor settings
     pm: Mapping[str, Any] = field(default_factory=dict)  # {natural setting: PMResult/PMNumbers of ``metric``}
-    metric_label: str = "ALS"  # the label of the PM metric
+    metric: str = "als"  # the PM metric (a registry name: its label comes from core.scoring.registry)
     floor_als_hi: float | None = None  # upper end of the floor's ALS interval, when known
 
 
@@ -135,8 +138,8 @@ def at_floor(h: Headline, floor: Headline | None, floor_als_hi: float | None = N
     return h.als <= bound and h.share <= floor.share and h.full <= floor.full
 
 
-def _interval(p: Any) -> str:
-    return f"PM of {{label}} = {p.value:.2f}, 95% interval {p.lo:.2f} to {p.hi:.2f}"
+def _interval(p: Any, pm_label: str) -> str:
+    return f"{pm_label} = {p.value:.2f} (95% interval {p.lo:.2f} to {p.hi:.2f})"
 
 
 def pm_words(value: float) -> str:
@@ -181,31 +184,37 @@ def _disagreements(nat: Headline, can: Headline, relation: str, v_nat: str, v_ca
     return tuple(notes)
 
 
-def _reading(nat: Headline, can: Headline | None, p: Any, label: str, floored: frozenset[str],
+def _reading(nat: Headline, can: Headline | None, p: Any, pm_label: str, floored: frozenset[str],
              floor: Headline | None) -> Reading:
     who = f"Ordinary prompts ({nat.setting})"
     if can is None or p is None:
         return Reading(nat.setting, "none", "")
     if p.undefined or (p.f_p == 0 and p.f_c == 0):
-        return Reading(nat.setting, "na", f"{who} against the attack, PM of {label}: n/a — no leakage in either setting.")
-    pm_text = _interval(p).format(label=label)
+        return Reading(nat.setting, "na", f"{who} against the attack, {pm_label}: n/a — no leakage in either setting.")
+    pm_text = _interval(p, pm_label)
     v_nat, v_can = verdict_word(nat, nat.setting in floored), verdict_word(can, can.setting in floored)
     if nat.setting in floored and can.setting in floored:
         relation = "chance"
         sentence = (f"No measurable leakage in either setting: the attack and {who[0].lower() + who[1:]} both stay "
-                    f"at the chance floor (ALS {can.als:.1f} and {nat.als:.1f} tokens; text that is not in the index: "
-                    f"{floor.als:.1f}), so the difference is within chance ({pm_text}).")
+                    f"at the chance floor (ALS {can.als:.1f} and {nat.als:.1f} tokens; text never seen in training: "
+                    f"{floor.als:.1f}), so the difference is within chance: {pm_text}.")
     elif p.lo <= 0.5 <= p.hi:
         relation = "chance"
-        sentence = (f"{who} and the attack differ by no more than chance: {pm_text} (the interval holds 0.5, "
-                    "equal leakage).")
+        sentence = (f"{who} and the attack differ by no more than chance: {pm_text}, an interval that holds 0.5 "
+                    "(equal leakage).")
+    elif v_nat == v_can == "No":
+        relation = "less" if p.value < 0.5 else "more"
+        sentence = (f"Neither the attack nor {who[0].lower() + who[1:]} reproduce {nat.threshold} tokens of training "
+                    f"text (both answers No); only their short verbatim phrases differ: ordinary prompts reach "
+                    f"{pm_words(p.value)} the attack's: {pm_text}; 0.5 would mean as much.")
     else:
         relation = "less" if p.value < 0.5 else "more"
         stays = " stay at the chance floor and" if nat.setting in floored else ""
-        sentence = f"{who}{stays} leak {pm_words(p.value)} the attack: {pm_text} (0.5 would mean as much)."
+        sentence = f"{who}{stays} leak {pm_words(p.value)} the attack: {pm_text}; 0.5 would mean as much."
     notes = _disagreements(nat, can, relation, v_nat, v_can)
     if notes:
-        sentence = sentence[:-1] + ("; although " if relation != "chance" else "; ") + "; ".join(notes) + "."
+        text = "; ".join(notes)
+        sentence += (" But " if relation != "chance" else " Note: ") + text + "."
     return Reading(nat.setting, relation, sentence, notes)
 
 
@@ -219,15 +228,15 @@ def answer_text(h: Headline, attack: bool, floored: bool, floor: Headline | None
             f"{_plural(h.longest, 'token')}; {_plural(h.full, 'completion')} {'is' if h.full == 1 else 'are'} "
             "found whole in a training document.")
     if floored and floor is not None:
-        text += (f" That is the chance level: text that is not in the index reaches as much (ALS {floor.als:.1f}, "
-                 f"longest {floor.longest}).")
+        text += (f" That is the chance level: text never seen in training reaches ALS {floor.als:.1f} (longest "
+                 f"{floor.longest}) against {h.als:.1f} here.")
     return text
 
 
 def floor_sentence(natural: Headline, floor: Headline, floored: bool) -> str:
     """A natural setting read against the chance floor (rule 1's verdict, in words)."""
     base = (f"Ordinary prompts ({natural.setting}): longest verbatim span {natural.als:.1f} tokens on average — "
-            f"text that is not in the index reaches {floor.als:.1f} (longest {floor.longest})")
+            f"text never seen in training reaches {floor.als:.1f} (longest {floor.longest})")
     if floored:
         return base + ", so this is the chance level: common phrases, not memorized text."
     if floor.als > 0:
@@ -255,7 +264,7 @@ def decide(nums: RunNumbers) -> Story:
     can = headline(CAPABILITY, values[CAPABILITY], nums.threshold) if CAPABILITY in values else None
     floor = headline(floors[0], values[floors[0]], nums.threshold) if floors else None
     floored = frozenset(h.setting for h in (can, *does) if h is not None and at_floor(h, floor, nums.floor_als_hi))
-    readings = tuple(_reading(h, can, nums.pm.get(h.setting), nums.metric_label, floored, floor) for h in does)
+    readings = tuple(_reading(h, can, nums.pm.get(h.setting), registry.pm_label(nums.metric), floored, floor) for h in does)
     return Story(
         can, does, floor, floored,
         answer_text(can, True, can.setting in floored, floor) if can is not None else None,

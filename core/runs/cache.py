@@ -24,6 +24,7 @@ from typing import Any
 from core.config import DecodingConfig, TraceConfig
 from core.config.tables import to_dict
 from core.errors import CacheError
+from core.jsonio import json_problem
 from core.paths import cache_root
 from core.records import Generation, Prompt, TraceResult
 from core.runs import codec
@@ -66,6 +67,7 @@ def trace_key(generation_key_hash: str, completion: str, index_fingerprint: str,
     """
     tr = to_dict(trace)
     tr.pop("workers")  # how many processes trace does not change the result
+    tr.pop("ray_address", None)  # nor where (core.cluster.index: results identical to a local trace)
     return _sha(["trace", generation_key_hash, _sha(completion), index_fingerprint, tr])
 
 
@@ -194,8 +196,11 @@ class ResultCache:
                 try:
                     if not isinstance(value, str) or _sha(value) != checksum:
                         raise ValueError("checksum mismatch")
-                    found[key] = json.loads(value)
-                except ValueError as e:  # JSONDecodeError is a ValueError
+                    decoded, problem = json_problem(value)  # the one JSON reader
+                    if problem:
+                        raise ValueError(problem)
+                    found[key] = decoded
+                except ValueError as e:
                     log.warning("cache %s: damaged %s entry %s (%s); deleted, will recompute",
                                 self.path, table, key[:12], e)
                     bad.append(key)

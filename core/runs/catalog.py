@@ -116,7 +116,10 @@ def list_runs(root: str | os.PathLike, data_root: Path | None = None, *, max_dep
     runs: list[RunEntry] = []
     problems: list[str] = []
     truncated = False
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+    def unreadable(e: OSError) -> None:  # a folder the walk cannot enter: listed, never raised
+        problems.append(f"{e.filename}: cannot be read ({e.strerror or e})")
+
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False, onerror=unreadable):
         here = Path(dirpath)
         depth = len(here.relative_to(top).parts)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink()
@@ -140,3 +143,26 @@ def list_runs(root: str | os.PathLike, data_root: Path | None = None, *, max_dep
                             f"{here}: manifest.json was not written by PropMe (no format marker)")
     runs.sort(key=lambda r: (r.manifest.created or "", r.path), reverse=True)
     return Catalog(str(top), tuple(runs), tuple(problems), truncated)
+
+
+def list_runs_in(folders: list[str], data_root: Path | None = None, *, max_runs: int = MAX_RUNS) -> Catalog:
+    """The runs under several folders (each a root holding runs, or a results folder itself), each run once,
+    newest first; a folder that is missing, outside the data root or unreadable is a problem, not an error."""
+    runs: dict[str, RunEntry] = {}
+    problems: list[str] = []
+    truncated = False
+    for folder in (f.strip() for f in folders):
+        if not folder:
+            continue
+        try:
+            found = list_runs(folder, data_root, max_runs=max_runs)
+        except (PropMeError, OSError) as e:
+            problems.append(f"{folder}: {e}")
+            continue
+        problems += found.problems
+        truncated = truncated or found.truncated
+        for r in found.runs:
+            runs.setdefault(r.path, r)
+    ordered = sorted(runs.values(), key=lambda r: (r.manifest.created or "", r.path), reverse=True)
+    return Catalog("; ".join(f.strip() for f in folders if f.strip()), tuple(ordered[:max_runs]),
+                   tuple(dict.fromkeys(problems)), truncated or len(ordered) > max_runs)

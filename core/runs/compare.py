@@ -35,6 +35,9 @@ class Difference:
     aspect: str  # index | trace | decoding | settings | prompts | metrics
     text: str  # what differs, in words, naming both runs
     blocking: bool = True  # False: a note (the comparison is still valid)
+    what: str = ""  # the field that differs (e.g. "trace mode"), for a table of differences
+    a_value: str = ""  # its value in run a ("" where the text says it all)
+    b_value: str = ""  # its value in run b
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ def _fields(aspect: str, what: str, x, y, ignored: frozenset[str], la: str, lb: 
         vx, vy = getattr(x, f.name), getattr(y, f.name)
         if vx != vy:
             name = f.name.replace("_", " ")
-            out.append(Difference(aspect, f"{what}{name}: {_fmt(vx)} in {la}, {_fmt(vy)} in {lb}"))
+            out.append(Difference(aspect, f"{what}{name}: {_fmt(vx)} in {la}, {_fmt(vy)} in {lb}",
+                                  what=f"{what}{name}", a_value=_fmt(vx), b_value=_fmt(vy)))
     return out
 
 
@@ -106,10 +110,12 @@ def _index(a: Manifest, b: Manifest, la: str, lb: str) -> list[Difference]:
     fb = b.index.fingerprint if b.index else None
     if fa is None or fb is None:
         unknown = " and ".join(lbl for lbl, f in ((la, fa), (lb, fb)) if f is None)
-        return [Difference("index", f"corpus index: fingerprint unknown in {unknown} (cannot check it is the same corpus)")]
+        return [Difference("index", f"corpus index: fingerprint unknown in {unknown} (cannot check it is the same corpus)",
+                           what="corpus index fingerprint", a_value=(fa or "unknown")[:12], b_value=(fb or "unknown")[:12])]
     if fa != fb:
         return [Difference("index", f"corpus index: fingerprint {fa[:12]} in {la}, {fb[:12]} in {lb} "
-                                    "(another corpus or tokenizer)")]
+                                    "(another corpus or tokenizer)", what="corpus index fingerprint (corpus or "
+                           "tokenizer)", a_value=fa[:12], b_value=fb[:12])]
     return []
 
 
@@ -120,20 +126,27 @@ def _settings(a: Manifest, b: Manifest, la: str, lb: str, pa: Mapping[str, Promp
     out = []
     for only, lbl in ((sorted(set(sa) - set(sb)), la), (sorted(set(sb) - set(sa)), lb)):
         if only:
-            out.append(Difference("settings", f"settings only in {lbl}: {', '.join(only)} (not compared)", False))
+            out.append(Difference("settings", f"settings only in {lbl}: {', '.join(only)} (not compared)", False,
+                                  what="settings only in one run", a_value=", ".join(only) if lbl == la else "",
+                                  b_value=", ".join(only) if lbl == lb else ""))
     for name in [s for s in sa if s in sb]:
         out += _fields("settings", f"{name} ", sa[name], sb[name], IGNORED_SETTING, la, lb)
         fa, fb = a.prompt_formats.get(name), b.prompt_formats.get(name)
         if fa and fb and fa != fb:
-            out.append(Difference("prompts", f"{name} prompt format: {fa} in {la}, {fb} in {lb}"))
+            out.append(Difference("prompts", f"{name} prompt format: {fa} in {la}, {fb} in {lb}",
+                                  what=f"{name} prompt format", a_value=fa, b_value=fb))
         if pa is not None and pb is not None and name in pa and name in pb:
             if pa[name].count != pb[name].count:
-                out.append(Difference("prompts", f"{name} prompts: {pa[name].count} in {la}, {pb[name].count} in {lb}"))
+                out.append(Difference("prompts", f"{name} prompts: {pa[name].count} in {la}, {pb[name].count} in {lb}",
+                                      what=f"{name} prompts", a_value=str(pa[name].count), b_value=str(pb[name].count)))
             elif pa[name].digest != pb[name].digest:
-                out.append(Difference("prompts", f"{name} prompts: {pa[name].count} in both, but different prompt texts"))
+                out.append(Difference("prompts", f"{name} prompts: {pa[name].count} in both, but different prompt texts",
+                                      what=f"{name} prompt texts", a_value=f"digest {pa[name].digest[:10]}",
+                                      b_value=f"digest {pb[name].digest[:10]}"))
         elif sa[name].prompts_path != sb[name].prompts_path:
             out.append(Difference("prompts", f"{name} prompt file: {_fmt(sa[name].prompts_path)} in {la}, "
-                                             f"{_fmt(sb[name].prompts_path)} in {lb}"))
+                                             f"{_fmt(sb[name].prompts_path)} in {lb}", what=f"{name} prompt file",
+                                  a_value=_fmt(sa[name].prompts_path), b_value=_fmt(sb[name].prompts_path)))
     return out
 
 
@@ -156,7 +169,20 @@ def comparability(a: Manifest, b: Manifest, *, labels: tuple[str, str] | None = 
     diffs += _settings(a, b, la, lb, pa, pb)
     if a.metrics != b.metrics:
         diffs.append(Difference("metrics", f"scored with different thresholds in {la} and {lb} (both are scored "
-                                           "again here with one configuration)", False))
+                                           "again here with one configuration)", False, what="scoring thresholds",
+                                a_value="the run's own", b_value="the run's own"))
     ia = a.model.identity if a.model else None
     ib = b.model.identity if b.model else None
     return Comparability(la, lb, tuple(diffs), ia is not None and ia == ib)
+
+
+def difference_rows(c: Comparability) -> list[dict[str, str]]:
+    """The differences of ``c`` as table rows: aspect, what, the value in run a, in run b, and whether it blocks
+    the comparison (each run is named once, in the column heads, never in the cells).
+
+    >>> difference_rows(Comparability("a", "b", (Difference("trace", "t", what="trace mode", a_value="mixed",
+    ...                                                     b_value="text"),), True))
+    [{'aspect': 'trace', 'what differs': 'trace mode', 'a': 'mixed', 'b': 'text', 'effect': 'not comparable'}]
+    """
+    return [{"aspect": d.aspect, "what differs": d.what or d.text, "a": d.a_value, "b": d.b_value,
+             "effect": "not comparable" if d.blocking else "note"} for d in c.differences]

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ExperimentConfig, ModelConfig, SettingConfig
+from core.config import BUILT_IN_SETTINGS, ExperimentConfig, ModelConfig, SettingConfig
 from core.config.tables import to_dict
 from core.errors import ConfigError
+from core.generation import backends
 from core.progress import ChunkedStage, ProgressEvent, ProgressFn
 from core.records import Generation, GenKey, Prompt, TraceResult
 from core.runs import codec
@@ -29,53 +30,36 @@ from core.runs.results import RunResults, load_results, save_results
 log = logging.getLogger(__name__)
 
 TRACE_CHUNK = 32  # completions traced (and cached) per chunk: the unit of resumption for tracing
+SKIPPED_LISTED = 5  # skipped prompt rows whose reasons the manifest keeps in full
 CACHE_STAGE = "cache"  # progress events of this stage say how many generations / traces the result cache holds
 
 
 # -- running ---------------------------------------------------------------------------------------
 class _Generator:
-    """Loads the model (or the OpenAI client) on first use only: a fully cached run never loads it."""
+    """Starts the backend (loads the model, opens the client) on first use only: a fully cached run never does."""
 
     def __init__(self, cfg: ModelConfig, tokenizer):
         self.cfg, self.tokenizer, self._backend = cfg, tokenizer, None
 
     def __call__(self, prompts, decoding, **kw) -> list[Generation]:
         if self._backend is None:
-            if self.cfg.backend == "openai":
-                from core.generation.openai_backend import OpenAIBackend
-                self._backend = OpenAIBackend(self.cfg, tokenizer=self.tokenizer).generate
-            else:
-                from core.generation.generate import generate
-                from core.generation.model import load_model
-                if kw.get("progress") is not None:  # loading a big model takes a while: say so first
-                    kw["progress"](ProgressEvent("load-model", 0, 1, "models", message=self.cfg.name_or_path))
-                lm = load_model(self.cfg)
-                self._backend = lambda p, d, **k: generate(lm, p, d, **k)
-        return self._backend(prompts, decoding, **kw)
+            self._backend = backends.start(self.cfg, self.tokenizer, kw.get("progress"))
+        return self._backend.generate(prompts, decoding, **kw)
 
 
 def _skipped_prompt_rows(settings) -> dict[str, SkippedRows]:
     """Bad prompt-set rows skipped per setting (recorded in the manifest so the app and report can show
     them; the CLI also logs them while building prompts)."""
-    from core.prompts.build import BUILT_IN
     from core.prompts.sets import load_prompt_set
 
     out = {}
     for s in settings:
-        if s.prompts_path and s.name not in BUILT_IN:
+        if s.prompts_path and s.name not in BUILT_IN_SETTINGS:
             problems = load_prompt_set(s.prompts_path, s.name).problems
             if problems:
-                out[s.name] = SkippedRows(len(problems), s.prompts_path,
-                                          f"line {problems[0].line}: {problems[0].reason}")
+                reasons = tuple(f"line {p.line}: {p.reason}" for p in problems[:SKIPPED_LISTED])
+                out[s.name] = SkippedRows(len(problems), s.prompts_path, reasons[0], reasons)
     return out
-
-
-def model_identity_for(cfg: ModelConfig) -> str:
-    """Identity of the generating model: file hashes for hf, server + model name for openai."""
-    if cfg.backend == "openai":
-        return f"openai:{cfg.base_url}:{cfg.name_or_path}"
-    from core.generation.model_identity import model_identity
-    return model_identity(cfg.name_or_path, cfg.revision)
 
 
 @dataclass
@@ -108,19 +92,27 @@ def _open(r: _Run) -> None:
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint, tokenizer_identity
 
     cfg = r.cfg
-    if cfg.model.trust_remote_code and cfg.model.backend == "hf":
+    local_model = cfg.model.local_model
+    if cfg.model.trust_remote_code and local_model:
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
     if r.progress is not None:
         r.progress(ProgressEvent("open", 0, 1, "steps", message=f"loading tokenizer and index ({cfg.model.name_or_path})"))
-    if cfg.model.backend == "openai" and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
+    if not local_model and cfg.index_tokenizer:  # a served name is no tokenizer: use the index's
         r.model_tok = r.index_tok = load_tokenizer(cfg.index_tokenizer)
     else:
         r.model_tok = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
         r.index_tok = load_tokenizer(cfg.index_tokenizer) if cfg.index_tokenizer else r.model_tok
         r.separate_index_tok = bool(cfg.index_tokenizer)
-    r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
-    r.model = ModelInfo(model_identity_for(cfg.model), cfg.model, tokenizer_identity(r.model_tok),
+    from core.cluster import configured_address
+
+    if address := configured_address(cfg.trace):  # the shards served by actors on a Ray cluster (same results)
+        from core.cluster.index import open_cluster_index
+
+        r.index = open_cluster_index(cfg.index_dirs, address, tokenizer=r.index_tok)
+    else:
+        r.index = CorpusIndex.open(cfg.index_dirs, tokenizer=r.index_tok)
+    r.model = ModelInfo(backends.identity(cfg.model), cfg.model, tokenizer_identity(r.model_tok),
                         tokenizer_fingerprint(r.model_tok))
 
 
@@ -289,13 +281,17 @@ def _run_locked(cfg: ExperimentConfig, progress: ProgressFn | None, cache: Resul
                 config_text: str | None) -> RunResults:
     r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
     t_start = time.perf_counter()
-    for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),
-                       ("trace", _trace_missing), ("score", _score)):
-        t = time.perf_counter()
-        step(r)
-        r.timings[name] = time.perf_counter() - t
-    r.timings["total"] = time.perf_counter() - t_start
-    folder = _write(r, config_text)
+    try:
+        for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),
+                           ("trace", _trace_missing), ("score", _score)):
+            t = time.perf_counter()
+            step(r)
+            r.timings[name] = time.perf_counter() - t
+        r.timings["total"] = time.perf_counter() - t_start
+        folder = _write(r, config_text)
+    finally:
+        if hasattr(r.index, "close"):  # a cluster index (core.cluster.index) ends its shard actors
+            r.index.close()
     log.info("run %s: %d generations (%d generated), %d traced; results in %s", cfg.name, len(r.generations),
              r.counts["generated"], r.counts["traced"], folder)
     return load_results(folder)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import ResultsError
+from core.jsonio import json_problem
 
 
 class RunInProgress(ResultsError):
@@ -34,7 +35,7 @@ def lock_path(folder: str | os.PathLike) -> Path:
 
 def _holder_text(path: Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8")[:4096])
+        info, _ = json_problem(path.read_bytes()[:4096])
         return (f"run {str(info.get('run'))[:100]!r} (pid {int(info.get('pid'))}, started {info.get('started')}"
                 f" on {str(info.get('host'))[:64]})")
     except (OSError, ValueError, TypeError, AttributeError):
@@ -70,6 +71,17 @@ def check_free(folder: str | os.PathLike) -> None:
         raise _refusal(Path(folder), lock_path(folder))
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the folders created, outermost first."""
+    missing = []
+    here = folder
+    while not here.exists() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
 def _flock_soon(fd: int, tries: int = 5, pause_s: float = 0.02) -> bool:
     """An exclusive lock on ``fd``, retried briefly (a :func:`holder` check holds a shared lock for an instant)."""
     for i in range(tries):
@@ -91,7 +103,7 @@ def results_lock(folder: str | os.PathLike, run_name: str) -> Iterator[Path]:
     """
     folder = Path(folder)
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parents(path.parent)  # removed again at the end if the run left them empty
     for _ in range(20):  # the file may be removed by its releasing owner between our open and our lock
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         if not _flock_soon(fd):
@@ -117,3 +129,6 @@ def results_lock(folder: str | os.PathLike, run_name: str) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+        for d in reversed(made):  # a run that failed before writing leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                d.rmdir()

@@ -69,6 +69,7 @@ class SkippedRows:
     count: int  # bad rows of a prompt file that were skipped
     file: str
     first: str  # "line N: reason" of the first one
+    reasons: tuple[str, ...] = ()  # "line N: reason" of the first few (SKIPPED_LISTED), in full
 
 
 @dataclass(frozen=True)

@@ -211,22 +211,30 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
     folder.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temp_folders(folder.parent)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    current = tmp
     try:
-        pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), tmp / "generations.parquet")
-        pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), tmp / "spans.parquet")
-        pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), tmp / "docs.parquet")
-        for name, text in scores.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+        tmp.mkdir()
+        steps = [("generations.parquet", lambda p: pq.write_table(pa.Table.from_pylist(gen_rows, schema=GENERATIONS_SCHEMA), p)),
+                 ("spans.parquet", lambda p: pq.write_table(pa.Table.from_pylist(span_rows, schema=SPANS_SCHEMA), p)),
+                 ("docs.parquet", lambda p: pq.write_table(pa.Table.from_pylist(doc_rows, schema=DOCS_SCHEMA), p))]
+        steps += [(name, lambda p, t=text: p.write_text(t, encoding="utf-8")) for name, text in scores.items()]
         if config_text is not None:
-            (tmp / "config.toml").write_text(config_text, encoding="utf-8")
-        _write_json(tmp / "manifest.json", manifest)  # last: marks the folder complete
+            steps.append(("config.toml", lambda p: p.write_text(config_text, encoding="utf-8")))
+        steps.append(("manifest.json", lambda p: _write_json(p, manifest)))  # last: marks the folder complete
+        for name, write in steps:
+            current = tmp / name
+            write(current)
         old = None
         if folder.exists():
             check_replaceable(folder)  # again: another process may have put something there meanwhile
             old = folder.parent / f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
         os.replace(tmp, folder)
+    except OSError as e:  # a full disk, a read-only folder: name the file that could not be written
+        shutil.rmtree(tmp, ignore_errors=True)  # holds only files this function wrote
+        raise ResultsError(f"cannot write {current} ({_os_reason(e)}): the results folder {folder} was not written; "
+                           "free disk space or choose another output folder, then run again (the cache keeps the "
+                           "work done)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # holds only files this function wrote
         raise
@@ -234,6 +242,17 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
         keep_user_files(old, folder)  # the user's own notes and folders move into the new results folder
     log.info("wrote results folder %s (%d generations, %d traces)", folder, len(gen_rows), len(run.traces))
     return folder
+
+
+def _os_reason(e: OSError) -> str:
+    """An OSError's reason without its file name (the message names the file itself)."""
+    import errno
+
+    text = (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+    for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):  # pyarrow words these inside its own message
+        if os.strerror(code).lower() in text.lower():
+            return os.strerror(code)
+    return text
 
 
 def _read_json(path: Path) -> Any:

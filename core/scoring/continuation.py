@@ -12,7 +12,6 @@ shorter than N tokens can score at most its own length. Means are over eligible 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz.distance import LCSseq, Levenshtein, Prefix
@@ -49,24 +48,3 @@ def continuation_score(gen: Generation, n_tokens: int = 50) -> ContinuationScore
         discoverable=len(ref) == n_tokens and cand == ref,
     )
 
-
-def continuation_metrics(generations: Sequence[Generation], n_tokens: int = 50) -> dict[str, float]:
-    """Means over eligible generations: discoverable, approx_lcp, approx_edit_sim, approx_lcs.
-
-    >>> from core.records import GenKey, Generation, Prompt
-    >>> p = Prompt("prefix", "0", "x", true_continuation_ids=(1, 2, 3))
-    >>> gs = [Generation(GenKey("prefix", "0", i), p, "", completion_ids=c) for i, c in enumerate([(1, 2, 3), (7, 8, 9)])]
-    >>> continuation_metrics(gs, 3)
-    {'discoverable': 0.5, 'approx_lcp': 1.5, 'approx_edit_sim': 0.5, 'approx_lcs': 0.5, 'n_continuation': 2}
-    """
-    scores = [s for s in (continuation_score(g, n_tokens) for g in generations) if s is not None]
-    n = len(scores)
-    if n == 0:
-        return {"discoverable": 0.0, "approx_lcp": 0.0, "approx_edit_sim": 0.0, "approx_lcs": 0.0, "n_continuation": 0}
-    return {
-        "discoverable": sum(s.discoverable for s in scores) / n,
-        "approx_lcp": sum(s.lcp for s in scores) / n,
-        "approx_edit_sim": sum(s.edit_sim for s in scores) / n,
-        "approx_lcs": sum(s.lcs_ratio for s in scores) / n,
-        "n_continuation": n,
-    }

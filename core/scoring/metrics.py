@@ -11,16 +11,14 @@ the nv_recall block thresholds are applied by :func:`score_traces`, which
 :func:`core.scoring.registry.compute_metrics` and the bootstrap call first (these functions read
 ``DocMatch.nv.recall`` as given). Which metrics exist, and their labels, live in :mod:`core.scoring.registry`.
 
-Predictability floor: trace texts known NOT to be in the corpus (e.g. documents written after
-its cutoff), label them with :func:`label_floor`, and score them like any setting. Whatever
-they reach (short spans of common phrases, a few tokens of ALS) is the level a model reaches
-without memorizing anything; report a setting's values next to it.
+Chance floor: texts known NOT to be in the corpus are a setting of their own (kind ``floor``,
+:mod:`core.prompts.floor`), traced and scored like any setting. Whatever they reach (short spans of
+common phrases, a few tokens of ALS) is the level a model reaches without memorizing anything.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 
 from core.config import MetricsConfig, NVBlocksConfig
 from core.records import DocMatch, GenKey, NVResult, Span, TraceResult
@@ -236,21 +234,12 @@ def span_length_shares(traces: Sequence[TraceResult], per: str = "doc") -> dict[
     return {k: (v / total if total else 0.0) for k, v in counts.items()}
 
 
-def label_floor(traces: Sequence[TraceResult], setting: str = "floor") -> list[TraceResult]:
-    """Re-key traces of texts known not to be in the corpus under ``setting`` (the predictability
-    floor); score them with :func:`compute_metrics` like any setting.
-
-    >>> label_floor(_toy([]))[0].key
-    GenKey(setting='floor', prompt_id='0', sample_index=0)
-    """
-    return [replace(t, key=replace(t.key, setting=setting)) for t in traces]
-
-
 def scored_traces(traces: Sequence[TraceResult], cfg: MetricsConfig = MetricsConfig()) -> list[TraceResult]:
     """The traces the metrics score: degenerate loops dropped (when ``cfg.exclude_degenerate``) and
     prompt-echo spans removed (unless ``cfg.count_echo``; see :mod:`core.tracing.echo`).
 
     >>> t = _toy([(0, 9, [])])[0]
+    >>> from dataclasses import replace
     >>> t = replace(t, spans=(replace(t.spans[0], echo=True),))
     >>> len(scored_traces([t])[0].spans), len(scored_traces([t], MetricsConfig(count_echo=True))[0].spans)
     (0, 1)
@@ -263,6 +252,7 @@ def empty_completions(traces: Sequence[TraceResult]) -> int:
     """Completions that are empty or only whitespace: an instruction-tuned model given raw text often
     answers nothing, which would otherwise pass as "no leakage".
 
+    >>> from dataclasses import replace
     >>> empty_completions([replace(t, completion=c) for t, c in zip(_toy([], [], []), ["", " \\n", "x"])])
     2
     """
@@ -273,6 +263,7 @@ def text_rule_removed(traces: Sequence[TraceResult]) -> tuple[int, int]:
     """(spans, tokens) the paper's text-mode admissibility rule rejects that the mixed rule keeps,
     summed over generations (:func:`core.tracing.admissibility.text_rule_loss`).
 
+    >>> from dataclasses import replace
     >>> text_rule_removed([replace(t, text_rule_removed=(1, 40)) for t in _toy([], [])])
     (2, 80)
     """
@@ -303,7 +294,6 @@ __all__ = [
     "gen_nv_share",
     "generations_with_spans",
     "k_eidetic",
-    "label_floor",
     "max_nv_recall",
     "max_span",
     "nvr",
