@@ -77,7 +77,7 @@ APP_CSS = """<style>
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { color: #55555a; opacity: 1; }
 [data-testid="stWidgetLabel"] [data-testid="stCaptionContainer"] { color: #55555a; }
 .propme-text:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 2px; }
-mark.propme-span:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 1px; }
+mark[data-span-ix]:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 1px; }
 </style>"""
 
 

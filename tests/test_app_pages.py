@@ -172,8 +172,8 @@ def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_
     other_model = save_results(dataclasses.replace(base, manifest=dataclasses.replace(
         base.manifest, run_name="other-model", model=ModelInfo("another-model"))), tmp_path / "runs" / "other-model")
     at = app(monkeypatch, results, "compare")
-    assert at.text_input(key="cmp_root").value == str(results.parent)  # the folder holding the run in view
-    at.text_input(key="cmp_root").input(str(results.parent.parent)).run()  # holds run-a's and run-b's parents
+    assert at.text_area(key="cmp_root").value == str(results.parent)  # the folder holding the run in view
+    at.text_area(key="cmp_root").input(str(results.parent.parent)).run()  # holds run-a's and run-b's parents
     listed = at.multiselect(key="cmp_runs").options
     assert {str(results), str(results_b)} <= {o.rsplit(" | ", 1)[1] for o in listed}
     at.multiselect(key="cmp_runs").set_value([str(results), str(results_b)]).run()
@@ -190,7 +190,7 @@ def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_
     # a comparable pair (same prompts, index, trace, decoding; another model): PM shown at once, marked comparable
     same = save_results(base, tmp_path / "runs" / "a")
     at.checkbox(key="cmp_show_all").uncheck().run()
-    at.text_input(key="cmp_root").input(str(tmp_path / "runs")).run()
+    at.text_area(key="cmp_root").input(str(tmp_path / "runs")).run()
     at.multiselect(key="cmp_runs").set_value([str(same), str(other_model)]).run()
     assert not at.exception, at.exception
     assert any("comparable with the reference: same index" in render.shown(s.value) for s in at.success)

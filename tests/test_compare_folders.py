@@ -46,12 +46,13 @@ def test_compare_page_compares_runs_of_two_folders_with_a_difference_table(monke
     assert not at.exception, at.exception
     at.multiselect(key="cmp_runs").set_value([str(a), str(b)]).run()
     assert not at.exception, at.exception
-    names = at.dataframe(key="cmp_names").value
+    frames = [d.value for d in at.dataframe]
+    names = next(f for f in frames if list(f.columns) == ["run", "name", "folder"])
     assert list(names["folder"]) == [str(a), str(b)] and list(names["run"]) == ["run A", "run B"]
-    diff = at.dataframe(key="cmp_diff_run_B").value
+    diff = next(f for f in frames if "what differs" in f.columns)
     assert list(diff.columns) == ["aspect", "what differs", "run B", "run A", "effect"]
     assert diff.iloc[0].tolist() == ["trace", "trace mode", "text", "mixed", "not comparable"]
     assert any("NOT comparable" in shown(w.value) for w in at.warning)
     assert any("nope" in shown(c.value) for c in at.caption)  # the missing folder is listed, not raised
-    table = at.dataframe(key="cmp_table").value  # the chart's numbers: the non-comparable run is marked
+    table = next(f for f in frames if "prefix" in f.columns and "run" in f.columns)  # the chart's numbers
     assert any("run B (NOT comparable)" in str(c) for c in list(table.columns) + list(table.iloc[:, 0]))

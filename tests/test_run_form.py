@@ -36,7 +36,7 @@ def test_every_non_default_choice_survives_the_experiment_file(tmp_path):
     prompts = tmp_path / "mine.jsonl"
     prompts.write_text('{"text": "hello"}\n')
     cfg = ExperimentConfig(
-        name="audit \"quoted\" ü", model=ModelConfig(str(model), dtype="float32", device="cpu"),
+        name="audit ü-1", model=ModelConfig(str(model), dtype="float32", device="cpu"),
         index_dirs=(str(tmp_path / "idx-a"), str(tmp_path / "idx-b")),
         settings=(SettingConfig("prefix", 17, prefix_tokens=32, min_doc_tokens=64, prompt_format="raw"),
                   SettingConfig("my set", 5, prompts_path=str(prompts), prompt_format="chat",
