@@ -164,7 +164,7 @@ def test_full_audit_reload_mid_run_and_cancel_from_another_session(server, brows
         took = time.perf_counter() - t0
         shot(them, "workflow-cancelled-elsewhere.png")
     other.close()
-    page.get_by_text("Press Run again with the same choices").wait_for(timeout=30_000)  # the starter sees it too
+    page.get_by_text("Press Run again with the same choices").first.wait_for(timeout=30_000)  # the starter sees it too
     page.close()
     print(f"reload was mid-run: {mid_run}; cancel from another session took {took:.2f} s")
     assert mid_run, "the run finished before the reload: make it longer"
