@@ -26,6 +26,7 @@ from core.records import TraceResult
 from core.reports.html import build_report
 from core.reports.leaks import doc_text_key
 from core.reports.leaks import leaked_documents as rank_leaked
+from core.runs import form_checks
 from core.runs.catalog import list_runs_in
 from core.runs.compare import comparability, prompt_sets
 from core.runs.demo import ensure_demo_index
@@ -269,3 +270,9 @@ def run_comparability(ident: str, ref_ident: str, labels: tuple[str, str], _run,
     """``core.runs.compare.comparability`` of a run against the reference run, with the prompts each used."""
     return comparability(_run.manifest, _ref.manifest, labels=labels,
                          prompts=(prompt_sets(_run.generations), prompt_sets(_ref.generations)))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def index_doc_lengths(index_dirs: tuple[str, ...], stamp: tuple):
+    """``core.runs.form_checks.index_doc_lengths`` of an index; ``stamp`` (its folders' mtimes) invalidates on rebuild."""
+    return form_checks.index_doc_lengths(index_dirs)

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.paths import confine, work_dir
 from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig, TraceConfig
+from core.config.limits import check_model_context
 from core.errors import ConfigError
 from core.index.ensure import ensure_index
 from core.paths import model_source, no_link, safe_name
@@ -52,6 +53,7 @@ def checked_config(c: ExperimentConfig, root: Path | None = None, exempt: tuple[
         model = replace(model, name_or_path=model_source(model.name_or_path, root, what="model"))
     settings = tuple(replace(s, prompts_path=inside(s.prompts_path, f"prompt set for {s.name}"))
                      if s.prompts_path else s for s in c.settings)
+    check_model_context(replace(c, model=model))  # max_new_tokens vs the model's context, before anything loads
     cache_dir = c.cache_dir
     if root is not None:  # the result cache the run writes lives inside the root too (not ~/.cache/propme)
         cache_dir = str(confine(cache_dir, root, what="cache folder")) if cache_dir else str(work_dir(root, "cache"))

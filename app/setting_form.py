@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 
 import streamlit as st
 
-from app import paths, render
+from app import cached, paths, render
 from core.config import BUILT_IN_SETTINGS, PROMPT_FORMATS, SETTINGS, FloorConfig, SettingConfig
 from core.errors import ConfigError, PropMeError
 from core.runs import form_checks
@@ -183,11 +183,6 @@ def settings_form(base: tuple[SettingConfig, ...], shipped: dict[str, str], save
     return SettingsChoice(tuple(out), tuple(problems), tuple(keys), FloorConfig(holdout=bool(holdout)))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _doc_lengths(index_dirs: tuple[str, ...], stamp: tuple):
-    return form_checks.index_doc_lengths(index_dirs)
-
-
 def _capacity(index_dirs: tuple[str, ...] | None):
     """The document lengths of the chosen corpus's index, or None when it has none yet (or cannot be read)."""
     if not index_dirs:
@@ -196,6 +191,6 @@ def _capacity(index_dirs: tuple[str, ...] | None):
 
     try:
         stamp = tuple((d, Path(d).stat().st_mtime) for d in index_dirs)
-        return _doc_lengths(tuple(index_dirs), stamp)
+        return cached.index_doc_lengths(tuple(index_dirs), stamp)
     except (PropMeError, OSError):  # not built yet (the run builds it), or not an index: the run says so
         return None

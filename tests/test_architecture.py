@@ -73,8 +73,10 @@ def _core_import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names if a.name in mods)
             elif isinstance(node, ast.ImportFrom) and node.module and node.module in mods:
-                deps.add(node.module)
-                deps.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in mods)
+                subs = {f"{node.module}.{a.name}" for a in node.names} & mods.keys()  # `from core import config`
+                deps.update(subs)
+                if len(subs) < len(node.names):  # a name defined in the module itself
+                    deps.add(node.module)
         graph[mod] = deps - {mod}
     return graph
 
@@ -126,13 +128,12 @@ def test_no_silent_broad_excepts():
 
 
 STAGES = ("corpus", "index", "prompts", "generation", "tracing", "cluster", "scoring", "runs", "reports")
-SHARED = ("core.config", "core.config.schema", "core.config.checks", "core.config.tables", "core.records", "core.errors",
-          "core.paths", "core.progress", "core.jsonio")
+SHARED = ("core.config", "core.records", "core.errors", "core.paths", "core.progress", "core.jsonio")
 
 
 def _rank(module: str) -> int:
     """Pipeline position: shared top-level modules first, then the stages in order, then the CLI."""
-    if module in SHARED:
+    if module in SHARED or module.startswith("core.config."):  # the config package is shared as a whole
         return -1
     parts = module.split(".")
     return STAGES.index(parts[1]) if len(parts) > 1 and parts[1] in STAGES else len(STAGES)

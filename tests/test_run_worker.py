@@ -9,6 +9,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import paths, render, run_worker, runner, setting_form
@@ -163,6 +164,7 @@ def _tiny_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return model, corpus, prompts
 
 
+@pytest.mark.slow  # a real run in a worker process, driven through the app
 def test_run_page_shows_status_at_once_runs_in_the_background_and_opens_overview(monkeypatch, tmp_path):
     model, corpus, prompts = _tiny_inputs(tmp_path)
     at = _run_page(monkeypatch, tmp_path)

@@ -1,5 +1,5 @@
 """Exports a script can rely on (issue 22): summary column names that do not change with the thresholds
-(the thresholds have columns of their own), R_N with its bootstrap interval like ALS, FMR and NVR, a
+(the data dictionary names the thresholds), R_N with its bootstrap interval like ALS, FMR and NVR, a
 distinct file name per download, and a ``config.toml`` in every results folder the app writes
 (``core/config/dump.py``: read back by ``load_experiment`` to the same config)."""
 from __future__ import annotations
@@ -19,6 +19,7 @@ from core.config import (
 from core.config.dump import experiment_toml
 from core.config.file import load_experiment
 from core.reports import exports
+from core.scoring import registry
 from core.scoring.bootstrap import bootstrap_intervals
 from tests.fixtures_app import make_run
 from tests.test_exports import scored
@@ -38,16 +39,14 @@ def test_summary_columns_do_not_change_with_the_thresholds():
         frame = exports.summary_frame(values, both, by_setting, cfg, floors)
         frames.append(frame)
         rows = frame.set_index("Setting")
+        r_col = registry.column("r_n")
         for s in run.settings():  # R_N with its interval, each number the bootstrap's own
-            assert rows.loc[s, exports.R_N] == round(values[s]["r_n"], 6)
-            assert rows.loc[s, f"{exports.R_N} 95% low"] == round(r_n[s]["r_n"].lo, 6)
-            assert rows.loc[s, f"{exports.R_N} 95% high"] == round(r_n[s]["r_n"].hi, 6)
-        assert (rows["N: span threshold (tokens)"] == cfg.span_threshold).all()
-        assert (rows["nv threshold"] == cfg.nv_threshold).all()
-        assert (rows["D: discoverable tokens"] == cfg.discoverable_tokens).all()
-        dictionary = exports.data_dictionary(frame)
-        meaning = dictionary[dictionary.table == "summary"].set_index("column")["meaning"]
-        assert "N: span threshold (tokens)" in meaning[exports.R_N] and "upper end" in meaning[f"{exports.R_N} 95% high"]
+            assert rows.loc[s, r_col] == round(values[s]["r_n"], 6)
+            assert rows.loc[s, r_col + exports.LOW] == round(r_n[s]["r_n"].lo, 6)
+            assert rows.loc[s, r_col + exports.HIGH] == round(r_n[s]["r_n"].hi, 6)
+        meaning = exports.data_dictionary(frame, cfg).set_index("column")["meaning"]  # the thresholds are named there
+        assert meaning[r_col].endswith(f"span_threshold = {cfg.span_threshold}")
+        assert "upper end" in meaning[r_col + exports.HIGH]
     assert list(frames[0].columns) == list(frames[1].columns)
     assert not [c for c in frames[0].columns if any(str(n) in c for n in (30, 50, 0.3, 0.6, 20))]
 

@@ -60,6 +60,7 @@ def test_parallel_equals_one_worker(case, mode, merge):
     assert any(s.count > 3 for r in one for s in r.spans)  # sampled, not all occurrences
 
 
+@pytest.mark.slow  # worker processes against the brute-force oracle (test_parallel_equals_one_worker stays fast)
 def test_parallel_spans_equal_brute_force(case):
     _kind, tok, index, texts, items = case
     items = items[:18] + items[-3:]

@@ -320,6 +320,19 @@ def test_the_apps_result_cache_lives_inside_the_data_root(tmp_path):
     assert checked_config(cfg, None).cache_dir is None  # no root: the usual $PROPME_CACHE_DIR / ~/.cache/propme
 
 
+def test_the_run_page_checks_max_tokens_against_the_models_context(tmp_path):
+    from app.runner import checked_config
+    from core.config import DecodingConfig, ExperimentConfig, ModelConfig, SettingConfig
+    from core.errors import ConfigError
+    from tests.fixtures_model import make_tiny_model_dir
+
+    model = make_tiny_model_dir(tmp_path / "model")  # 128 positions
+    cfg = ExperimentConfig("ok", ModelConfig(str(model)), (str(tmp_path / "index"),), (SettingConfig("prefix"),),
+                           DecodingConfig(max_new_tokens=500))
+    with pytest.raises(ConfigError, match=r"max_new_tokens = 500 is above its limit of 127: the model's context"):
+        checked_config(cfg, None)
+
+
 def test_a_rejected_upload_is_removed_and_named_as_uploaded(tmp_path):
     from app.runner import corpus_choice, corpus_index
     from tests.fixtures_model import make_tiny_model_dir

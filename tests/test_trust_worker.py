@@ -79,6 +79,7 @@ def test_cancel_ends_a_worker_stuck_between_events(tmp_path):
                            ProgressEvent("starting", 0, 1))
     run_worker.shown(job)
     worker, grandchild = map(int, _wait_file(pidfile).split())
+    _until_stage(job, "load-model")
     t0 = time.monotonic()
     assert run_worker.cancel(job)
     s = run_worker.wait(job, 30)

@@ -8,10 +8,11 @@ document, a longer document alone), and each shard is written and sorted by one 
 :func:`core.index.build.build_index_from_ids` (the local build's per-shard function) within a memory
 budget (Ray's ``memory`` resource), on whichever node has room.
 
-Restarts: ``ray-build.json`` records every shard's document range when it is planned and the sha256
-of each of its files when it is complete. A build started again with the same corpus, tokenizer and
-shard size re-checks the recorded checksums (on the node holding the shard) and rebuilds only the
-shards that are missing or differ; the documents of complete shards are not tokenized again.
+Restarts: ``ray-build.json`` records every shard's document range when it is planned and, when it is
+complete, the sha256 of its manifest (which holds the content checksum of every other file of the
+shard, :mod:`core.index.verify`). A build started again with the same corpus, tokenizer and shard
+size checks every complete shard in full (on the node holding it) and rebuilds only the shards that
+are missing, unfinished or damaged; the documents of complete shards are not tokenized again.
 
 Placement: ``storage="shared"`` (every node sees ``out``, e.g. NFS/Lustre/a cloud bucket mount) or
 ``"node-local"`` (each node writes its shards under the same path on its own disk). ``sharded.json``
@@ -56,7 +57,7 @@ def tokenize_chunk(tokenizer, docs: list[tuple[str, str, dict]]) -> tuple[np.nda
 def build_shard(spec: dict, *chunks) -> dict:
     """Write and sort one shard from slices of tokenized chunks (``spec["pieces"]``: the (lo, hi)
     documents of each chunk in ``chunks``, ``spec["chunk_lengths"]`` their token counts); returns its
-    node and the sha256 of each of its files."""
+    node and what vouches for it (:func:`shard_checksums`)."""
     import ray
 
     from core.index.build import build_index_from_ids
@@ -83,19 +84,30 @@ def _shard_docs(pieces, chunk_lengths, chunks):
 
 
 def shard_checksums(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a finished shard folder, manifest included."""
-    return {p.name: fmt.sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    """What vouches for a finished shard: the sha256 of its manifest, which holds the content checksum
+    of every other file (``checksums``, written by the build: :mod:`core.index.verify`)."""
+    return {fmt.MANIFEST: fmt.sha256_file(Path(folder) / fmt.MANIFEST)}
 
 
 def verify_shard(folder: str, files: dict[str, str]) -> bool:
-    """Whether the shard folder holds exactly the recorded files with the recorded checksums."""
+    """Whether the shard folder is the finished shard recorded: the same manifest, and every file
+    matching the checksum in it (hashed in full)."""
+    from core.errors import IndexDamaged
+    from core.index.verify import check_checksums
+
     folder = Path(folder)
     if not folder.is_dir() or (folder / fmt.BUILDING).exists():
         return False
     try:
-        return shard_checksums(folder) == files
-    except OSError:
+        if shard_checksums(folder) != files:
+            return False
+        manifest = fmt.read_manifest(folder)
+        if not manifest.get("checksums"):
+            return False
+        check_checksums(folder, manifest, use_record=False)
+    except (OSError, IndexDamaged, IndexNotBuilt):
         return False
+    return True
 
 
 # ---- driver --------------------------------------------------------------------------------------
@@ -187,7 +199,8 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
 
     tok_ref = ray.put(tokenizer)
     tokenize = _remote(ray, tokenize_chunk, num_cpus=1, num_returns=2)
-    shard_task = _remote(ray, build_shard, num_cpus=1, memory=task_memory, max_retries=2)
+    # SPREAD: shards go to every node (by default Ray would keep them where their tokens are, often one node)
+    shard_task = _remote(ray, build_shard, num_cpus=1, memory=task_memory, max_retries=2, scheduling_strategy="SPREAD")
     common = {"identity": {k: ids_kw[k] for k in ("vocab_size", "eos_token_id", "tokenizer_name", "tokenizer_fingerprint")},
               "sort_budget": sort_budget}
     chunks: dict[int, tuple] = {}  # chunk number -> (lengths, ref)
@@ -228,7 +241,11 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
                 nxt += 1
             a, (lengths_ref, payload) = queue.popleft()
             collect(block=False)
-            yield a, ray.get(lengths_ref), payload
+            lengths = ray.get(lengths_ref)
+            if progress is not None:
+                progress(ProgressEvent("tokenize", a + len(lengths), len(docs), unit="documents",
+                                       message=f"{len(state['complete'])} shards done"))
+            yield a, lengths, payload
 
     n_chunk = 0
     # 1) shards planned before a restart: rebuilt from their recorded documents unless complete
@@ -281,7 +298,7 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
         nodes.setdefault(state["complete"][rec["name"]]["node"], []).append(rec["name"])
     addresses = {n["NodeID"]: n.get("NodeManagerAddress") for n in ray.nodes()}
     shards = [{"name": r["name"], "num_docs": r["num_docs"], "num_tokens": r["num_tokens"],
-               "sha256": state["complete"][r["name"]]["files"]} for r in planned]
+               "manifest_sha256": state["complete"][r["name"]]["files"][fmt.MANIFEST]} for r in planned]
     fmt.write_json_atomic(out / SHARDS_FILE, {
         "format_version": fmt.FORMAT_VERSION, "shards": shards, "corpus_fingerprint": corpus_fp,
         "tokenizer_name": ids_kw["tokenizer_name"], "shard_tokens": shard_tokens,

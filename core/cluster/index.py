@@ -29,6 +29,8 @@ from core.errors import ConfigError, IndexMismatch, IndexNotBuilt, QueryOutOfRan
 from core.index import layout as fmt
 from core.index.corpus_index import CorpusIndex, Occurrence
 
+LOCATE_AHEAD = 32  # prefetch locates every occurrence of sequences that occur at most this often
+
 
 class ShardGroup:
     """A Ray actor's shards: the shard folders ``dirs`` (paths on the actor's node), memory-mapped."""
@@ -49,6 +51,10 @@ class ShardGroup:
             self.manifests.append(manifest)
             self.dir_shards.append(len(opened))
             self.shards.extend(opened)
+        from core.index.verify import check_on_open
+
+        known = next((m["vocab_size"] for m in self.manifests if m is not None), None)
+        check_on_open(self.dirs, self.manifests, self.shards, known)  # a damaged shard is refused, as locally
         self.searchers = [ShardSearcher(s) for s in self.shards]
         self.base: list[int] = [0] * len(self.shards)  # global index of each shard's first document
 
@@ -69,10 +75,21 @@ class ShardGroup:
 
         return longest_matches_many(self.searchers, queries)
 
-    def find(self, queries: list[list[int]]) -> list[list[tuple[int, int]]]:
+    def find(self, queries: list[list[int]], locate_up_to: int = 0) -> tuple[list, dict]:
+        """Each query's rank range in every shard of the group and, for queries with at most
+        ``locate_up_to`` occurrences in the group, all of them located: {(query, shard j): (local doc,
+        start, doc length, doc ids)} in corpus order (saves the driver a locate call per span)."""
         from core.index.sa_search import find_many
 
-        return find_many(self.searchers, queries)
+        found = find_many(self.searchers, queries)
+        located = {}
+        for q, segments in enumerate(found):
+            if 0 < sum(e - s for s, e in segments) <= locate_up_to:
+                for j, (s, e) in enumerate(segments):
+                    if e > s:
+                        (answer,) = self.locate([(j, s, e, np.arange(e - s), True)])
+                        located[q, j] = answer
+        return found, located
 
     def locate(self, requests: list[tuple]) -> list[tuple]:
         """(local doc, start, doc length, doc ids) of the picked occurrences of each request
@@ -84,6 +101,8 @@ class ShardGroup:
                 ptrs = np.sort(shard.ptrs(np.arange(seg_start, seg_end, dtype=np.int64)))[mine]
             else:
                 ptrs = shard.ptrs(mine + seg_start)
+            if mine.size == seg_end - seg_start:  # all of them: in corpus order (the caller sorts anyway)
+                ptrs = np.sort(ptrs)
             local, start, length = shard.locate(ptrs)
             out.append((local, start, length, [self.doc_id(j, i) for i in local.tolist()]))
         return out
@@ -302,6 +321,8 @@ class ClusterIndex(CorpusIndex):
                  for g, a in enumerate(actors)])
         self._counts = None
         self._found = {}
+        self._located: dict[tuple[int, ...], dict[int, tuple]] = {}  # see prefetch
+        self._current: tuple[int, ...] | None = None  # the query of the last _find (see _locate)
         self._checked = None
         if tokenizer is not None:
             self.check_tokenizer(tokenizer)
@@ -322,24 +343,33 @@ class ClusterIndex(CorpusIndex):
     def _per_group(self, method: str, *args) -> list:
         return self._ray.get([getattr(a, method).remote(*args) for a in self._actors])
 
-    def _segments(self, answers: list[list[list[tuple[int, int]]]], n: int) -> list[list[tuple[int, int]]]:
+    def _segments(self, answers: list[tuple[list, dict]], n: int) -> list[list[tuple[int, int]]]:
         """Per query, the rank ranges of every shard in index order, from the groups' answers."""
-        return [[answers[g][q][j] for g, j in self._where_shard] for q in range(n)]
+        return [[answers[g][0][q][j] for g, j in self._where_shard] for q in range(n)]
 
     def _find(self, ids):
         q = tuple(self._ids(ids))
+        self._current = q
         segments = self._found.get(q)
         if segments is None:
             segments = self._segments(self._per_group("find", [list(q)]), 1)[0]
         return sum(e - s for s, e in segments), segments
 
     def prefetch(self, queries) -> None:
+        """As ``CorpusIndex.prefetch``, and every occurrence of the sequences that occur at most
+        :data:`LOCATE_AHEAD` times is located in the same call (most kept spans are rare)."""
         qs = list(dict.fromkeys(tuple(self._ids(q)) for q in queries if len(q)))
         if len(self._found) + len(qs) > 16384:
             self._found.clear()
+            self._located.clear()
         if qs:
-            found = self._segments(self._per_group("find", [list(q) for q in qs]), len(qs))
+            answers = self._per_group("find", [list(q) for q in qs], LOCATE_AHEAD)
+            found = self._segments(answers, len(qs))
             self._found.update(zip(qs, found))
+            for i, q in enumerate(qs):
+                if 0 < sum(e - s for s, e in found[i]) <= LOCATE_AHEAD:
+                    self._located[q] = {si: answers[g][1][i, j] for si, (g, j) in enumerate(self._where_shard)
+                                        if (i, j) in answers[g][1]}
 
     def longest_matches_many(self, queries) -> list[list[int]]:
         qs = [self._ids(q) for q in queries]
@@ -355,6 +385,10 @@ class ClusterIndex(CorpusIndex):
                           "answers longest_matches only")
 
     def _locate(self, picks: np.ndarray, segments, corpus_order: bool) -> list[Occurrence]:
+        # CorpusIndex.occurrences calls _find(ids) then _locate: the query is self._current
+        located = self._located.get(self._current) if self._current is not None else None
+        if located is not None and corpus_order:
+            return self._take(picks, segments, located)
         requests: dict[int, list] = defaultdict(list)
         shard_of: dict[int, list[int]] = defaultdict(list)
         first = 0
@@ -374,6 +408,20 @@ class ClusterIndex(CorpusIndex):
                 base = int(self._doc_base[si])
                 out.extend(Occurrence(base + li, d, st, ln)
                            for li, d, st, ln in zip(local.tolist(), ids, start.tolist(), length.tolist()))
+        return sorted(out, key=lambda o: (o.doc_ix, o.start))
+
+    def _take(self, picks: np.ndarray, segments, located: dict[int, tuple]) -> list[Occurrence]:
+        """``_locate`` from occurrences located ahead (each shard's in corpus order: the order
+        ``CorpusIndex._locate`` picks from when it samples, and sorts into when it takes them all)."""
+        out, first = [], 0
+        for si, (seg_start, seg_end) in enumerate(segments):
+            n = seg_end - seg_start
+            mine = picks[(picks >= first) & (picks < first + n)] - first
+            if mine.size:
+                local, start, length, ids = located[si]
+                base = int(self._doc_base[si])
+                out.extend(Occurrence(base + int(local[m]), ids[m], int(start[m]), int(length[m])) for m in mine.tolist())
+            first += n
         return sorted(out, key=lambda o: (o.doc_ix, o.start))
 
     def distinct_docs(self, ids, cap: int) -> int:

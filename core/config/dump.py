@@ -34,7 +34,7 @@ def _table(obj: Any, header: str) -> list[str]:
 def experiment_toml(cfg: ExperimentConfig) -> str:
     """The TOML text of ``cfg``.
 
-    >>> from core.config import ModelConfig
+    >>> from core.config import ModelConfig, SettingConfig
     >>> text = experiment_toml(ExperimentConfig("r", ModelConfig("/m"), ("/ix",), (SettingConfig("prefix"),)))
     >>> text.splitlines()[1:4]
     ['name = "r"', 'index_dirs = ["/ix"]', 'output_dir = "results"']

@@ -25,7 +25,6 @@ from core.config.schema import (
 )
 from core.config.tables import check_table, check_types, from_dict, upgrade_metrics_table
 from core.errors import ConfigError
-from core.generation import backends
 from core.paths import check_exists, safe_name
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: setting names must be unique, got {names}")
     model_dir = base / Path(cfg.model.name_or_path).expanduser()
-    local_model = backends.spec(cfg.model).local_model  # a folder or hub id it loads, not a served name
+    local_model = cfg.model.local_model  # a folder or hub id it loads, not a served name
     model = dataclasses.replace(cfg.model, name_or_path=str(model_dir)) if (
         local_model and not Path(cfg.model.name_or_path).is_absolute() and model_dir.exists()) else cfg.model
     index_tok = cfg.index_tokenizer

@@ -151,7 +151,7 @@ def model_context(folder: str | Path) -> tuple[int, str] | None:
 def check_model_context(cfg: Any) -> None:
     """``decoding.max_new_tokens`` must be shorter than a local model's context (read from its config.json,
     nothing loaded); a hub id or a served model is not checked here."""
-    if cfg.model.backend != "hf":
+    if not cfg.model.local_model:  # a served model's context is the server's to check
         return
     found = model_context(cfg.model.name_or_path)
     if found is None:

@@ -22,7 +22,8 @@ MERGE_POLICIES = ("union", "always", "none")
 BUILT_IN_SETTINGS = ("prefix", "unconditional", "minimal-cue")  # prompts made by the tool: no prompts_path
 CORPUS_FORMATS = ("auto", "jsonl", "parquet", "csv", "txt", "hf")
 BAD_ROW_POLICIES = ("skip", "stop")
-BACKENDS = ("hf", "openai")
+BACKENDS = ("hf", "openai")  # implemented in core/generation/backends.py, one module each
+LOCAL_MODEL_BACKENDS = ("hf",)  # name_or_path is a model folder or hub id it loads (else a served model's name)
 SERVER_APIS = ("openai", "llama.cpp")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -185,6 +186,12 @@ class ModelConfig:
                  "the openai backend needs model.base_url, e.g. http://127.0.0.1:8000/v1")
         require(self.base_url is None or self.base_url.startswith(("http://", "https://")),
                  f"model.base_url must start with http:// or https://, got {self.base_url!r}")
+
+    @property
+    def local_model(self) -> bool:
+        """Whether ``name_or_path`` names a model folder or hub id the backend loads (a tokenizer comes from it,
+        a relative path is read from the experiment file's folder, trust_remote_code applies), not a served name."""
+        return self.backend in LOCAL_MODEL_BACKENDS
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 A backend turns prompts into :class:`~core.records.Generation` records (:class:`Backend`), names the model
 it generates with (``identity``: part of every generation's cache key, computed without loading anything)
-and says what it reads of :class:`~core.config.ModelConfig` (:class:`BackendSpec`). Each backend module
+and says what it reads of :class:`~core.config.ModelConfig` (:class:`BackendSpec`; what its ``name_or_path``
+means, a model it loads or a served name, is the config's ``ModelConfig.local_model``). Each backend module
 has ``identity(cfg) -> str`` and ``start(cfg, tokenizer, progress) -> Backend`` (which loads the model or
 opens the client; a fully cached run never calls it):
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Protocol
 
-from core.config import BACKENDS, DecodingConfig, ModelConfig
+from core.config import BACKENDS, LOCAL_MODEL_BACKENDS, DecodingConfig, ModelConfig
 from core.errors import ConfigError
 from core.progress import ProgressFn
 from core.records import Generation, Prompt
@@ -43,14 +44,17 @@ def _openai() -> ModuleType:
 class BackendSpec:
     name: str  # the value of ModelConfig.backend
     module: Callable[[], ModuleType]  # its module (imported on first use: torch only when in-process)
-    local_model: bool  # name_or_path is a model folder or hub id it loads (a tokenizer comes from it, a relative
-    #                    path is read from the experiment file's folder, trust_remote_code applies); else a served name
     reads: tuple[str, ...]  # the ModelConfig fields it reads besides name_or_path
+
+    @property
+    def local_model(self) -> bool:
+        """Whether its name_or_path is a model folder or hub id it loads (the config says: ``ModelConfig.local_model``)."""
+        return self.name in LOCAL_MODEL_BACKENDS
 
 
 SPECS: dict[str, BackendSpec] = {s.name: s for s in (
-    BackendSpec("hf", _hf, True, ("revision", "device", "dtype", "trust_remote_code")),
-    BackendSpec("openai", _openai, False, ("base_url", "api_key_env", "concurrency", "max_retries", "server_api")),
+    BackendSpec("hf", _hf, ("revision", "device", "dtype", "trust_remote_code")),
+    BackendSpec("openai", _openai, ("base_url", "api_key_env", "concurrency", "max_retries", "server_api")),
 )}
 
 

@@ -82,13 +82,21 @@ def _plan(prompts: Sequence[Prompt], cfg: DecodingConfig, lm: LoadedModel,
           skip: Callable[[GenKey], bool] | None) -> list[_Row]:
     limit = prompt_limit(lm.model, cfg)
     vocab = lm.model.get_output_embeddings().weight.shape[0]
-    rows, cut = [], 0
+    todo_by_prompt = []
     for prompt in prompts:
         keys = [GenKey(prompt.setting, prompt.prompt_id, s) for s in range(cfg.num_samples)]
         todo = [k for k in keys if skip is None or not skip(k)]
-        if not todo:
-            continue
-        ids = prompt_token_ids(prompt, lm.tokenizer)
+        if todo:
+            todo_by_prompt.append((prompt, todo))
+    # prompt texts are tokenized in one call (the same ids as one call each, without the per-call overhead)
+    texts = [p.text for p, _ in todo_by_prompt if p.token_ids is None]
+    encoded = iter(lm.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+    rows, cut = [], 0
+    for prompt, todo in todo_by_prompt:
+        ids = list(prompt.token_ids) if prompt.token_ids is not None else list(next(encoded))
+        if not ids:
+            raise PromptSetError(f"prompt {prompt.prompt_id!r} ({prompt.setting}) is empty after tokenization; "
+                                 "give it some text or token_ids")
         if not all(0 <= t < vocab for t in ids):
             raise PromptSetError(f"prompt {prompt.prompt_id!r} ({prompt.setting}) has token ids outside the model's "
                                  f"vocabulary [0, {vocab}): was it built with another tokenizer?")

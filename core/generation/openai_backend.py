@@ -16,12 +16,22 @@ which departs from the schema in two ways (measured, docs/llamacpp.md): its ``pr
 0.05, ``repeat_penalty`` 1.1, which changes even greedy output), while it silently ignores
 ``repetition_penalty``. So that mode sends the prompt as text (token ids decoded, after truncation) and
 always sends ``top_k``, ``min_p = 0`` and ``repeat_penalty`` with this config's values.
+
+Replicas: ``model.base_url`` may name several servers of the same model, separated by commas or
+whitespace (``"http://gpu1:8000/v1, http://gpu2:8000/v1"``: e.g. one vLLM per GPU or node). Each
+request goes to the replica with the fewest requests in flight (ties in turn), ``concurrency``
+requests in flight per replica; a retry goes to another replica when there is one, and a replica
+that refused a connection is left out for the backoff delay while others are up. Every request
+carries its own row seed and results are returned in prompt order, so the replicas change where
+the work runs, not what comes back.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +50,47 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})  # transient: retried with backoff
 
 
+def replica_urls(base_url: str) -> list[str]:
+    """The ``/completions`` URL of each server named in ``base_url`` (commas or whitespace between replicas).
+
+    >>> replica_urls("http://a:8000/v1, http://b:8000/v1/")
+    ['http://a:8000/v1/completions', 'http://b:8000/v1/completions']
+    """
+    parts = [u for u in re.split(r"[,\s]+", base_url or "") if u]
+    bad = [u for u in parts if not u.startswith(("http://", "https://"))]
+    if not parts or bad:
+        raise ConfigError(f"model.base_url = {base_url!r}: expected one or more http(s):// URLs separated by commas, "
+                          "e.g. \"http://127.0.0.1:8000/v1, http://127.0.0.1:8001/v1\"")
+    return [u.rstrip("/") + "/completions" for u in parts]
+
+
+class _Replicas:
+    """Which replica takes the next request: the fewest in flight, ties in turn; a replica that refused a
+    connection sits out until ``down_until`` while another is up. Counts what each one served."""
+
+    def __init__(self, urls: list[str], clock: Callable[[], float] = time.monotonic):
+        self.urls, self.clock = urls, clock
+        self.busy, self.served, self.down_until = [0] * len(urls), [0] * len(urls), [0.0] * len(urls)
+        self._next, self._lock = 0, threading.Lock()
+
+    def acquire(self, avoid: int | None = None) -> int:
+        n, now = len(self.urls), self.clock()
+        with self._lock:
+            up = [i for i in range(n) if self.down_until[i] <= now] or list(range(n))
+            pool = [i for i in up if i != avoid] or up
+            i = min(pool, key=lambda j: (self.busy[j], (j - self._next) % n))
+            self.busy[i] += 1
+            self._next = (i + 1) % n
+            return i
+
+    def release(self, i: int, ok: bool, down_for: float = 0.0) -> None:
+        with self._lock:
+            self.busy[i] -= 1
+            self.served[i] += ok
+            if down_for > 0:
+                self.down_until[i] = self.clock() + down_for
+
+
 def _reply_problem(reply) -> str | None:
     """What is wrong with a /v1/completions reply; None when it has a first choice with text."""
     if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list) or not reply["choices"]:
@@ -51,7 +102,8 @@ def _reply_problem(reply) -> str | None:
 
 
 class OpenAIBackend:
-    """Client for ``cfg.base_url`` (e.g. ``http://127.0.0.1:8000/v1``) serving model ``cfg.name_or_path``."""
+    """Client for ``cfg.base_url`` (e.g. ``http://127.0.0.1:8000/v1``, or several replicas separated by
+    commas) serving model ``cfg.name_or_path``."""
 
     def __init__(self, cfg: ModelConfig, tokenizer=None, *, timeout_s: float = 300.0, backoff_s: float = 0.5,
                  max_backoff_s: float = 30.0, sleep: Callable[[float], None] = time.sleep):
@@ -62,7 +114,9 @@ class OpenAIBackend:
         if cfg.server_api not in SERVER_APIS:
             raise ConfigError(f"model.server_api = {cfg.server_api!r}: expected one of {', '.join(SERVER_APIS)}")
         self.cfg, self.tokenizer = cfg, tokenizer
-        self.url = cfg.base_url.rstrip("/") + "/completions"
+        self.urls = replica_urls(cfg.base_url)
+        self.url = self.urls[0] if len(self.urls) == 1 else f"{len(self.urls)} replicas ({', '.join(self.urls)})"
+        self.replicas = _Replicas(self.urls)
         self.api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         self.timeout_s, self.backoff_s, self.max_backoff_s, self._sleep = timeout_s, backoff_s, max_backoff_s, sleep
 
@@ -102,37 +156,42 @@ class OpenAIBackend:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
+        last, url, replica = "", self.urls[0], None
         for attempt in range(self.cfg.max_retries + 1):
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
+            replica = self.replicas.acquire(avoid=replica)
+            url, ok, down_for = self.urls[replica], False, 0.0
             try:
-                req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                req = urllib.request.Request(url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     raw = resp.read()
                 reply, bad = json_problem(raw)  # the one JSON reader: a hostile reply is a retry, not a crash
                 problem = f"not JSON ({bad})" if bad else _reply_problem(reply)
                 if problem is None:
+                    ok = True
                     return reply
                 last = f"malformed response: {problem}"
             except urllib.error.HTTPError as e:
                 detail = e.read()[:300].decode("utf-8", "replace")
                 last = f"HTTP {e.code}: {detail}"
                 if e.code not in RETRY_STATUS:
-                    raise BackendError(f"{self.url} refused the request ({last}); check model name, base_url and "
+                    raise BackendError(f"{url} refused the request ({last}); check model name, base_url and "
                                        f"the API key in ${self.cfg.api_key_env}") from None
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
                     delay = min(self.max_backoff_s, float(retry_after))
             except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
-                last = f"connection error: {getattr(e, 'reason', e)}"
+                last, down_for = f"connection error: {getattr(e, 'reason', e)}", delay
             except ValueError as e:  # json.JSONDecodeError
                 last = f"malformed response: {e}"
+            finally:
+                self.replicas.release(replica, ok, down_for)
             if attempt < self.cfg.max_retries:
-                log.warning("%s: %s; retry %d/%d in %.2fs", self.url, last, attempt + 1, self.cfg.max_retries, delay)
+                log.warning("%s: %s; retry %d/%d in %.2fs", url, last, attempt + 1, self.cfg.max_retries, delay)
                 self._sleep(delay)
         hint = ("; if this server takes text prompts only (llama-cpp-python), set model.server_api = 'llama.cpp'"
                 if isinstance(body.get("prompt"), list) and self.cfg.server_api == "openai" else "")
-        raise BackendError(f"{self.url} failed after {self.cfg.max_retries + 1} attempt(s); last: {last}{hint}")
+        raise BackendError(f"{url} failed after {self.cfg.max_retries + 1} attempt(s); last: {last}{hint}")
 
     def _one(self, prompt: Prompt, sample_index: int, cfg: DecodingConfig) -> Generation:
         choice = self.complete(self._payload(prompt, sample_index, cfg))["choices"][0]
@@ -152,7 +211,7 @@ class OpenAIBackend:
         results: dict[int, Generation] = {}
         pending: list[Generation] = []
         t0, tokens = time.perf_counter(), 0
-        with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=self.cfg.concurrency * len(self.urls)) as pool:
             futures = {pool.submit(self._one, p, s, cfg): i for i, (p, s) in enumerate(rows)}
             todo = set(futures)
             while todo:
@@ -172,7 +231,8 @@ class OpenAIBackend:
                     elapsed = time.perf_counter() - t0
                     tok_s = f"{tokens / elapsed:.0f} tokens/s, " if elapsed > 0 and self.tokenizer is not None else ""
                     progress(rated_event("generate", len(results), len(rows), "generations", elapsed,
-                                         f"{tok_s}{self.url}, {self.cfg.concurrency} in flight"))
+                                         f"{tok_s}{self.url}, {self.cfg.concurrency} in flight"
+                                         f"{' per replica' if len(self.urls) > 1 else ''}"))
         if on_batch is not None and pending:
             on_batch(pending)
         return [results[i] for i in range(len(rows))]

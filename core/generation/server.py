@@ -383,13 +383,18 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"seconds one request may take; then 503 (default {d.request_timeout_s:g})")
     ap.add_argument("--max-request-tokens", type=int, default=d.max_request_tokens,
                     help=f"prompts x n x max_tokens allowed per request (default {d.max_request_tokens})")
+    ap.add_argument("--header-timeout", type=float, default=d.header_timeout_s,
+                    help=f"seconds a client has for its request line and headers (default {d.header_timeout_s:g})")
+    ap.add_argument("--max-connections-per-client", type=int, default=d.max_connections_per_client,
+                    help=f"open connections one client address may hold (default {d.max_connections_per_client})")
     ap.add_argument("--trust-remote-code", action="store_true", help="run code from the model folder")
     args = ap.parse_args(argv)
     port = _port(args.port)  # checked before the (slow) model load
     if args.batch_size < 1:
         raise PropMeError(f"--batch-size must be at least 1, got {args.batch_size}")
     limits = ServerLimits(max_pending=args.max_pending, request_timeout_s=args.request_timeout,
-                          max_request_tokens=args.max_request_tokens)
+                          max_request_tokens=args.max_request_tokens, header_timeout_s=args.header_timeout,
+                          max_connections_per_client=args.max_connections_per_client)
     lm = load_model(ModelConfig(args.model, revision=args.revision, device=args.device, dtype=args.dtype,
                                 trust_remote_code=args.trust_remote_code))
     try:

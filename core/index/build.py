@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,18 @@ def _rust_indexing() -> Path:
 
 
 def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress: ProgressFn | None = None,
-                cpus: int | None = None, batch_size: int = 512, max_memory_bytes: int = SA_MEMORY_BUDGET,
-                load=None, holdout=None):
+                cpus: int | None = None, batch_size: int = 8192, max_memory_bytes: int = SA_MEMORY_BUDGET,
+                load=None, holdout=None, encoder=None):
     """Tokenize ``documents`` (objects with ``doc_id``, ``text``, ``metadata``) and index them in ``out_dir``.
 
     No special tokens are added. ``load``: the :class:`core.corpus.load.CorpusLoad` they came from; its
     skipped rows and renamed ids are listed in files beside the index and counted in its manifest
     (``corpus_report``, see :mod:`core.corpus.report`). ``max_memory_bytes`` is the RAM budget of the suffix-array step:
     a text of up to budget/SA_RAM_PER_BYTE bytes (2 per u16 token) is sorted in one job, larger ones in
-    parts that are then merged (several times slower). Returns the opened :class:`core.index.corpus_index.CorpusIndex`.
+    parts that are then merged (several times slower). ``encoder``: the
+    :class:`core.index.encode.TextEncoder` to tokenize with (default: one for ``tokenizer``; the
+    manifest's ``tokenize`` says which engine gave the ids). Returns the opened
+    :class:`core.index.corpus_index.CorpusIndex`.
 
     ``holdout`` (a :class:`core.index.holdout.HoldoutConfig`): a seeded sample of the documents is left out
     of the index and written beside it as its chance floor (recorded under ``holdout`` in the manifest).
@@ -58,10 +61,11 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
         docs = documents if isinstance(documents, (list, tuple)) else list(documents)
         source_fp = corpus_fingerprint(docs)
         documents, held = split_holdout(docs, holdout)
-    stream, ids_kw = tokenized_corpus(documents, tokenizer, out_dir, load=load, progress=progress, batch_size=batch_size)
-    corpus_report = ids_kw.pop("corpus_report")
+    stream, ids_kw = tokenized_corpus(documents, tokenizer, out_dir, load=load, progress=progress, batch_size=batch_size,
+                                      encoder=encoder)
+    extra = {"corpus_report": ids_kw.pop("corpus_report"), "tokenize": ids_kw.pop("tokenize")}
     index = build_index_from_ids(stream, out_dir, progress=progress, cpus=cpus, max_memory_bytes=max_memory_bytes,
-                                 manifest_extra={"corpus_report": corpus_report}, **ids_kw)
+                                 manifest_extra=extra, **ids_kw)
     if source_fp is None:
         return index
     from core.index.corpus_index import CorpusIndex
@@ -73,14 +77,37 @@ def build_index(documents: Iterable, tokenizer, out_dir: str | Path, *, progress
     return CorpusIndex.open(out_dir)
 
 
+BATCH_CHARS = 4_000_000  # characters tokenized per call (the engines spread a batch over their threads)
+
+
+def _text_batches(docs: Sequence, batch_size: int, batch_chars: int) -> Iterator[Sequence]:
+    """Consecutive slices of ``docs`` of at most ``batch_size`` documents and about ``batch_chars`` characters."""
+    start = chars = 0
+    for i, d in enumerate(docs):
+        chars += len(d.text)
+        if chars >= batch_chars or i + 1 - start >= batch_size:
+            yield docs[start:i + 1]
+            start, chars = i + 1, 0
+    if start < len(docs):
+        yield docs[start:]
+
+
 def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, load=None,
-                     progress: ProgressFn | None = None, batch_size: int = 512) -> tuple[Iterator, dict]:
+                     progress: ProgressFn | None = None, batch_size: int = 8192,
+                     encoder=None) -> tuple[Iterator, dict]:
     """Documents tokenized in batches, as ``(doc_id, ids, metadata)``, and the index identity for
     :func:`build_index_from_ids` (tokenizer, vocabulary, corpus fingerprint; ``corpus_report``: what
-    the load skipped, written beside the index)."""
+    the load skipped, written beside the index; ``tokenize``: the engine and its counts, filled in
+    once the stream is exhausted).
+
+    Tokenizing goes through :func:`core.index.encode.encode_texts` (exactly the tokenizer's ids;
+    fastokens where it is exact), one batch ahead in a thread while the caller writes the previous
+    one (the engines release the GIL); ``ids`` are uint32 views of the batch's flat array."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from core.corpus.load import corpus_fingerprint
     from core.corpus.report import write_load_report
-    from core.index.encode import encode_batch
+    from core.index.encode import TextEncoder, encode_texts
     from core.index.tokenizer import (
         tokenizer_eos_id,
         tokenizer_fingerprint,
@@ -95,18 +122,28 @@ def tokenized_corpus(documents: Iterable, tokenizer, out_dir: str | Path, *, loa
     corpus_fp = corpus_fingerprint(docs)
     corpus_report = write_load_report(load, out_dir)
     tracker = Tracker("tokenize", len(docs), progress, unit="documents")
+    encoder = encoder or TextEncoder(tokenizer)
+    info: dict[str, Any] = {"engine": encoder.engine, "fallback_reason": encoder.reason}
 
     def tokenized() -> Iterator[tuple[str, np.ndarray, Mapping[str, Any]]]:
-        for i in range(0, len(docs), batch_size):
-            batch = docs[i:i + batch_size]
-            for d, ids in zip(batch, encode_batch(tokenizer, [d.text for d in batch])):
-                yield str(d.doc_id), ids, dict(d.metadata or {})
-            tracker.advance(len(batch))
+        batches = _text_batches(docs, batch_size, BATCH_CHARS)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            batch = next(batches, None)
+            ahead = pool.submit(encode_texts, encoder, [d.text for d in batch]) if batch else None
+            while batch is not None:
+                enc = ahead.result()
+                nxt = next(batches, None)
+                ahead = pool.submit(encode_texts, encoder, [d.text for d in nxt]) if nxt else None
+                for i, d in enumerate(batch):
+                    yield str(d.doc_id), enc.doc(i), dict(d.metadata or {})
+                tracker.advance(len(batch))
+                batch = nxt
+        info.update(engine=encoder.engine, fallback_reason=encoder.reason, **encoder.stats.as_dict())
 
     return tokenized(), {"vocab_size": tokenizer_vocab_size(tokenizer), "eos_token_id": tokenizer_eos_id(tokenizer),
                          "tokenizer_name": tokenizer_identity(tokenizer),
                          "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer), "corpus_fingerprint": corpus_fp,
-                         "corpus_report": corpus_report}
+                         "corpus_report": corpus_report, "tokenize": info}
 
 
 def build_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[str, Any]]], out_dir: str | Path, *,

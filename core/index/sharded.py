@@ -117,10 +117,12 @@ def build_sharded_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[s
                                  tokenizer_fingerprint: str | None = None, corpus_fingerprint: str | None = None,
                                  shard_tokens: int | None = None, parallel: int | None = None,
                                  max_memory_bytes: int = MEMORY_BUDGET, progress: ProgressFn | None = None,
-                                 corpus_report: Mapping[str, Any] | None = None):
+                                 corpus_report: Mapping[str, Any] | None = None,
+                                 tokenize: Mapping[str, Any] | None = None):
     """Index pre-tokenized documents ``(doc_id, ids, metadata)`` as shards of at most ``shard_tokens``
     entries each (tokens and one separator per document; a longer document gets a shard of its own),
-    in document order. ``corpus_report``: what the corpus load skipped (kept in ``sharded.json``).
+    in document order. ``corpus_report``: what the corpus load skipped, ``tokenize``: which engine
+    tokenized it (both kept in ``sharded.json``).
 
     ``parallel`` shards are sorted at once (default: the cores available, at most 2 per 4 GiB) while
     the next one is written; ``shard_tokens`` defaults to what keeps those sorts within
@@ -178,7 +180,7 @@ def build_sharded_index_from_ids(docs: Iterable[tuple[str, np.ndarray, Mapping[s
     fmt.write_json_atomic(out / SHARDS_FILE, {
         "format_version": fmt.FORMAT_VERSION, "shards": shards, "corpus_fingerprint": corpus_fingerprint,
         "tokenizer_name": tokenizer_name, "shard_tokens": shard_tokens, "parallel": parallel,
-        "corpus_report": dict(corpus_report or {}),
+        "corpus_report": dict(corpus_report or {}), "tokenize": dict(tokenize or {}),
         "num_docs": sum(s["num_docs"] for s in shards), "num_tokens": sum(s["num_tokens"] for s in shards),
         "build_seconds": round(time.perf_counter() - t0, 3), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (out / fmt.BUILDING).unlink()

@@ -139,7 +139,7 @@ def at_floor(h: Headline, floor: Headline | None, floor_als_hi: float | None = N
 
 
 def _interval(p: Any, pm_label: str) -> str:
-    return f"{pm_label} = {p.value:.2f}, 95% interval {p.lo:.2f} to {p.hi:.2f}"
+    return f"{pm_label} = {p.value:.2f} (95% interval {p.lo:.2f} to {p.hi:.2f})"
 
 
 def pm_words(value: float) -> str:
@@ -197,23 +197,24 @@ def _reading(nat: Headline, can: Headline | None, p: Any, pm_label: str, floored
         relation = "chance"
         sentence = (f"No measurable leakage in either setting: the attack and {who[0].lower() + who[1:]} both stay "
                     f"at the chance floor (ALS {can.als:.1f} and {nat.als:.1f} tokens; text never seen in training: "
-                    f"{floor.als:.1f}), so the difference is within chance ({pm_text}).")
+                    f"{floor.als:.1f}), so the difference is within chance: {pm_text}.")
     elif p.lo <= 0.5 <= p.hi:
         relation = "chance"
-        sentence = (f"{who} and the attack differ by no more than chance: {pm_text} (the interval holds 0.5, "
-                    "equal leakage).")
+        sentence = (f"{who} and the attack differ by no more than chance: {pm_text}, an interval that holds 0.5 "
+                    "(equal leakage).")
     elif v_nat == v_can == "No":
         relation = "less" if p.value < 0.5 else "more"
         sentence = (f"Neither the attack nor {who[0].lower() + who[1:]} reproduce {nat.threshold} tokens of training "
                     f"text (both answers No); only their short verbatim phrases differ: ordinary prompts reach "
-                    f"{pm_words(p.value)} the attack's, {pm_text} (0.5 would mean as much).")
+                    f"{pm_words(p.value)} the attack's: {pm_text}; 0.5 would mean as much.")
     else:
         relation = "less" if p.value < 0.5 else "more"
         stays = " stay at the chance floor and" if nat.setting in floored else ""
-        sentence = f"{who}{stays} leak {pm_words(p.value)} the attack: {pm_text} (0.5 would mean as much)."
+        sentence = f"{who}{stays} leak {pm_words(p.value)} the attack: {pm_text}; 0.5 would mean as much."
     notes = _disagreements(nat, can, relation, v_nat, v_can)
     if notes:
-        sentence = sentence[:-1] + ("; although " if relation != "chance" else "; ") + "; ".join(notes) + "."
+        text = "; ".join(notes)
+        sentence += (" But " if relation != "chance" else " Note: ") + text + "."
     return Reading(nat.setting, relation, sentence, notes)
 
 

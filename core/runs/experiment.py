@@ -92,7 +92,7 @@ def _open(r: _Run) -> None:
     from core.index.tokenizer import load_tokenizer, tokenizer_fingerprint, tokenizer_identity
 
     cfg = r.cfg
-    local_model = backends.spec(cfg.model).local_model
+    local_model = cfg.model.local_model
     if cfg.model.trust_remote_code and local_model:
         log.warning("trust_remote_code is on: the model/tokenizer folder %s may run its own Python code on this "
                     "machine; turn it off unless you trust that folder", cfg.model.name_or_path)
@@ -281,13 +281,17 @@ def _run_locked(cfg: ExperimentConfig, progress: ProgressFn | None, cache: Resul
                 config_text: str | None) -> RunResults:
     r = _Run(cfg, cache if cache is not None else ResultCache(cfg.cache_dir), progress)
     t_start = time.perf_counter()
-    for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),
-                       ("trace", _trace_missing), ("score", _score)):
-        t = time.perf_counter()
-        step(r)
-        r.timings[name] = time.perf_counter() - t
-    r.timings["total"] = time.perf_counter() - t_start
-    folder = _write(r, config_text)
+    try:
+        for name, step in (("open", _open), ("prompts", _build_prompts), ("generate", _generate_missing),
+                           ("trace", _trace_missing), ("score", _score)):
+            t = time.perf_counter()
+            step(r)
+            r.timings[name] = time.perf_counter() - t
+        r.timings["total"] = time.perf_counter() - t_start
+        folder = _write(r, config_text)
+    finally:
+        if hasattr(r.index, "close"):  # a cluster index (core.cluster.index) ends its shard actors
+            r.index.close()
     log.info("run %s: %d generations (%d generated), %d traced; results in %s", cfg.name, len(r.generations),
              r.counts["generated"], r.counts["traced"], folder)
     return load_results(folder)
