@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from app.setting_form import key as skey
@@ -153,7 +154,7 @@ def test_full_audit_reload_mid_run_and_cancel_from_another_session(server, brows
     entry = them.locator(".stVerticalBlock[class*='st-key-run_job_']", has_text="audit-two")
     try:
         entry.get_by_text("audit-two: running").wait_for(timeout=60_000)
-    except Exception:
+    except PlaywrightTimeout:
         shot(them, "workflow-second-run-not-running.png")
         raise AssertionError(them.locator("[class*='st-key-run_job_']").all_inner_texts()) from None
     t0 = time.perf_counter()
