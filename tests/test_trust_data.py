@@ -191,7 +191,7 @@ def test_compare_lists_a_damaged_manifest_under_cannot_be_read(exp, tmp_path, mo
     at.text_area(key="cmp_root").input(str(root)).run()
     assert not at.exception, at.exception
     labels = [render.shown(e.label) for e in at.expander]
-    assert any("2 folder(s) that look like a run but cannot be read" in label for label in labels), labels
+    assert any("2 folder(s) that cannot be read" in label for label in labels), labels
 
 
 def test_a_prompt_file_line_nested_too_deep_is_a_reported_skip(tmp_path):
