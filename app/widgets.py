@@ -59,9 +59,9 @@ def metrics_controls(base: MetricsConfig, max_span: int, key: str = "thr") -> Me
     top = max(200, max_span + 1)
     n = st.slider("Span threshold N of R_N (tokens)", 1, top, min(base.span_threshold, top),
                   key=state.threshold_key("span_n", key),
-                  help=registry.help("r_n") + ".")
+                  help=render.md_literal(registry.help("r_n") + "."))
     nv = st.slider("nv_recall threshold", 0.0, 1.0, float(base.nv_threshold), 0.01, key=state.threshold_key("nv", key),
-                   help=registry.help("gen_nv_above") + ".")
+                   help=render.md_literal(registry.help("gen_nv_above") + "."))
     loops = st.checkbox("Exclude degenerate repetition loops", base.exclude_degenerate,
                         key=state.threshold_key("loops", key))
     zlib = st.slider("Loop filter: zlib ratio below", 0.01, 0.5, float(base.loop_zlib_ratio), 0.01,

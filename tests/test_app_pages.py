@@ -179,8 +179,11 @@ def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_
     at.multiselect(key="cmp_runs").set_value([str(results), str(results_b)]).run()
     assert not at.exception, at.exception
     warned = [render.shown(w.value) for w in at.warning]
-    assert any("NOT comparable with the reference: prefix prompts: 6 in both, but different prompt texts" in w
-               for w in warned), warned
+    # the verdict names each run by its letter; what differs is a table row (each folder named once, above)
+    assert any("run B against the reference (run A): NOT comparable" in w for w in warned), warned
+    diffs = [f.value for f in at.dataframe if "what differs" in f.value.columns]
+    assert diffs and any(row["what differs"] == "prefix prompt texts" and row["effect"] == "not comparable"
+                         for row in diffs[0].to_dict("records")), diffs
     assert not any("PM" in f.value.columns for f in at.dataframe)  # no PM between runs that are not comparable
     at.checkbox(key="cmp_show_all").check().run()
     pm_table = at.dataframe[-1].value
@@ -193,7 +196,7 @@ def test_compare_two_runs_gives_model_vs_model_pm(monkeypatch, results, results_
     at.text_area(key="cmp_root").input(str(tmp_path / "runs")).run()
     at.multiselect(key="cmp_runs").set_value([str(same), str(other_model)]).run()
     assert not at.exception, at.exception
-    assert any("comparable with the reference: same index" in render.shown(s.value) for s in at.success)
+    assert any("against the reference (run A): comparable: same index" in render.shown(s.value) for s in at.success)
     pm_table = at.dataframe[-1].value
     assert sorted(pm_table["setting"]) == ["generic", "prefix", "specific"] and set(pm_table["comparable"]) == {"yes"}
 

@@ -77,6 +77,13 @@ def safe_text(node: ast.AST, in_render: bool = False) -> bool:
         return safe_text(node.body, in_render) and safe_text(node.orelse, in_render)
     if isinstance(node, (ast.List, ast.Tuple)):
         return all(safe_text(e, in_render) for e in node.elts)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"
+            and isinstance(node.func.value, ast.Constant) and len(node.args) == 1 and not node.keywords):
+        # "sep".join(safe pieces): a literal separator between md_literal output stays literal
+        parts = node.args[0]
+        if isinstance(parts, (ast.GeneratorExp, ast.ListComp)):
+            return safe_text(parts.elt, in_render)
+        return isinstance(parts, (ast.List, ast.Tuple)) and safe_text(parts, in_render)
     return False
 
 
@@ -173,12 +180,14 @@ st.html("<b>" + name + "</b>")                      # 10 st.html outside render
 st.caption(f"{render.md_literal(name)!r}")          # 11 conversion after escaping
 st.selectbox(name, [1, 2])                          # 12 widget label
 st.slider("n", help=name)                           # 13 help text
+st.caption(" · ".join(f"**{t}**" for t in terms))   # 14 joined raw pieces
 log.warning(name)                                   # not streamlit: fine
 st.subheader(render.md_literal(f"Run: {name}"))     # fine
 st.caption(f"{render.md_literal(name)} and **bold**")  # fine
 kinds = ["a"] + (["b"] if x else [])
 st.radio("kind", kinds)                             # fine: literal options
 st.info("x" if x else render.md_literal(name))      # fine
+st.caption("a: " + " · ".join(f"**{render.md_literal(t)}**" for t in terms))  # fine: joined escaped pieces
 '''
 
 

@@ -1,7 +1,7 @@
 """Exports a script can rely on (issue 22): summary column names that do not change with the thresholds
 (the data dictionary names the thresholds), R_N with its bootstrap interval like ALS, FMR and NVR, a
 distinct file name per download, and a ``config.toml`` in every results folder the app writes
-(``core/config/dump.py``: read back by ``load_experiment`` to the same config)."""
+(``core/runs/experiment_file.py``: read back by ``load_experiment`` to the same config)."""
 from __future__ import annotations
 
 import ast
@@ -16,9 +16,9 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
-from core.config.dump import experiment_toml
 from core.config.file import load_experiment
 from core.reports import exports
+from core.runs.experiment_file import experiment_toml
 from core.scoring import registry
 from core.scoring.bootstrap import bootstrap_intervals
 from tests.fixtures_app import make_run

@@ -18,7 +18,7 @@ def floor_description(manifest: Manifest, floors: Sequence[str]) -> str:
 
     >>> m = Manifest("r", floor={"kind": "holdout", "setting": "floor", "docs": 2, "requested": 20, "seed": 42,
     ...                          "ids": ["GPL-2", "MIT"], "max_tokens": 24, "found_in_index": []})
-    >>> floor_description(m, ["floor"])[:66]
+    >>> floor_description(m, ["floor"])[:65]
     'floor: 2 corpus documents held out of the index when it was built'
     """
     if not floors:

@@ -1,7 +1,8 @@
 """An :class:`core.config.ExperimentConfig` written as the experiment TOML that ``python -m core run`` runs.
 
-The Run page's "Export the experiment file" uses it: the same choices as the form, as a file to run
-headless. Keys equal to their default are left out (the file stays short and reads like a hand-written
+The one writer of that file: the Run page's "Export the experiment file" (the same choices as the form, as
+a file to run headless) and the ``config.toml`` that a run started from the app leaves in its results
+folder (as a ``python -m core run`` folder holds the file it ran), so every results folder can be re-run. Keys equal to their default are left out (the file stays short and reads like a hand-written
 one); unset (None) values are left out too (TOML has no null, and None is their default). Paths are written
 as the config holds them (the Run page's are absolute), so the file runs from any folder.
 :func:`core.config.file.load_experiment` reads it back to an equal config (tests/test_run_form.py).
@@ -13,7 +14,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from core.config import AdaptiveParam, ExperimentConfig
 from core.config.reference import toml_value
 
-HEADER = ("# PropMe experiment file exported from the Run page: run it with `python -m core run FILE`.\n"
+HEADER = ("# PropMe experiment file, written by PropMe Explorer: run it with `python -m core run FILE`.\n"
           "# Keys left out take their defaults (`python -m core config --example` lists every key).\n")
 
 
@@ -50,7 +51,7 @@ def _table(header: str, obj) -> list[str]:
 def experiment_toml(cfg: ExperimentConfig) -> str:
     """``cfg`` as an experiment file (UTF-8 text).
 
-    >>> from core.config import ModelConfig
+    >>> from core.config import ModelConfig, SettingConfig
     >>> text = experiment_toml(ExperimentConfig("r", ModelConfig("/m"), ("/i",), (SettingConfig("prefix", 5),)))
     >>> print(text.split("\\n", 2)[2])
     name = "r"
