@@ -238,11 +238,11 @@ def plan(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, exempt:
 def execute(cfg: ExperimentConfig, corpus: CorpusChoice, root: Path | None, progress):
     """Run a checked config (see :func:`plan`): the corpus's index first, then the experiment; a JobResult."""
     from app.run_worker import JobResult
-    from core.runs.experiment_file import experiment_toml
     from core.prompts.floor import with_floor
     from core.reports.text import skipped_notes
     from core.runs.demo import ensure_demo_index
     from core.runs.experiment import run_experiment
+    from core.runs.experiment_file import experiment_toml
 
     warnings = []
     if corpus.kind == "demo":

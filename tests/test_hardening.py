@@ -368,6 +368,7 @@ def _run_page(monkeypatch, exp, tmp_path) -> AppTest:
     at.switch_page("../pages/run.py").run()
     at.radio(key="run_model_kind").set_value("local folder").run()
     at.text_input(key="run_model_path").input(str(exp / "model")).run()
+    at.number_input(key="run_max_new").set_value(12).run()  # within the tiny model's 128 positions (checked at start)
     at.multiselect(key="run_settings").set_value(["generic"]).run()
     at.text_input(key=setting_form.key("generic", "prompts_path")).input(str(exp / "generic.jsonl")).run()
     at.text_input(key="run_out").input(str(tmp_path / "out")).run()

@@ -16,9 +16,9 @@ from core.config import (
     SettingConfig,
     TraceConfig,
 )
-from core.runs.experiment_file import experiment_toml
 from core.config.file import load_experiment
 from core.reports import exports
+from core.runs.experiment_file import experiment_toml
 from core.scoring import registry
 from core.scoring.bootstrap import bootstrap_intervals
 from tests.fixtures_app import make_run

@@ -231,3 +231,15 @@ def test_index_built_with_fastokens_equals_the_hf_built_index(tmp_path, tokenize
     manifest = json.loads((tmp_path / "fast" / "manifest.json").read_text())
     assert manifest["tokenize"]["engine"].startswith("fastokens") and manifest["tokenize"]["fast_docs"] == len(docs)
     assert json.loads((tmp_path / "hf" / "manifest.json").read_text())["tokenize"]["engine"].startswith("tokenizers")
+
+
+def test_encode_batch_reuses_one_encoder_per_tokenizer_content(tokenizers_under_test):
+    """What the Ray build's tasks call: every unpickled copy of a tokenizer reuses one encoder."""
+    from core.index.encode import encode_batch, encoder_for
+
+    tok = tokenizers_under_test["demo"]
+    texts = ["first text", "", "def f():\n    pass"]
+    got = encode_batch(pickle.loads(pickle.dumps(tok)), texts)
+    assert [a.tolist() for a in got] == reference(tok, texts)
+    assert encoder_for(pickle.loads(pickle.dumps(tok))) is encoder_for(tok) is encoder_for(encoder_for(tok))
+    assert encode_batch(tok, []) == []

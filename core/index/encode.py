@@ -314,6 +314,7 @@ def encode_texts(encoder: TextEncoder, texts: Sequence[str]) -> EncodedTexts:
 
 
 _ENCODERS: dict[int, tuple[object, TextEncoder]] = {}  # id(tokenizer) -> (tokenizer kept alive, its encoder)
+_BY_CONTENT: dict[tuple[str, bool], TextEncoder] = {}  # sha256 of the tokenizer JSON -> its encoder
 _ENCODERS_LOCK = __import__("threading").Lock()
 
 
@@ -326,9 +327,23 @@ def encoder_for(tokenizer) -> TextEncoder:
         hit = _ENCODERS.get(id(tokenizer))
         if hit is not None and hit[0] is tokenizer:
             return hit[1]
+        # a copy of a tokenizer seen before (e.g. unpickled by each Ray task): same JSON, same encoder
+        backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+        key = None
+        if backend is not None:
+            import hashlib
+
+            key = (hashlib.sha256(backend.to_str().encode()).hexdigest(),
+                   bool(getattr(tokenizer, "split_special_tokens", False)))
+        enc = _BY_CONTENT.get(key) if key is not None else None
+        if enc is None:
+            enc = TextEncoder(tokenizer)
+            if key is not None:
+                if len(_BY_CONTENT) >= 4:
+                    _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
+                _BY_CONTENT[key] = enc
         if len(_ENCODERS) >= 4:
             _ENCODERS.pop(next(iter(_ENCODERS)))
-        enc = TextEncoder(tokenizer)
         _ENCODERS[id(tokenizer)] = (tokenizer, enc)
         return enc
 
