@@ -229,6 +229,7 @@ with render.page_boundary():
     trace = widgets.trace_controls(defaults.trace, key="run_trace", is_seeded=True)
     name = st.text_input("Run name", key="run_name", **widgets.seeded_kw("run_name"), help="One folder name: letters, digits, spaces, "
                          "- _ . and the like; no / \\ or leading '.'")
+    _check(form_checks.run_name_problem(name))  # the folder-name rule, as typed (the run checks it again)
     out_dir = st.text_input("Output folder (results go to OUTPUT/NAME)", key="run_out", **widgets.seeded_kw("run_out"))
     widgets.keep_form([*form, *choice.keys])
     form_store.save(token, {**st.session_state[widgets.RUN_FORM], PRESET_SAVED: st.session_state[widgets.RUN_PRESET]})

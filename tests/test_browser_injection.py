@@ -19,6 +19,7 @@ from typing import ClassVar
 import pytest
 
 from app.render import WORD_JOINER
+from app.setting_form import key as skey
 from core.records import GenKey
 from core.reports.highlight import visible_controls
 from core.runs.results import RunResults, save_results
@@ -145,6 +146,8 @@ def test_every_page_shows_payloads_literally_and_fetches_nothing(hostile_server,
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(f"{url}/{name}")
         _settle(page)
+        if name == "explore":  # the prompt and its source document fold above the completion: open them
+            page.get_by_text("Prefix (prompt) and the document's true continuation").first.click()
         for text in texts:
             try:
                 page.wait_for_function(SHOWS_JS, arg=text, timeout=60_000)
@@ -199,9 +202,10 @@ def test_uploaded_corpus_ids_are_shown_literally(hostile_server, browser, logger
     _settle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(corpus))
     _settle(page)
-    for label, value in (("Prompts per setting", "1"), ("Max new tokens", "8")):
-        page.get_by_label(label).fill(value)
-        page.get_by_label(label).press("Enter")
+    for key, value in ((skey("prefix", "n_prompts"), "1"), ("run_max_new", "8")):  # another corpus: prefix only
+        box = page.locator(f".st-key-{key} input").first
+        box.fill(value)
+        box.press("Enter")
         _settle(page)
     page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)").fill(str(tmp_path / "out"))
     page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)").press("Enter")

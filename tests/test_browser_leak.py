@@ -296,6 +296,7 @@ def test_corpus_tables_are_clickable(demo, browser):
     grid = page.locator(".st-key-corpus_leaks [data-testid=stDataFrame]")
     grid.wait_for(timeout=60_000)
     _settle(page)
+    grid.scroll_into_view_if_needed()  # a ?doc= link draws its document first, the tables below it
     grid_ready(page, ".st-key-corpus_leaks [data-testid=stDataFrame]")
     b = grid.bounding_box()
     page.mouse.click(b["x"] + 16, b["y"] + 35 + 35 + 17)  # the second row: browse that document below

@@ -188,9 +188,10 @@ def test_top_k_top_p_match_transformers(top_k, top_p):
 
 
 def test_repetition_penalty_changes_greedy_choice(tiny_lm):
-    """Repeating greedy loops are broken by a strong penalty: no generated token repeats a seen one."""
+    """Repeating greedy loops are broken by a strong penalty (100, the config's upper limit): each generated
+    token is the argmax of the penalized logits, recomputed without the KV cache."""
     plain = generate(tiny_lm, PROMPTS[:3], DecodingConfig(max_new_tokens=8))
-    penal = generate(tiny_lm, PROMPTS[:3], DecodingConfig(max_new_tokens=8, repetition_penalty=1e6))
+    penal = generate(tiny_lm, PROMPTS[:3], DecodingConfig(max_new_tokens=8, repetition_penalty=100.0))
     assert any(len(set(g.completion_ids)) < len(g.completion_ids) for g in plain)
     for g in penal:
         prompt_ids = tiny_lm.tokenizer(g.prompt.text)["input_ids"]
@@ -205,7 +206,7 @@ def _repeat_free_when_possible(lm, seq, n_prompt) -> bool:
         for t in range(n_prompt, len(seq)):
             seen[0, seq[:t]] = True
             logits = lm.model(torch.tensor([seq[:t]])).logits[:, -1]
-            if int(apply_repetition_penalty(logits, seen, 1e6).argmax()) != seq[t]:
+            if int(apply_repetition_penalty(logits, seen, 100.0).argmax()) != seq[t]:
                 return False
     return True
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core import paths
+from core.errors import ConfigError
+
 
 def missing_path(path: str | None, what: str) -> str | None:
     """``what`` at ``path`` does not exist (None when it does, or when nothing was typed).
@@ -23,6 +26,23 @@ def missing_path(path: str | None, what: str) -> str | None:
     if not path or not path.strip():
         return None
     return None if Path(path.strip()).expanduser().exists() else f"{what}: {path.strip()!r} does not exist"
+
+
+def run_name_problem(name: str | None) -> str | None:
+    """Why ``name`` cannot be a run name (:func:`core.paths.safe_name`'s rule), None when it can or is not typed yet.
+
+    >>> run_name_problem("pythia-70m greedy") is None and run_name_problem("") is None
+    True
+    >>> run_name_problem("../x").split(":")[0]
+    "run name '../x' is refused"
+    """
+    if not name:
+        return None
+    try:
+        paths.safe_name(name)
+    except ConfigError as e:
+        return str(e)
+    return None
 
 
 def prefix_capacity(doc_lengths: Sequence[int] | np.ndarray, min_doc_tokens: int) -> int:
