@@ -181,6 +181,7 @@ class _Job:
     def stop(self) -> None:
         """Cancel at once: a process run's whole group is killed now and the job recorded as cancelled
         before this returns; a run in a thread stops at its next progress event."""
+        t0 = time.monotonic()
         self.cancel.set()
         if not self.in_process:
             return
@@ -188,8 +189,11 @@ class _Job:
             process_guard.end_process_group(self.proc)
         else:  # not started yet: its thread, waiting for the page, records the cancel instead of starting it
             self.shown.set()
+        killed = time.monotonic() - t0
         if not self.ended.wait(CANCEL_WAIT_S):  # the reader thread is starved: record it from here
             self.finish(CANCELLED, f"cancelled during {self._stage_text()}")
+        log.info("cancel of job %s: process group killed in %.3f s, recorded as %s in %.3f s", self.id[:8], killed,
+                 self.state, time.monotonic() - t0)
 
     def _stage_text(self) -> str:
         with self.lock:
