@@ -7,9 +7,10 @@
   the worker was re-parented; also where there is no prctl).
   Without the watchdog a kill -9 of the Streamlit server left the run computing at full CPU with no
   reader; the kernel signal covers a worker whose threads are all stuck in C code.
-- :func:`end_process_group` (the server side of Cancel): SIGTERM to the worker's group, SIGKILL after a
-  short wait. Whatever the run finished is already committed in the result cache (SQLite: a killed
-  writer loses only its open transaction).
+- :func:`end_process_group` (the server side of Cancel): SIGKILL to the worker's whole group at once (a
+  SIGTERM would only be answered by the same SIGKILL, and not at all while the worker's main thread is in
+  C code, e.g. loading a model). Whatever the run finished is already committed in the result cache
+  (SQLite: a killed writer loses only its open transaction).
 """
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_INTERVAL_S = 0.5  # how often the watchdog looks for the parent
-TERM_WAIT_S = 1.0  # after SIGTERM, the group gets this long before SIGKILL
 
 
 def _set_parent_death_signal(sig: int) -> bool:
@@ -69,19 +69,17 @@ def die_with_parent(parent_pid: int, interval_s: float = WATCH_INTERVAL_S) -> No
     threading.Thread(target=watch, name="propme-parent-watch", daemon=True).start()
 
 
-def end_process_group(proc, term_wait_s: float = TERM_WAIT_S) -> None:
-    """End a worker started with :func:`die_with_parent` (a ``multiprocessing.Process``) and its group."""
+def end_process_group(proc, wait_s: float = 5.0) -> None:
+    """End a worker started with :func:`die_with_parent` (a ``multiprocessing.Process``) and its group now,
+    then reap it (waiting at most ``wait_s``)."""
     pid = proc.pid
     if pid is None:
         return
-    for sig, wait in ((signal.SIGTERM, term_wait_s), (signal.SIGKILL, 5.0)):
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the worker leads its own group (pgid == pid)
+    except (ProcessLookupError, PermissionError):
         try:
-            os.killpg(pid, sig)  # the worker leads its own group (pgid == pid)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        proc.join(timeout=wait)
-        if not proc.is_alive():
-            return
+            os.kill(pid, signal.SIGKILL)  # not (yet) leading a group of its own
+        except ProcessLookupError:
+            pass
+    proc.join(timeout=wait_s)

@@ -12,10 +12,13 @@ here: the work never touches a session.
 
 A run's process never outlives the server nor a Cancel (see :mod:`app.process_guard`): it asks the kernel
 for SIGKILL when the server dies (Linux ``PR_SET_PDEATHSIG``) and a watchdog thread ends it and the
-trace workers it started when its parent is gone; a run that has not stopped :data:`CANCEL_GRACE_S`
-after Cancel (a model still loading, a long generation batch, tracing) is ended from here, with its
-whole process group, and reported as cancelled: what it finished is already in the result cache
-(generations batch by batch, traces chunk by chunk, each committed before its progress event).
+trace workers it started when its parent is gone. Cancel of a run in a process does not wait for the
+run's next event (a model still loading, a long generation batch or trace chunk may be minutes away): the
+Cancel call itself kills the whole process group at once, reads the events already sent, and records the
+job as cancelled before it returns, so the page that clicked shows it at its next rerun. That is safe
+because what the run finished is already in the result cache (generations batch by batch, traces chunk by
+chunk, each one SQLite transaction committed before its progress event): a killed writer loses only its
+open transaction (tests/test_cancel_now.py kills one mid-write and reopens the cache).
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 JOB_KEY = "propme_run_job"  # session state: the id of this session's latest job
 SHOW_WAIT_S = 2.0  # a new job waits this long at most for its page to draw its status before it starts working
 MAX_FINISHED = 64  # finished jobs kept for their sessions to read; older ones are forgotten
-CANCEL_GRACE_S = 2.0  # after Cancel, a run's process has this long to stop at an event before it is ended
+CANCEL_WAIT_S = 2.0  # Cancel waits this long for the job's reader thread to record the end, then records it itself
 RUNNING, CANCELLING, DONE, CANCELLED, FAILED = "running", "cancelling", "done", "cancelled", "failed"
 
 
@@ -93,6 +96,9 @@ class _Job:
         self.state, self.message, self.result = RUNNING, "", None
         self.t0, self.t1 = time.monotonic(), None
         self.shown = threading.Event()  # the page drew the job's status (the work starts then, or after SHOW_WAIT_S)
+        self.in_process = False  # a ProcessWork job
+        self.proc = None  # its process, once started
+        self.ended = threading.Event()  # set by the first finish
 
     def record(self, e: ProgressEvent) -> None:
         with self.lock:
@@ -107,13 +113,17 @@ class _Job:
             raise Cancelled(f"cancelled during {e.stage} at {e.done}/{e.total} {e.unit}")
 
     def finish(self, state: str, message: str, result: JobResult | None = None) -> None:
+        """Record the job's end; the first call wins (Cancel and the reader thread may both get here)."""
         with self.lock:
+            if self.ended.is_set():
+                return
             if state == CANCELLED:
                 message = (f"Run {message}; {kept_text(self.stages, self.cache)}. Press Run again with the same "
                            "choices to resume from there.")
             elif state == DONE:
                 message = f"Done: {result.completions} completions in {result.path}."
             self.state, self.message, self.result, self.t1 = state, message, result, time.monotonic()
+            self.ended.set()
 
     def run(self, work: Callable[[ProgressFn], JobResult]) -> None:
         """In a thread of this process (light work, tests)."""
@@ -123,35 +133,67 @@ class _Job:
     def run_process(self, work: ProcessWork) -> None:
         """In a spawned process: its Python never holds this server's GIL; events come back through a queue."""
         self.shown.wait(SHOW_WAIT_S)
+        if self.cancel.is_set():
+            self.finish(CANCELLED, "cancelled before it started")
+            return
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
         proc = ctx.Process(target=_child, args=(work.target, work.args, events, self.cancel, os.getpid()),
                            daemon=True, name=f"propme-run-{self.id[:8]}")
         proc.start()
-        cancelled_at = None
+        self.proc = proc
         while True:
-            if self.cancel.is_set() and proc.is_alive():
-                cancelled_at = cancelled_at or time.monotonic()
-                if time.monotonic() - cancelled_at >= CANCEL_GRACE_S:  # not stopped at an event: end it
-                    process_guard.end_process_group(proc)
-                    self.finish(CANCELLED, f"cancelled during {self._stage_text()}")
-                    return
+            if self.cancel.is_set() and not self.ended.is_set():
+                process_guard.end_process_group(proc)  # usually done already by stop(); harmless twice
+                self._drain(events)  # what it sent before it died: the cache events say what was kept
+                self.finish(CANCELLED, f"cancelled during {self._stage_text()}")
+            if self.ended.is_set():
+                break
             try:
-                kind, value = events.get(timeout=0.2 if cancelled_at else 0.5)
+                kind, value = events.get(timeout=0.2)
             except queue.Empty:
-                if proc.is_alive():
+                if proc.is_alive() or self.cancel.is_set():
                     continue
                 try:  # the process ended: whatever it sent last may still be in the pipe
                     kind, value = events.get(timeout=2)
                 except queue.Empty:
                     self.finish(FAILED, describe_exit(proc.exitcode))  # -9: out of memory, said so
-                    return
+                    break
             if kind == "event":
                 self.record(value)
                 continue
             self.finish(kind, *(value if kind == DONE else (value,)))
             break
         proc.join(timeout=30)
+
+    def _drain(self, events) -> None:
+        """Record the events a killed process had sent; its outcome too, if it got that far (done wins)."""
+        while True:
+            try:
+                kind, value = events.get(timeout=0.05)
+            except (queue.Empty, EOFError, OSError):
+                return
+            if kind == "event":
+                self.record(value)
+            else:
+                self.finish(kind, *(value if kind == DONE else (value,)))
+
+    def stop(self) -> None:
+        """Cancel at once: a process run's whole group is killed now and the job recorded as cancelled
+        before this returns; a run in a thread stops at its next progress event."""
+        t0 = time.monotonic()
+        self.cancel.set()
+        if not self.in_process:
+            return
+        if self.proc is not None:
+            process_guard.end_process_group(self.proc)
+        else:  # not started yet: its thread, waiting for the page, records the cancel instead of starting it
+            self.shown.set()
+        killed = time.monotonic() - t0
+        if not self.ended.wait(CANCEL_WAIT_S):  # the reader thread is starved: record it from here
+            self.finish(CANCELLED, f"cancelled during {self._stage_text()}")
+        log.info("cancel of job %s: process group killed in %.3f s, recorded as %s in %.3f s", self.id[:8], killed,
+                 self.state, time.monotonic() - t0)
 
     def _stage_text(self) -> str:
         with self.lock:
@@ -212,7 +254,7 @@ def start(work: Callable[[ProgressFn], JobResult] | ProcessWork, first: Progress
     job = _Job(uuid.uuid4().hex)
     job.stages[first.stage] = first
     if isinstance(work, ProcessWork):
-        job.cancel = mp.get_context("spawn").Event()
+        job.cancel, job.in_process = mp.get_context("spawn").Event(), True
     with _LOCK:
         finished = [j for j in _JOBS.values() if j.state not in (RUNNING,)]
         for old in sorted(finished, key=lambda j: j.t0)[:max(0, len(finished) - MAX_FINISHED + 1)]:
@@ -245,12 +287,13 @@ def job_status(job_id: str | None) -> JobStatus | None:
 
 
 def cancel(job_id: str | None) -> bool:
-    """Ask the job to stop at its next progress event; False when there is no such running job."""
+    """Stop the job (:meth:`_Job.stop`: a run in a process is ended and recorded as cancelled before this
+    returns, one in a thread stops at its next progress event); False when there is no such running job."""
     with _LOCK:
         job = _JOBS.get(job_id) if job_id else None
     if job is None or job.state != RUNNING:
         return False
-    job.cancel.set()
+    job.stop()
     return True
 
 

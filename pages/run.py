@@ -55,7 +55,7 @@ def _status_panel() -> None:
         return
     st.session_state[SEEN_ACTIVE] = True
     if job.state == run_worker.CANCELLING:
-        st.markdown("**Cancelling** (stops at the next step) ...")
+        st.markdown("**Cancelling** ...")
     else:
         st.markdown("**Running ...**")
     st.caption(render.md_literal(f"{job.elapsed_s:.0f} s so far"))
@@ -141,7 +141,7 @@ def _jobs_panel() -> None:
                     st.progress(fraction, text=render.md_literal(text))
                 st.button("Cancel", key=f"run_job_cancel_{entry.job_id[:12]}", on_click=run_worker.cancel,
                           args=(job.job_id,), disabled=job.state != run_worker.RUNNING,
-                          help="Stop this run at its next step; finished work stays in the result cache.")
+                          help="Stop this run now; finished work stays in the result cache.")
             elif job.state == run_worker.DONE:
                 st.button("Open these results", key=f"run_job_open_{entry.job_id[:12]}", on_click=_open_new,
                           args=(job.result.path,))
