@@ -459,15 +459,7 @@ class ClusterIndex(CorpusIndex):
     def doc_windows(self, occs, match_len: int, window_tokens: int) -> list[tuple[np.ndarray, int]]:
         if not occs:
             return []
-        ix = np.array([o.doc_ix for o in occs], dtype=np.int64)
-        start = np.array([o.start for o in occs], dtype=np.int64)
-        length = np.array([o.doc_len for o in occs], dtype=np.int64)
-        if ix.min() < 0 or ix.max() >= self.num_docs:
-            raise QueryOutOfRange(f"doc_ix outside [0, {self.num_docs}) of the index at {self.dirs[0]}")
-        pad = max(0, window_tokens - match_len)
-        lo = np.maximum(0, start - pad // 2)
-        hi = np.minimum(length, start + match_len + (pad - pad // 2))
-        si = np.searchsorted(self._doc_base, ix, side="right") - 1
+        ix, lo, hi, si = self._window_bounds(occs, match_len, window_tokens)
         requests: dict[int, list] = defaultdict(list)
         rows: dict[int, list[np.ndarray]] = defaultdict(list)
         for s in np.unique(si).tolist():

@@ -344,11 +344,9 @@ class CorpusIndex:
         hi = min(occ.doc_len, occ.start + match_len + (pad - pad // 2))
         return self.doc_tokens(occ.doc_ix, lo, hi), occ.start - lo
 
-    def doc_windows(self, occs: Sequence[Occurrence], match_len: int,
-                    window_tokens: int) -> list[tuple[np.ndarray, int]]:
-        """:meth:`doc_window` of many occurrences at once, windows as int64 arrays."""
-        if not occs:
-            return []
+    def _window_bounds(self, occs: Sequence[Occurrence], match_len: int, window_tokens: int):
+        """Per occurrence: document index, window [lo, hi) centred on the match and clipped
+        to its document, and the shard holding the document (one rule for local and cluster indexes)."""
         ix = np.array([o.doc_ix for o in occs], dtype=np.int64)
         start = np.array([o.start for o in occs], dtype=np.int64)
         length = np.array([o.doc_len for o in occs], dtype=np.int64)
@@ -357,7 +355,14 @@ class CorpusIndex:
         pad = max(0, window_tokens - match_len)
         lo = np.maximum(0, start - pad // 2)
         hi = np.minimum(length, start + match_len + (pad - pad // 2))
-        si = np.searchsorted(self._doc_base, ix, side="right") - 1
+        return ix, lo, hi, np.searchsorted(self._doc_base, ix, side="right") - 1
+
+    def doc_windows(self, occs: Sequence[Occurrence], match_len: int,
+                    window_tokens: int) -> list[tuple[np.ndarray, int]]:
+        """:meth:`doc_window` of many occurrences at once, windows as int64 arrays."""
+        if not occs:
+            return []
+        ix, lo, hi, si = self._window_bounds(occs, match_len, window_tokens)
         first = np.zeros(len(occs), dtype=np.int64)
         for s in np.unique(si):
             shard, mine = self._shards[s], si == s
