@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,15 +27,24 @@ PROMPTS = [Prompt("generic", f"g{i}", t) for i, t in enumerate(
      "def f(x):", "The quick brown fox", "It was the worst", "Sea shells", "Hello", "The mat"])]
 
 
+class Served(list):
+    """The prompts a server answered, in order; ``arrived``: every prompt as its request came in."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrived: list[str] = []
+
+
 def echo_server(name: str, hold: threading.Event | None = None):
     """Answers every completion with a text made of its prompt and seed only (not of the server),
     so any replica gives the same reply; records the prompts it served. ``hold``: wait for it first
     (keeps requests in flight, so the spreading is visible)."""
-    served: list[str] = []
+    served = Served()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            served.arrived.append(body["prompt"])
             if hold is not None:
                 hold.wait(5)
             served.append(body["prompt"])
@@ -67,14 +77,24 @@ def test_requests_spread_over_two_replicas_and_results_keep_prompt_order():
     with ExitStack() as stack:
         urls = [stack.enter_context(running(a)), stack.enter_context(running(b))]
         client, sleeps = backend(urls, concurrency=2)
-        threading.Timer(0.3, gate.set).start()  # all four slots fill before any reply
+        first: list[tuple[int, int]] = []
+
+        def open_when_all_slots_filled():  # all four slots (2 replicas x concurrency 2) fill before any reply
+            deadline = time.monotonic() + 10
+            while len(served_a.arrived) + len(served_b.arrived) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first.append((len(served_a.arrived), len(served_b.arrived)))
+            gate.set()
+
+        threading.Thread(target=open_when_all_slots_filled, daemon=True).start()
         got = client.generate(PROMPTS, cfg)
     assert [(g.key, g.completion, g.finish_reason) for g in got] == [(g.key, g.completion, g.finish_reason)
                                                                      for g in want]
     assert [g.prompt.prompt_id for g in got] == [p.prompt_id for p in PROMPTS]
     assert len(served_a) + len(served_b) == len(PROMPTS) and served_a and served_b
     assert sorted(served_a + served_b) == sorted(p.text for p in PROMPTS)
-    assert abs(len(served_a) - len(served_b)) <= 2 and client.replicas.served == [len(served_a), len(served_b)]
+    assert first == [(2, 2)]  # the first requests went to both replicas, as many to each as it takes at once
+    assert client.replicas.served == [len(served_a), len(served_b)]  # (later ones go to whichever is free)
     assert not sleeps
 
 
