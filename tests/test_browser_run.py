@@ -13,6 +13,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from app import setting_form
 from core.config import TraceConfig
 from core.config.file import load_experiment
 from core.runs.cache import ResultCache
@@ -85,7 +86,9 @@ def test_run_shows_status_at_once_keeps_going_across_pages_and_opens_overview(se
     _settle(page)
     page.get_by_text("demo corpus").click()
     _settle(page)
-    for key, value in (("run_s_prefix_n_prompts", "8"), ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
+    # each setting has its own prompt count now (app/setting_form.py): 8 for every one of the demo's settings
+    eight = [(setting_form.key(s.name, "n_prompts"), "8") for s in load_experiment(demo_experiment_path()).settings]
+    for key, value in (*eight, ("run_max_new", "32"), ("run_name", "nav-run"), ("run_out", str(out))):
         _type(page, key, value)
     page.locator(".st-key-run_start button").click()
     page.get_by_text("Starting the run: checking the form").first.wait_for(timeout=10_000)  # a toast, at once
