@@ -29,4 +29,5 @@ else
 fi
 
 mkdir -p test-artifacts
-exec .venv/bin/python -m pytest -q "$@"
+# Two workers (both cores); a file's tests stay together and in order on one worker (--dist loadfile).
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
