@@ -14,7 +14,7 @@ from pathlib import Path
 from app import run_worker
 from core.progress import ProgressEvent
 from core.runs.cache import ResultCache
-from tests.test_trust_worker import _gone, _until_stage, _wait_file
+from tests.test_trust_worker import _gone, _start_spinner, _wait_file
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 200
@@ -65,14 +65,7 @@ def test_a_writer_killed_mid_batch_loses_that_batch_only_and_the_cache_reopens(t
 
 def test_cancel_records_cancelled_before_it_returns_and_the_group_is_gone(tmp_path):
     """A run busy in Python between events, with a child of its own: no waiting for its next event."""
-    from tests import fixtures_worker
-
-    pidfile = tmp_path / "pids"
-    job = run_worker.start(run_worker.ProcessWork(fixtures_worker.spin, (str(pidfile), True)),
-                           ProgressEvent("starting", 0, 1))
-    run_worker.shown(job)
-    worker, grandchild = map(int, _wait_file(pidfile).split())
-    _until_stage(job, "load-model")
+    job, worker, grandchild = _start_spinner(tmp_path)
     t0 = time.monotonic()
     assert run_worker.cancel(job)
     took = time.monotonic() - t0

@@ -70,16 +70,23 @@ def test_worker_and_its_children_exit_when_the_server_is_killed(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_cancel_ends_a_worker_stuck_between_events(tmp_path):
-    """A pure-Python loop that holds the GIL and never reports: Cancel still ends it (and its child)."""
-    pidfile = tmp_path / "pids"
+def _start_spinner(tmp_path: Path) -> tuple[str, int, int]:
+    """A job whose process spins in Python between events, with a child of its own, once it reached
+    load-model: (job, worker pid, grandchild pid)."""
     from tests import fixtures_worker
 
+    pidfile = tmp_path / "pids"
     job = run_worker.start(run_worker.ProcessWork(fixtures_worker.spin, (str(pidfile), True)),
                            ProgressEvent("starting", 0, 1))
     run_worker.shown(job)
     worker, grandchild = map(int, _wait_file(pidfile).split())
     _until_stage(job, "load-model")
+    return job, worker, grandchild
+
+
+def test_cancel_ends_a_worker_stuck_between_events(tmp_path):
+    """A pure-Python loop that holds the GIL and never reports: Cancel still ends it (and its child)."""
+    job, worker, grandchild = _start_spinner(tmp_path)
     t0 = time.monotonic()
     assert run_worker.cancel(job)
     s = run_worker.wait(job, 30)
