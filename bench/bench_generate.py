@@ -9,8 +9,9 @@ SmolLM2 (``--smollm2``): the real SmolLM2-135M-Instruct GGUF shipped in the ``ll
 workloads: ``uniform`` (16 short prompts of similar length, 12-16 tokens, batch 8: the independent
 check's workload) and ``mixed`` (32 prompts of 8-159 tokens, batch 16). Each is run ``--repeats``
 times, alternating whether transformers' own ``model.generate`` (the baseline: the same prompts in
-batches in their given order, tokens cut at the first eos) or ours runs first; every run prints its
-ratio and asserts identical tokens for every prompt. ``--device cuda --dtype bfloat16 --batch 64``
+batches in their given order, tokens cut at the first eos) or ours runs first; a run times both
+``--rounds`` times, interleaved, and compares their best times; every run prints its ratio and every
+round's time, and asserts identical tokens for every prompt. ``--device cuda --dtype bfloat16 --batch 64``
 is the GPU comparison (the card is printed); it has not been run on this project's CPU-only machines.
 
 Models: the demo model (demo/model, skipped with a message when it is not built) and a randomly
@@ -197,9 +198,11 @@ WORKLOADS = {
 
 
 def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: int | None = None,
-            n_prompts: int | None = None) -> list[float]:
+            n_prompts: int | None = None, rounds: int = 3) -> list[float]:
     """Ours vs transformers' ``generate`` on one workload, ``repeats`` times alternating which runs
-    first; identical tokens asserted on every run. Returns each run's speed ratio (ours / generate)."""
+    first; identical tokens asserted on every run. Each run times both loops ``rounds`` times,
+    interleaved, and compares their best times (as ``timeit`` does: the best of several is the least
+    disturbed by the machine; every time is printed). Returns each run's speed ratio (ours / generate)."""
     w = WORKLOADS[name]
     batch = batch or w["batch"]
     prompts = docstring_prompts(lm.tokenizer, n_prompts or w["prompts"], lengths=w["lengths"])
@@ -207,35 +210,41 @@ def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: in
     cfg = DecodingConfig(max_new_tokens=new_tokens, batch_size=batch, max_prompt_tokens=max(lens))
     print(f"\n{name}: {w['what']}; {len(prompts)} prompts of {min(lens)}-{max(lens)} tokens "
           f"(mean {sum(lens) / len(lens):.0f}), up to {new_tokens} new tokens, greedy, batch {batch}, "
-          f"{lm.device} {lm.dtype}, {torch.get_num_threads()} torch threads")
+          f"{lm.device} {lm.dtype}, {torch.get_num_threads()} torch threads, best of {rounds} interleaved rounds per run")
     ratios = []
     for rep in range(repeats):
-        runs = {}
-        for who in (("hf", "ours") if rep % 2 == 0 else ("ours", "hf")):
-            runs[who] = hf_generate(lm, prompts, new_tokens, batch, sort=False) if who == "hf" else \
-                ours_generate(lm, prompts, cfg)
-        (base, t_base), (ours, t_ours) = runs["hf"], runs["ours"]
+        times: dict[str, list[float]] = {"hf": [], "ours": []}
+        tokens: dict[str, list] = {}
+        for _ in range(rounds):
+            for who in (("hf", "ours") if rep % 2 == 0 else ("ours", "hf")):
+                out, dt = hf_generate(lm, prompts, new_tokens, batch, sort=False) if who == "hf" else \
+                    ours_generate(lm, prompts, cfg)
+                times[who].append(dt)
+                assert tokens.setdefault(who, out) == out, f"{name}: {who} gave other tokens on a repeated round"
+        base, ours = tokens["hf"], tokens["ours"]
+        t_base, t_ours = min(times["hf"]), min(times["ours"])
         same = sum(a == b for a, b in zip(ours, base))
         n_base, n_ours = sum(map(len, base)), sum(map(len, ours))
         ratio = (n_ours / t_ours) / (n_base / t_base)
         ratios.append(ratio)
+        every = "; ".join(f"{who} " + " ".join(f"{t:.2f}" for t in ts) + " s" for who, ts in times.items())
         print(f"  run {rep + 1} ({'generate first' if rep % 2 == 0 else 'ours first'}): transformers generate "
               f"{n_base / t_base:7.1f} tok/s ({t_base:.2f} s), core.generation.generate {n_ours / t_ours:7.1f} tok/s "
-              f"({t_ours:.2f} s): {ratio:.2f}x; identical tokens {same}/{len(prompts)}; {_load()}")
+              f"({t_ours:.2f} s): {ratio:.2f}x; identical tokens {same}/{len(prompts)}; every round: {every}; {_load()}")
         assert same == len(prompts), f"{name}: {len(prompts) - same} completions differ from transformers' generate"
     print(f"  {name}: ours / generate = {min(ratios):.2f}x (worst) .. {max(ratios):.2f}x (best) over {repeats} runs")
     return ratios
 
 
 def bench_smollm2(new_tokens: int, repeats: int, workloads: list[str], device: str = "cpu", dtype: str = "float32",
-                  batch: int | None = None, n_prompts: int | None = None) -> None:
+                  batch: int | None = None, n_prompts: int | None = None, rounds: int = 3) -> None:
     lm = smollm2(device, dtype)
     generate(lm, docstring_prompts(lm.tokenizer, 2), DecodingConfig(max_new_tokens=2, batch_size=2))  # warm-up
     hf_generate(lm, docstring_prompts(lm.tokenizer, 2), 2, 2, False)
     print(f"SmolLM2-135M-Instruct (GGUF Q4_1 -> {dtype}) on {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "") + f"; {_load()}")
     for name in workloads:
-        compare(lm, name, new_tokens, repeats, batch, n_prompts)
+        compare(lm, name, new_tokens, repeats, batch, n_prompts, rounds)
 
 
 def _load() -> str:
@@ -253,13 +262,14 @@ def main() -> None:
     ap.add_argument("--workloads", default="uniform,mixed", help="SmolLM2 workloads: uniform, mixed")
     ap.add_argument("--repeats", type=int, default=3, help="SmolLM2: runs per workload (alternating order)")
     ap.add_argument("--device", default="cpu", help="SmolLM2: cpu or cuda (GPU: e.g. --dtype bfloat16 --batch 64)")
+    ap.add_argument("--rounds", type=int, default=3, help="SmolLM2: interleaved rounds per run; the best time of each counts")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     ap.add_argument("--batch", type=int, default=None, help="SmolLM2: batch size for every workload (default: its own)")
     ap.add_argument("--smollm2-prompts", type=int, default=None, help="SmolLM2: prompts per workload (default: its own)")
     args = ap.parse_args()
     if args.smollm2:
         bench_smollm2(args.new_tokens, args.repeats, args.workloads.split(","), args.device, args.dtype, args.batch,
-                      args.smollm2_prompts)
+                      args.smollm2_prompts, args.rounds)
         return
     demo = ROOT / "demo" / "model"
     if (demo / "config.json").is_file():

@@ -9,7 +9,6 @@ corpora are shown, not obeyed. A closed output pipe (``report --json | head``) e
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.errors import PropMeError
+from core.jsonio import read_json
 from core.progress import Cancelled, ProgressEvent
 from core.reports.text import terminal_text
 
@@ -126,7 +126,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         index = build_sharded_on_ray(load.documents, tok, args.out, address=args.ray, shard_tokens=args.shard_tokens,
                                      storage=args.ray_storage, progress=progress, load=load, open_index=False,
                                      **memory)
-        info = json.loads(Path(index).read_text(encoding="utf-8"))
+        info = read_json(index)
         nodes = len(info["placement"]["nodes"])
         say(f"index {args.out}: {info['num_docs']} documents, {info['num_tokens']} tokens in {len(info['shards'])} "
             f"shards on {nodes} Ray node{'s' * (nodes != 1)} ({args.ray_storage} storage)")

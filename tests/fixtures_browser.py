@@ -55,6 +55,24 @@ def idle(page, timeout: int = 90_000) -> None:
         page.evaluate("() => { window.__propmeRuns.seen = window.__propmeRuns.done; }")
 
 
+# A Streamlit text input, text area or number input commits on Enter (a text area: Ctrl+Enter) only once it has
+# re-rendered as edited: its key handler reads the "edited" flag of its last render, so a key pressed right after
+# ``fill`` on a busy machine can come before that render and commit nothing. That render shows the widget's
+# "Press Enter to apply" hint (hidden on widgets under 180 px wide, where there is nothing to wait on).
+_EDITED_JS = """el => { const w = el.closest('[data-testid=stTextInput],[data-testid=stTextArea],[data-testid=stNumberInput]');
+  if (!w || w.getBoundingClientRect().width < 180) return true;
+  const hint = w.querySelector('[data-testid=InputInstructions]');
+  return !!hint && hint.textContent.includes('to apply'); }"""
+
+
+def commit(box, value: str, key: str = "Enter", timeout: int = 90_000) -> None:
+    """Type ``value`` into the Streamlit input ``box`` (a locator) and commit it with ``key`` once the widget
+    shows it is edited (see ``_EDITED_JS``); the caller then waits for the rerun (``settle``)."""
+    box.fill(value)
+    box.page.wait_for_function(_EDITED_JS, arg=box.element_handle(), timeout=timeout)
+    box.press(key)
+
+
 def grid_ready(page, grid: str, timeout: int = 90_000) -> None:
     """Wait until the data grid ``grid`` (a CSS selector of an ``stDataFrame``) has drawn its cells: its canvas
     takes clicks only then (its accessibility table holds the cells once they are drawn)."""

@@ -24,7 +24,7 @@ from core.records import GenKey
 from core.reports.highlight import visible_controls
 from core.runs.results import RunResults, save_results
 from tests.fixtures_app import THRESHOLD_TABS, make_run
-from tests.fixtures_browser import ARTIFACTS, serve_app, settle
+from tests.fixtures_browser import ARTIFACTS, commit, serve_app, settle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PAGES = ["", "explore", "thresholds", "compare", "corpus", "export", "run"]
@@ -203,12 +203,9 @@ def test_uploaded_corpus_ids_are_shown_literally(hostile_server, browser, logger
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(corpus))
     _settle(page)
     for key, value in ((skey("prefix", "n_prompts"), "1"), ("run_max_new", "8")):  # another corpus: prefix only
-        box = page.locator(f".st-key-{key} input").first
-        box.fill(value)
-        box.press("Enter")
+        commit(page.locator(f".st-key-{key} input").first, value)
         _settle(page)
-    page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)").fill(str(tmp_path / "out"))
-    page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)").press("Enter")
+    commit(page.get_by_role("textbox", name="Output folder (results go to OUTPUT/NAME)"), str(tmp_path / "out"))
     _settle(page)
     page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_selector('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentError"]',

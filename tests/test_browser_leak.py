@@ -17,7 +17,7 @@ from app.views import explore, tables
 from core.records import GenKey
 from core.reports import leaks
 from core.runs.results import load_results
-from tests.fixtures_browser import grid_ready, idle
+from tests.fixtures_browser import commit, grid_ready, idle
 from tests.fixtures_browser import settle as _settle
 from tests.fixtures_browser import shot as _shot
 from tests.test_render import expected_marks, visible
@@ -254,8 +254,7 @@ def test_a_mid_text_phrase_without_leading_space_is_found(demo, browser):
     page.goto(f"{url}/corpus")
     box = page.get_by_label("Search a phrase")
     box.wait_for(timeout=60_000)
-    box.fill(phrase)
-    box.press("Enter")
+    commit(box, phrase)
     page.wait_for_selector("text=Occurrences in the index", timeout=60_000)
     _settle(page)
     metric = page.locator('[data-testid="stMetric"]').filter(has_text="Occurrences in the index")

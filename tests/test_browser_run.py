@@ -19,7 +19,7 @@ from core.config.file import load_experiment
 from core.runs.cache import ResultCache
 from core.runs.demo import demo_experiment_path, demo_results_dir
 from core.runs.results import load_results, save_results
-from tests.fixtures_browser import idle, serve_app
+from tests.fixtures_browser import commit, idle, serve_app
 from tests.fixtures_browser import settle as _settle
 from tests.fixtures_browser import shot as _shot
 
@@ -52,8 +52,7 @@ def _type(page, key: str, value: str) -> None:
     box = page.locator(f".st-key-{key} input")
     if box.input_value() == value:  # already so: Enter would start no rerun to wait for
         return
-    box.fill(value)
-    box.press("Enter")
+    commit(box, value)
     _settle(page)
 
 
@@ -167,9 +166,7 @@ def test_compare_flags_a_trace_mode_mismatch_of_one_model(server, browser, tmp_p
     page.goto(f"{url}/compare")
     page.wait_for_selector(".st-key-cmp_root textarea", timeout=60_000)
     _settle(page)
-    area = page.locator(".st-key-cmp_root textarea")  # one folder per line; Ctrl+Enter commits it
-    area.fill(str(tmp_path / "runs"))
-    area.press("Control+Enter")
+    commit(page.locator(".st-key-cmp_root textarea"), str(tmp_path / "runs"), "Control+Enter")  # one folder per line
     _settle(page)
     for name in ("demo-mixed", "demo-text"):
         page.locator(".st-key-cmp_runs input").click()

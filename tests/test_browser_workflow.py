@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from app.setting_form import key as skey
 from core.runs.results import load_results
-from tests.fixtures_browser import IDLE, serve_app, settle, shot
+from tests.fixtures_browser import IDLE, commit, serve_app, settle, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 LICENCES = Path("/usr/share/common-licenses")
@@ -56,9 +56,7 @@ def _corpus(folder: Path) -> tuple[Path, Path]:
 
 
 def _type(page, key: str, value: str) -> None:
-    box = page.locator(f".st-key-{key} input").first
-    box.fill(value)
-    box.press("Enter")
+    commit(page.locator(f".st-key-{key} input").first, value)
     settle(page)
 
 

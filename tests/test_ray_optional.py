@@ -51,7 +51,7 @@ def _placed_index(folder, storage: str, nodes: dict) -> None:
 def test_shard_groups_follow_the_recorded_placement_and_a_restarted_node_is_found_by_address(tmp_path):
     import pytest
 
-    from core.cluster.index import plan_groups
+    from core.cluster.placement import plan_groups
     from core.errors import IndexNotBuilt
 
     _placed_index(tmp_path / "ix", "node-local", {

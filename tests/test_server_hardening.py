@@ -16,7 +16,9 @@ import pytest
 
 from core import cli
 from core.errors import PropMeError
-from core.generation.server import ModelGate, RequestError, ServerLimits, make_server
+from core.generation.server import make_server
+from core.generation.server_completions import ModelGate
+from core.generation.server_requests import RequestError, ServerLimits
 from tests import fixtures_model
 
 tiny_model_dir, tiny_lm = fixtures_model.tiny_model_dir, fixtures_model.tiny_lm  # shared fixtures

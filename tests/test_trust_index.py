@@ -137,6 +137,26 @@ def test_structural_checks_pass_whole_indexes(demo_index, small_index, tmp_path)
             verify.check_structure(shard, fmt.read_manifest(folder)["vocab_size"], pairs=1 << 14, seed=seed)
 
 
+def test_a_damaged_metadata_line_says_the_index_is_damaged(small_index, tmp_path):
+    """A prebuilt-style index has no checksums; a metadata line that is not JSON is refused when a document's
+    id is read, naming the file and the document, in one line (never a JSONDecodeError)."""
+    from core.index.shards import Shard, shard_paths
+
+    folder = _copy(small_index, tmp_path / "ix", prebuilt=True)
+    index = CorpusIndex.open(folder)
+    assert index.doc_id(5) == Shard(*shard_paths(folder)[0], "u16").meta_of(5)["doc_id"]
+    shard = Shard(*shard_paths(folder)[0], "u16")
+    start = int(shard.metaoff[5])
+    data = bytearray((folder / "metadata.0").read_bytes())
+    data[start:start + 2] = b"{{"  # the line of document 5 no longer parses
+    (folder / "metadata.0").write_bytes(bytes(data))
+    with pytest.raises(IndexDamaged) as err:
+        CorpusIndex.open(folder).doc_id(5)
+    text = _one_line(err.value)
+    assert str(folder / "metadata.0") in text and "document 5" in text and "rebuild it" in text
+    assert CorpusIndex.open(folder).doc_id(4) == index.doc_id(4)  # its neighbours still read
+
+
 def test_swapped_suffix_array_entries_are_found(small_index, tmp_path):
     """Two adjacent suffix-array entries swapped (sizes, ranges and alignment all still fine) break the order."""
     folder = _copy(small_index, tmp_path / "ix", prebuilt=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError, CorpusError, IndexNotBuilt
+from core.errors import ConfigError, CorpusError, DamagedFile, IndexNotBuilt
 from core.index import layout as fmt
 from core.progress import ProgressEvent, ProgressFn
 
@@ -182,7 +182,7 @@ def build_sharded_on_ray(documents: Iterable, tokenizer, out_dir: str | Path, *,
 
     # shards complete from an earlier attempt: their checksums are checked where they are
     from core.cluster import alive_nodes
-    from core.cluster.index import live_node
+    from core.cluster.placement import live_node
 
     checks, alive = {}, alive_nodes(ray)
     for rec in state["planned"]:
@@ -346,12 +346,14 @@ def _get_all(ray, refs: list) -> list:
 
 
 def _read_state(path: Path) -> dict:
-    import json
+    """The restart state of a build; a missing or damaged one is no state (every shard is built again)."""
+    from core.jsonio import read_json
 
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        state = read_json(path)
+    except (FileNotFoundError, DamagedFile):
         return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _write_state(path: Path, state: dict) -> None:

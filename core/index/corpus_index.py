@@ -20,7 +20,7 @@ import numpy as np
 from core.errors import ConfigError, IndexMismatch, QueryOutOfRange
 from core.index import layout as fmt
 from core.index.sa_search import ShardSearcher, find_many, longest_matches_many
-from core.index.shards import Shard, engine_safe_path, expand_dirs, shard_paths
+from core.index.shards import Shard, doc_id_of, engine_safe_path, expand_dirs, shard_paths
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,9 @@ class CorpusIndex:
 
     @property
     def fingerprint(self) -> str:
-        fps = [m["fingerprint"] if m else self._prebuilt_fingerprint(d) for d, m in zip(self.dirs, self._manifests)]
+        fps = [m["fingerprint"] if m else fmt.prebuilt_fingerprint(d, self.token_dtype)
+               for d, m in zip(self.dirs, self._manifests)]
         return fps[0] if len(fps) == 1 else hashlib.sha256(json.dumps(fps).encode()).hexdigest()
-
-    def _prebuilt_fingerprint(self, folder: Path) -> str:  # cheap: names and sizes, not content
-        sig = [(p.name, p.stat().st_size) for p in sorted(folder.iterdir()) if p.is_file()]
-        return hashlib.sha256(json.dumps([self.token_dtype, sig]).encode()).hexdigest()
 
     @property
     def tokenizer_name(self) -> str | None:
@@ -305,17 +302,11 @@ class CorpusIndex:
     def doc_tokens(self, doc_ix: int, lo: int = 0, hi: int | None = None) -> list[int]:
         """Token ids of a document (or of its slice [lo, hi))."""
         shard, i = self._where(doc_ix)
-        starts, ends = shard.doc_bytes(np.array([i]))
-        first, last = int(starts[0]) // shard.width + 1, int(ends[0]) // shard.width
-        hi = last - first if hi is None else hi
-        return shard.tokens[first + lo:first + min(hi, last - first)].astype(np.int64).tolist()
+        return shard.doc_tokens(i, lo, hi)
 
     def _meta(self, doc_ix: int) -> dict:
         shard, i = self._where(doc_ix)
-        if shard.meta is None:
-            return {}
-        end = int(shard.metaoff[i + 1]) if i + 1 < shard.doc_cnt else len(shard.meta)
-        return json.loads(bytes(shard.meta[int(shard.metaoff[i]):end]).decode("utf-8"))
+        return shard.meta_of(i)
 
     def doc_metadata(self, doc_ix: int) -> dict:
         """The document's metadata (ours: the corpus row's metadata; prebuilt: the stored JSON line)."""
@@ -323,16 +314,11 @@ class CorpusIndex:
         return dict(m.get("metadata", {})) if "doc_id" in m else m
 
     def doc_id(self, doc_ix: int) -> str:
-        m = self._meta(doc_ix)
-        if "doc_id" in m:
-            return str(m["doc_id"])
-        inner = m.get("metadata") if isinstance(m.get("metadata"), dict) else {}
-        return str(inner.get("id", doc_ix))
+        return doc_id_of(self._meta(doc_ix), doc_ix)
 
     def doc_lengths(self) -> np.ndarray:
         """Length in tokens of every document, in doc_ix order."""
-        spans = [s.doc_bytes(np.arange(s.doc_cnt)) for s in self._shards]
-        return np.concatenate([(e - b) // s.width - 1 for s, (b, e) in zip(self._shards, spans)])
+        return np.concatenate([s.doc_lengths() for s in self._shards])
 
     def doc_window(self, occ: Occurrence, match_len: int, window_tokens: int) -> tuple[list[int], int]:
         """A window of ``window_tokens`` tokens centred on the match, clipped to the document.

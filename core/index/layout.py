@@ -67,6 +67,12 @@ def index_fingerprint(token_file_hashes: list[str], token_dtype: str) -> str:
     return hashlib.sha256(json.dumps([token_dtype, token_file_hashes]).encode()).hexdigest()
 
 
+def prebuilt_fingerprint(folder: Path, token_dtype: str) -> str:
+    """Identity of a prebuilt infini-gram index (no manifest): its files' names and sizes, not content (cheap)."""
+    sig = [(p.name, p.stat().st_size) for p in sorted(folder.iterdir()) if p.is_file()]
+    return hashlib.sha256(json.dumps([token_dtype, sig]).encode()).hexdigest()
+
+
 def write_json_atomic(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

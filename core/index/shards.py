@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError, IndexNotBuilt
+from core.errors import ConfigError, IndexDamaged, IndexNotBuilt
 from core.index import layout as fmt
+from core.jsonio import parse_json
 
 
 class Shard:
@@ -60,6 +61,27 @@ class Shard:
         starts, ends = self.doc_bytes(local)
         return local, (ptrs - starts) // self.width - 1, (ends - starts) // self.width - 1
 
+    def doc_tokens(self, i: int, lo: int = 0, hi: int | None = None) -> list[int]:
+        """Token ids of local document ``i`` (or of its slice [lo, hi))."""
+        starts, ends = self.doc_bytes(np.array([i]))
+        first, last = int(starts[0]) // self.width + 1, int(ends[0]) // self.width
+        hi = last - first if hi is None else hi
+        return self.tokens[first + lo:first + min(hi, last - first)].astype(np.int64).tolist()
+
+    def doc_lengths(self) -> np.ndarray:
+        """Length in tokens of every document of the shard."""
+        b, e = self.doc_bytes(np.arange(self.doc_cnt))
+        return (e - b) // self.width - 1
+
+    def meta_of(self, i: int) -> dict:
+        """The stored JSON metadata line of local document ``i`` ({} when the shard has none)."""
+        if self.meta is None:
+            return {}
+        end = int(self.metaoff[i + 1]) if i + 1 < self.doc_cnt else len(self.meta)
+        line = bytes(self.meta[int(self.metaoff[i]):end])
+        value = parse_json(line, name=f"{self.meta_path} (document {i})", hint="the index is damaged; rebuild it",
+                           error=IndexDamaged)
+        return value if isinstance(value, dict) else {}
 
     def unigram_counts(self, vocab_size: int, sep: int, chunk: int = 1 << 24) -> np.ndarray:
         """Occurrences of every id below ``vocab_size`` (separators excluded), read in chunks."""
@@ -127,3 +149,11 @@ def expand_dirs(index_dirs) -> list[Path]:
     if not out:
         raise IndexNotBuilt("No index folders given; " + fmt.BUILD_HINT.format(path="<folder>"))
     return out
+
+
+def doc_id_of(meta: dict, fallback: int) -> str:
+    """A document's id from its metadata line (ours: ``doc_id``; prebuilt: ``metadata.id``), else ``fallback``."""
+    if "doc_id" in meta:
+        return str(meta["doc_id"])
+    inner = meta.get("metadata") if isinstance(meta.get("metadata"), dict) else {}
+    return str(inner.get("id", fallback))

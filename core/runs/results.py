@@ -24,13 +24,11 @@ generations and the manifest) and raises :class:`ResultsError` naming the file a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +49,10 @@ from core.runs.folders import (
     keep_user_files,
 )
 from core.runs.manifest import FORMAT_VERSION, Manifest, parse, to_json
+from core.runs.results_checks import check_flat_tables, check_scores, read_table, sha256_hex
 from core.runs.schema import DOCS_SCHEMA, GENERATIONS_SCHEMA, SPANS_SCHEMA
 
 log = logging.getLogger(__name__)
-
-SCORES_KEY = "scores_sha256"  # manifest: sha256 of summary.json and pm.json as written
 
 # Prompt/Generation fields stored as their own columns; any other field goes to extra_json.
 _PROMPT_COLS = {"text": "prompt_text", "token_ids": "prompt_token_ids", "domain": "domain",
@@ -177,10 +174,6 @@ def _write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
     path.write_text(_json_text(data, sort_keys), encoding="utf-8")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str | None = None) -> Path:
     """Write ``run`` as a results folder at ``folder`` (replacing one already there) and return its path.
 
@@ -206,7 +199,7 @@ def save_results(run: RunResults, folder: str | os.PathLike, *, config_text: str
     manifest = dataclasses.replace(
         run.manifest, format=RESULTS_FORMAT, format_version=FORMAT_VERSION, n_generations=len(gen_rows),
         n_traces=len(run.traces), n_spans=len(span_rows), n_docs=len(doc_rows), settings_present=tuple(run.settings()),
-        scores_sha256={name: _sha256(text.encode("utf-8")) for name, text in scores.items()})
+        scores_sha256={name: sha256_hex(text.encode("utf-8")) for name, text in scores.items()})
     manifest = manifest_paths.make_relative(to_json(manifest), folder)  # portable: see core.runs.manifest_paths
     folder.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temp_folders(folder.parent)
@@ -261,72 +254,6 @@ def _read_json(path: Path) -> Any:
                          "again to rewrite it")
     except FileNotFoundError:
         raise ResultsError(f"{path} is missing; run the experiment again to rewrite it") from None
-
-
-def _read_table(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> list[dict]:
-    """Rows of a parquet file after checking it has every column of ``schema`` with its type
-    (``columns``: read only these); ResultsError naming the file otherwise."""
-    try:
-        found = pq.read_schema(path)
-        missing = [n for n in schema.names if n not in found.names]
-        if missing:
-            raise ResultsError(f"{path} lacks columns {missing}; it was not written by this version of PropMe: "
-                               "run the experiment again to rewrite it")
-        wrong = [f"{f.name} is {found.field(f.name).type}, expected {f.type}" for f in schema
-                 if not found.field(f.name).type.equals(f.type)]
-        if wrong:
-            raise ResultsError(f"{path} has columns of the wrong type ({'; '.join(wrong[:3])}); the file is damaged "
-                               "or was not written by PropMe: run the experiment again to rewrite it")
-        return pq.read_table(path, columns=columns or schema.names).to_pylist()
-    except (OSError, pa.ArrowException, KeyError) as e:
-        raise ResultsError(f"{path} is unreadable ({e}); run the experiment again to rewrite it") from None
-
-
-def _check_scores(folder: Path, digests: Any) -> None:
-    """summary.json and pm.json must be the bytes the run wrote (their sha256 in the manifest), so the
-    report (which prints them) and the app (which recomputes from the traces) show the same scores.
-    Folders written before the digests existed are not checked."""
-    if digests is None:
-        return
-    if not isinstance(digests, dict) or set(digests) != {"summary.json", "pm.json"}:
-        raise ResultsError(f"{folder}/manifest.json: {SCORES_KEY} is damaged; run the experiment again")
-    for name, digest in digests.items():
-        try:
-            actual = _sha256((folder / name).read_bytes())
-        except OSError as e:
-            raise ResultsError(f"{folder / name} is unreadable ({e}); run the experiment again") from None
-        if actual != digest:
-            raise ResultsError(f"{folder / name} was changed after the run wrote it (its sha256 differs from the "
-                               "manifest's): its scores may not match the traces; run the experiment again (cached "
-                               "work is reused) to rewrite it")
-
-
-def _check_flat_tables(folder: Path, gen_rows: list[dict]) -> tuple[int, int]:
-    """Check spans.parquet and docs.parquet against the generations: each traced generation has exactly
-    ``n_spans`` span rows (``span_ix`` 0..n-1), each span exactly its ``n_docs`` document rows
-    (``doc_rank`` 0..n-1). Returns (span rows, doc rows)."""
-    keys = ["setting", "prompt_id", "sample_index"]
-    spans_path, docs_path = folder / "spans.parquet", folder / "docs.parquet"
-    span_rows = _read_table(spans_path, SPANS_SCHEMA, keys + ["span_ix", "n_docs"])
-    doc_rows = _read_table(docs_path, DOCS_SCHEMA, keys + ["span_ix", "doc_rank"])
-    want_spans = {(r["setting"], r["prompt_id"], r["sample_index"], i): None
-                  for r in gen_rows if r["traced"] for i in range(r["n_spans"] or 0)}
-    got_spans = Counter((r["setting"], r["prompt_id"], r["sample_index"], r["span_ix"]) for r in span_rows)
-    if got_spans.keys() != want_spans.keys() or any(n != 1 for n in got_spans.values()):
-        extra = next((k for k in got_spans if k not in want_spans or got_spans[k] != 1), None)
-        absent = next((k for k in want_spans if k not in got_spans), None)
-        raise ResultsError(f"{spans_path} does not match generations.parquet (first difference: span "
-                           f"{extra or absent}); the file is damaged or was edited: run the experiment again")
-    want_docs = {(r["setting"], r["prompt_id"], r["sample_index"], r["span_ix"], j): None
-                 for r in span_rows for j in range(r["n_docs"] or 0)}
-    got_docs = Counter((r["setting"], r["prompt_id"], r["sample_index"], r["span_ix"], r["doc_rank"])
-                       for r in doc_rows)
-    if got_docs.keys() != want_docs.keys() or any(n != 1 for n in got_docs.values()):
-        extra = next((k for k in got_docs if k not in want_docs or got_docs[k] != 1), None)
-        absent = next((k for k in want_docs if k not in got_docs), None)
-        raise ResultsError(f"{docs_path} does not match spans.parquet (first difference: document "
-                           f"{extra or absent}); the file is damaged or was edited: run the experiment again")
-    return len(span_rows), len(doc_rows)
 
 
 def _tuple(v):
@@ -386,9 +313,9 @@ def load_results(folder: str | os.PathLike) -> RunResults:
         raise ResultsError(f"{folder}/manifest.json has format_version {version!r}; this version of PropMe "
                            f"reads format {FORMAT_VERSION}: re-run the experiment or use a matching PropMe")
     manifest = parse(manifest_paths.resolve(raw, folder), f"{folder}/manifest.json")  # paths back to absolute
-    _check_scores(folder, manifest.scores_sha256 or None)
-    gen_rows = _read_table(folder / "generations.parquet", GENERATIONS_SCHEMA)
-    n_spans, n_docs = _check_flat_tables(folder, gen_rows)
+    check_scores(folder, manifest.scores_sha256 or None)
+    gen_rows = read_table(folder / "generations.parquet", GENERATIONS_SCHEMA)
+    n_spans, n_docs = check_flat_tables(folder, gen_rows)
     counts = {"n_generations": len(gen_rows), "n_spans": n_spans, "n_docs": n_docs}
     for name, n in counts.items():
         if getattr(manifest, name) != n:
