@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.cli_index import add_index_commands
-from core.cli_output import TextProgress, SafeFormatter, say
+from core.cli_output import SafeFormatter, TextProgress, say
 from core.errors import PropMeError
 from core.progress import Cancelled
 

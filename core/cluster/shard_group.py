@@ -25,8 +25,7 @@ class ShardGroup:
         for d in self.dirs:
             if not d.is_dir():
                 raise IndexNotBuilt(f"No index at {d} on this node: the folder does not exist")
-            ours = (d / fmt.MANIFEST).exists() or (d / fmt.COUNTS).exists() or (d / fmt.BUILDING).exists()
-            manifest = fmt.read_manifest(d) if ours else None
+            manifest = fmt.manifest_if_ours(d)
             dtype = manifest["token_dtype"] if manifest else fmt.infer_token_dtype(d)
             opened = [Shard(*paths, dtype) for paths in shard_paths(d)]
             self.manifests.append(manifest)

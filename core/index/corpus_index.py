@@ -70,12 +70,7 @@ class CorpusIndex:
         (no manifest, none of our files) opens with the given or inferred dtype/vocab/eos.
         """
         dirs = expand_dirs(index_dirs)
-        manifests: list[dict | None] = []
-        for d in dirs:
-            if (d / fmt.MANIFEST).exists() or (d / fmt.COUNTS).exists() or (d / fmt.BUILDING).exists():
-                manifests.append(fmt.read_manifest(d))
-            else:
-                manifests.append(None)
+        manifests = [fmt.manifest_if_ours(d) for d in dirs]
         ours = [m for m in manifests if m is not None]
         if ours and len(ours) != len(manifests):
             raise IndexMismatch(f"Cannot mix our index folders with prebuilt infini-gram folders: {dirs}; "

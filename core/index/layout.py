@@ -111,6 +111,13 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def manifest_if_ours(folder: Path) -> dict | None:
+    """The manifest of a folder this project built (checked: :func:`read_manifest`); None for a prebuilt
+    infini-gram folder (none of our files in it)."""
+    ours = (folder / MANIFEST).exists() or (folder / COUNTS).exists() or (folder / BUILDING).exists()
+    return read_manifest(folder) if ours else None
+
+
 def has_shard_files(folder: Path) -> bool:
     return folder.is_dir() and any(p.name.startswith("tokenized") for p in folder.iterdir())
 

@@ -364,7 +364,7 @@ def verify_full(index_dirs, *, pairs: int = SA_PAIRS_FULL) -> list[VerifyReport]
     out = []
     for d in expand_dirs(index_dirs):
         t0 = time.perf_counter()
-        manifest = fmt.read_manifest(d) if (d / fmt.MANIFEST).exists() or (d / fmt.BUILDING).exists() else None
+        manifest = fmt.manifest_if_ours(d)
         hashed = check_checksums(d, manifest, use_record=False)
         dtype = manifest["token_dtype"] if manifest else fmt.infer_token_dtype(d)
         vocab = manifest.get("vocab_size") if manifest else None
