@@ -3,7 +3,24 @@ tests/fixtures_*.py. The browser and the demo app server are session-wide: start
 real-browser test module (each test opens its own page, i.e. its own Streamlit session)."""
 import pytest
 
+from core.paths import CACHE_ENV
 from tests.fixtures_browser import CHROMIUM, serve_app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_root(tmp_path_factory):
+    """Tests never read or write the user's cache (``~/.cache/propme`` or ``$PROPME_CACHE_DIR``): each test
+    session (each xdist worker) starts with an empty cache root, so no test depends on what an earlier run
+    left there (result caches, the record of verified index files). Only the compiled libsais (``native/``,
+    one file per source version) is shared, by every worker and run, to save a compile."""
+    root = tmp_path_factory.mktemp("propme-cache")
+    native = tmp_path_factory.getbasetemp().parent / "propme-native"
+    native.mkdir(exist_ok=True)
+    (root / "native").symlink_to(native, target_is_directory=True)
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CACHE_ENV, str(root))
+    yield root
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,30 @@ def _count_hashes(monkeypatch) -> list[str]:
     return hashed
 
 
+def test_the_record_stays_within_its_limit_forgetting_removed_folders_first(small_index, tmp_path, monkeypatch):
+    """The record of verified files holds at most RECORD_MAX files: over it, files of folders that are gone are
+    dropped first, then the longest-checked; a folder still remembered opens without hashing."""
+    import json
+
+    monkeypatch.setenv("PROPME_CACHE_DIR", str(tmp_path / "cache"))
+    per_folder = len(fmt.read_manifest(small_index)["checksums"]["files"])
+    monkeypatch.setattr(verify, "RECORD_MAX", 2 * per_folder)
+    folders = [_copy(small_index, tmp_path / name) for name in ("a", "b", "c")]
+    for f in folders:
+        _age(f)
+    CorpusIndex.open(folders[0])
+    CorpusIndex.open(folders[1])
+    shutil.rmtree(folders[0])  # gone, but still in the record (pruning waits until the record is full)
+    assert len(json.loads(verify._record_path().read_text())) == 2 * per_folder
+    CorpusIndex.open(folders[2])  # over the limit: a's files go, b's and c's stay
+    kept = json.loads(verify._record_path().read_text())
+    assert len(kept) == 2 * per_folder
+    assert {Path(k).parent.name for k in kept} == {"b", "c"}
+    hashed = _count_hashes(monkeypatch)
+    CorpusIndex.open(folders[1])
+    assert hashed == []
+
+
 def test_warm_open_is_instant_and_a_changed_file_is_checked_again(demo_index, tmp_path, monkeypatch):
     folder = _copy(demo_index, tmp_path / "ix")
     _age(folder)

@@ -73,11 +73,11 @@ def _hasher(algo: str):
 
 
 def hash_file(path: Path, algo: str | None = None) -> str:
-    """Streaming content hash of a file (large buffers, no copies)."""
+    """Streaming content hash of a file (large buffers, no copies; a small file gets a buffer its size)."""
     h = _hasher(algo or _algo())
-    buf = bytearray(BUFFER)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
+        buf = bytearray(max(1, min(BUFFER, os.fstat(f.fileno()).st_size)))
+        view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
     return h.hexdigest()
@@ -170,9 +170,10 @@ def _remember(files: dict[Path, tuple[str, os.stat_result]]) -> None:
             continue
     if not good:
         return
-    record = {k: v for k, v in _load_record().items() if os.path.exists(k)}  # folders renamed or removed: forgotten
+    record = _load_record()
     record.update(good)
-    if len(record) > RECORD_MAX:
+    if len(record) > RECORD_MAX:  # files of folders removed or renamed go first, then the oldest checked
+        record = {k: v for k, v in record.items() if os.path.exists(k)}
         keep = sorted(record.items(), key=lambda kv: kv[1].get("checked_ns", 0) if isinstance(kv[1], dict) else 0)
         record = dict(keep[-RECORD_MAX:])
     target = _record_path()
