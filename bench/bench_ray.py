@@ -93,6 +93,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source-mb", type=float, default=32.0)
     ap.add_argument("--shard-tokens", type=int, default=2_000_000)
+    ap.add_argument("--copies", type=int, default=1, help="index the source this many times (more work per task; "
+                    "each copy's documents get their own ids)")
     ap.add_argument("--cpus", type=int, default=2, help="local baseline: shards sorted at once")
     ap.add_argument("--cpus-per-node", type=int, default=1)
     ap.add_argument("--nodes", default="1,2")
@@ -111,9 +113,11 @@ def main() -> int:
 
     print("uptime before:", uptime(), flush=True)
     texts, chars = source_texts(args.source_mb)
-    docs = [Doc(f"f{i}", t, {"n": i}) for i, t in enumerate(texts)]
+    docs = [Doc(f"f{i}" + (f"-{c}" if c else ""), t, {"n": i, "copy": c})
+            for c in range(max(1, args.copies)) for i, t in enumerate(texts)]
     tok = load_tokenizer(str(ROOT / "demo" / "model"))
-    print(f"corpus: {len(texts)} files of Python source, {chars / 1e6:.1f} M characters", flush=True)
+    print(f"corpus: {len(texts)} files of Python source, {chars / 1e6:.1f} M characters"
+          + (f", {args.copies} copies" if args.copies > 1 else ""), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
     local = args.out / "local"
