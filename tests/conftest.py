@@ -42,11 +42,6 @@ def demo_server(tmp_path_factory):
 
     folder = demo_results_dir()
     assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROPME_CACHE_DIR", str(tmp_path_factory.mktemp("demo-cache")))  # read by the server at start
-    try:
-        with serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-demo.log") as url:
-            mp.undo()
-            yield url, folder
-    finally:
-        mp.undo()
+    with serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-demo.log",
+                   cache=tmp_path_factory.mktemp("demo-cache")) as url:
+        yield url, folder

@@ -80,10 +80,11 @@ def grid_ready(page, grid: str, timeout: int = 90_000) -> None:
 
 
 @contextmanager
-def serve_app(folder: Path | None, log_path: Path, entry: str = launch.ENTRY):
-    """``launch.serve`` for tests: yields the url; a server that does not start fails the test with its log."""
+def serve_app(folder: Path | None, log_path: Path, entry: str = launch.ENTRY, cache: Path | None = None):
+    """``launch.serve`` for tests (``cache``: the server's own cache root): yields the url; a server that does not
+    start fails the test with its log."""
     try:
-        with launch.serve(folder, log_path, entry) as (url, _):
+        with launch.serve(folder, log_path, entry, cache=cache) as (url, _):
             yield url
     except RuntimeError as e:
         pytest.fail(str(e))

@@ -23,11 +23,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(results: Path | None, log_path: Path, entry: str = ENTRY, timeout_s: float = 90.0):
+def serve(results: Path | None, log_path: Path, entry: str = ENTRY, timeout_s: float = 90.0,
+          cache: Path | None = None):
     """``streamlit run entry`` on 127.0.0.1 and a free port, its output in ``log_path``; yields (url, seconds
     from launch to a healthy server). ``results`` None: no results folder set (the app opens the demo); no
-    data root either. Raises RuntimeError with the log's tail when the server does not come up."""
+    data root either. ``cache``: the server's cache root (``PROPME_CACHE_DIR``), else this process's.
+    Raises RuntimeError with the log's tail when the server does not come up."""
     env = {k: v for k, v in os.environ.items() if k not in ("PROPME_DATA_ROOT", "PROPME_RESULTS_DIR")}
+    if cache is not None:
+        env["PROPME_CACHE_DIR"] = str(cache)
     if results is not None:
         env["PROPME_RESULTS_DIR"] = str(results)
     port = free_port()

@@ -37,15 +37,8 @@ CLOCK_JS = """(watch) => {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROPME_CACHE_DIR", str(cache))  # read by the server when it starts; undone right after
-    cm = serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-run.log")
-    url = cm.__enter__()
-    mp.undo()
-    try:
+    with serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-run.log", cache=cache) as url:
         yield url, cache, tmp_path_factory.mktemp("out")
-    finally:
-        cm.__exit__(None, None, None)
 
 
 def _type(page, key: str, value: str) -> None:

@@ -26,16 +26,9 @@ CUSTOM = "licence questions"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROPME_CACHE_DIR", str(cache))  # read by the server when it starts; undone right after
-    cm = serve_app(None, tmp_path_factory.mktemp("log") / "streamlit-workflow.log")
-    url = cm.__enter__()
-    mp.undo()
-    try:
+    log = tmp_path_factory.mktemp("log") / "streamlit-workflow.log"
+    with serve_app(None, log, cache=tmp_path_factory.mktemp("cache")) as url:
         yield url, tmp_path_factory.mktemp("work")
-    finally:
-        cm.__exit__(None, None, None)
 
 
 def _corpus(folder: Path) -> tuple[Path, Path]:
