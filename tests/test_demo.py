@@ -154,9 +154,9 @@ def test_demo_paths_point_into_the_bundle():
 
 def _by_dup(values: dict[int, list[float]]) -> list[float]:
     return [sum(v) / len(v) for _, v in sorted(values.items())]
+
+
 @pytest.mark.slow  # the demo model on all 36 planted records
-
-
 def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_tokenizer):
     """Discoverable extraction (greedy completion of eos + the record up to ``E-mail:`` reproduces the
     whole rest exactly), k of 6 records per duplication count: non-decreasing from 1 to 32 copies, none
@@ -174,9 +174,9 @@ def test_planted_greedy_extraction_count_rises_with_duplication(rows, model_and_
     counts = [extracted[d] for d in DUP_COUNTS]
     assert all(a <= b for a, b in itertools.pairwise(counts)), counts
     assert counts[0] == 0 and counts[-2:] == [RECORDS_PER_COUNT] * 2, counts
+
+
 @pytest.mark.slow  # the demo model on all 36 planted records
-
-
 def test_planted_extraction_probability_rises_with_duplication(rows, model_and_tokenizer):
     """The exact probability of the true rest (exp of minus the summed NLL) is non-decreasing in the
     duplication count, and 32 copies beat 1 copy by a wide margin (shipped run: 0.0000 -> 0.763)."""
@@ -207,9 +207,9 @@ def test_planted_extraction_probability_rises_with_duplication(rows, model_and_t
             logits = model(torch.tensor([ids + rest_ids[:i]])).logits[0, -1].double()
             p *= torch.softmax(logits, -1)[t].item()
     assert p == pytest.approx(probs[rec.dup_count][0], rel=1e-4)  # float32 logits, other batch shapes
+
+
 @pytest.mark.slow  # the demo model on all 36 planted records
-
-
 def test_planted_sampled_extraction_rate_rises_with_duplication(rows):
     """Seeded temperature-1 samples through core.generation.generate: the share reproducing the whole rest is far
     higher at 32 copies than at 1 (shipped run: 0.000 -> 0.775) and close to the exact probability."""

@@ -147,9 +147,9 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)  # after on_batch persisted about half
     run_experiment(cfg, progress=progress, cache=ResultCache(sys.argv[3]))
 """)
+
+
 @pytest.mark.slow  # a real run process, killed and resumed
-
-
 def test_killed_run_resumes_with_identical_results(tiny, tmp_path):
     cache_dir = tmp_path / "killed-cache"
     proc = subprocess.run([sys.executable, "-c", KILLER, str(tiny), str(tmp_path / "out"), str(cache_dir)],

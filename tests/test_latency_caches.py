@@ -50,9 +50,9 @@ def demo_run():
     folder = demo_results_dir()
     assert (folder / "manifest.json").is_file(), f"the shipped demo results are tracked in git: {folder}"
     return load_results(folder)
+
+
 @pytest.mark.slow  # every record of the shipped demo run
-
-
 def test_codec_decodes_every_demo_record_as_the_reflective_decoder(demo_run):
     for g, t in zip(demo_run.generations, demo_run.traces):
         for tp, value in ((Generation, g), (Prompt, g.prompt), (TraceResult, t), (tuple[Span, ...], t.spans)):
