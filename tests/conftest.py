@@ -7,14 +7,6 @@ from core.paths import CACHE_ENV
 from tests.fixtures_browser import CHROMIUM, serve_app
 
 
-def pytest_collection_modifyitems(config, items):
-    """Files holding slow tests (real browser, real model) run first, each file's tests in their own order: with
-    ``-n 2 --dist loadfile`` the long files then start early and the many short ones fill in at the end, rather
-    than one worker finishing a long file alone while the other waits."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)  # a stable sort: the order inside a file stays
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache_root(tmp_path_factory):
     """Tests never read or write the user's cache (``~/.cache/propme`` or ``$PROPME_CACHE_DIR``): each test
