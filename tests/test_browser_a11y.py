@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_browser import ARTIFACTS, CHROMIUM, IDLE, shot
+from tests.fixtures_browser import ARTIFACTS, CHROMIUM, settle, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +43,10 @@ def axe_violations(page) -> list[dict]:
 
 
 def _settled(page) -> None:
-    """The page's script ran to its end (Streamlit's running indicator gone) and its title is drawn."""
+    """The page's script ran to its end and nothing on it is left stale (``settle``: a stale element is drawn
+    faded, and axe would measure its faded colours), and its title is drawn."""
     page.wait_for_selector("h1", timeout=60_000)
-    page.wait_for_selector(IDLE, state="detached", timeout=60_000)
+    settle(page)
     page.wait_for_load_state("networkidle")
 
 
