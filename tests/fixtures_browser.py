@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests import launch
 
@@ -36,15 +37,28 @@ _IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]'
 _NEW_RUN_JS = "() => { const w = window.__propmeRuns; return w.done > w.seen && (" + _IDLE_JS + ")(); }"
 
 
+# What a settle() that timed out says about the page: which of the idle conditions failed.
+_STATE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
+  const stale = Array.from(document.querySelectorAll('[data-stale="true"]'));
+  return {url: location.pathname + location.search, runs: window.__propmeRuns || null,
+    connection: app && app.getAttribute('data-test-connection-state'),
+    script: app && app.getAttribute('data-test-script-state'),
+    running_indicator: !!document.querySelector('[data-testid="stStatusWidget"]'),
+    stale: stale.length, stale_first: stale.slice(0, 5).map(e => (e.getAttribute('data-testid') || e.tagName)
+      + ' ' + (e.className || '').toString().split(' ').filter(c => c.startsWith('st-key-')).join(' '))}; }"""
+
+
 def settle(page, timeout: int = 90_000) -> None:
     """Wait on page state, never a fixed time: on the first call for a page (after ``goto``), until the app is
     idle; on later calls (after a click, a key, an upload), until a run that began since the previous call has
     finished and the page is idle again. An action that starts no rerun therefore fails here, by timeout."""
     page.wait_for_selector('[data-testid="stApp"]', state="attached", timeout=timeout)
-    if page.evaluate(_WATCH_JS) == "new":
-        page.wait_for_function(_IDLE_JS, timeout=timeout)
-    else:
-        page.wait_for_function(_NEW_RUN_JS, timeout=timeout)
+    wait = _IDLE_JS if page.evaluate(_WATCH_JS) == "new" else _NEW_RUN_JS
+    try:
+        page.wait_for_function(wait, timeout=timeout)
+    except PlaywrightTimeout as e:
+        raise PlaywrightTimeout(f"{e.message.splitlines()[0]} waiting for the app to settle; page state: "
+                                f"{page.evaluate(_STATE_JS)}") from None
     page.evaluate("() => { window.__propmeRuns.seen = window.__propmeRuns.done; }")
 
 
