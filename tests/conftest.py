@@ -4,7 +4,7 @@ real-browser test module (each test opens its own page, i.e. its own Streamlit s
 import pytest
 
 from core.paths import CACHE_ENV
-from tests.fixtures_browser import CHROMIUM, serve_app
+from tests.fixtures_browser import CHROMIUM, WatchedBrowser, serve_app
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,7 +39,7 @@ def browser():
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                               "--disable-background-networking"])
-        yield b
+        yield WatchedBrowser(b)  # each page counts the Streamlit runs it sees finish (fixtures_browser.settle)
         b.close()
 
 

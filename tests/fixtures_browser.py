@@ -3,10 +3,12 @@ rerun to finish (on page state, never a fixed time), and screenshots into test-a
 Chromium, one per test module) is in tests/conftest.py."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests import launch
@@ -15,32 +17,18 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 IDLE = '[data-testid="stStatusWidget"]'  # Streamlit's "running" indicator: detached once a rerun is done
 
-# Runs the page has finished, counted from the app root's script state (Streamlit sets
-# ``data-test-script-state`` on ``stApp``: running -> notRunning when a run or a fragment run ends). A
-# MutationObserver sees every change, so a short rerun between two polls is still counted.
-_WATCH_JS = """() => {
-  if (window.__propmeRuns) return true;
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app) return false;
-  const w = window.__propmeRuns = {done: 0, seen: 0};
-  new MutationObserver(recs => { for (const r of recs)
-      if (r.oldValue !== 'notRunning' && app.getAttribute('data-test-script-state') === 'notRunning') w.done++; })
-    .observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
-  return 'new';
-}"""
 # Idle: connected, no script running, no running indicator, no element left stale by the last run.
 _IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
   return !!app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
     && app.getAttribute('data-test-script-state') === 'notRunning'
     && !document.querySelector('[data-testid="stStatusWidget"]')
     && !document.querySelector('[data-stale="true"]'); }"""
-_NEW_RUN_JS = "() => { const w = window.__propmeRuns; return w.done > w.seen && (" + _IDLE_JS + ")(); }"
-
-
+# Two animation frames: the page has drawn what the last message it received changed.
+_FRAMES_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 # What a settle() that timed out says about the page: which of the idle conditions failed.
 _STATE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
   const stale = Array.from(document.querySelectorAll('[data-stale="true"]'));
-  return {url: location.pathname + location.search, runs: window.__propmeRuns || null,
+  return {url: location.pathname + location.search,
     connection: app && app.getAttribute('data-test-connection-state'),
     script: app && app.getAttribute('data-test-script-state'),
     running_indicator: !!document.querySelector('[data-testid="stStatusWidget"]'),
@@ -48,25 +36,99 @@ _STATE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]
       + ' ' + (e.className || '').toString().split(' ').filter(c => c.startsWith('st-key-')).join(' '))}; }"""
 
 
+class _Runs:
+    """The Streamlit runs (whole-page or fragment) a page has seen finish, counted from the server's own
+    messages: every ``script_finished`` on the page's websocket, except a run cut short by a newer rerun.
+    (The app root's ``data-test-script-state`` is no count: a short run on a busy machine can go from
+    running to not running within one render, and the attribute never changes.)"""
+
+    def __init__(self) -> None:
+        self.done = self.seen = 0
+        self.socket = None
+
+    def watch(self, ws) -> None:
+        self.socket = ws
+        ws.on("framereceived", lambda payload: setattr(self, "done", self.done + _finished(payload)))
+
+
+def _finished(payload) -> bool:
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    if not isinstance(payload, bytes):
+        return False
+    msg = ForwardMsg()
+    msg.ParseFromString(payload)
+    return (msg.WhichOneof("type") == "script_finished"
+            and msg.script_finished != ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN)
+
+
+def watch_runs(page):
+    """Count the runs ``page`` sees finish (``settle`` waits on them). The ``browser`` fixture does this for every
+    page it opens, before the page connects."""
+    runs = page.__dict__.setdefault("_propme_runs", _Runs())
+    page.on("websocket", runs.watch)
+    return page
+
+
+class WatchedBrowser:
+    """The session's Chromium, as tests use it: every page it opens (``new_page``, or a page of a ``new_context``)
+    counts its finished runs (``watch_runs``); everything else is the Playwright browser's own."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_page(self, **kwargs):
+        return watch_runs(self._browser.new_page(**kwargs))
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.on("page", watch_runs)
+        return context
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+def _runs(page) -> _Runs:
+    runs = page.__dict__.get("_propme_runs")
+    assert runs is not None, "open the page with the `browser` fixture (it counts the page's runs for settle())"
+    return runs
+
+
 def settle(page, timeout: int = 90_000) -> None:
-    """Wait on page state, never a fixed time: on the first call for a page (after ``goto``), until the app is
-    idle; on later calls (after a click, a key, an upload), until a run that began since the previous call has
-    finished and the page is idle again. An action that starts no rerun therefore fails here, by timeout."""
-    page.wait_for_selector('[data-testid="stApp"]', state="attached", timeout=timeout)
-    wait = _IDLE_JS if page.evaluate(_WATCH_JS) == "new" else _NEW_RUN_JS
+    """Wait on page state, never a fixed time: until a run has finished that the previous call for this page did not
+    see (on the first call: the page's first run), and the page is idle and drawn. An action that starts no rerun
+    therefore fails here, by timeout, naming what the page shows."""
+    runs, deadline = _runs(page), time.monotonic() + timeout / 1000
     try:
-        page.wait_for_function(wait, timeout=timeout)
+        page.wait_for_selector('[data-testid="stApp"]', state="attached", timeout=timeout)
+        while runs.done <= runs.seen:  # events arrive only while Playwright waits: none is missed between these lines
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PlaywrightTimeout(f"Timeout {timeout}ms exceeded: no Streamlit run finished"
+                                        + ("" if runs.socket else " (the page opened no websocket)"))
+            try:
+                if runs.socket is None or runs.socket.is_closed():  # not connected yet, or reloading
+                    page.wait_for_event("websocket", timeout=left * 1000)
+                else:
+                    runs.socket.wait_for_event("framereceived", _finished, timeout=left * 1000)
+            except PlaywrightError:
+                pass  # a timeout is said above; a socket closed by a reload is replaced and waited on afresh
+        idle(page, max(1_000, int((deadline - time.monotonic()) * 1000)))
     except PlaywrightTimeout as e:
-        raise PlaywrightTimeout(f"{e.message.splitlines()[0]} waiting for the app to settle; page state: "
-                                f"{page.evaluate(_STATE_JS)}") from None
-    page.evaluate("() => { window.__propmeRuns.seen = window.__propmeRuns.done; }")
+        raise PlaywrightTimeout(f"{e.message.splitlines()[0]} waiting for the app to settle ({runs.done} runs "
+                                f"finished, {runs.seen} seen before); page state: {page.evaluate(_STATE_JS)}") from None
 
 
 def idle(page, timeout: int = 90_000) -> None:
-    """Wait until the app is idle (no rerun needed: e.g. before reading a page a test merely opened)."""
+    """Wait until the app is idle and drawn (no rerun needed: e.g. before reading a page a test merely opened);
+    the runs finished so far count as seen by ``settle``."""
     page.wait_for_function(_IDLE_JS, timeout=timeout)
-    if page.evaluate(_WATCH_JS) is not False:
-        page.evaluate("() => { window.__propmeRuns.seen = window.__propmeRuns.done; }")
+    page.evaluate(_FRAMES_JS)
+    page.wait_for_function(_IDLE_JS, timeout=timeout)
+    runs = page.__dict__.get("_propme_runs")
+    if runs is not None:
+        runs.seen = runs.done
 
 
 # A Streamlit text input, text area or number input commits on Enter (a text area: Ctrl+Enter) only once it has
