@@ -86,6 +86,9 @@ def _real_run(tmp_path_factory) -> SimpleNamespace:
     texts = licence_texts()
     for name, text in texts.items():
         (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
+    # the model first: its load parses the GGUF file once for the tokenizer, config and weights, and the tokenizer
+    # read then is the one load_tokenizer returns (one per process)
+    lm = load_model(ModelConfig(name_or_path=str(gguf), device="cpu", dtype="float32"))
     tok = load_tokenizer(str(gguf))
     docs = load_corpus(CorpusConfig(path=str(corpus), format="txt", id_field=None)).documents
     index = build_index(docs, tok, folder / "index", cpus=1, holdout=HoldoutConfig())  # the CLI's default floor
@@ -122,7 +125,6 @@ n_prompts = 3
 prompts_path = "questions.jsonl"
 """)
     cfg = load_experiment(folder / "real.toml")
-    lm = load_model(ModelConfig(name_or_path=str(gguf), device="cpu", dtype="float32"))
     loads = []
 
     def loaded_once(mcfg):  # the run gets the model loaded above: de-quantizing twice would double the cost

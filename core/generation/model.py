@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import torch
 from core.config import ModelConfig
 from core.errors import ModelLoadError
 from core.generation.model_identity import model_identity
+from core.index.gguf_reads import shared_reads
 from core.index.tokenizer import gguf_location, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -130,8 +132,6 @@ def _check_local_folder(folder: Path) -> bool:
 
 def load_model(cfg: ModelConfig) -> LoadedModel:
     """Load ``cfg.name_or_path`` (local folder or hub id) for generation; raises ModelLoadError."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.trust_remote_code:
@@ -139,6 +139,14 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     folder = Path(cfg.name_or_path).expanduser()
     kwargs: dict[str, Any] = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     gguf = gguf_location(cfg.name_or_path)
+    with shared_reads() if gguf is not None else nullcontext():  # a GGUF file is parsed once, not three times
+        return _load(cfg, folder, gguf, kwargs, device, dtype)
+
+
+def _load(cfg: ModelConfig, folder: Path, gguf: tuple[Path, str] | None, kwargs: dict[str, Any], device: str,
+          dtype: str) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     if gguf is not None:
         source = str(gguf[0])
         kwargs["gguf_file"] = gguf[1]

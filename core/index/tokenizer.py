@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import ModelLoadError, PropMeError
+from core.index.gguf_reads import shared_reads
 from core.jsonio import read_json
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def _load_gguf_tokenizer(folder: Path, name: str):
     key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _GGUF_CACHE:
         try:
-            _GGUF_CACHE[key] = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
+            with shared_reads():
+                _GGUF_CACHE[key] = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
         except ImportError as e:
             raise ModelLoadError(f"{file}: reading a .gguf file needs the 'gguf' package ({e}); "
                                  "pip install -r requirements.txt") from None
