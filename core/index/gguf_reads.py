@@ -3,11 +3,12 @@
 Loading a GGUF model with transformers parses the file's metadata once for the config and again for the weights
 (``gguf.GGUFReader``, about 4 s each for SmolLM2-135M's 49k-token vocabulary), and builds the same tensor-name
 map once per tensor (``gguf.get_tensor_name_map``, 397 times, 5.5 s): most of a 13 s load, in which
-de-quantizing takes 1.4 s (cProfile, one torch thread). Inside :func:`shared_reads` a file is parsed once (one reader per file and mode, shared by
-every read of that load) and each name map is built once per process; the loaded weights, config and tokenizer are
-what transformers builds without it: on SmolLM2-135M all 273 tensors, the config and the tokenizer's ids for a
-licence text were equal, and the load took 7.3 s for tokenizer and model against 15.7 s (2026-12-06, one torch
-thread). tests/test_gguf_reads.py checks the sharing itself on a small GGUF file.
+de-quantizing takes 1.4 s (cProfile, one torch thread). Inside :func:`shared_reads` a file is parsed once (one
+reader per file and mode, shared by every read of that load) and each name map is built once per process.
+
+What loads is what transformers builds without it: on SmolLM2-135M all 273 tensors, the config and the
+tokenizer's ids for a licence text were equal, and tokenizer and model loaded in 7.3 s against 15.7 s
+(2026-12-06, one torch thread). tests/test_gguf_reads.py checks the sharing itself on a small GGUF file.
 
 Both names are looked up on the ``gguf`` module when transformers calls them, so they are swapped there for the
 duration of a load and put back after it. Loads that share them run one at a time (a lock); nested uses share the
