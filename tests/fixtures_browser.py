@@ -131,6 +131,17 @@ def idle(page, timeout: int = 90_000) -> None:
         runs.seen = runs.done
 
 
+def eventually(page, js: str, arg=None, timeout: int = 60_000) -> bool:
+    """Wait until the page function ``js`` (given ``arg``) holds and the app is idle; False when it does not within
+    ``timeout`` ms, so the caller's assertion says what the page shows instead."""
+    try:
+        page.wait_for_function(js, arg=arg, timeout=timeout)
+        idle(page)
+    except PlaywrightTimeout:
+        return False
+    return True
+
+
 # A Streamlit text input, text area or number input commits on Enter (a text area: Ctrl+Enter) only once it has
 # re-rendered as edited: its key handler reads the "edited" flag of its last render, so a key pressed right after
 # ``fill`` on a busy machine can come before that render and commit nothing. That render shows the widget's

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.fixtures_app import write_run
-from tests.fixtures_browser import CHROMIUM, colours_by_setting, idle, serve_app, settle, shot
+from tests.fixtures_browser import CHROMIUM, colours_by_setting, eventually, serve_app, settle, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -45,13 +45,8 @@ def _colours(charts) -> dict[str, set]:
 def _charts(page, n: int) -> list[dict]:
     """Once exactly ``n`` plotly charts are on the page, all drawn, and the app is idle: every chart on the page.
     (A rerun can show the old chart beside its replacement for a moment: that passing state is not read.)"""
-    try:
-        page.wait_for_function("n => { const c = document.querySelectorAll('.js-plotly-plot');"
-                               " return c.length === n && Array.from(c).every(d => d.querySelector('.main-svg')); }",
-                               arg=n, timeout=90_000)
-        idle(page)
-    except PlaywrightTimeout:
-        pass  # the assertion below says what is on the page
+    eventually(page, "n => { const c = document.querySelectorAll('.js-plotly-plot');"
+               " return c.length === n && Array.from(c).every(d => d.querySelector('.main-svg')); }", n, 90_000)
     charts = page.evaluate(CHARTS_JS)
     assert len(charts) == n and all(c["drawn"] for c in charts), charts
     return charts

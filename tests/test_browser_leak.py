@@ -10,14 +10,13 @@ import re
 import urllib.parse
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app import leak_views
 from app.views import explore, tables
 from core.records import GenKey
 from core.reports import leaks
 from core.runs.results import load_results
-from tests.fixtures_browser import commit, grid_ready, idle
+from tests.fixtures_browser import commit, eventually, grid_ready, idle
 from tests.fixtures_browser import settle as _settle
 from tests.fixtures_browser import shot as _shot
 from tests.test_render import expected_marks, visible
@@ -41,11 +40,7 @@ def _wait_selected(page, ix: int) -> None:
 def _marks_once(page, want, timeout: int = 20_000):
     """The page's marks once they equal ``want``, or as they are after ``timeout`` ms (the assert says what
     differs)."""
-    try:
-        page.wait_for_function(f"want => JSON.stringify(({MARKS_IN})('')) === JSON.stringify(want)", arg=want,
-                               timeout=timeout)
-    except PlaywrightTimeout:
-        pass
+    eventually(page, f"want => JSON.stringify(({MARKS_IN})('')) === JSON.stringify(want)", want, timeout)
     return page.evaluate(MARKS_IN, "")
 
 
@@ -125,12 +120,8 @@ def test_clicking_the_longest_span_shows_its_documents_matched_and_in_view(demo,
     page.wait_for_selector(".propme-span-view mark.propme-doc-match", timeout=60_000)
     _settle(page)
     first_doc = leaks.group_windows(trace.spans[longest].docs)[0].doc_ixs[0]
-    try:  # the page switch can take two runs on a loaded machine (the input shows the linked document after both)
-        page.wait_for_function("d => document.querySelector('.st-key-corpus_doc_ix input')?.value === d",
-                               arg=str(first_doc), timeout=30_000)
-        idle(page)
-    except PlaywrightTimeout:
-        pass  # the assertions below say what differs
+    # the page switch can take two runs on a loaded machine (the input shows the linked document after both)
+    eventually(page, "d => document.querySelector('.st-key-corpus_doc_ix input')?.value === d", str(first_doc), 30_000)
     assert _query(page)["doc"] == str(first_doc)
     assert page.locator(".st-key-corpus_doc_ix input").input_value() == str(first_doc)
     page.close()
@@ -222,15 +213,11 @@ def test_completion_label_matches_the_shown_completion_after_every_filter_change
     for setting in ("prefix", "specific", "all", "generic", "all", "prefix", "generic"):
         _choose(page, "ex_setting", setting)
         # once the rerun is over the label names the completion in the URL (the bug: never, it kept the old one)
-        try:
-            page.wait_for_function("""s => { const q = new URLSearchParams(location.search);
-                const v = document.querySelector('.st-key-ex_pick input')?.value || '';
-                const f = document.querySelector('.st-key-ex_setting input')?.value;
-                return f === s && (s === 'all' || q.get('setting') === s)
-                    && v.startsWith(`${q.get('setting')} / ${q.get('prompt')} / sample ${q.get('sample')}:`); }""",
-                                   arg=setting, timeout=60_000)
-        except PlaywrightTimeout:
-            pass  # the assertions below say what differs
+        eventually(page, """s => { const q = new URLSearchParams(location.search);
+            const v = document.querySelector('.st-key-ex_pick input')?.value || '';
+            const f = document.querySelector('.st-key-ex_setting input')?.value;
+            return f === s && (s === 'all' || q.get('setting') === s)
+                && v.startsWith(`${q.get('setting')} / ${q.get('prompt')} / sample ${q.get('sample')}:`); }""", setting)
         idle(page)
         q = _query(page)
         key = GenKey(q["setting"], q["prompt"], int(q["sample"]))
