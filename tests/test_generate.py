@@ -130,7 +130,7 @@ def test_progress_reports_generations_and_token_rate(tiny_lm):
     events = []
     generate(tiny_lm, PROMPTS, DecodingConfig(max_new_tokens=4, batch_size=3), progress=events.append)
     assert [e.done for e in events] == [0, 3, 6, 8] and all(e.total == 8 for e in events)
-    assert events[0].rate is None and "first batch of 3" in events[0].message  # said before the first batch
+    assert events[0].rate is None and "first batch of 3 (with 1 more, interleaved)" in events[0].message  # before it
     assert events[-1].stage == "generate" and events[-1].rate > 0 and events[-1].eta_s == 0
     for e in events[1:]:  # rate in generations/s, the unit of done/total: rate and ETA agree
         assert e.eta_s == pytest.approx((e.total - e.done) / e.rate) and "tokens/s" in e.message

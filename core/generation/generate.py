@@ -18,8 +18,9 @@ Guarantees (tested in tests/test_generate.py):
   (``finish_reason="eos"``, eos not included) or after ``max_new_tokens`` (``"length"``).
 * A CUDA out-of-memory error halves the batch size and retries the same prompts.
 * Speed: rows are sorted by prompt length before batching (length buckets: little padding), rows
-  that finish leave the batch and its cache, and the cache goes in through the installed
-  transformers' own argument (``cache``; ``past_key_values`` is deprecated and removed in 5.40).
+  that finish leave the batch and its cache, the cache grows in place (:mod:`core.generation.kv_cache`)
+  and goes in through the installed transformers' own argument (``cache``; ``past_key_values`` is
+  deprecated and removed in 5.40).
   On a CPU two batches decode interleaved, weight by weight (:mod:`core.generation.interleave`): each makes
   the same forward calls as alone, so its tokens are the same, and each weight is read from memory
   once for both.
@@ -34,13 +35,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
 
 from core.config import DecodingConfig
 from core.errors import ConfigError, GenerationError, PromptSetError
+from core.generation.interleave import run_interleaved
+from core.generation.kv_cache import in_place_cache
 from core.generation.model import LoadedModel, context_length
 from core.generation.sampling import choose_tokens
-from core.generation.interleave import run_interleaved
 from core.generation.seeds import row_seed
 from core.progress import ProgressEvent, ProgressFn, rated_event
 from core.records import Generation, GenKey, Prompt
@@ -176,7 +177,7 @@ def _generate_batch(lm: LoadedModel, rows: Sequence[_Row], cfg: DecodingConfig, 
     alive = list(range(n))  # original row numbers of the rows still decoding
     out: list[list[int]] = [[] for _ in rows]
     reason = ["length"] * n
-    past, cur, length = DynamicCache(), input_ids, width
+    past, cur, length = in_place_cache(width + cfg.max_new_tokens), input_ids, width
     for step in range(cfg.max_new_tokens):
         result = lm.model(input_ids=cur, attention_mask=attn_full[:, :length], position_ids=positions,
                           use_cache=True, **{fwd[0]: past}, **fwd[1])  # the cache is filled in place
@@ -242,8 +243,11 @@ def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig,
     results: list[Generation | None] = [None] * len(rows)
     batch_size, start, tokens, t0 = cfg.batch_size, 0, 0, time.perf_counter()
     if progress is not None and rows:  # before the first (slowest) batch: say what is coming
+        together = min(interleave, -(-len(rows) // batch_size))
         progress(ProgressEvent("generate", 0, len(rows), "generations", None, None,
-                               f"first batch of {min(batch_size, len(rows))}, up to {cfg.max_new_tokens} tokens each"))
+                               f"first batch of {min(batch_size, len(rows))}"
+                               + (f" (with {together - 1} more, interleaved)" if together > 1 else "")
+                               + f", up to {cfg.max_new_tokens} tokens each"))
     while start < len(rows_by_len):
         group = [rows_by_len[i:i + batch_size]
                  for i in range(start, min(start + interleave * batch_size, len(rows_by_len)), batch_size)]
