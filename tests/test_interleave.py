@@ -15,7 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from core.config import DecodingConfig
 from core.generation.generate import generate
-from core.generation.interleave import run_interleaved, handover_points
+from core.generation.interleave import handover_points, run_interleaved
 from core.records import Prompt
 from tests import fixtures_model
 
