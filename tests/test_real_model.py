@@ -108,7 +108,7 @@ dtype = "float32"
 
 [decoding]
 max_new_tokens = {MAX_NEW}
-batch_size = 3
+batch_size = 2  # 3 prompts per setting: two batches, decoded interleaved on the CPU (core/generation/interleave.py)
 
 [metrics]
 bootstrap_samples = 200
