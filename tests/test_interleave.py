@@ -70,6 +70,21 @@ def test_a_job_that_makes_more_calls_goes_on_alone():
     assert torch.equal(got[0], model(model(x))) and torch.equal(got[1], model(x[:1])) and got[2] == 7
 
 
+def test_on_done_hears_of_each_job_as_it_ends_while_the_others_go_on():
+    model = Stack()
+    log: list = []
+    handles = _log_applications(model, log)
+    x = torch.ones(2, 4)
+    got = run_interleaved(model, [lambda: model(x[:1]), lambda: model(model(x))],
+                          on_done=lambda i, result: log.append(("done", i)))
+    for h in handles:
+        h.remove()
+    # job 0 (1 row) is done as soon as it applied the last layer; job 1 (2 rows) goes on with its second pass
+    assert log == [(1, "layers.0"), (2, "layers.0"), (1, "layers.1"), (2, "layers.1"), (1, "layers.2"), ("done", 0),
+                   (2, "layers.2"), (2, "layers.0"), (2, "layers.1"), (2, "layers.2"), ("done", 1)]
+    assert torch.equal(got[1], model(model(x)))
+
+
 def test_an_error_in_one_job_is_raised_and_the_others_are_unwound():
     model = Stack()
     unwound = []

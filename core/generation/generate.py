@@ -241,19 +241,31 @@ def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig,
     if interleave is None:
         interleave = CPU_BATCHES_INTERLEAVED if torch.device(model.device).type == "cpu" else 1
     results: list[Generation | None] = [None] * len(rows)
-    batch_size, start, tokens, t0 = cfg.batch_size, 0, 0, time.perf_counter()
+    batch_size, pending, done, tokens, t0 = cfg.batch_size, rows_by_len, 0, 0, time.perf_counter()
     if progress is not None and rows:  # before the first (slowest) batch: say what is coming
         together = min(interleave, -(-len(rows) // batch_size))
         progress(ProgressEvent("generate", 0, len(rows), "generations", None, None,
                                f"first batch of {min(batch_size, len(rows))}"
                                + (f" (with {together - 1} more, interleaved)" if together > 1 else "")
                                + f", up to {cfg.max_new_tokens} tokens each"))
-    while start < len(rows_by_len):
-        group = [rows_by_len[i:i + batch_size]
-                 for i in range(start, min(start + interleave * batch_size, len(rows_by_len)), batch_size)]
+
+    def finished(group: list[list[_Row]], i: int, result: tuple[list[Generation], int]) -> None:
+        """Batch ``group[i]`` ended: its generations are kept, passed on and counted at once."""
+        nonlocal done, tokens
+        gens, n_tok = result
+        done, tokens = done + len(gens), tokens + n_tok
+        for r, g in zip(group[i], gens):
+            results[r.order] = g
+        if on_batch is not None:
+            on_batch(gens)
+        if progress is not None:
+            progress(generation_progress(done, len(rows), tokens, time.perf_counter() - t0, batch_size))
+
+    while pending:
+        group = [pending[i:i + batch_size] for i in range(0, min(len(pending), interleave * batch_size), batch_size)]
         try:
-            done = run_interleaved(model.model, [functools.partial(_generate_batch, model, chunk, cfg, eos, fwd)
-                                              for chunk in group])
+            run_interleaved(model.model, [functools.partial(_generate_batch, model, chunk, cfg, eos, fwd)
+                                          for chunk in group], on_done=functools.partial(finished, group))
         except torch.cuda.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -264,14 +276,7 @@ def generate(model: LoadedModel, prompts: Sequence[Prompt], cfg: DecodingConfig,
                     "dtype, or a bigger GPU") from None
             batch_size = max(1, batch_size // 2)
             log.warning("CUDA out of memory: retrying with batch size %d", batch_size)
+            pending = [r for r in pending if results[r.order] is None]  # batches that finished are kept
             continue
-        for chunk, (gens, n_tok) in zip(group, done):
-            start += len(chunk)
-            tokens += n_tok
-            for r, g in zip(chunk, gens):
-                results[r.order] = g
-            if on_batch is not None:
-                on_batch(gens)
-            if progress is not None:
-                progress(generation_progress(start, len(rows), tokens, time.perf_counter() - t0, batch_size))
+        pending = pending[sum(map(len, group)):]
     return [g for g in results if g is not None]

@@ -38,14 +38,22 @@ def handover_points(model: torch.nn.Module) -> list[torch.nn.Module]:
             if not list(m.children()) and any(p.dim() == 2 for p in m.parameters(recurse=False))]
 
 
-def run_interleaved(model: torch.nn.Module, jobs: Sequence[Callable[[], T]]) -> list[T]:
+def run_interleaved(model: torch.nn.Module, jobs: Sequence[Callable[[], T]],
+                    on_done: Callable[[int, T], None] | None = None) -> list[T]:
     """Run ``jobs`` (each making forward calls of ``model``) in turns at the model's :func:`handover_points`;
-    returns their results in order. An exception in one job stops the others (unwound where they wait)
-    and is raised here. Runs under ``torch.inference_mode`` (the jobs share the thread's autograd mode)."""
+    returns their results in order. ``on_done(i, result)`` is called as soon as job ``i`` returns, while
+    the others go on (so finished work can be saved at once). An exception in a job or in ``on_done``
+    stops the other jobs (unwound where they wait) and is raised here. Runs under
+    ``torch.inference_mode`` (the jobs share the thread's autograd mode)."""
+    done = on_done or (lambda i, result: None)
     points = handover_points(model) if len(jobs) > 1 else []
+    results: list = [None] * len(jobs)
     if not points:
         with torch.inference_mode():
-            return [job() for job in jobs]
+            for i, job in enumerate(jobs):
+                results[i] = job()
+                done(i, results[i])
+        return results
     main = getcurrent()
     workers = [greenlet(job) for job in jobs]
     waiting = set(workers)
@@ -55,7 +63,6 @@ def run_interleaved(model: torch.nn.Module, jobs: Sequence[Callable[[], T]]) -> 
             main.switch()
 
     handles = [m.register_forward_pre_hook(hand_over) for m in points]
-    results: list = [None] * len(jobs)
     try:
         with torch.inference_mode():
             alive = list(range(len(workers)))
@@ -65,6 +72,7 @@ def run_interleaved(model: torch.nn.Module, jobs: Sequence[Callable[[], T]]) -> 
                     if workers[i].dead:
                         results[i] = value
                         alive.remove(i)
+                        done(i, value)
     finally:
         for h in handles:
             h.remove()
