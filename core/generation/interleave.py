@@ -6,10 +6,12 @@ decoded one after the other read every weight twice. :func:`run_interleaved` run
 batch A runs up to the next weight-holding module of the decoder layers (a linear projection), batch B
 runs up to the same module, then A applies it, then B, while its weights are still in the CPU cache.
 Each batch makes exactly the forward calls it would make alone, with the same shapes and the same
-kernels, so its logits (and tokens) are bit-identical; only the order of the work changes. Measured on
-the 2-core machine (tests/test_interleave.py checks the order and the equality; the speed is in
-bench/bench_generate.py): two decode steps of SmolLM2-135M at batch 8 took 127 ms in turns against
-149-184 ms one after the other.
+kernels, so its logits (and tokens) are bit-identical; only the order of the work changes
+(tests/test_interleave.py checks the order and the equality). ``bench/bench_generate.py --steps``
+measures it on the 2-core machine: an MLP projection of 3.5 MB applied to 8 rows takes 0.35 ms cold and
+0.19 ms hot, so two batches take 0.72 ms one after the other and 0.53 ms interleaved (1.31-1.38x, the
+ceiling); whole decode steps gain less (the 113 MB output projection cannot stay in the cache) and
+vary with the machine: 1.00-1.22x in three rounds (BENCHMARKS.md).
 
 The jobs are greenlets (one OS thread, so torch's thread-local modes and its OpenMP pool are shared,
 and no other thread spins while one batch computes). The hand-over points are forward pre-hooks on the
