@@ -134,7 +134,7 @@ class DecodingConfig:
     num_samples: int = 1  # completions per prompt (sample index 0..n-1)
     max_new_tokens: int = 256  # completion budget
     max_prompt_tokens: int = 256  # prompts are truncated (keeping their start) to this many tokens
-    batch_size: int = 16  # prompts per forward batch (halved on CUDA out-of-memory)
+    batch_size: int = 16  # prompts per forward batch (halved on CUDA out-of-memory; a CPU decodes two at once, interleaved)
     seed: int = 42  # base seed; each (prompt, sample index) derives its own
 
     def __post_init__(self):
