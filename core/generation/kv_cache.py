@@ -22,8 +22,8 @@ except ImportError:  # transformers before the per-layer cache API (< 4.56): the
 
 if DynamicLayer is not None:
     class InPlaceLayer(DynamicLayer):
-        """One layer's keys and values in a buffer of ``capacity`` positions, grown (copied) only
-        when a write would not fit; ``keys``/``values`` are views of the filled part."""
+        """One layer's keys and values in a buffer of ``capacity`` positions, grown (copied, at least
+        doubled) only when a write would not fit; ``keys``/``values`` are views of the filled part."""
 
         def __init__(self, capacity: int, **kwargs):
             super().__init__(**kwargs)
@@ -43,7 +43,7 @@ if DynamicLayer is not None:
             t = self.get_seq_length()
             n = t + key_states.shape[-2]
             if not self._holds_own_view(n):
-                size = max(n, self.capacity)
+                size = max(n, self.capacity, 2 * (self._k.shape[-2] if self._k is not None else 0))  # doubling
                 self._k = key_states.new_empty((*key_states.shape[:2], size, key_states.shape[-1]))
                 self._v = value_states.new_empty((*value_states.shape[:2], size, value_states.shape[-1]))
                 if t:
