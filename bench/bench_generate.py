@@ -333,6 +333,41 @@ def linear_passes(d_in: int = 576, d_out: int = 1536, weights: int = 60, rows: i
           f"one input of {2 * rows} rows {double:.3f} ms; {_load()}")
 
 
+def long_cache_steps(lm: LoadedModel, batch: int = 16, prompt: int = 250, steps: int = 40, rounds: int = 2) -> None:
+    """What the in-place cache saves where the cache is long: decode steps of ``batch`` rows after a
+    ``prompt``-token prompt with transformers' ``DynamicCache`` (one ``torch.cat`` of the whole cache per
+    layer and step) and with core/generation/kv_cache.py; median step time of each (the first 5 steps
+    warm up), rounds alternating the order, logits asserted bit-identical."""
+    from transformers import DynamicCache
+
+    from core.generation.kv_cache import in_place_cache
+
+    model = lm.model
+    ids = torch.randint(100, 40000, (batch, prompt), generator=torch.Generator().manual_seed(0))
+
+    def run(in_place: bool) -> tuple[float, list[torch.Tensor]]:
+        with torch.inference_mode():
+            past = in_place_cache(prompt + steps) if in_place else DynamicCache()
+            out = model(input_ids=ids, cache=past, use_cache=True, logits_to_keep=1)
+            cur, times, logits = out.logits[:, -1].argmax(-1)[:, None], [], []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                out = model(input_ids=cur, cache=past, use_cache=True, logits_to_keep=1)
+                times.append(time.perf_counter() - t0)
+                logits.append(out.logits[:, -1].clone())
+                cur = out.logits[:, -1].argmax(-1)[:, None]
+        times = sorted(times[5:])
+        return times[len(times) // 2], logits
+
+    print(f"\ndecode steps of {batch} rows with {prompt}-{prompt + steps} cached positions; {_load()}")
+    for r in range(rounds):
+        got = {w: run(w) for w in ((False, True) if r % 2 == 0 else (True, False))}
+        same = all(torch.equal(a, b) for a, b in zip(got[False][1], got[True][1]))
+        print(f"  round {r + 1}: DynamicCache {got[False][0] * 1e3:.1f} ms/step, in-place {got[True][0] * 1e3:.1f} ms/step "
+              f"({got[False][0] / got[True][0]:.2f}x); logits bit-identical: {same}")
+        assert same, "the in-place cache gave other logits"
+
+
 def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -359,7 +394,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps:
         linear_passes(rows=args.batch or 8)
-        decode_steps(smollm2(args.device, args.dtype), args.batch or 8)
+        lm = smollm2(args.device, args.dtype)
+        decode_steps(lm, args.batch or 8)
+        long_cache_steps(lm)
         return
     if args.smollm2:
         bench_smollm2(args.new_tokens, args.repeats, args.workloads.split(","), args.device, args.dtype, args.batch,

@@ -9,9 +9,10 @@ Each batch makes exactly the forward calls it would make alone, with the same sh
 kernels, so its logits (and tokens) are bit-identical; only the order of the work changes
 (tests/test_interleave.py checks the order and the equality). ``bench/bench_generate.py --steps``
 measures it on the 2-core machine: an MLP projection of 3.5 MB applied to 8 rows takes 0.35 ms cold and
-0.19 ms hot, so two batches take 0.72 ms one after the other and 0.53 ms interleaved (1.31-1.38x, the
-ceiling); whole decode steps gain less (the 113 MB output projection cannot stay in the cache) and
-vary with the machine: 1.00-1.22x in three rounds (BENCHMARKS.md).
+0.19 ms hot, so two batches take 0.72 ms one after the other and 0.53 ms interleaved (1.31-1.46x over
+runs: the ceiling); single decode steps gain less (the 113 MB output projection cannot stay in the
+cache) and swing with the machine (0.95-1.41x by round); whole generations of short uniform prompts
+ran 1.04-1.25x transformers' ``generate`` in all 17 runs (BENCHMARKS.md).
 
 The jobs are greenlets (one OS thread, so torch's thread-local modes and its OpenMP pool are shared,
 and no other thread spins while one batch computes). The hand-over points are forward pre-hooks on the

@@ -5,7 +5,9 @@ cache of every layer at every step (6 % of a SmolLM2-135M decode step at batch 8
 traffic that pushes the weights out of the CPU cache). :func:`in_place_cache` writes each step into
 a buffer allocated once for the whole completion and hands attention a view of its filled part:
 the same values in the same layout (rows of ``head_dim`` floats), so attention reads exactly what it
-read from the concatenated tensor and the logits are bit-identical (tests/test_kv_cache.py).
+read from the concatenated tensor and the logits are bit-identical (tests/test_kv_cache.py). Where
+the cache is long it shows: decode steps of 16 rows at 250-290 cached positions ran 1.00-1.29x as fast
+as with ``DynamicCache`` (``bench/bench_generate.py --steps``); on short caches, nothing measurable.
 """
 from __future__ import annotations
 
