@@ -166,21 +166,17 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny_lm, caplog):
     assert "retrying with batch size 4" in caplog.text
 
 
-class _EosThenOOM(torch.nn.Module):
+class _EosThenOOM(_OOMOnce):
     """Wraps a model: a batch of 4 rows is told to stop (eos) at its first step; a batch of 3 rows runs
     out of memory once, at its third forward call, after the 4-row batch decoding beside it ended."""
 
     def __init__(self, model, eos: int):
-        super().__init__()
-        self.inner, self.config, self.generation_config = model, model.config, model.generation_config
-        self.eos, self.calls, self.raised = eos, [], False
-
-    def get_output_embeddings(self):
-        return self.inner.get_output_embeddings()
+        super().__init__(model)
+        self.eos = eos
 
     def forward(self, input_ids=None, **kw):
-        self.calls.append(input_ids.shape[0])
-        if not self.raised and input_ids.shape[0] == 3 and self.calls.count(3) == 3:
+        self.batch_sizes.append(input_ids.shape[0])
+        if not self.raised and input_ids.shape[0] == 3 and self.batch_sizes.count(3) == 3:
             self.raised = True
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         out = self.inner(input_ids=input_ids, **kw)
@@ -200,7 +196,7 @@ def test_out_of_memory_in_interleaved_batches_keeps_the_batch_that_ended(tiny_lm
     assert wrapped.raised and _ids(got) == want
     assert [len(b) for b in batches] == [4, 2, 1]  # the ended batch kept once; the other retried at batch size 2
     assert sum(g.finish_reason == "eos" and not g.completion_ids for g in got) == 4
-    assert wrapped.calls.count(4) == 1  # the batch that ended was not decoded again
+    assert wrapped.batch_sizes.count(4) == 1  # the batch that ended was not decoded again
 
 
 def test_repetition_penalty_matches_transformers():
