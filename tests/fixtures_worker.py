@@ -32,7 +32,8 @@ def spin(pidfile: str, grandchild: bool, progress):
 def stuck_in_the_model() -> None:
     """Never returns. Decoded interleaved with another batch (core/generation/interleave.py: a greenlet
     below the one running the batches), it hands over at every turn as a batch stuck in the model would,
-    so the other batch ends and is saved; decoded alone, it sleeps."""
+    so the other batch ends and is saved, and naps a millisecond per turn so that it does not hold a core
+    (the test suite's other worker runs timing tests); decoded alone, it sleeps."""
     import greenlet
 
     while True:
@@ -40,6 +41,7 @@ def stuck_in_the_model() -> None:
         if parent is None:
             time.sleep(FOREVER)
         parent.switch()
+        time.sleep(0.001)
 
 
 def slow_run(stage: str, cfg, corpus, root, progress):
